@@ -103,7 +103,7 @@ inline auto get_obj(VT v8_obj) -> Local<Object> {
 JS_FN(mmap_map) {
     Nan::HandleScope();
 
-    if (info.Length() < 4 && info.Length() > 6) {
+    if (info.Length() < 4 || info.Length() > 6) {
         return Nan::ThrowError(
             "map() takes 4, 5 or 6 arguments: (size :int, protection :int, flags :int, fd :int [, offset :int [, advise :int]])."
         );
@@ -117,11 +117,12 @@ JS_FN(mmap_map) {
     // Offset and advise are optional
 
     constexpr void* hinted_address  = nullptr;  // Just making things uber-clear...
-    const size_t    size            = static_cast<size_t>(get_v<int>(info[0]));
+    // snapmount: size and offset are 64-bit; reading them as int silently wrapped maps past 2 GiB.
+    const size_t    size            = static_cast<size_t>(get_v<int64_t>(info[0]));
     const int       protection      = get_v<int>(info[1]);
     const int       flags           = get_v<int>(info[2]);
     const int       fd              = get_v<int>(info[3]);
-    const size_t    offset          = static_cast<size_t>(get_v<int>(info[4], 0));
+    const off_t     offset          = static_cast<off_t>(get_v<int64_t>(info[4], 0));
     const int       advise          = get_v<int>(info[5], 0);
 
     char* data = static_cast<char*>( mmap( hinted_address, size, protection, flags, fd, offset) );
@@ -184,8 +185,8 @@ JS_FN(mmap_advise) {
             return do_mmap_advice(data, size, advise);
         }
         else {
-            int offset = get_v<int>(info[1], 0);
-            int length = get_v<int>(info[2], 0);
+            size_t offset = static_cast<size_t>(get_v<int64_t>(info[1], 0));
+            size_t length = static_cast<size_t>(get_v<int64_t>(info[2], 0));
             int advise = get_v<int>(info[3], 0);
             return do_mmap_advice(data + offset, length, advise);
         }
@@ -281,8 +282,8 @@ JS_FN(mmap_sync_lib_private_) {
     Local<Object>   buf             = get_obj(info[0]); // info[0]->ToObject(); // get_v<Local<Object>>(info[0]);
     char*           data            = node::Buffer::Data(buf);
 
-    int             offset          = get_v<int>(info[1], 0);
-    size_t          length          = get_v<int>(info[2], 0);
+    size_t          offset          = static_cast<size_t>(get_v<int64_t>(info[1], 0));
+    size_t          length          = static_cast<size_t>(get_v<int64_t>(info[2], 0));
     bool            blocking_sync   = get_v<bool>(info[3], false);
     bool            invalidate      = get_v<bool>(info[4], false);
     int             flags           = ( (blocking_sync ? MS_SYNC : MS_ASYNC) | (invalidate ? MS_INVALIDATE : 0) );
