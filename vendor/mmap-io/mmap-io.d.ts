@@ -26,4 +26,4 @@ declare type MmapIo = {
     readonly PAGESIZE: number;
 };
 declare const mmap: MmapIo;
-export default mmap;
+export = mmap;

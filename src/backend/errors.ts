@@ -1,0 +1,46 @@
+import { InputError, SnapmountError } from '../errors.js'
+
+/** Asked for bytes outside `[0, length)`: a bug in the caller, never answered with padding. */
+export class OutOfRangeError extends SnapmountError {
+  readonly code = 'E_OUT_OF_RANGE'
+  constructor(readonly offset: number, readonly length: number, readonly size: number) {
+    super(`read of ${length} bytes at offset ${offset} is outside a source of ${size} bytes`)
+  }
+}
+
+/** The source ended before the bytes it promised: it shrank or changed under us. */
+export class PartialReadError extends SnapmountError {
+  readonly code = 'E_PARTIAL_READ'
+  constructor(readonly offset: number, readonly length: number, readonly bytesRead: number) {
+    super(`source returned ${bytesRead} of ${length} bytes at offset ${offset}; was it truncated?`)
+  }
+}
+
+/** The operating system failed a read of the source (EIO from a disk, a vanished NFS server...). */
+export class SourceReadError extends SnapmountError {
+  readonly code = 'E_SOURCE_READ'
+  constructor(readonly offset: number, readonly length: number, cause: unknown) {
+    super(`reading ${length} bytes at offset ${offset} failed: ${describe(cause)}`, { cause })
+  }
+}
+
+/** A read arrived after `close()`. */
+export class BackendClosedError extends SnapmountError {
+  readonly code = 'E_CLOSED'
+  constructor() {
+    super('the backend is closed')
+  }
+}
+
+/** A source could not be opened when the daemon started: missing, unreadable, not a file. */
+export class SourceOpenError extends InputError {
+  readonly code = 'E_SOURCE_OPEN'
+}
+
+export function describe(cause: unknown): string {
+  if (cause instanceof Error) {
+    const code = (cause as NodeJS.ErrnoException).code
+    return code ? `${code}: ${cause.message}` : cause.message
+  }
+  return String(cause)
+}

@@ -1,0 +1,56 @@
+import type { FileHandle } from 'node:fs/promises'
+import type { StorageBackend } from './storage-backend.js'
+import { BackendClosedError, PartialReadError, SourceReadError } from './errors.js'
+import { assertInRange } from './range.js'
+import { openLocalSource } from './open-source.js'
+
+/**
+ * Positional reads (`pread`) on one descriptor. Each read runs on libuv's thread pool, so many
+ * are in flight at once; `bin/snapmount` sizes that pool, since FUSE keeps many reads outstanding.
+ */
+export class FileBackend implements StorageBackend {
+  private closed = false
+
+  private constructor(
+    private readonly handle: FileHandle,
+    readonly length: number,
+    readonly mtime: Date,
+  ) {}
+
+  static async open(path: string): Promise<FileBackend> {
+    const { handle, stats } = await openLocalSource(path)
+    return new FileBackend(handle, stats.size, stats.mtime)
+  }
+
+  async readExact(offset: number, length: number): Promise<Buffer> {
+    if (this.closed) throw new BackendClosedError()
+    assertInRange(offset, length, this.length)
+    const target = Buffer.allocUnsafe(length)
+    await readFully(this.handle, target, offset)
+    return target
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.handle.close()
+  }
+}
+
+/**
+ * Fills `target` from `position`. pread may legally return fewer bytes than asked (signals, huge
+ * requests), so it loops; a zero-byte answer means the file is shorter than it was at open.
+ */
+export async function readFully(handle: FileHandle, target: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < target.length) {
+    let bytesRead: number
+    try {
+      ;({ bytesRead } = await handle.read(target, done, target.length - done, position + done))
+    } catch (cause) {
+      throw new SourceReadError(position, target.length, cause)
+    }
+    if (bytesRead === 0) throw new PartialReadError(position, target.length, done)
+    done += bytesRead
+  }
+}

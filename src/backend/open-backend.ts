@@ -1,0 +1,14 @@
+import type { SnapshotSpec } from '../config/config.js'
+import type { StorageBackend } from './storage-backend.js'
+import { FileBackend } from './file-backend.js'
+import { MmapBackend } from './mmap-backend.js'
+
+/** Opens the backend a validated snapshot spec names. */
+export async function openBackend(spec: SnapshotSpec): Promise<StorageBackend> {
+  switch (spec.type) {
+    case 'file':
+      return FileBackend.open(spec.path)
+    case 'mmap':
+      return MmapBackend.open(spec.path)
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * The one contract every source of snapshot bytes implements, and every layer above wraps.
+ *
+ * - `length` and `mtime` are fixed for the backend's life: snapshots are immutable.
+ * - `readExact(offset, length)` resolves to a buffer of exactly `length` bytes, the bytes of the
+ *   source at `[offset, offset + length)`, or rejects with a typed error (`src/backend/errors.ts`).
+ *   It never resolves short or padded. A range outside `[0, this.length]` is `OutOfRangeError`;
+ *   the FUSE layer clamps at EOF so that never happens in normal operation.
+ * - The returned buffer may be a view of memory the backend owns (a mapped window): callers copy
+ *   out of it and must not write to it.
+ * - `close()` releases the source; reads after it reject with `BackendClosedError`.
+ */
+export interface StorageBackend {
+  readonly length: number
+  /** When the source was last modified, shown as the file's mtime. */
+  readonly mtime: Date
+  readExact(offset: number, length: number): Promise<Buffer>
+  close(): Promise<void>
+}
+

@@ -1,0 +1,150 @@
+import { createRequire } from 'node:module'
+import { resolve } from 'node:path'
+import yargs, { type Argv } from 'yargs'
+import { InputError } from '../errors.js'
+import { stderrLogger, type Logger } from '../log.js'
+import type { Config, MountOptions } from '../config/config.js'
+import { READ_TIMEOUT_MS } from '../config/config.js'
+import { loadConfig } from '../config/load-config.js'
+import { validateConfig, validateOptions } from '../config/validate-config.js'
+import { parseSource } from '../config/parse-source.js'
+import { ConfigError } from '../config/config-error.js'
+import { openSnapshots } from './open-snapshots.js'
+import { runMount } from './run-mount.js'
+import { formatSize } from './format.js'
+
+/** Exit codes: 0 done, 1 failed while running, 2 bad input (nothing was mounted). */
+export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const
+
+class UsageError extends InputError {
+  readonly code = 'E_USAGE'
+}
+
+const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
+
+interface CommonArgs {
+  config?: string | undefined
+  allowOther?: boolean | undefined
+  readTimeoutMs?: number | undefined
+}
+
+/** Parses `argv`, runs the command and resolves to the process exit code. */
+export async function main(argv: string[], logger: Logger = stderrLogger()): Promise<number> {
+  let exitCode: number = EXIT.ok
+  const run = (work: () => Promise<void>) => async () => {
+    try {
+      await work()
+    } catch (err) {
+      exitCode = reportFailure(err, logger)
+    }
+  }
+
+  const parser = yargs(argv)
+    .scriptName('snapmount')
+    .usage('$0 <command>\n\nServe raw disk images as read-only files in a FUSE mount.')
+    .command(
+      'mount [mountpoint] [sources..]',
+      'mount snapshots and serve them until SIGINT/SIGTERM',
+      (y) =>
+        withCommonOptions(y)
+          .positional('mountpoint', { type: 'string', describe: 'empty directory to mount on (or mountpoint: in --config)' })
+          .positional('sources', {
+            type: 'string',
+            array: true,
+            describe: '[name=]PATH | [name=]file:///PATH | [name=]mmap:///PATH',
+          })
+          .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
+          .example('$0 mount /mnt/snap disk=mmap:///srv/vm.raw', 'serve vm.raw as /mnt/snap/disk via mmap')
+          .example('$0 mount --config /etc/snapmount.yaml', 'serve what the config lists'),
+      (args) => run(async () => runMount(await configFrom(args, args.mountpoint, args.sources ?? []), logger))(),
+    )
+    .command(
+      'check',
+      'validate a config and open every source, without mounting',
+      (y) => withCommonOptions(y).demandOption('config').example('$0 check --config /etc/snapmount.yaml', ''),
+      (args) => run(async () => checkConfig(await configFrom(args, undefined, [])))(),
+    )
+    .demandCommand(1, 'give a command: mount or check')
+    .strict()
+    .version(version)
+    .help()
+    .alias('h', 'help')
+    .wrap(100)
+    .exitProcess(false)
+    .fail((message, err) => {
+      throw err ?? new UsageError(message, 'see snapmount --help')
+    })
+
+  try {
+    await parser.parseAsync()
+  } catch (err) {
+    return reportFailure(err, logger)
+  }
+  return exitCode
+}
+
+function withCommonOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { alias: 'c', type: 'string', describe: 'YAML or JSON config file' })
+    .option('allow-other', { type: 'boolean', describe: 'let other users read the mount (default: on as root)' })
+    .option('read-timeout-ms', {
+      type: 'number',
+      describe: `answer EIO when a source read takes longer (default ${READ_TIMEOUT_MS.default})`,
+    })
+}
+
+/** Builds the config from --config or from the command line, through the same validation. */
+async function configFrom(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
+  const origin = 'command line'
+  const flags = {
+    ...(args.allowOther !== undefined && { allow_other: args.allowOther }),
+    ...(args.readTimeoutMs !== undefined && { read_timeout_ms: args.readTimeoutMs }),
+  }
+  if (args.config !== undefined) {
+    if (sources.length > 0) {
+      const fix = 'list snapshots in the config file or on the command line, not both'
+      throw new ConfigError(origin, 'sources', 'given together with --config', fix)
+    }
+    const fromFile = await loadConfig(args.config, defaultOptions())
+    return {
+      mountpoint: mountpoint === undefined ? fromFile.mountpoint : resolve(mountpoint),
+      options: validateOptions(flags, fromFile.options, origin),
+      snapshots: fromFile.snapshots,
+    }
+  }
+  if (mountpoint === undefined) {
+    throw new UsageError('no mountpoint given', 'write snapmount mount MOUNTPOINT SOURCE.. or use --config')
+  }
+  if (sources.length === 0) {
+    throw new UsageError('no sources given', 'name at least one image: snapmount mount MOUNTPOINT /path/to/image')
+  }
+  const snapshots = sources.map((source, index) => parseSource(source, index + 1))
+  const raw = { mountpoint, options: flags, snapshots }
+  return validateConfig(raw, { origin, baseDir: process.cwd(), defaults: defaultOptions() })
+}
+
+function defaultOptions(): MountOptions {
+  return { allowOther: process.getuid?.() === 0, readTimeoutMs: READ_TIMEOUT_MS.default }
+}
+
+async function checkConfig(config: Config): Promise<void> {
+  const snapshots = await openSnapshots(config.snapshots)
+  try {
+    for (const [index, { name, backend }] of snapshots.entries()) {
+      const { type, path } = config.snapshots[index]!
+      process.stdout.write(`${name}\t${type}\t${backend.length}\t${formatSize(backend.length)}\t${path}\n`)
+    }
+  } finally {
+    await Promise.allSettled(snapshots.map(({ backend }) => backend.close()))
+  }
+}
+
+/** One line for the user; exit 2 for input they can fix, 1 for anything else. */
+function reportFailure(err: unknown, logger: Logger): number {
+  if (err instanceof InputError) {
+    logger.error(`${err.message}; ${err.fix}`)
+    return EXIT.badInput
+  }
+  logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err))
+  return EXIT.failed
+}

@@ -1,0 +1,33 @@
+import { readFile } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { parse, YAMLParseError } from 'yaml'
+import type { MountOptions, Config } from './config.js'
+import { ConfigError } from './config-error.js'
+import { validateConfig } from './validate-config.js'
+
+/**
+ * Reads a YAML or JSON config file (JSON is YAML, so one parser serves both) and validates it.
+ * Relative paths inside it are taken from the file's own folder, so a config means the same
+ * whatever directory the daemon is started from.
+ */
+export async function loadConfig(file: string, defaults: MountOptions): Promise<Config> {
+  const path = resolve(file)
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code
+    const problem = code === 'ENOENT' ? 'config file does not exist' : `config file cannot be read (${code})`
+    throw new ConfigError(file, '', problem, 'check the --config path')
+  }
+  let raw: unknown
+  try {
+    raw = parse(text)
+  } catch (err) {
+    if (!(err instanceof YAMLParseError)) throw err
+    const line = err.linePos?.[0].line
+    const problem = err.message.split('\n')[0] ?? 'not valid YAML or JSON'
+    throw new ConfigError(file, line ? `line ${line}` : '', problem, 'fix the YAML/JSON syntax')
+  }
+  return validateConfig(raw, { origin: file, baseDir: dirname(path), defaults })
+}

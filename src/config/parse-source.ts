@@ -1,0 +1,39 @@
+import { fileURLToPath } from 'node:url'
+import { ConfigError } from './config-error.js'
+import type { SnapshotType } from './config.js'
+
+/** A snapshot given on the command line, before validation (the config file's raw shape). */
+export interface RawSnapshot {
+  name?: string
+  type: SnapshotType
+  path: string
+}
+
+const LOCAL_SCHEMES: Record<string, SnapshotType> = { 'file:': 'file', 'mmap:': 'mmap' }
+
+/**
+ * Parses one command-line source: `[name=]source`, where source is a path (served by the file
+ * backend), `file:///path` or `mmap:///path`. Text before the first `=` is a name only if it
+ * holds no `/` and no `:`, so `/data/a=b.img` stays a path.
+ */
+export function parseSource(argument: string, position: number): RawSnapshot {
+  const fail = (problem: string, fix: string) => new ConfigError('command line', `source ${position} (${JSON.stringify(argument)})`, problem, fix)
+  const equals = argument.indexOf('=')
+  const prefix = equals > 0 ? argument.slice(0, equals) : ''
+  const named = prefix !== '' && !prefix.includes('/') && !prefix.includes(':')
+  const name = named ? prefix : undefined
+  const source = named ? argument.slice(equals + 1) : argument
+  if (source === '') throw fail('no source after the name', 'write name=/path/to/image')
+
+  const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(source)?.[1]?.toLowerCase()
+  if (scheme === undefined) return { ...(name && { name }), type: 'file', path: source }
+  const type = LOCAL_SCHEMES[scheme]
+  if (!type) throw fail(`unsupported scheme ${scheme}//`, 'use a path, file:///path or mmap:///path')
+  let path: string
+  try {
+    path = fileURLToPath(`file:${source.slice(scheme.length)}`)
+  } catch {
+    throw fail('is not a local file URL', `write ${scheme}///absolute/path`)
+  }
+  return { ...(name && { name }), type, path }
+}

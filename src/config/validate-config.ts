@@ -1,0 +1,122 @@
+import { basename, resolve } from 'node:path'
+import { ConfigError } from './config-error.js'
+import { READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
+
+export interface ValidationContext {
+  /** The config file's path, or "command line": the first word of every message. */
+  origin: string
+  /** Relative paths are taken from here: the config file's folder, or the working directory. */
+  baseDir: string
+  /** Option values used where the input gives none. */
+  defaults: MountOptions
+}
+
+const TOP_LEVEL_FIELDS = ['mountpoint', 'options', 'snapshots']
+const OPTION_FIELDS = ['allow_other', 'read_timeout_ms']
+const SNAPSHOT_FIELDS: Record<SnapshotType, string[]> = {
+  file: ['name', 'type', 'path'],
+  mmap: ['name', 'type', 'path'],
+}
+/** Longest file name Linux accepts (NAME_MAX), in bytes. */
+const NAME_MAX_BYTES = 255
+
+/**
+ * Turns parsed YAML/JSON (or the command line, put in the same shape) into a `Config`, or throws
+ * a `ConfigError` naming the origin, the field, the problem and the fix. Unknown fields are errors,
+ * not ignored: a misspelt option silently falling back to its default is worse than a refusal.
+ */
+export function validateConfig(raw: unknown, context: ValidationContext): Config {
+  const fail = (field: string, problem: string, fix: string) => new ConfigError(context.origin, field, problem, fix)
+  const top = asRecord(raw, '(top level)', fail)
+  rejectUnknownFields(top, TOP_LEVEL_FIELDS, '', fail)
+
+  if (top.mountpoint === undefined) throw fail('mountpoint', 'missing', 'add the directory to mount on, e.g. mountpoint: /mnt/snapshots')
+  const mountpoint = resolve(context.baseDir, nonEmptyString(top.mountpoint, 'mountpoint', fail))
+
+  const options = checkOptions(top.options, context.defaults, fail)
+
+  if (top.snapshots === undefined) throw fail('snapshots', 'missing', 'list at least one snapshot to serve')
+  if (!Array.isArray(top.snapshots) || top.snapshots.length === 0) {
+    throw fail('snapshots', 'must be a non-empty list', 'list at least one snapshot to serve')
+  }
+  const snapshots = top.snapshots.map((entry: unknown, index) => validateSnapshot(entry, `snapshots[${index}]`, context.baseDir, fail))
+  rejectDuplicateNames(snapshots, fail)
+  return { mountpoint, options, snapshots }
+}
+
+type Fail = (field: string, problem: string, fix: string) => ConfigError
+
+/** Validates an `options` section alone: how the command line's flags override a config file's. */
+export function validateOptions(raw: Record<string, unknown>, defaults: MountOptions, origin: string): MountOptions {
+  return checkOptions(raw, defaults, (field, problem, fix) => new ConfigError(origin, field, problem, fix))
+}
+
+function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOptions {
+  if (raw === undefined) return { ...defaults }
+  const options = asRecord(raw, 'options', fail)
+  rejectUnknownFields(options, OPTION_FIELDS, 'options.', fail)
+  const allowOther = options.allow_other ?? defaults.allowOther
+  if (typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
+  const readTimeoutMs = options.read_timeout_ms ?? defaults.readTimeoutMs
+  const { min, max } = READ_TIMEOUT_MS
+  if (typeof readTimeoutMs !== 'number' || !Number.isInteger(readTimeoutMs) || readTimeoutMs < min || readTimeoutMs > max) {
+    throw fail('options.read_timeout_ms', `must be a whole number from ${min} to ${max}`, `give milliseconds, e.g. read_timeout_ms: ${READ_TIMEOUT_MS.default}`)
+  }
+  return { allowOther, readTimeoutMs }
+}
+
+function validateSnapshot(raw: unknown, field: string, baseDir: string, fail: Fail): SnapshotSpec {
+  const entry = asRecord(raw, field, fail)
+  if (entry.type === undefined) throw fail(`${field}.type`, 'missing', `add type: one of ${SNAPSHOT_TYPES.join(', ')}`)
+  const type = entry.type
+  if (!isSnapshotType(type)) {
+    throw fail(`${field}.type`, `unknown type ${JSON.stringify(type)}`, `use one of ${SNAPSHOT_TYPES.join(', ')}`)
+  }
+  rejectUnknownFields(entry, SNAPSHOT_FIELDS[type], `${field}.`, fail)
+  if (entry.path === undefined) throw fail(`${field}.path`, 'missing', 'add path: the image file to serve')
+  const path = resolve(baseDir, nonEmptyString(entry.path, `${field}.path`, fail))
+  const name = entry.name === undefined ? basename(path) : nonEmptyString(entry.name, `${field}.name`, fail)
+  checkName(name, `${field}.name`, fail)
+  return { name, type, path }
+}
+
+/** A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes. */
+function checkName(name: string, field: string, fail: Fail): void {
+  const fix = 'give a plain file name such as base.img'
+  if (name.includes('/')) throw fail(field, `${JSON.stringify(name)} contains "/"`, fix)
+  if (name.includes('\0')) throw fail(field, `${JSON.stringify(name)} contains a NUL byte`, fix)
+  if (name === '.' || name === '..') throw fail(field, `${JSON.stringify(name)} is not a file name`, fix)
+  const bytes = Buffer.byteLength(name)
+  if (bytes > NAME_MAX_BYTES) throw fail(field, `is ${bytes} bytes long, over the limit of ${NAME_MAX_BYTES}`, 'give a shorter name')
+}
+
+function rejectDuplicateNames(snapshots: SnapshotSpec[], fail: Fail): void {
+  const firstIndex = new Map<string, number>()
+  snapshots.forEach(({ name }, index) => {
+    const earlier = firstIndex.get(name)
+    if (earlier !== undefined) {
+      throw fail(`snapshots[${index}].name`, `${JSON.stringify(name)} is also the name of snapshots[${earlier}]`, 'give each snapshot its own name')
+    }
+    firstIndex.set(name, index)
+  })
+}
+
+function rejectUnknownFields(record: Record<string, unknown>, known: string[], prefix: string, fail: Fail): void {
+  for (const key of Object.keys(record)) {
+    if (!known.includes(key)) throw fail(`${prefix}${key}`, 'unknown field', `remove it (known fields: ${known.join(', ')})`)
+  }
+}
+
+function asRecord(raw: unknown, field: string, fail: Fail): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail(field, 'must be a mapping of fields', 'see the config example in the README')
+  return raw as Record<string, unknown>
+}
+
+function nonEmptyString(value: unknown, field: string, fail: Fail): string {
+  if (typeof value !== 'string' || value === '') throw fail(field, 'must be a non-empty string', 'give a path or name in quotes if needed')
+  return value
+}
+
+function isSnapshotType(value: unknown): value is SnapshotType {
+  return (SNAPSHOT_TYPES as readonly unknown[]).includes(value)
+}

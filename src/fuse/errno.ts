@@ -1,0 +1,27 @@
+import { constants } from 'node:os'
+
+const { errno } = constants
+
+/**
+ * The one place where snapmount's typed errors become errno values for the kernel. Anything not
+ * listed (a source read failure, a short source, a timeout, a bug) is EIO: the reader learns the
+ * read failed, and the log line beside it says why.
+ */
+const ERRNO_BY_CODE: Readonly<Record<string, number>> = {
+  E_NOT_FOUND: errno.ENOENT,
+  E_READ_ONLY: errno.EROFS,
+  E_NOT_A_DIRECTORY: errno.ENOTDIR,
+  E_IS_A_DIRECTORY: errno.EISDIR,
+}
+
+/** A positive errno for `err`; fuse-native wants it negated. */
+export function errnoFor(err: unknown): number {
+  const code = (err as { code?: unknown } | null)?.code
+  return (typeof code === 'string' && ERRNO_BY_CODE[code]) || errno.EIO
+}
+
+/** Answers to ordinary probing (a lookup of a name that is not there) that deserve no log line. */
+export function isRoutine(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'E_NOT_FOUND' || code === 'E_NOT_A_DIRECTORY' || code === 'E_IS_A_DIRECTORY'
+}

@@ -1,0 +1,83 @@
+import Fuse from 'fuse-native'
+import type { Logger } from '../log.js'
+import type { SnapshotFs } from './snapshot-fs.js'
+import { errnoFor, isRoutine } from './errno.js'
+
+export interface FuseMountOptions {
+  /** Let other users (a hypervisor running as its own user) read the files. */
+  allowOther: boolean
+}
+
+/** A live mount; `unmount()` detaches it and resolves once the kernel has let go. */
+export interface FuseMount {
+  unmount(): Promise<void>
+}
+
+/**
+ * Snapshots never change under a mount, so the kernel may cache attributes, names and pages for
+ * a long time: repeated reads are served from the page cache without waking the daemon.
+ */
+const KERNEL_CACHE_SECONDS = 3600
+
+/**
+ * The thin glue between fuse-native and SnapshotFs: it turns callbacks into calls, errors into
+ * negative errno values, and writes the one log line a failed operation gets.
+ */
+export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: FuseMountOptions, logger: Logger): Promise<FuseMount> {
+  const fail = (operation: string, cb: (result: number) => void) => (err: unknown) => {
+    const errno = errnoFor(err)
+    if (!isRoutine(err)) logger.error(`${operation} failed (errno ${errno}): ${(err as Error).message}`)
+    cb(-errno)
+  }
+
+  const ops = {
+    readdir(path: string, cb: (result: number, names?: string[]) => void) {
+      try {
+        cb(0, fs.readdir(path))
+      } catch (err) {
+        fail(`readdir ${path}`, cb)(err)
+      }
+    },
+    getattr(path: string, cb: (result: number, attributes?: object) => void) {
+      try {
+        cb(0, fs.getattr(path))
+      } catch (err) {
+        fail(`getattr ${path}`, cb)(err)
+      }
+    },
+    open(path: string, flags: number, cb: (result: number, handle?: number) => void) {
+      try {
+        fs.open(path, flags)
+        cb(0, 0)
+      } catch (err) {
+        fail(`open ${path} flags=0o${flags.toString(8)}`, cb)(err)
+      }
+    },
+    read(path: string, _handle: number, target: Buffer, length: number, position: number, cb: (result: number) => void) {
+      fs.read(path, target, length, position).then(cb, fail(`read ${path} offset=${position} length=${length}`, cb))
+    },
+    statfs(_path: string, cb: (result: number, stats?: object) => void) {
+      cb(0, fs.statfs())
+    },
+  }
+
+  const fuse = new Fuse(mountpoint, ops, {
+    fsname: 'snapmount,ro', // fuse-native has no read-only option; the kernel reads `ro` from here
+    subtype: 'snapmount',
+    allowOther: options.allowOther,
+    defaultPermissions: true, // the kernel enforces the 0444 modes, so access() needs no daemon
+    kernelCache: true,
+    attrTimeout: KERNEL_CACHE_SECONDS,
+    entryTimeout: KERNEL_CACHE_SECONDS,
+    // SnapshotFs enforces its own read deadline; fuse-native's would answer the kernel while our
+    // read still holds the request's buffer, and the late copy would land in freed memory.
+    timeout: { read: false },
+  })
+  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())))
+
+  return {
+    async unmount() {
+      await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
+    },
+  }
+}
