@@ -1,0 +1,25 @@
+import t from 'tap'
+import { constants } from 'node:os'
+import { errnoFor, isRoutine } from '../../src/fuse/errno.js'
+import { NotFoundError, ReadOnlyError, ReadTimeoutError } from '../../src/fuse/fs-errors.js'
+import { OutOfRangeError, PartialReadError, SourceReadError } from '../../src/backend/errors.js'
+
+const { errno } = constants
+
+t.test('each typed error has one errno', async (t) => {
+  t.equal(errnoFor(new NotFoundError('/x')), errno.ENOENT)
+  t.equal(errnoFor(new ReadOnlyError('/x')), errno.EROFS)
+  t.equal(errnoFor(new ReadTimeoutError(0, 1, 10)), errno.EIO)
+  t.equal(errnoFor(new SourceReadError(0, 1, new Error('boom'))), errno.EIO)
+  t.equal(errnoFor(new PartialReadError(0, 10, 5)), errno.EIO)
+  t.equal(errnoFor(new OutOfRangeError(0, 10, 5)), errno.EIO)
+  t.equal(errnoFor(new TypeError('a bug')), errno.EIO, 'a bug is EIO, not a crash')
+  t.equal(errnoFor(undefined), errno.EIO)
+})
+
+t.test('only lookups of missing names go unlogged', async (t) => {
+  t.ok(isRoutine(new NotFoundError('/x')))
+  t.notOk(isRoutine(new ReadOnlyError('/x')))
+  t.notOk(isRoutine(new ReadTimeoutError(0, 1, 10)))
+  t.notOk(isRoutine(null))
+})
