@@ -1,5 +1,5 @@
 import t from 'tap'
-import { writeFile, chmod, mkdir } from 'node:fs/promises'
+import { writeFile, chmod, mkdir, type FileHandle } from 'node:fs/promises'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import { FileBackend } from '../../src/backend/file-backend.js'
@@ -97,4 +97,20 @@ t.test('opening a bad source says what is wrong and how to fix it', async (t) =>
       await t.rejects(openBackend({ name: 'x', type, path }), { code: 'E_SOURCE_OPEN', message, fix: /./ }, `${type}: ${path}`)
     }
   }
+})
+
+t.test('an operating-system read failure is E_SOURCE_READ with the range and the cause', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'image.raw')
+  await writeFile(path, seededBytes(9, 8192))
+  for (const [type, open] of Object.entries(BACKENDS)) {
+    const backend = await open(path)
+    // Close the descriptor under the backend: the next pread (or mmap) fails EBADF.
+    await (backend as unknown as { handle: FileHandle }).handle.close()
+    await t.rejects(backend.readExact(100, 200), { code: 'E_SOURCE_READ', offset: 100, length: 200, message: /EBADF|failed, 9/ }, type)
+  }
+})
+
+t.test('a path through a file fails to open with the system reason', async (t) => {
+  await t.rejects(FileBackend.open('/etc/hostname/x'), { code: 'E_SOURCE_OPEN', message: /ENOTDIR/ })
 })
