@@ -47,8 +47,5 @@ function openFailure(path: string, cause: unknown): SourceOpenError {
       { cause },
     )
   }
-  if (code === 'EISDIR') {
-    return new SourceOpenError(`source ${path} is a directory`, 'give the path of an image file', { cause })
-  }
   return new SourceOpenError(`cannot open source ${path}: ${describe(cause)}`, 'check the path', { cause })
 }

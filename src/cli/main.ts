@@ -1,5 +1,4 @@
 import { createRequire } from 'node:module'
-import { resolve } from 'node:path'
 import yargs, { type Argv } from 'yargs'
 import { InputError } from '../errors.js'
 import { stderrLogger, type Logger } from '../log.js'
@@ -24,8 +23,8 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 
 interface CommonArgs {
   config?: string | undefined
-  allowOther?: boolean | undefined
-  readTimeoutMs?: number | undefined
+  'allow-other'?: boolean | undefined
+  'read-timeout-ms'?: number | undefined
 }
 
 /** Parses `argv`, runs the command and resolves to the process exit code. */
@@ -64,7 +63,11 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
       (y) => withCommonOptions(y).demandOption('config').example('$0 check --config /etc/snapmount.yaml', ''),
       (args) => run(async () => checkConfig(await configFrom(args, undefined, [])))(),
     )
+    .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
+    .example('$0 check --config /etc/snapmount.yaml', 'validate a config and open its sources')
     .demandCommand(1, 'give a command: mount or check')
+    // Without this, an unknown --some-flag is reported twice, as some-flag and someFlag.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
     .version(version)
     .help()
@@ -97,20 +100,16 @@ function withCommonOptions<T>(y: Argv<T>) {
 async function configFrom(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
   const origin = 'command line'
   const flags = {
-    ...(args.allowOther !== undefined && { allow_other: args.allowOther }),
-    ...(args.readTimeoutMs !== undefined && { read_timeout_ms: args.readTimeoutMs }),
+    ...(args['allow-other'] !== undefined && { allow_other: args['allow-other'] }),
+    ...(args['read-timeout-ms'] !== undefined && { read_timeout_ms: args['read-timeout-ms'] }),
   }
   if (args.config !== undefined) {
-    if (sources.length > 0) {
-      const fix = 'list snapshots in the config file or on the command line, not both'
-      throw new ConfigError(origin, 'sources', 'given together with --config', fix)
+    if (mountpoint !== undefined || sources.length > 0) {
+      const fix = 'the config file names the mountpoint and the snapshots; remove the extra arguments'
+      throw new ConfigError(origin, 'arguments', `${[mountpoint, ...sources].join(' ')} given together with --config`, fix)
     }
     const fromFile = await loadConfig(args.config, defaultOptions())
-    return {
-      mountpoint: mountpoint === undefined ? fromFile.mountpoint : resolve(mountpoint),
-      options: validateOptions(flags, fromFile.options, origin),
-      snapshots: fromFile.snapshots,
-    }
+    return { ...fromFile, options: validateOptions(flags, fromFile.options, origin) }
   }
   if (mountpoint === undefined) {
     throw new UsageError('no mountpoint given', 'write snapmount mount MOUNTPOINT SOURCE.. or use --config')

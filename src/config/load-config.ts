@@ -26,7 +26,9 @@ export async function loadConfig(file: string, defaults: MountOptions): Promise<
   } catch (err) {
     if (!(err instanceof YAMLParseError)) throw err
     const line = err.linePos?.[0].line
-    const problem = err.message.split('\n')[0] ?? 'not valid YAML or JSON'
+    // The parser's first line ends with its own position and a colon before a code excerpt.
+    const firstLine = err.message.split('\n')[0] ?? ''
+    const problem = firstLine.replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '') || 'not valid YAML or JSON'
     throw new ConfigError(file, line ? `line ${line}` : '', problem, 'fix the YAML/JSON syntax')
   }
   return validateConfig(raw, { origin: file, baseDir: dirname(path), defaults })

@@ -25,7 +25,8 @@ export function parseSource(argument: string, position: number): RawSnapshot {
   const source = named ? argument.slice(equals + 1) : argument
   if (source === '') throw fail('no source after the name', 'write name=/path/to/image')
 
-  const scheme = /^([a-z][a-z0-9+.-]*:)\/\//i.exec(source)?.[1]?.toLowerCase()
+  // Anything shaped like `scheme:/` is a URL (file:/x is as valid as file:///x); write ./a:/b for such a path.
+  const scheme = /^([a-z][a-z0-9+.-]+:)\//i.exec(source)?.[1]?.toLowerCase()
   if (scheme === undefined) return { ...(name && { name }), type: 'file', path: source }
   const type = LOCAL_SCHEMES[scheme]
   if (!type) throw fail(`unsupported scheme ${scheme}//`, 'use a path, file:///path or mmap:///path')

@@ -52,12 +52,13 @@ export function validateOptions(raw: Record<string, unknown>, defaults: MountOpt
 }
 
 function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOptions {
-  if (raw === undefined) return { ...defaults }
+  // `options:` with everything under it commented out parses as null: no options given.
+  if (raw === undefined || raw === null) return { ...defaults }
   const options = asRecord(raw, 'options', fail)
   rejectUnknownFields(options, OPTION_FIELDS, 'options.', fail)
-  const allowOther = options.allow_other ?? defaults.allowOther
+  const allowOther = options.allow_other === undefined ? defaults.allowOther : options.allow_other
   if (typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
-  const readTimeoutMs = options.read_timeout_ms ?? defaults.readTimeoutMs
+  const readTimeoutMs = options.read_timeout_ms === undefined ? defaults.readTimeoutMs : options.read_timeout_ms
   const { min, max } = READ_TIMEOUT_MS
   if (typeof readTimeoutMs !== 'number' || !Number.isInteger(readTimeoutMs) || readTimeoutMs < min || readTimeoutMs > max) {
     throw fail('options.read_timeout_ms', `must be a whole number from ${min} to ${max}`, `give milliseconds, e.g. read_timeout_ms: ${READ_TIMEOUT_MS.default}`)
@@ -83,6 +84,7 @@ function validateSnapshot(raw: unknown, field: string, baseDir: string, fail: Fa
 /** A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes. */
 function checkName(name: string, field: string, fail: Fail): void {
   const fix = 'give a plain file name such as base.img'
+  if (name === '') throw fail(field, 'is empty (the path has no file name to use)', 'add name: with a plain file name')
   if (name.includes('/')) throw fail(field, `${JSON.stringify(name)} contains "/"`, fix)
   if (name.includes('\0')) throw fail(field, `${JSON.stringify(name)} contains a NUL byte`, fix)
   if (name === '.' || name === '..') throw fail(field, `${JSON.stringify(name)} is not a file name`, fix)

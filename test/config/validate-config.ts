@@ -197,7 +197,11 @@ t.test('names that cannot be one directory entry', async (t) => {
 t.test('options', async (t) => {
   t.test('must be a mapping', async (t) => {
     rejects(t, config({ options: ['allow_other'] }), 'options', /must be a mapping/)
-    rejects(t, config({ options: null }), 'options', /must be a mapping/)
+  })
+  t.test('an empty section (null) means no options; an empty value is not a default', async (t) => {
+    t.strictSame(validateConfig(config({ options: null }), CONTEXT).options, DEFAULTS)
+    rejects(t, config({ options: { allow_other: null } }), 'options.allow_other', /must be true or false/)
+    rejects(t, config({ options: { read_timeout_ms: null } }), 'options.read_timeout_ms', /whole number/)
   })
   t.test('unknown field', async (t) => {
     const err = rejects(t, config({ options: { allowOther: true } }), 'options.allowOther', /unknown field/)

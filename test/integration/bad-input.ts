@@ -269,16 +269,18 @@ t.test('config YAML syntax error', async (t) => {
   await expectRefusal(t, setup, ['mount', '--config', file], new RegExp(`^snapmount error: ${file}: line 4: `), /; fix the YAML\/JSON syntax$/m)
 })
 
-t.test('--config together with sources', async (t) => {
+t.test('--config together with a mountpoint or sources', async (t) => {
   const setup = await setUp(t)
   const file = await writeConfig(setup.dir, 'snapmount.yaml', yamlConfig('  - type: file\n    path: disk.raw\n'))
-  await expectRefusal(
-    t,
-    setup,
-    ['mount', setup.mountpoint, '--config', file, setup.image],
-    /command line: sources: given together with --config/,
-    /; list snapshots in the config file or on the command line, not both$/m,
-  )
+  for (const extra of [[setup.mountpoint, setup.image], [setup.image]]) {
+    await expectRefusal(
+      t,
+      setup,
+      ['mount', '--config', file, ...extra],
+      /command line: arguments: .* given together with --config/,
+      /; the config file names the mountpoint and the snapshots; remove the extra arguments$/m,
+    )
+  }
 })
 
 t.test('no sources', async (t) => {
