@@ -37,10 +37,9 @@ export class SourceOpenError extends InputError {
   readonly code = 'E_SOURCE_OPEN'
 }
 
+/** An error's code and message in one phrase, for messages that wrap it. */
 export function describe(cause: unknown): string {
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code
-    return code ? `${code}: ${cause.message}` : cause.message
-  }
-  return String(cause)
+  const { code, message } = (cause ?? {}) as NodeJS.ErrnoException
+  if (message === undefined) return String(cause)
+  return code ? `${code}: ${message}` : message
 }

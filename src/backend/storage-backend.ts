@@ -16,5 +16,7 @@ export interface StorageBackend {
   readonly mtime: Date
   readExact(offset: number, length: number): Promise<Buffer>
   close(): Promise<void>
+  /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
+  describe?(): string
 }
 

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { inspect } from 'node:util'
 import yargs, { type Argv } from 'yargs'
 import { InputError } from '../errors.js'
 import { stderrLogger, type Logger } from '../log.js'
@@ -9,6 +10,7 @@ import { validateConfig, validateOptions } from '../config/validate-config.js'
 import { parseSource } from '../config/parse-source.js'
 import { ConfigError } from '../config/config-error.js'
 import { openSnapshots } from './open-snapshots.js'
+import type { OpenContext } from '../backend/open-backend.js'
 import { runMount } from './run-mount.js'
 import { formatSize } from './format.js'
 
@@ -50,18 +52,19 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
           .positional('sources', {
             type: 'string',
             array: true,
-            describe: '[name=]PATH | [name=]file:///PATH | [name=]mmap:///PATH',
+            default: [],
+            describe: '[name=]PATH | [name=]file:///PATH | [name=]mmap:///PATH | [name=]http(s)://URL',
           })
           .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
           .example('$0 mount /mnt/snap disk=mmap:///srv/vm.raw', 'serve vm.raw as /mnt/snap/disk via mmap')
           .example('$0 mount --config /etc/snapmount.yaml', 'serve what the config lists'),
-      (args) => run(async () => runMount(await configFrom(args, args.mountpoint, args.sources ?? []), logger))(),
+      (args) => run(async () => runMount(await configFrom(args, args.mountpoint, args.sources), { env: process.env, logger }))(),
     )
     .command(
       'check',
       'validate a config and open every source, without mounting',
       (y) => withCommonOptions(y).demandOption('config').example('$0 check --config /etc/snapmount.yaml', ''),
-      (args) => run(async () => checkConfig(await configFrom(args, undefined, [])))(),
+      (args) => run(async () => checkConfig(await configFrom(args, undefined, []), { env: process.env, logger }))(),
     )
     .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
     .example('$0 check --config /etc/snapmount.yaml', 'validate a config and open its sources')
@@ -126,12 +129,14 @@ function defaultOptions(): MountOptions {
   return { allowOther: process.getuid?.() === 0, readTimeoutMs: READ_TIMEOUT_MS.default }
 }
 
-async function checkConfig(config: Config): Promise<void> {
-  const snapshots = await openSnapshots(config.snapshots)
+/** One line per snapshot: name, type, exact size, size for people, and where it comes from. */
+async function checkConfig(config: Config, context: OpenContext): Promise<void> {
+  const snapshots = await openSnapshots(config.snapshots, context)
   try {
     for (const [index, { name, backend }] of snapshots.entries()) {
-      const { type, path } = config.snapshots[index]!
-      process.stdout.write(`${name}\t${type}\t${backend.length}\t${formatSize(backend.length)}\t${path}\n`)
+      const spec = config.snapshots[index]!
+      const source = backend.describe?.() ?? (spec.type === 'http' ? spec.url : spec.path)
+      process.stdout.write(`${name}\t${spec.type}\t${backend.length}\t${formatSize(backend.length)}\t${source}\n`)
     }
   } finally {
     await Promise.allSettled(snapshots.map(({ backend }) => backend.close()))
@@ -144,6 +149,6 @@ function reportFailure(err: unknown, logger: Logger): number {
     logger.error(`${err.message}; ${err.fix}`)
     return EXIT.badInput
   }
-  logger.error(err instanceof Error ? (err.stack ?? err.message) : String(err))
+  logger.error(inspect(err))
   return EXIT.failed
 }

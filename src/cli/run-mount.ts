@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.js'
-import type { Logger } from '../log.js'
+import type { OpenContext } from '../backend/open-backend.js'
 import { SnapshotFs } from '../fuse/snapshot-fs.js'
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { prepareMountpoint } from '../fuse/mountpoint.js'
@@ -12,9 +12,10 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
  * Serves `config` until SIGINT or SIGTERM, then unmounts and resolves. Input problems (mountpoint,
  * sources) reject before anything is mounted.
  */
-export async function runMount(config: Config, logger: Logger): Promise<void> {
+export async function runMount(config: Config, context: OpenContext): Promise<void> {
+  const { logger } = context
   await prepareMountpoint(config.mountpoint, logger)
-  const snapshots = await openSnapshots(config.snapshots)
+  const snapshots = await openSnapshots(config.snapshots, context)
   const fs = new SnapshotFs(snapshots, {
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,

@@ -20,15 +20,47 @@ export interface MountOptions {
   readTimeoutMs: number
 }
 
-export const SNAPSHOT_TYPES = ['file', 'mmap'] as const
+export const SNAPSHOT_TYPES = ['file', 'mmap', 'http'] as const
 export type SnapshotType = (typeof SNAPSHOT_TYPES)[number]
 
 /** One snapshot: the file name it gets in the mount and where its bytes come from. */
-export interface SnapshotSpec {
+export type SnapshotSpec = LocalSnapshotSpec | HttpSnapshotSpec
+
+export interface LocalSnapshotSpec {
   name: string
-  type: SnapshotType
-  /** Absolute path of the local image (types `file` and `mmap`). */
+  type: 'file' | 'mmap'
+  /** Absolute path of the local image. */
   path: string
+}
+
+/** A value that may be secret: given in the config, or read from the environment or a file at open. */
+export type SecretSource = { value: string } | { env: string } | { file: string }
+
+export interface HttpSnapshotSpec {
+  name: string
+  type: 'http'
+  /** http:// or https:// URL of the image. */
+  url: string
+  /** Extra request headers (auth tokens, API keys), sent to the URL's own origin only. */
+  headers: Record<string, SecretSource>
+  /** Absolute paths of PEM files: extra CAs, and a client certificate and key for mutual TLS. */
+  caFile: string | undefined
+  clientCertFile: string | undefined
+  clientKeyFile: string | undefined
+  /** Skip TLS certificate checks; logged loudly. Default false. */
+  insecureSkipVerify: boolean
+  /** Keep-alive connections to the origin, i.e. ranges in flight at once. Default 8. */
+  connections: number
+  /** Default 3000. */
+  connectTimeoutMs: number
+  /** Longest wait for response headers. Default 5000. */
+  headersTimeoutMs: number
+  /** Longest silence within a body. Default 5000. */
+  bodyTimeoutMs: number
+  /** Attempts per read, the first included. Default 5. */
+  maxAttempts: number
+  /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */
+  readDeadlineMs: number
 }
 
 export const READ_TIMEOUT_MS = { default: 10_000, min: 100, max: 14_000 } as const

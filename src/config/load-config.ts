@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { parse, YAMLParseError } from 'yaml'
+import { parse, type YAMLParseError } from 'yaml'
 import type { MountOptions, Config } from './config.js'
 import { ConfigError } from './config-error.js'
 import { validateConfig } from './validate-config.js'
@@ -24,12 +24,10 @@ export async function loadConfig(file: string, defaults: MountOptions): Promise<
   try {
     raw = parse(text)
   } catch (err) {
-    if (!(err instanceof YAMLParseError)) throw err
-    const line = err.linePos?.[0].line
     // The parser's first line ends with its own position and a colon before a code excerpt.
-    const firstLine = err.message.split('\n')[0] ?? ''
-    const problem = firstLine.replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '') || 'not valid YAML or JSON'
-    throw new ConfigError(file, line ? `line ${line}` : '', problem, 'fix the YAML/JSON syntax')
+    const { message, linePos } = err as YAMLParseError
+    const problem = message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '').replace(/:$/, '')
+    throw new ConfigError(file, `line ${linePos?.[0].line ?? '?'}`, problem, 'fix the YAML/JSON syntax')
   }
   return validateConfig(raw, { origin: file, baseDir: dirname(path), defaults })
 }

@@ -1,5 +1,7 @@
 import { basename, resolve } from 'node:path'
 import { ConfigError } from './config-error.js'
+import { asRecord, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
+import { validateHttpSnapshot } from './validate-http.js'
 import { READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
 
 export interface ValidationContext {
@@ -13,10 +15,7 @@ export interface ValidationContext {
 
 const TOP_LEVEL_FIELDS = ['mountpoint', 'options', 'snapshots']
 const OPTION_FIELDS = ['allow_other', 'read_timeout_ms']
-const SNAPSHOT_FIELDS: Record<SnapshotType, string[]> = {
-  file: ['name', 'type', 'path'],
-  mmap: ['name', 'type', 'path'],
-}
+const LOCAL_FIELDS = ['name', 'type', 'path']
 /** Longest file name Linux accepts (NAME_MAX), in bytes. */
 const NAME_MAX_BYTES = 255
 
@@ -39,12 +38,11 @@ export function validateConfig(raw: unknown, context: ValidationContext): Config
   if (!Array.isArray(top.snapshots) || top.snapshots.length === 0) {
     throw fail('snapshots', 'must be a non-empty list', 'list at least one snapshot to serve')
   }
-  const snapshots = top.snapshots.map((entry: unknown, index) => validateSnapshot(entry, `snapshots[${index}]`, context.baseDir, fail))
+  const snapshots = top.snapshots.map((entry: unknown, index) => validateSnapshot(entry, `snapshots[${index}]`, context.baseDir, options, fail))
   rejectDuplicateNames(snapshots, fail)
   return { mountpoint, options, snapshots }
 }
 
-type Fail = (field: string, problem: string, fix: string) => ConfigError
 
 /** Validates an `options` section alone: how the command line's flags override a config file's. */
 export function validateOptions(raw: Record<string, unknown>, defaults: MountOptions, origin: string): MountOptions {
@@ -66,19 +64,26 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
   return { allowOther, readTimeoutMs }
 }
 
-function validateSnapshot(raw: unknown, field: string, baseDir: string, fail: Fail): SnapshotSpec {
+function validateSnapshot(raw: unknown, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
   const entry = asRecord(raw, field, fail)
   if (entry.type === undefined) throw fail(`${field}.type`, 'missing', `add type: one of ${SNAPSHOT_TYPES.join(', ')}`)
   const type = entry.type
   if (!isSnapshotType(type)) {
     throw fail(`${field}.type`, `unknown type ${JSON.stringify(type)}`, `use one of ${SNAPSHOT_TYPES.join(', ')}`)
   }
-  rejectUnknownFields(entry, SNAPSHOT_FIELDS[type], `${field}.`, fail)
+  const named = (defaultName: string) => {
+    const name = entry.name === undefined ? defaultName : nonEmptyString(entry.name, `${field}.name`, fail)
+    checkName(name, `${field}.name`, fail)
+    return name
+  }
+  if (type === 'http') {
+    const { defaultName, ...spec } = validateHttpSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
+    return { name: named(defaultName), ...spec }
+  }
+  rejectUnknownFields(entry, LOCAL_FIELDS, `${field}.`, fail)
   if (entry.path === undefined) throw fail(`${field}.path`, 'missing', 'add path: the image file to serve')
   const path = resolve(baseDir, nonEmptyString(entry.path, `${field}.path`, fail))
-  const name = entry.name === undefined ? basename(path) : nonEmptyString(entry.name, `${field}.name`, fail)
-  checkName(name, `${field}.name`, fail)
-  return { name, type, path }
+  return { name: named(basename(path)), type, path }
 }
 
 /** A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes. */
@@ -101,22 +106,6 @@ function rejectDuplicateNames(snapshots: SnapshotSpec[], fail: Fail): void {
     }
     firstIndex.set(name, index)
   })
-}
-
-function rejectUnknownFields(record: Record<string, unknown>, known: string[], prefix: string, fail: Fail): void {
-  for (const key of Object.keys(record)) {
-    if (!known.includes(key)) throw fail(`${prefix}${key}`, 'unknown field', `remove it (known fields: ${known.join(', ')})`)
-  }
-}
-
-function asRecord(raw: unknown, field: string, fail: Fail): Record<string, unknown> {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail(field, 'must be a mapping of fields', 'see the config example in the README')
-  return raw as Record<string, unknown>
-}
-
-function nonEmptyString(value: unknown, field: string, fail: Fail): string {
-  if (typeof value !== 'string' || value === '') throw fail(field, 'must be a non-empty string', 'give a path or name in quotes if needed')
-  return value
 }
 
 function isSnapshotType(value: unknown): value is SnapshotType {

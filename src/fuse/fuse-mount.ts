@@ -19,18 +19,21 @@ export interface FuseMount {
  */
 const KERNEL_CACHE_SECONDS = 3600
 
+/** Callback-style operations as fuse-native calls them. */
+export type FuseOperations = ReturnType<typeof fuseOperations>
+
 /**
  * The thin glue between fuse-native and SnapshotFs: it turns callbacks into calls, errors into
- * negative errno values, and writes the one log line a failed operation gets.
+ * negative errno values, and writes the one log line a failed operation gets. Kept apart from the
+ * mount so it can be tested without one (the kernel never sends some of these failures).
  */
-export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: FuseMountOptions, logger: Logger): Promise<FuseMount> {
+export function fuseOperations(fs: SnapshotFs, logger: Logger) {
   const fail = (operation: string, cb: (result: number) => void) => (err: unknown) => {
     const errno = errnoFor(err)
     if (!isRoutine(err)) logger.error(`${operation} failed (errno ${errno}): ${(err as Error).message}`)
     cb(-errno)
   }
-
-  const ops = {
+  return {
     readdir(path: string, cb: (result: number, names?: string[]) => void) {
       try {
         cb(0, fs.readdir(path))
@@ -60,7 +63,11 @@ export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: Fus
       cb(0, fs.statfs())
     },
   }
+}
 
+/** Mounts `fs` at `mountpoint`, read-only, and resolves once the kernel has it. */
+export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: FuseMountOptions, logger: Logger): Promise<FuseMount> {
+  const ops = fuseOperations(fs, logger)
   const fuse = new Fuse(mountpoint, ops, {
     fsname: 'snapmount,ro', // fuse-native has no read-only option; the kernel reads `ro` from here
     subtype: 'snapmount',

@@ -76,12 +76,7 @@ function unescapeMountPath(field: string): string {
 
 const run = promisify(execFile)
 
-/** Detaches a FUSE mount with fusermount (fuse3 installs it as fusermount3, sometimes only so). */
+/** Detaches a FUSE mount lazily (fuse3 installs fusermount, as fuse-native itself expects). */
 export async function lazyUnmount(path: string): Promise<void> {
-  try {
-    await run('fusermount', ['-u', '-z', path])
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-    await run('fusermount3', ['-u', '-z', path])
-  }
+  await run('fusermount', ['-u', '-z', path])
 }

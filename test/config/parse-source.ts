@@ -61,17 +61,22 @@ function refuses(t: Test, argument: string, position: number, problem: RegExp): 
 
 t.test('unsupported schemes are refused, naming the scheme', async (t) => {
   for (const [argument, scheme] of [
-    ['http://example.com/base.img', 'http://'],
-    ['HTTPS://example.com/base.img', 'https://'],
-    ['s3://bucket/base.img', 's3://'],
-    ['foo://x', 'foo://'],
-    ['disk=http://example.com/base.img', 'http://'],
+    ['s3://bucket/base.img', 's3:'],
+    ['S3://bucket/base.img', 's3:'],
+    ['foo://x', 'foo:'],
+    ['disk=nbd://host/export', 'nbd:'],
   ] as const) {
     t.test(argument, async (t) => {
       const err = refuses(t, argument, 3, new RegExp(`unsupported scheme ${scheme}`))
-      t.match(err?.fix, /file:\/\/\/path or mmap:\/\/\/path/)
+      t.match(err?.fix, /file:\/\/\/path, mmap:\/\/\/path or an http\(s\):\/\/ URL/)
     })
   }
+})
+
+t.test('http and https URLs are http snapshots, named or not', async (t) => {
+  t.strictSame(parseSource('https://example.com/images/base.img', 1), { type: 'http', url: 'https://example.com/images/base.img' })
+  t.strictSame(parseSource('HTTP://example.com/x?sig=1', 1), { type: 'http', url: 'HTTP://example.com/x?sig=1' })
+  t.strictSame(parseSource('disk=http://example.com/base.img', 1), { name: 'disk', type: 'http', url: 'http://example.com/base.img' })
 })
 
 t.test('a URL that is not a local file is refused', async (t) => {

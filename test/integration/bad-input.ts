@@ -54,7 +54,9 @@ async function expectRefusal(
   const result = await run(args)
   t.equal(result.code, 2, 'exit 2: bad input')
   t.equal(result.stdout, '', 'nothing on stdout')
-  t.match(result.stderr, /^snapmount error: [^\n]+; [^\n]+\n$/, `exactly one error line: ${result.stderr}`)
+  // Retries before giving up are logged as warnings; the refusal itself is one error line, the last.
+  const errors = result.stderr.split('\n').filter((line) => !line.startsWith('snapmount warn: '))
+  t.match(errors.join('\n'), /^snapmount error: [^\n]+; [^\n]+\n$/, `exactly one error line: ${result.stderr}`)
   t.match(result.stderr, problem, 'names the problem')
   t.match(result.stderr, fix, 'gives the fix')
   t.notOk(await isMounted(mountpoint), 'nothing mounted')
@@ -75,7 +77,7 @@ t.test('config file problems', async (t) => {
       label: 'unknown type',
       config: yamlConfig('  - type: nfs\n    path: disk.raw\n'),
       problem: /: snapshots\[0\]\.type: unknown type "nfs"/,
-      fix: /; use one of file, mmap$/m,
+      fix: /; use one of file, mmap, http$/m,
     },
     {
       label: 'missing field',
@@ -304,14 +306,31 @@ t.test('unknown command-line option', async (t) => {
   await expectRefusal(t, setup, ['mount', setup.mountpoint, setup.image, '--allow_other'], /Unknown argument/, /see snapmount --help/)
 })
 
-t.test('an http:// source is an unsupported scheme', async (t) => {
+t.test('an s3:// source is an unsupported scheme (for now)', async (t) => {
   const setup = await setUp(t)
-  const url = 'http://127.0.0.1:9/base.img'
+  const url = 's3://bucket/base.img'
   await expectRefusal(
     t,
     setup,
     ['mount', setup.mountpoint, setup.image, url],
-    new RegExp(`command line: source 2 \\("${url.replace(/\./g, '\\.')}"\\): unsupported scheme http://`),
-    /; use a path, file:\/\/\/path or mmap:\/\/\/path$/m,
+    /command line: source 2 \("s3:\/\/bucket\/base\.img"\): unsupported scheme s3:/,
+    /; use a path, file:\/\/\/path, mmap:\/\/\/path or an http\(s\):\/\/ URL$/m,
   )
+})
+
+t.test('an http:// source nobody answers', async (t) => {
+  const setup = await setUp(t)
+  const url = 'http://127.0.0.1:9/base.img' // the discard port: closed on loopback, refused at once
+  await expectRefusal(t, setup, ['mount', setup.mountpoint, url], /cannot open http:\/\/127\.0\.0\.1:9\/base\.img: .*ECONNREFUSED/, /; check the URL, and that the server is up and reachable$/m)
+})
+
+t.test('a mountpoint below a file cannot be checked', async (t) => {
+  const setup = await setUp(t)
+  const below = join(setup.image, 'mnt')
+  await expectRefusal(t, setup, ['mount', below, setup.image], new RegExp(`mountpoint ${below} cannot be checked \\(ENOTDIR\\)`), /; give a directory snapmount can read$/m)
+})
+
+t.test('a read timeout out of range on the command line', async (t) => {
+  const setup = await setUp(t)
+  await expectRefusal(t, setup, ['mount', setup.mountpoint, setup.image, '--read-timeout-ms', '5'], /command line: options\.read_timeout_ms: must be a whole number from 100 to 14000/, /read_timeout_ms: 10000$/m)
 })

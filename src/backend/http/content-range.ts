@@ -1,0 +1,21 @@
+/** A parsed `Content-Range: bytes first-last/total` (RFC 9110 §14.4); `total` may be unknown (`*`). */
+export interface ContentRange {
+  first: number
+  last: number
+  total: number | undefined
+}
+
+const CONTENT_RANGE = /^bytes (\d+)-(\d+)\/(\d+|\*)$/
+
+export function parseContentRange(header: string | undefined): ContentRange | undefined {
+  const match = header === undefined ? null : CONTENT_RANGE.exec(header.trim())
+  if (!match) return undefined
+  const [, first, last, total] = match as unknown as [string, string, string, string]
+  return { first: Number(first), last: Number(last), total: total === '*' ? undefined : Number(total) }
+}
+
+/** The total size from an unsatisfiable range's `Content-Range: bytes *\/total` (a 416 answer). */
+export function parseUnsatisfiedRange(header: string | undefined): number | undefined {
+  const match = header === undefined ? null : /^bytes \*\/(\d+)$/.exec(header.trim())
+  return match ? Number(match[1]) : undefined
+}

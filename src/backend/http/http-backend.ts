@@ -1,0 +1,341 @@
+import { rootCertificates } from 'node:tls'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
+import type { Logger } from '../../log.js'
+import type { StorageBackend } from '../storage-backend.js'
+import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
+import { assertInRange } from '../range.js'
+import { parseContentRange, parseUnsatisfiedRange } from './content-range.js'
+import {
+  BadResponseError,
+  HttpStatusError,
+  RangeIgnoredError,
+  RedirectError,
+  RemoteChangedError,
+  RetriesExhaustedError,
+  TruncatedBodyError,
+  isRetryable,
+} from './http-errors.js'
+import { redactUrl } from './redact.js'
+import { backoffDelay, retryAfterMs, type RetryPolicy } from './retry.js'
+
+export interface HttpBackendOptions {
+  url: string
+  /** Sent to the snapshot's own origin only; never across a redirect to another origin. */
+  headers: Record<string, string>
+  tls: {
+    /** PEM of extra CAs, trusted beside Node's bundled roots. */
+    ca?: string
+    /** PEM client certificate and key, for servers that want mutual TLS. */
+    cert?: string
+    key?: string
+    /** Skip certificate checks. Logged loudly at open. */
+    insecureSkipVerify: boolean
+  }
+  /** Keep-alive connections per origin: how many ranges can be in flight at once. */
+  connections: number
+  connectTimeoutMs: number
+  /** Longest wait for response headers. */
+  headersTimeoutMs: number
+  /** Longest silence between two chunks of a body. */
+  bodyTimeoutMs: number
+  retry: RetryPolicy
+  /** Proxy settings as the environment gives them; '' for none. */
+  proxy: { httpProxy: string; httpsProxy: string; noProxy: string }
+  logger: Logger
+  /** Injected for tests; Math.random otherwise. */
+  random?: () => number
+}
+
+/** Redirects followed per request before giving up; browsers allow 20, a snapshot URL needs few. */
+const MAX_REDIRECTS = 5
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
+
+/** How a response is tied to the version seen at open. */
+type Validator = { kind: 'etag'; value: string } | { kind: 'last-modified'; value: string } | { kind: 'none' }
+
+type Headers = Record<string, string>
+
+/**
+ * Serves a snapshot over HTTP(S) with one ranged GET per read.
+ *
+ * At open it learns the size and a validator (a strong ETag, else Last-Modified) and checks the
+ * server honours ranges. Every GET then carries `If-Match` (or `If-Unmodified-Since`) with that
+ * validator and every answer is checked against it, so a replaced object fails reads instead of
+ * mixing versions. Only a 206 whose Content-Range and body length are exactly the request's counts;
+ * anything else is an error, never data. Network faults and 408/429/5xx are retried with backoff
+ * inside the policy's per-read deadline (see retry.ts).
+ */
+export class HttpBackend implements StorageBackend {
+  private closed = false
+  private readonly redactedUrl: string
+  private readonly origin: string
+  private readonly random: () => number
+  private size = 0
+  private modified = new Date()
+  private validator: Validator = { kind: 'none' }
+  private openLatencyMs = 0
+
+  private constructor(
+    private readonly options: HttpBackendOptions,
+    private readonly dispatcher: Dispatcher,
+  ) {
+    const url = new URL(options.url)
+    this.redactedUrl = redactUrl(url)
+    this.origin = url.origin
+    this.random = options.random ?? Math.random
+  }
+
+  static async open(options: HttpBackendOptions): Promise<HttpBackend> {
+    const backend = new HttpBackend(options, buildDispatcher(options))
+    if (options.tls.insecureSkipVerify) {
+      options.logger.warn(`TLS certificate checks are OFF for ${backend.redactedUrl} (insecure_skip_verify): anyone on the path can serve other bytes`)
+    }
+    try {
+      await backend.learnObject()
+    } catch (err) {
+      await backend.dispatcher.destroy()
+      throw openFailure(backend.redactedUrl, err)
+    }
+    return backend
+  }
+
+  get length(): number {
+    return this.size
+  }
+
+  get mtime(): Date {
+    return this.modified
+  }
+
+  /** For `snapmount check`: what was learnt at open. */
+  describe(): string {
+    const validator = this.validator.kind === 'none' ? 'no validator' : `${this.validator.kind} ${this.validator.value}`
+    return `${this.redactedUrl}; ${validator}; ranges ok; ${this.openLatencyMs} ms round trip`
+  }
+
+  async readExact(offset: number, length: number): Promise<Buffer> {
+    if (this.closed) throw new BackendClosedError()
+    assertInRange(offset, length, this.size)
+    if (length === 0) return Buffer.alloc(0)
+    return this.withRetries(`GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`, (signal) => this.fetchRange(offset, length, signal))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.dispatcher.destroy()
+  }
+
+  /** HEAD for size and validator, then a one-byte ranged GET that proves ranges work. */
+  private async learnObject(): Promise<void> {
+    const started = performance.now()
+    const head = await this.withRetries(`HEAD ${this.redactedUrl}`, (signal) => this.headObject(signal))
+    const probe = await this.withRetries(`GET ${this.redactedUrl} bytes 0-0`, (signal) => this.probeRange(signal))
+    this.openLatencyMs = Math.round((performance.now() - started) / (head ? 2 : 1))
+    const headers = head?.headers ?? probe.headers
+    if (head?.size !== undefined && head.size !== probe.size) {
+      throw new RemoteChangedError(this.redactedUrl, `HEAD said ${head.size} bytes, a ranged GET ${probe.size}`)
+    }
+    this.size = probe.size
+    this.validator = validatorFrom(headers)
+    const lastModified = Date.parse(headers['last-modified'] ?? '')
+    if (!Number.isNaN(lastModified)) this.modified = new Date(lastModified)
+    if (this.validator.kind === 'none') {
+      this.options.logger.warn(`${this.redactedUrl} has no strong ETag and no Last-Modified: a change on the server cannot be detected`)
+    }
+  }
+
+  /** Size and headers from HEAD, or undefined where HEAD is refused (GET-only presigned URLs). */
+  private async headObject(signal: AbortSignal): Promise<{ headers: Headers; size: number | undefined } | undefined> {
+    const { response } = await this.exchange('HEAD', {}, signal)
+    await response.body.dump()
+    if ([403, 405, 501].includes(response.statusCode)) return undefined
+    if (response.statusCode !== 200) throw this.statusError(response)
+    const headers = flatten(response.headers)
+    const length = headers['content-length']
+    return { headers, size: length === undefined ? undefined : Number(length) }
+  }
+
+  private async probeRange(signal: AbortSignal): Promise<{ size: number; headers: Headers }> {
+    const { response } = await this.exchange('GET', { range: 'bytes=0-0', 'accept-encoding': 'identity' }, signal)
+    const headers = flatten(response.headers)
+    try {
+      if (response.statusCode === 416) {
+        const total = parseUnsatisfiedRange(headers['content-range'])
+        if (total === 0) return { size: 0, headers }
+      }
+      if (response.statusCode === 200) throw new RangeIgnoredError(this.redactedUrl)
+      if (response.statusCode !== 206) throw this.statusError(response)
+      const range = parseContentRange(headers['content-range'])
+      if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
+        throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
+      }
+      await readBody(response, 1, this.redactedUrl)
+      return { size: range.total, headers }
+    } finally {
+      response.body.destroy()
+    }
+  }
+
+  private async fetchRange(offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
+    const last = offset + length - 1
+    const headers = { range: `bytes=${offset}-${last}`, 'accept-encoding': 'identity', ...this.conditionHeaders() }
+    const { response } = await this.exchange('GET', headers, signal)
+    try {
+      const answer = flatten(response.headers)
+      if (response.statusCode === 412) throw new RemoteChangedError(this.redactedUrl, 'the server says the pinned version is gone (412)')
+      if (response.statusCode === 416) throw new RemoteChangedError(this.redactedUrl, 'the range is past the end now (416)')
+      if (response.statusCode === 200) throw new RangeIgnoredError(this.redactedUrl)
+      if (response.statusCode !== 206) throw this.statusError(response)
+      this.checkSameVersion(answer)
+      const range = parseContentRange(answer['content-range'])
+      if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
+        throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(answer['content-range'])} for bytes ${offset}-${last}/${this.size}`)
+      }
+      const encoding = answer['content-encoding']
+      if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
+      return await readBody(response, length, this.redactedUrl)
+    } finally {
+      response.body.destroy()
+    }
+  }
+
+  /** Sends a request to the snapshot's URL, following redirects ourselves so credentials stay home. */
+  private async exchange(method: 'GET' | 'HEAD', headers: Headers, signal: AbortSignal): Promise<{ response: Dispatcher.ResponseData; url: URL }> {
+    let url = new URL(this.options.url)
+    for (let redirects = 0; ; redirects++) {
+      const ownOrigin = url.origin === this.origin
+      const response = await request(url, {
+        dispatcher: this.dispatcher,
+        method,
+        headers: ownOrigin ? { ...this.options.headers, ...headers } : headers,
+        signal,
+      })
+      if (!REDIRECT_STATUSES.has(response.statusCode)) return { response, url }
+      await response.body.dump()
+      const location = flatten(response.headers).location
+      if (location === undefined) throw new BadResponseError(this.redactedUrl, `${response.statusCode} without a Location`)
+      if (redirects >= MAX_REDIRECTS) throw new RedirectError(this.redactedUrl, `more than ${MAX_REDIRECTS} redirects`)
+      const next = new URL(location, url)
+      if (url.protocol === 'https:' && next.protocol !== 'https:') {
+        throw new RedirectError(this.redactedUrl, `refusing a redirect from https to ${redactUrl(next)}`)
+      }
+      url = next
+    }
+  }
+
+  /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or hits the deadline. */
+  private async withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const policy = this.options.retry
+    const started = Date.now()
+    const deadline = started + policy.deadlineMs
+    for (let attempts = 1; ; attempts++) {
+      try {
+        return await attempt(AbortSignal.timeout(Math.max(1, deadline - Date.now())))
+      } catch (err) {
+        const now = Date.now()
+        const elapsed = now - started
+        if (!isRetryable(err)) throw err
+        if (attempts >= policy.maxAttempts || now >= deadline) throw new RetriesExhaustedError(what, attempts, elapsed, err)
+        const askedFor = err instanceof HttpStatusError ? err.retryAfterMs : 0
+        const wait = Math.max(askedFor, backoffDelay(policy, attempts, this.random))
+        if (now + wait >= deadline) {
+          throw new RetriesExhaustedError(what, attempts, elapsed, askedFor > 0 ? new Error(`${describe(err)}; Retry-After ${askedFor} ms is past the deadline`) : err)
+        }
+        this.options.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
+        await sleep(wait)
+      }
+    }
+  }
+
+  private conditionHeaders(): Headers {
+    switch (this.validator.kind) {
+      case 'etag':
+        return { 'if-match': this.validator.value }
+      case 'last-modified':
+        return { 'if-unmodified-since': this.validator.value }
+      case 'none':
+        return {}
+    }
+  }
+
+  /** A server that ignores If-Match still shows its ETag: check it ourselves too. */
+  private checkSameVersion(headers: Headers): void {
+    const { kind } = this.validator
+    if (kind === 'none') return
+    const seen = headers[kind === 'etag' ? 'etag' : 'last-modified']
+    if (seen !== undefined && seen !== this.validator.value) {
+      throw new RemoteChangedError(this.redactedUrl, `${kind} was ${this.validator.value}, now ${seen}`)
+    }
+  }
+
+  private statusError(response: Dispatcher.ResponseData): HttpStatusError {
+    const retryAfter = retryAfterMs(flatten(response.headers)['retry-after'], Date.now())
+    return new HttpStatusError(response.statusCode, this.redactedUrl, retryAfter)
+  }
+}
+
+function buildDispatcher(options: HttpBackendOptions): Dispatcher {
+  const { tls } = options
+  return new EnvHttpProxyAgent({
+    ...options.proxy,
+    connections: options.connections,
+    headersTimeout: options.headersTimeoutMs,
+    bodyTimeout: options.bodyTimeoutMs,
+    connect: {
+      timeout: options.connectTimeoutMs,
+      // Node's `ca` replaces the bundled roots; keep them and add the user's.
+      ...(tls.ca !== undefined && { ca: [...rootCertificates, tls.ca] }),
+      ...(tls.cert !== undefined && { cert: tls.cert }),
+      ...(tls.key !== undefined && { key: tls.key }),
+      rejectUnauthorized: !tls.insecureSkipVerify,
+    },
+  })
+}
+
+/** Fills exactly `length` bytes from the body; fewer is a truncation, more is not our range. */
+async function readBody(response: Dispatcher.ResponseData, length: number, url: string): Promise<Buffer> {
+  const target = Buffer.allocUnsafe(length)
+  let filled = 0
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    if (filled + chunk.length > length) throw new BadResponseError(url, `body longer than the ${length} bytes asked for`)
+    chunk.copy(target, filled)
+    filled += chunk.length
+  }
+  if (filled !== length) throw new TruncatedBodyError(url, length, filled)
+  return target
+}
+
+function validatorFrom(headers: Headers): Validator {
+  const etag = headers.etag
+  if (etag !== undefined && !etag.startsWith('W/')) return { kind: 'etag', value: etag }
+  const lastModified = headers['last-modified']
+  if (lastModified !== undefined) return { kind: 'last-modified', value: lastModified }
+  return { kind: 'none' }
+}
+
+function flatten(headers: Record<string, string | string[] | undefined>): Headers {
+  const flat: Headers = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return flat
+}
+
+/** Open failures become input errors: the daemon refuses to start and says why. */
+function openFailure(url: string, err: unknown): SourceOpenError {
+  const cause = err instanceof RetriesExhaustedError ? err.cause : err
+  const code = (cause as NodeJS.ErrnoException)?.code
+  if (cause instanceof RangeIgnoredError) {
+    return new SourceOpenError(cause.message, 'serve it from a server that supports Range requests (nginx, S3, most CDNs do)', { cause: err })
+  }
+  if (cause instanceof HttpStatusError) {
+    const fix = cause.status === 404 ? 'check the URL' : cause.status === 401 || cause.status === 403 ? 'check the credentials in headers:' : 'check the URL and the server'
+    return new SourceOpenError(`cannot open ${url}: the server answered ${cause.status}`, fix, { cause: err })
+  }
+  if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+    return new SourceOpenError(`cannot open ${url}: TLS certificate not trusted (${code})`, 'add the CA as ca_file, or fix the server certificate', { cause: err })
+  }
+  return new SourceOpenError(`cannot open ${url}: ${describe(cause)}`, 'check the URL, and that the server is up and reachable', { cause: err })
+}

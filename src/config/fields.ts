@@ -1,0 +1,36 @@
+import type { ConfigError } from './config-error.js'
+
+/** Builds the error for `field`: every check below reports through one of these. */
+export type Fail = (field: string, problem: string, fix: string) => ConfigError
+
+export function asRecord(raw: unknown, field: string, fail: Fail): Record<string, unknown> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw fail(field, 'must be a mapping of fields', 'see the config example in the README')
+  return raw as Record<string, unknown>
+}
+
+export function nonEmptyString(value: unknown, field: string, fail: Fail): string {
+  if (typeof value !== 'string' || value === '') throw fail(field, 'must be a non-empty string', 'give a path or name in quotes if needed')
+  return value
+}
+
+export function booleanField(value: unknown, fallback: boolean, field: string, fail: Fail): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw fail(field, 'must be true or false', `write ${field.split('.').pop()}: true or false`)
+  return value
+}
+
+/** A whole number within `[min, max]`, or `fallback` when absent. */
+export function wholeNumber(value: unknown, range: { min: number; max: number; fallback: number }, field: string, fail: Fail): number {
+  if (value === undefined) return range.fallback
+  const { min, max } = range
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw fail(field, `must be a whole number from ${min} to ${max}`, `give e.g. ${field.split('.').pop()}: ${range.fallback}`)
+  }
+  return value
+}
+
+export function rejectUnknownFields(record: Record<string, unknown>, known: readonly string[], prefix: string, fail: Fail): void {
+  for (const key of Object.keys(record)) {
+    if (!known.includes(key)) throw fail(`${prefix}${key}`, 'unknown field', `remove it (known fields: ${known.join(', ')})`)
+  }
+}

@@ -1,0 +1,98 @@
+import { resolve } from 'node:path'
+import type { HttpSnapshotSpec, SecretSource } from './config.js'
+import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+
+export const HTTP_FIELDS = [
+  'name',
+  'type',
+  'url',
+  'headers',
+  'ca_file',
+  'client_cert_file',
+  'client_key_file',
+  'insecure_skip_verify',
+  'connections',
+  'connect_timeout_ms',
+  'headers_timeout_ms',
+  'body_timeout_ms',
+  'max_attempts',
+  'read_deadline_ms',
+] as const
+
+/** Headers whose values are credentials: they must come from the environment or a file. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'])
+/** RFC 9110 token characters: what a header name may be made of. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** Validates an `http` snapshot; `readTimeoutMs` bounds its per-read deadline. */
+export function validateHttpSnapshot(entry: Record<string, unknown>, field: string, baseDir: string, readTimeoutMs: number, fail: Fail): Omit<HttpSnapshotSpec, 'name'> & { defaultName: string } {
+  rejectUnknownFields(entry, HTTP_FIELDS, `${field}.`, fail)
+  if (entry.url === undefined) throw fail(`${field}.url`, 'missing', 'add url: https://host/path/disk.img')
+  const url = parseHttpUrl(nonEmptyString(entry.url, `${field}.url`, fail), `${field}.url`, fail)
+  const file = (key: string) => (entry[key] === undefined ? undefined : resolve(baseDir, nonEmptyString(entry[key], `${field}.${key}`, fail)))
+  const clientCertFile = file('client_cert_file')
+  const clientKeyFile = file('client_key_file')
+  if ((clientCertFile === undefined) !== (clientKeyFile === undefined)) {
+    throw fail(`${field}.client_cert_file`, 'client_cert_file and client_key_file go together', 'give both, or neither')
+  }
+  const deadlineMax = readTimeoutMs - 1
+  return {
+    type: 'http',
+    url: url.toString(),
+    defaultName: decodeURIComponent(url.pathname.split('/').pop() ?? ''),
+    headers: validateHeaders(entry.headers, `${field}.headers`, baseDir, fail),
+    caFile: file('ca_file'),
+    clientCertFile,
+    clientKeyFile,
+    insecureSkipVerify: booleanField(entry.insecure_skip_verify, false, `${field}.insecure_skip_verify`, fail),
+    connections: wholeNumber(entry.connections, { min: 1, max: 256, fallback: 8 }, `${field}.connections`, fail),
+    connectTimeoutMs: wholeNumber(entry.connect_timeout_ms, { min: 10, max: 60_000, fallback: 3000 }, `${field}.connect_timeout_ms`, fail),
+    headersTimeoutMs: wholeNumber(entry.headers_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.headers_timeout_ms`, fail),
+    bodyTimeoutMs: wholeNumber(entry.body_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.body_timeout_ms`, fail),
+    maxAttempts: wholeNumber(entry.max_attempts, { min: 1, max: 20, fallback: 5 }, `${field}.max_attempts`, fail),
+    readDeadlineMs: wholeNumber(
+      entry.read_deadline_ms,
+      { min: 10, max: deadlineMax, fallback: Math.floor(readTimeoutMs * 0.8) },
+      `${field}.read_deadline_ms`,
+      fail,
+    ),
+  }
+}
+
+function parseHttpUrl(text: string, field: string, fail: Fail): URL {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw fail(field, `${JSON.stringify(text)} is not a URL`, 'give a full URL such as https://host/images/disk.img')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw fail(field, `${url.protocol} is not http: or https:`, 'give an http:// or https:// URL')
+  }
+  if (url.username || url.password) {
+    throw fail(field, 'carries a user name or password', 'put credentials in headers: (e.g. Authorization: { env: VAR }), not in the URL')
+  }
+  return url
+}
+
+function validateHeaders(raw: unknown, field: string, baseDir: string, fail: Fail): Record<string, SecretSource> {
+  if (raw === undefined) return {}
+  const headers: Record<string, SecretSource> = {}
+  for (const [name, value] of Object.entries(asRecord(raw, field, fail))) {
+    const where = `${field}.${name}`
+    if (!HEADER_NAME.test(name)) throw fail(where, 'is not a valid header name', 'use letters, digits and -')
+    if (typeof value === 'string') {
+      if (CREDENTIAL_HEADERS.has(name.toLowerCase())) {
+        throw fail(where, 'holds a credential in the config file', `read it at start instead: ${name}: { env: VARIABLE } or ${name}: { file: /path }`)
+      }
+      headers[name] = { value }
+      continue
+    }
+    const source = asRecord(value, where, fail)
+    rejectUnknownFields(source, ['env', 'file'], `${where}.`, fail)
+    if (source.env !== undefined && source.file === undefined) headers[name] = { env: nonEmptyString(source.env, `${where}.env`, fail) }
+    else if (source.file !== undefined && source.env === undefined) headers[name] = { file: resolve(baseDir, nonEmptyString(source.file, `${where}.file`, fail)) }
+    else throw fail(where, 'needs exactly one of env: or file:', `write ${name}: { env: VARIABLE } or ${name}: { file: /path }`)
+  }
+  return headers
+}
