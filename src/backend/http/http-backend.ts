@@ -174,7 +174,7 @@ export class HttpBackend implements StorageBackend {
       await readBody(response, 1, this.redactedUrl)
       return { size: range.total, headers }
     } finally {
-      response.body.destroy()
+      discard(response.body)
     }
   }
 
@@ -197,7 +197,7 @@ export class HttpBackend implements StorageBackend {
       if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
       return await readBody(response, length, this.redactedUrl)
     } finally {
-      response.body.destroy()
+      discard(response.body)
     }
   }
 
@@ -292,6 +292,15 @@ function buildDispatcher(options: HttpBackendOptions): Dispatcher {
       rejectUnauthorized: !tls.insecureSkipVerify,
     },
   })
+}
+
+/**
+ * Lets go of a body we are done with, read or not. undici fails a body destroyed before its end
+ * with an 'error' event (RequestAbortedError); with no listener that would crash the daemon.
+ */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {})
+  body.destroy()
 }
 
 /** Fills exactly `length` bytes from the body; fewer is a truncation, more is not our range. */
