@@ -2,7 +2,8 @@ import type { SnapshotSpec } from '../config/config.js'
 import type { StorageBackend } from './storage-backend.js'
 import { FileBackend } from './file-backend.js'
 import { MmapBackend } from './mmap-backend.js'
-import { openHttpBackend, type OpenContext } from './http/open-http.js'
+import { openHttpBackend, remoteRetryPolicy, type OpenContext } from './http/open-http.js'
+import { S3Backend } from './s3/s3-backend.js'
 
 export type { OpenContext }
 
@@ -15,5 +16,7 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
       return MmapBackend.open(spec.path)
     case 'http':
       return openHttpBackend(spec, context)
+    case 's3':
+      return S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger })
   }
 }

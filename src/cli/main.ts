@@ -53,7 +53,7 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
             type: 'string',
             array: true,
             default: [],
-            describe: '[name=]PATH | [name=]file:///PATH | [name=]mmap:///PATH | [name=]http(s)://URL',
+            describe: '[name=]PATH | [name=]file:///PATH | [name=]mmap:///PATH | [name=]http(s)://URL | [name=]s3://BUCKET/KEY',
           })
           .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
           .example('$0 mount /mnt/snap disk=mmap:///srv/vm.raw', 'serve vm.raw as /mnt/snap/disk via mmap')
@@ -135,7 +135,7 @@ async function checkConfig(config: Config, context: OpenContext): Promise<void> 
   try {
     for (const [index, { name, backend }] of snapshots.entries()) {
       const spec = config.snapshots[index]!
-      const source = backend.describe?.() ?? (spec.type === 'http' ? spec.url : spec.path)
+      const source = backend.describe?.() ?? ('path' in spec ? spec.path : '')
       process.stdout.write(`${name}\t${spec.type}\t${backend.length}\t${formatSize(backend.length)}\t${source}\n`)
     }
   } finally {

@@ -20,11 +20,11 @@ export interface MountOptions {
   readTimeoutMs: number
 }
 
-export const SNAPSHOT_TYPES = ['file', 'mmap', 'http'] as const
+export const SNAPSHOT_TYPES = ['file', 'mmap', 'http', 's3'] as const
 export type SnapshotType = (typeof SNAPSHOT_TYPES)[number]
 
 /** One snapshot: the file name it gets in the mount and where its bytes come from. */
-export type SnapshotSpec = LocalSnapshotSpec | HttpSnapshotSpec
+export type SnapshotSpec = LocalSnapshotSpec | HttpSnapshotSpec | S3SnapshotSpec
 
 export interface LocalSnapshotSpec {
   name: string
@@ -57,6 +57,35 @@ export interface HttpSnapshotSpec {
   headersTimeoutMs: number
   /** Longest silence within a body. Default 5000. */
   bodyTimeoutMs: number
+  /** Attempts per read, the first included. Default 5. */
+  maxAttempts: number
+  /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */
+  readDeadlineMs: number
+}
+
+export interface S3SnapshotSpec {
+  name: string
+  type: 's3'
+  bucket: string
+  key: string
+  /** Pin this object version; default: the version current at start, pinned by its ETag. */
+  versionId: string | undefined
+  /** Default: the SDK's (AWS_REGION, then the profile's config). */
+  region: string | undefined
+  /** An S3-compatible store's URL (MinIO, Ceph RGW, R2); default AWS. */
+  endpoint: string | undefined
+  /** Bucket in the path, not the host name. Default: true with an endpoint, false for AWS. */
+  forcePathStyle: boolean
+  /** Shared-config profile for the SDK's credential chain. Default: the SDK's (AWS_PROFILE). */
+  profile: string | undefined
+  /** Unsigned requests for public buckets. Default false. */
+  anonymous: boolean
+  /** Sockets for ranges in flight. Default 64. */
+  connections: number
+  /** Default 3000. */
+  connectTimeoutMs: number
+  /** Longest wait for a response or within one. Default 5000. */
+  requestTimeoutMs: number
   /** Attempts per read, the first included. Default 5. */
   maxAttempts: number
   /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */

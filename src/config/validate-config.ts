@@ -2,6 +2,7 @@ import { basename, resolve } from 'node:path'
 import { ConfigError } from './config-error.js'
 import { asRecord, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
+import { validateS3Snapshot } from './validate-s3.js'
 import { READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
 
 export interface ValidationContext {
@@ -78,6 +79,10 @@ function validateSnapshot(raw: unknown, field: string, baseDir: string, options:
   }
   if (type === 'http') {
     const { defaultName, ...spec } = validateHttpSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
+    return { name: named(defaultName), ...spec }
+  }
+  if (type === 's3') {
+    const { defaultName, ...spec } = validateS3Snapshot(entry, field, options.readTimeoutMs, fail)
     return { name: named(defaultName), ...spec }
   }
   rejectUnknownFields(entry, LOCAL_FIELDS, `${field}.`, fail)

@@ -1,0 +1,42 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from '../log.js'
+import { describe } from './errors.js'
+import { RetriesExhaustedError } from './http/http-errors.js'
+import { backoffDelay, type RetryPolicy } from './http/retry.js'
+
+/** What a remote backend tells the retry loop about its own errors. */
+export interface RetryHooks {
+  isRetryable(err: unknown): boolean
+  /** How long the server asked us to wait (Retry-After), or 0. */
+  retryAfterMs(err: unknown): number
+  logger: Logger
+  random: () => number
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails for good, runs out of attempts or reaches the policy's
+ * deadline. Each attempt gets a signal that fires at the deadline, so none outlives it; a backoff
+ * wait that would end past it is not started (see retry.ts for the policy itself).
+ */
+export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: RetryHooks, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const started = Date.now()
+  const deadline = started + policy.deadlineMs
+  for (let attempts = 1; ; attempts++) {
+    try {
+      return await attempt(AbortSignal.timeout(Math.max(1, deadline - Date.now())))
+    } catch (err) {
+      const now = Date.now()
+      const elapsed = now - started
+      if (!hooks.isRetryable(err)) throw err
+      if (attempts >= policy.maxAttempts || now >= deadline) throw new RetriesExhaustedError(what, attempts, elapsed, err)
+      const askedFor = hooks.retryAfterMs(err)
+      const wait = Math.max(askedFor, backoffDelay(policy, attempts, hooks.random))
+      if (now + wait >= deadline) {
+        const cause = askedFor > 0 ? new Error(`${describe(err)}; Retry-After ${askedFor} ms is past the deadline`) : err
+        throw new RetriesExhaustedError(what, attempts, elapsed, cause)
+      }
+      hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
+      await sleep(wait)
+    }
+  }
+}

@@ -1,0 +1,221 @@
+import { Agent as HttpAgent } from 'node:http'
+import { Agent as HttpsAgent } from 'node:https'
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
+import type { Logger } from '../../log.js'
+import type { StorageBackend } from '../storage-backend.js'
+import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
+import { assertInRange } from '../range.js'
+import { collectBody, discardBody } from '../body.js'
+import { withRetries } from '../retrying.js'
+import { parseContentRange } from '../http/content-range.js'
+import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../http/http-errors.js'
+import type { RetryPolicy } from '../http/retry.js'
+
+export interface S3BackendOptions {
+  bucket: string
+  key: string
+  /** Pin this version; without it, the version current at open (pinned by ETag). */
+  versionId: string | undefined
+  /** Undefined: the SDK's own resolution (AWS_REGION, the profile's config). */
+  region: string | undefined
+  /** An S3-compatible store (MinIO, Ceph RGW, R2...); undefined for AWS. */
+  endpoint: string | undefined
+  forcePathStyle: boolean
+  /** Shared-config profile for the SDK's default credential chain. */
+  profile: string | undefined
+  /** Send unsigned requests (public buckets): no credentials looked up at all. */
+  anonymous: boolean
+  /** Sockets for parallel ranges; the SDK's default of 50 queues silently beyond that. */
+  connections: number
+  connectTimeoutMs: number
+  /** Longest wait for a response, and longest silence inside one. */
+  requestTimeoutMs: number
+  retry: RetryPolicy
+  logger: Logger
+  random?: () => number
+}
+
+/**
+ * Serves one S3 object with a ranged GetObject per read, pinned to the object seen at open:
+ * `IfMatch` with its ETag (and its version id when one was given), so an overwritten object fails
+ * reads instead of mixing versions. The SDK makes one attempt per call; retries, backoff and the
+ * per-read deadline are the same loop HTTP snapshots use (../retrying.ts), which also covers a
+ * body cut short after the headers arrived — something the SDK's own retries never see.
+ */
+export class S3Backend implements StorageBackend {
+  private closed = false
+  private readonly where: string
+  private etag = ''
+  private version: string | undefined
+  private size = 0
+  private modified = new Date(0)
+  private openLatencyMs = 0
+
+  private constructor(
+    private readonly options: S3BackendOptions,
+    private readonly client: S3Client,
+  ) {
+    this.where = `s3://${options.bucket}/${options.key}`
+  }
+
+  static async open(options: S3BackendOptions): Promise<S3Backend> {
+    const backend = new S3Backend(options, buildClient(options))
+    try {
+      await backend.learnObject()
+    } catch (err) {
+      const failure = await backend.openFailure(err)
+      backend.client.destroy()
+      throw failure
+    }
+    return backend
+  }
+
+  get length(): number {
+    return this.size
+  }
+
+  get mtime(): Date {
+    return this.modified
+  }
+
+  describe(): string {
+    const { region, endpoint } = this.options
+    const where = `${endpoint ?? 'AWS'} ${region ?? (this.client.config.region as unknown as string | undefined) ?? ''}`.trim()
+    return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${where}; ${this.openLatencyMs} ms round trip`
+  }
+
+  async readExact(offset: number, length: number): Promise<Buffer> {
+    if (this.closed) throw new BackendClosedError()
+    assertInRange(offset, length, this.size)
+    if (length === 0) return Buffer.alloc(0)
+    const last = offset + length - 1
+    return this.retrying(`GetObject ${this.where} bytes ${offset}-${last}`, async (abortSignal) => {
+      const command = new GetObjectCommand({
+        Bucket: this.options.bucket,
+        Key: this.options.key,
+        Range: `bytes=${offset}-${last}`,
+        IfMatch: this.etag,
+        ...(this.version !== undefined && { VersionId: this.version }),
+      })
+      const response = await this.call(() => this.client.send(command, { abortSignal }))
+      const body = response.Body as unknown as (AsyncIterable<Uint8Array> & Parameters<typeof discardBody>[0]) | undefined
+      try {
+        const range = parseContentRange(response.ContentRange)
+        if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
+          throw new BadResponseError(this.where, `Content-Range ${JSON.stringify(response.ContentRange)} for bytes ${offset}-${last}/${this.size}`)
+        }
+        if (response.ETag !== undefined && response.ETag !== this.etag) {
+          throw new RemoteChangedError(this.where, `ETag was ${this.etag}, now ${response.ETag}`)
+        }
+        return await collectBody(body!, length, this.where)
+      } finally {
+        discardBody(body)
+      }
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.client.destroy()
+  }
+
+  private async learnObject(): Promise<void> {
+    const started = performance.now()
+    const { bucket, key, versionId } = this.options
+    const command = new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId !== undefined && { VersionId: versionId }) })
+    const head = await this.retrying(`HeadObject ${this.where}`, (abortSignal) => this.call(() => this.client.send(command, { abortSignal })))
+    this.openLatencyMs = Math.round(performance.now() - started)
+    this.size = head.ContentLength ?? 0
+    this.etag = head.ETag ?? ''
+    this.version = this.options.versionId ?? head.VersionId
+    if (head.LastModified) this.modified = head.LastModified
+  }
+
+  /** Runs one SDK call, turning the store's error answers into our typed errors. */
+  private async call<T>(send: () => Promise<T>): Promise<T> {
+    try {
+      return await send()
+    } catch (err) {
+      if (!(err instanceof S3ServiceException)) throw err
+      const status = err.$metadata.httpStatusCode ?? 0
+      if (status === 412) throw new RemoteChangedError(this.where, 'the pinned ETag no longer matches (412)')
+      if (status === 416) throw new RemoteChangedError(this.where, 'the range is past the end now (416)')
+      const retryAfter = Number(err.$response?.headers?.['retry-after'] ?? 0) * 1000
+      throw Object.assign(new HttpStatusError(status, this.where, retryAfter), { cause: err, s3Code: err.name })
+    }
+  }
+
+  private retrying<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withRetries(what, this.options.retry, {
+      isRetryable,
+      retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
+      logger: this.options.logger,
+      random: this.options.random ?? Math.random,
+    }, attempt)
+  }
+
+  /** A refusal to start that names the problem: missing bucket or key, denied, wrong region, unreachable. */
+  private async openFailure(err: unknown): Promise<SourceOpenError> {
+    const cause = err instanceof RetriesExhaustedError ? err.cause : err
+    const { bucket, key, endpoint, profile } = this.options
+    const fail = (problem: string, fix: string) => new SourceOpenError(`cannot open ${this.where}: ${problem}`, fix, { cause: err })
+    if (cause instanceof HttpStatusError) {
+      const s3Code = (cause as HttpStatusError & { s3Code?: string }).s3Code
+      const sdkError = cause.cause as S3ServiceException | undefined
+      const region = sdkError?.$response?.headers?.['x-amz-bucket-region']
+      if (cause.status === 301 || s3Code === 'PermanentRedirect' || (region && region !== this.options.region)) {
+        return fail(`the bucket is in another region${region ? ` (${region})` : ''}`, `set region: ${region ?? 'to the bucket region'}`)
+      }
+      if (cause.status === 404) {
+        const bucketExists = await this.bucketExists()
+        return bucketExists
+          ? fail(`bucket ${bucket} has no object ${key}`, 'check the key (object keys are case-sensitive)')
+          : fail(`bucket ${bucket} does not exist${endpoint ? ` at ${endpoint}` : ''}`, 'check the bucket name and the endpoint')
+      }
+      if (cause.status === 403 || cause.status === 401) {
+        return fail(`access denied (${cause.status}${s3Code ? ` ${s3Code}` : ''})`, `check the credentials${profile ? ` of profile ${profile}` : ''} and the bucket policy, or set anonymous: true for a public bucket`)
+      }
+      return fail(`the store answered ${cause.status}${s3Code ? ` ${s3Code}` : ''}`, 'check the endpoint and try again')
+    }
+    const name = (cause as Error)?.name
+    if (name === 'CredentialsProviderError') {
+      return fail('no AWS credentials found', 'give credentials the usual way (environment, profile:, SSO, instance role) or set anonymous: true')
+    }
+    if (/region is missing/i.test((cause as Error)?.message ?? '')) {
+      return fail('no region', 'set region: in the config or AWS_REGION in the environment')
+    }
+    return fail(`${endpoint ? `endpoint ${endpoint}` : 'S3'} unreachable (${describe(cause)})`, 'check the endpoint and the network')
+  }
+
+  private async bucketExists(): Promise<boolean> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }))
+      return true
+    } catch (err) {
+      return (err as S3ServiceException).$metadata?.httpStatusCode !== 404
+    }
+  }
+}
+
+function buildClient(options: S3BackendOptions): S3Client {
+  const agentOptions = { keepAlive: true, maxSockets: options.connections }
+  return new S3Client({
+    ...(options.region !== undefined && { region: options.region }),
+    ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
+    ...(options.profile !== undefined && { profile: options.profile }),
+    forcePathStyle: options.forcePathStyle,
+    // One attempt per call: the retry loop above owns retries and the deadline.
+    maxAttempts: 1,
+    // Stores without the newest checksum features (older MinIO, Ceph, R2) reject what they do not know.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: {
+      httpAgent: new HttpAgent(agentOptions),
+      httpsAgent: new HttpsAgent(agentOptions),
+      connectionTimeout: options.connectTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+    },
+    ...(options.anonymous && { signer: { sign: async (request: unknown) => request } as never }),
+  })
+}

@@ -1,0 +1,60 @@
+import type { S3SnapshotSpec } from './config.js'
+import { booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+
+export const S3_FIELDS = [
+  'name',
+  'type',
+  'url',
+  'version_id',
+  'region',
+  'endpoint',
+  'force_path_style',
+  'profile',
+  'anonymous',
+  'connections',
+  'connect_timeout_ms',
+  'request_timeout_ms',
+  'max_attempts',
+  'read_deadline_ms',
+] as const
+
+/** Splits `s3://bucket/key` (the key may hold slashes), or returns a problem to report. */
+export function parseS3Url(text: string): { bucket: string; key: string } | string {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/i.exec(text)
+  if (!match) return `${JSON.stringify(text)} is not s3://bucket/key`
+  return { bucket: match[1]!, key: match[2]! }
+}
+
+/** Validates an `s3` snapshot; `readTimeoutMs` bounds its per-read deadline. Credentials never live here. */
+export function validateS3Snapshot(entry: Record<string, unknown>, field: string, readTimeoutMs: number, fail: Fail): Omit<S3SnapshotSpec, 'name'> & { defaultName: string } {
+  rejectUnknownFields(entry, S3_FIELDS, `${field}.`, fail)
+  if (entry.url === undefined) throw fail(`${field}.url`, 'missing', 'add url: s3://bucket/path/disk.img')
+  const location = parseS3Url(nonEmptyString(entry.url, `${field}.url`, fail))
+  if (typeof location === 'string') throw fail(`${field}.url`, location, 'write url: s3://bucket/path/disk.img')
+  const optional = (key: string) => (entry[key] === undefined ? undefined : nonEmptyString(entry[key], `${field}.${key}`, fail))
+  const endpoint = optional('endpoint')
+  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+    throw fail(`${field}.endpoint`, `${JSON.stringify(endpoint)} is not an http(s) URL`, 'write e.g. endpoint: https://minio.example:9000')
+  }
+  return {
+    type: 's3',
+    ...location,
+    defaultName: location.key.split('/').pop()!,
+    versionId: optional('version_id'),
+    region: optional('region'),
+    endpoint,
+    forcePathStyle: booleanField(entry.force_path_style, endpoint !== undefined, `${field}.force_path_style`, fail),
+    profile: optional('profile'),
+    anonymous: booleanField(entry.anonymous, false, `${field}.anonymous`, fail),
+    connections: wholeNumber(entry.connections, { min: 1, max: 1024, fallback: 64 }, `${field}.connections`, fail),
+    connectTimeoutMs: wholeNumber(entry.connect_timeout_ms, { min: 10, max: 60_000, fallback: 3000 }, `${field}.connect_timeout_ms`, fail),
+    requestTimeoutMs: wholeNumber(entry.request_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.request_timeout_ms`, fail),
+    maxAttempts: wholeNumber(entry.max_attempts, { min: 1, max: 20, fallback: 5 }, `${field}.max_attempts`, fail),
+    readDeadlineMs: wholeNumber(
+      entry.read_deadline_ms,
+      { min: 10, max: readTimeoutMs - 1, fallback: Math.floor(readTimeoutMs * 0.8) },
+      `${field}.read_deadline_ms`,
+      fail,
+    ),
+  }
+}
