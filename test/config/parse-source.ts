@@ -61,16 +61,21 @@ function refuses(t: Test, argument: string, position: number, problem: RegExp): 
 
 t.test('unsupported schemes are refused, naming the scheme', async (t) => {
   for (const [argument, scheme] of [
-    ['s3://bucket/base.img', 's3:'],
-    ['S3://bucket/base.img', 's3:'],
+    ['gs://bucket/base.img', 'gs:'],
+    ['GS://bucket/base.img', 'gs:'],
     ['foo://x', 'foo:'],
     ['disk=nbd://host/export', 'nbd:'],
   ] as const) {
     t.test(argument, async (t) => {
       const err = refuses(t, argument, 3, new RegExp(`unsupported scheme ${scheme}`))
-      t.match(err?.fix, /file:\/\/\/path, mmap:\/\/\/path or an http\(s\):\/\/ URL/)
+      t.match(err?.fix, /file:\/\/\/path, mmap:\/\/\/path, an http\(s\):\/\/ URL or s3:\/\/bucket\/key/)
     })
   }
+})
+
+t.test('s3 URLs are s3 snapshots, named or not', async (t) => {
+  t.strictSame(parseSource('s3://snaps/golden/disk.img', 1), { type: 's3', url: 's3://snaps/golden/disk.img' })
+  t.strictSame(parseSource('disk=S3://snaps/x', 1), { name: 'disk', type: 's3', url: 'S3://snaps/x' })
 })
 
 t.test('http and https URLs are http snapshots, named or not', async (t) => {

@@ -77,7 +77,7 @@ t.test('config file problems', async (t) => {
       label: 'unknown type',
       config: yamlConfig('  - type: nfs\n    path: disk.raw\n'),
       problem: /: snapshots\[0\]\.type: unknown type "nfs"/,
-      fix: /; use one of file, mmap, http$/m,
+      fix: /; use one of file, mmap, http, s3$/m,
     },
     {
       label: 'missing field',
@@ -306,15 +306,14 @@ t.test('unknown command-line option', async (t) => {
   await expectRefusal(t, setup, ['mount', setup.mountpoint, setup.image, '--allow_other'], /Unknown argument/, /see snapmount --help/)
 })
 
-t.test('an s3:// source is an unsupported scheme (for now)', async (t) => {
+t.test('an unsupported scheme', async (t) => {
   const setup = await setUp(t)
-  const url = 's3://bucket/base.img'
   await expectRefusal(
     t,
     setup,
-    ['mount', setup.mountpoint, setup.image, url],
-    /command line: source 2 \("s3:\/\/bucket\/base\.img"\): unsupported scheme s3:/,
-    /; use a path, file:\/\/\/path, mmap:\/\/\/path or an http\(s\):\/\/ URL$/m,
+    ['mount', setup.mountpoint, setup.image, 'nbd://host/export'],
+    /command line: source 2 \("nbd:\/\/host\/export"\): unsupported scheme nbd:/,
+    /; use a path, file:\/\/\/path, mmap:\/\/\/path, an http\(s\):\/\/ URL or s3:\/\/bucket\/key$/m,
   )
 })
 

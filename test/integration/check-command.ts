@@ -74,7 +74,7 @@ t.test('check refuses an invalid config with exit 2', async (t) => {
   const result = await runCli(['check', '--config', config])
   t.equal(result.code, 2)
   t.equal(result.stdout, '')
-  t.match(result.stderr, new RegExp(`^snapmount error: ${config}: snapshots\\[1\\]\\.type: unknown type "nbd"; use one of file, mmap, http\\n$`))
+  t.match(result.stderr, new RegExp(`^snapmount error: ${config}: snapshots\\[1\\]\\.type: unknown type "nbd"; use one of file, mmap, http, s3\\n$`))
 })
 
 t.test('check without --config exits 2', async (t) => {
