@@ -1,10 +1,11 @@
 import { rootCertificates } from 'node:tls'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
 import type { Logger } from '../../log.js'
 import type { StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
+import { collectBody, discardBody } from '../body.js'
+import { withRetries } from '../retrying.js'
 import { parseContentRange, parseUnsatisfiedRange } from './content-range.js'
 import {
   BadResponseError,
@@ -13,11 +14,10 @@ import {
   RedirectError,
   RemoteChangedError,
   RetriesExhaustedError,
-  TruncatedBodyError,
   isRetryable,
 } from './http-errors.js'
 import { redactUrl } from './redact.js'
-import { backoffDelay, retryAfterMs, type RetryPolicy } from './retry.js'
+import { retryAfterMs, type RetryPolicy } from './retry.js'
 
 export interface HttpBackendOptions {
   url: string
@@ -171,10 +171,10 @@ export class HttpBackend implements StorageBackend {
       if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
         throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
       }
-      await readBody(response, 1, this.redactedUrl)
+      await collectBody(response.body, 1, this.redactedUrl)
       return { size: range.total, headers }
     } finally {
-      discard(response.body)
+      discardBody(response.body)
     }
   }
 
@@ -195,9 +195,9 @@ export class HttpBackend implements StorageBackend {
       }
       const encoding = answer['content-encoding']
       if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
-      return await readBody(response, length, this.redactedUrl)
+      return await collectBody(response.body, length, this.redactedUrl)
     } finally {
-      discard(response.body)
+      discardBody(response.body)
     }
   }
 
@@ -225,28 +225,13 @@ export class HttpBackend implements StorageBackend {
     }
   }
 
-  /** Runs `attempt` until it succeeds, fails for good, runs out of attempts or hits the deadline. */
-  private async withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const policy = this.options.retry
-    const started = Date.now()
-    const deadline = started + policy.deadlineMs
-    for (let attempts = 1; ; attempts++) {
-      try {
-        return await attempt(AbortSignal.timeout(Math.max(1, deadline - Date.now())))
-      } catch (err) {
-        const now = Date.now()
-        const elapsed = now - started
-        if (!isRetryable(err)) throw err
-        if (attempts >= policy.maxAttempts || now >= deadline) throw new RetriesExhaustedError(what, attempts, elapsed, err)
-        const askedFor = err instanceof HttpStatusError ? err.retryAfterMs : 0
-        const wait = Math.max(askedFor, backoffDelay(policy, attempts, this.random))
-        if (now + wait >= deadline) {
-          throw new RetriesExhaustedError(what, attempts, elapsed, askedFor > 0 ? new Error(`${describe(err)}; Retry-After ${askedFor} ms is past the deadline`) : err)
-        }
-        this.options.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
-        await sleep(wait)
-      }
-    }
+  private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return withRetries(what, this.options.retry, {
+      isRetryable,
+      retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
+      logger: this.options.logger,
+      random: this.random,
+    }, attempt)
   }
 
   private conditionHeaders(): Headers {
@@ -292,28 +277,6 @@ function buildDispatcher(options: HttpBackendOptions): Dispatcher {
       rejectUnauthorized: !tls.insecureSkipVerify,
     },
   })
-}
-
-/**
- * Lets go of a body we are done with, read or not. undici fails a body destroyed before its end
- * with an 'error' event (RequestAbortedError); with no listener that would crash the daemon.
- */
-function discard(body: Dispatcher.ResponseData['body']): void {
-  body.on('error', () => {})
-  body.destroy()
-}
-
-/** Fills exactly `length` bytes from the body; fewer is a truncation, more is not our range. */
-async function readBody(response: Dispatcher.ResponseData, length: number, url: string): Promise<Buffer> {
-  const target = Buffer.allocUnsafe(length)
-  let filled = 0
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    if (filled + chunk.length > length) throw new BadResponseError(url, `body longer than the ${length} bytes asked for`)
-    chunk.copy(target, filled)
-    filled += chunk.length
-  }
-  if (filled !== length) throw new TruncatedBodyError(url, length, filled)
-  return target
 }
 
 function validatorFrom(headers: Headers): Validator {
