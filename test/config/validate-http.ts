@@ -1,21 +1,11 @@
 import t, { type Test } from 'tap'
-import { ConfigError } from '../../src/config/config-error.js'
+import { refusesConfig } from '../fixtures/config-errors.js'
 import { validateConfig } from '../../src/config/validate-config.js'
 
 const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: { allowOther: false, readTimeoutMs: 10_000 } }
 const http = (fields: Record<string, unknown> = {}) => ({ mountpoint: '/mnt', snapshots: [{ type: 'http', url: 'https://cdn.example/images/base%20v2.img?sig=abc', ...fields }] })
 
-function refuses(t: Test, raw: unknown, field: string, problem: RegExp) {
-  try {
-    validateConfig(raw, context)
-    t.fail(`expected a ConfigError for ${field}`)
-  } catch (err) {
-    t.ok(err instanceof ConfigError, 'a ConfigError')
-    t.equal((err as ConfigError).field, field, `names ${field}`)
-    t.match((err as ConfigError).message, problem)
-    t.match((err as ConfigError).fix, /\S/, 'has a fix')
-  }
-}
+const refuses = (t: Test, raw: unknown, field: string, problem: RegExp) => refusesConfig(t, raw, context, field, problem)
 
 t.test('an http snapshot gets documented defaults and a name from its URL path', async (t) => {
   const [spec] = validateConfig(http(), context).snapshots

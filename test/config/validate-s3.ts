@@ -1,22 +1,12 @@
 import t, { type Test } from 'tap'
-import { ConfigError } from '../../src/config/config-error.js'
+import { refusesConfig } from '../fixtures/config-errors.js'
 import { validateConfig } from '../../src/config/validate-config.js'
 import { parseS3Url } from '../../src/config/validate-s3.js'
 
 const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: { allowOther: false, readTimeoutMs: 10_000 } }
 const s3 = (fields: Record<string, unknown> = {}) => ({ mountpoint: '/mnt', snapshots: [{ type: 's3', url: 's3://fleet-images/golden/base.img', ...fields }] })
 
-function refuses(t: Test, raw: unknown, field: string, problem: RegExp) {
-  try {
-    validateConfig(raw, context)
-    t.fail(`expected a ConfigError for ${field}`)
-  } catch (err) {
-    t.ok(err instanceof ConfigError, 'a ConfigError')
-    t.equal((err as ConfigError).field, field, `names ${field}`)
-    t.match((err as ConfigError).message, problem)
-    t.match((err as ConfigError).fix, /\S/, 'has a fix')
-  }
-}
+const refuses = (t: Test, raw: unknown, field: string, problem: RegExp) => refusesConfig(t, raw, context, field, problem)
 
 t.test('s3://bucket/key, the key may hold slashes', async (t) => {
   t.strictSame(parseS3Url('s3://b/k'), { bucket: 'b', key: 'k' })

@@ -2,6 +2,7 @@ import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
 import type { Logger } from '../../log.js'
+import type { S3SnapshotSpec } from '../../config/config.js'
 import type { StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
@@ -11,27 +12,11 @@ import { parseContentRange } from '../http/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../http/http-errors.js'
 import type { RetryPolicy } from '../http/retry.js'
 
-export interface S3BackendOptions {
-  bucket: string
-  key: string
-  /** Pin this version; without it, the version current at open (pinned by ETag). */
-  versionId: string | undefined
-  /** Undefined: the SDK's own resolution (AWS_REGION, the profile's config). */
-  region: string | undefined
-  /** An S3-compatible store (MinIO, Ceph RGW, R2...); undefined for AWS. */
-  endpoint: string | undefined
-  forcePathStyle: boolean
-  /** Shared-config profile for the SDK's default credential chain. */
-  profile: string | undefined
-  /** Send unsigned requests (public buckets): no credentials looked up at all. */
-  anonymous: boolean
-  /** Sockets for parallel ranges; the SDK's default of 50 queues silently beyond that. */
-  connections: number
-  connectTimeoutMs: number
-  /** Longest wait for a response, and longest silence inside one. */
-  requestTimeoutMs: number
+/** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
+export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {
   retry: RetryPolicy
   logger: Logger
+  /** Injected for tests; Math.random otherwise. */
   random?: () => number
 }
 
