@@ -22,8 +22,12 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
   const started = Date.now()
   const deadline = started + policy.deadlineMs
   for (let attempts = 1; ; attempts++) {
+    // A timer cleared when the attempt settles: AbortSignal.timeout's would live on until the
+    // deadline after every successful read, thousands of them at a high read rate.
+    const abort = new AbortController()
+    const timer = setTimeout(() => abort.abort(new Error(`${what}: deadline of ${policy.deadlineMs} ms reached`)), Math.max(1, deadline - Date.now()))
     try {
-      return await attempt(AbortSignal.timeout(Math.max(1, deadline - Date.now())))
+      return await attempt(abort.signal)
     } catch (err) {
       const now = Date.now()
       const elapsed = now - started
@@ -37,6 +41,8 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
       }
       hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
       await sleep(wait)
+    } finally {
+      clearTimeout(timer)
     }
   }
 }
