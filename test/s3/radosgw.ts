@@ -1,12 +1,15 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
-import { open, writeFile } from 'node:fs/promises'
+import { mkdir, open, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GetObjectCommand, HeadObjectCommand, type S3Client, type S3ServiceException } from '@aws-sdk/client-s3'
 import { GiB, LARGE_IMAGE_EXTENTS, LARGE_IMAGE_SIZE, makeLargeSparseImage, readSource } from '../fixtures/images.js'
 import { s3Client, startRadosgw } from '../fixtures/radosgw.js'
 import { PART_BYTES } from '../fixtures/s3-upload.js'
 import { tempDir } from '../fixtures/temp-dir.js'
+import { runCli, startDaemon } from '../fixtures/daemon.js'
+import { largeImageSuite } from '../fixtures/read-path-suite.js'
+import { ddRange, readRange } from '../fixtures/readers.js'
 import { ramp, seededBytes } from '../fixtures/test-data.js'
 
 /**
@@ -87,6 +90,54 @@ t.test('radosgw: a real S3 server on loopback', async (t) => {
       t.equal(err.$metadata.httpStatusCode, 403, `${what}: 403`)
       t.equal(err.name, code)
     }
+  })
+
+  t.test('through a snapmount mount: past 2^31 and 2^32, and refusals of bad credentials', async (t) => {
+    const saved = { ...process.env }
+    t.teardown(() => {
+      for (const name of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_CA_BUNDLE']) {
+        if (saved[name] === undefined) delete process.env[name]
+        else process.env[name] = saved[name]
+      }
+    })
+    // The daemon is a child process: it takes its credentials from the environment, as users give them.
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey })
+    const config = join(dir, 'snapmount.yaml')
+    const snapshot = (name: string, key: string) =>
+      `  - name: ${name}\n    type: s3\n    url: s3://${BUCKET}/${key}\n    endpoint: ${rgw.endpoint}\n    region: ${rgw.region}\n`
+    await writeFile(config, `mountpoint: mnt\nsnapshots:\n${snapshot('large', 'large.img')}${snapshot('small', 'small.bin')}`)
+    await mkdir(join(dir, 'mnt'))
+
+    for (const bundle of [undefined, '/nonexistent/ca-bundle.pem']) {
+      if (bundle === undefined) delete process.env.AWS_CA_BUNDLE
+      else process.env.AWS_CA_BUNDLE = bundle
+      const check = await runCli(['check', '--config', config])
+      t.equal(check.code, 0, `check works with AWS_CA_BUNDLE ${bundle ?? 'unset'}: ${check.stderr}`)
+      t.match(check.stdout, new RegExp(`^large\\ts3\\t${LARGE_IMAGE_SIZE}\\t`, 'm'))
+    }
+
+    const daemon = await startDaemon(t, join(dir, 'mnt'), ['--config', config])
+    t.teardown(() => daemon.stop())
+    largeImageSuite(t, { mounted: join(dir, 'mnt', 'large'), source: large, size: LARGE_IMAGE_SIZE })
+    t.test('around 2^31 and 2^32', async (t) => {
+      for (const { offset, length } of [SIGNED_LINE_EXTENT, { offset: 2 ** 31 - 1000, length: 2000 }, { offset: 2 ** 32 - 1000, length: 2000 }]) {
+        const got = await ddRange(join(dir, 'mnt', 'large'), offset, length, { direct: true })
+        t.ok(got.equals(await readSource(large, offset, length)), `${length} bytes at ${offset}`)
+      }
+      t.ok((await readRange(join(dir, 'mnt', 'small'), 0, SMALL_SIZE)).equals(smallBytes), 'and the small object whole')
+    })
+
+    t.test('wrong credentials are refused at start, naming the cause', async (t) => {
+      process.env.AWS_SECRET_ACCESS_KEY = `${rgw.secretAccessKey}x`
+      const wrongSecret = await runCli(['check', '--config', config])
+      t.equal(wrongSecret.code, 2)
+      t.match(wrongSecret.stderr, /cannot open s3:\/\/snapmount-test\/large\.img: access denied \(403 SignatureDoesNotMatch\); check the credentials/)
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'SNAPMOUNTUNKNOWNKEY0', AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey })
+      const unknownKey = await runCli(['check', '--config', config])
+      t.equal(unknownKey.code, 2)
+      t.match(unknownKey.stderr, /access denied \(403 InvalidAccessKeyId\)/)
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey })
+    })
   })
 
   t.test('If-Match: a wrong ETag gets 412, the right one the range', async (t) => {

@@ -159,7 +159,9 @@ export class S3Backend implements StorageBackend {
           : fail(`bucket ${bucket} does not exist${endpoint ? ` at ${endpoint}` : ''}`, 'check the bucket name and the endpoint')
       }
       if (cause.status === 403 || cause.status === 401) {
-        return fail(`access denied (${cause.status}${s3Code ? ` ${s3Code}` : ''})`, `check the credentials${profile ? ` of profile ${profile}` : ''} and the bucket policy, or set anonymous: true for a public bucket`)
+        // HeadObject's error has no body, so no code; a one-byte GET's says which denial it is.
+        const code = s3Code !== undefined && s3Code !== 'Unknown' ? s3Code : await this.errorCodeOfGet()
+        return fail(`access denied (${cause.status}${code ? ` ${code}` : ''})`, `check the credentials${profile ? ` of profile ${profile}` : ''} and the bucket policy, or set anonymous: true for a public bucket`)
       }
       return fail(`the store answered ${cause.status}${s3Code ? ` ${s3Code}` : ''}`, 'check the endpoint and try again')
     }
@@ -171,6 +173,17 @@ export class S3Backend implements StorageBackend {
       return fail('no region', 'set region: in the config or AWS_REGION in the environment')
     }
     return fail(`${endpoint ? `endpoint ${endpoint}` : 'S3'} unreachable (${describe(cause)})`, 'check the endpoint and the network')
+  }
+
+  /** The S3 error code a small GET of the object gets, for a diagnosis HEAD cannot give. */
+  private async errorCodeOfGet(): Promise<string | undefined> {
+    try {
+      const reply = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: this.options.key, Range: 'bytes=0-0' }))
+      discardBody(reply.Body as unknown as Parameters<typeof discardBody>[0])
+      return undefined
+    } catch (err) {
+      return (err as Error).name
+    }
   }
 
   private async bucketExists(): Promise<boolean> {
