@@ -14,8 +14,8 @@ import { mkdir, mkdtemp, open, readFile, rename, rm, rmdir, stat } from 'node:fs
 import { cpus, loadavg, release } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { startDelayProxy } from './delay-proxy.mjs'
-import { NGINX, clearStaleNginx, startNginx } from './nginx.mjs'
+import { startDelayProxy } from '../tools/delay-proxy.mjs'
+import { NGINX, clearStaleNginx, startNginx } from '../tools/nginx.mjs'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** /var/tmp survives reboots and is on disk, not tmpfs: the cached image is reused across runs. */
@@ -356,8 +356,16 @@ function median(values) {
 // HTTP: the same image from nginx, through snapmount's HTTP backend and httpfs2, beside a plain
 // HTTP client on the same path
 
-/** The "distant server" condition: 5 ms each way through bench/delay-proxy.mjs, a 10 ms round trip. */
+/** The "distant server" condition: 5 ms each way through tools/delay-proxy.mjs, a 10 ms round trip. */
 const ONE_WAY_DELAY_MS = 5
+/**
+ * The proxy may release a chunk this much before it is due: Node's timers tick in whole ms and
+ * often fire a fraction early, and without slack each hop would wait a whole extra tick. Measured
+ * here: 5 ms asked, 5.1-5.5 ms given (p10-p90).
+ */
+const PROXY_TIMER_SLACK_MS = 0.5
+/** nginx's temp dirs: the bench's own prefix, so clearing a killed run's nginx touches no test's. */
+const NGINX_PREFIX = 'snapmount-bench-nginx-'
 /**
  * Sequential bytes read on the 10 ms path. With one GET per 128 KiB and one or two in flight, the
  * mounts read 8-20 MB/s there: 128 MiB is already ~1 000 round trips, 7-17 s a mount.
@@ -448,7 +456,7 @@ async function measureHttpMount(mount, condition, nginx, expectedSliceSha) {
     const served = (await nginx.requests()).slice(before)
     const gets = served.length
     const getKiB = served.reduce((sum, request) => sum + request.bytes, 0) / gets / 1024
-    const connections = new Set(served.map((request) => request.connection)).size
+    const connections = new Set(served.map((request) => request.clientPort)).size
     const iops1 = await randReadIops(file, { jobs: 1, direct: true })
     const iops8 = await randReadIops(file, { jobs: 8, direct: true })
     const sliceOk = (await sliceSha256(file, 'direct')) === expectedSliceSha
@@ -460,7 +468,8 @@ async function measureHttpMount(mount, condition, nginx, expectedSliceSha) {
 
 /** Both conditions: nginx once, the delay proxy for the 10 ms one; results by condition key. */
 async function measureHttp(httpfs2) {
-  const nginx = await startNginx(BENCH_DIR)
+  // Accept-Ranges on 206s: httpfs2 fails every read without it.
+  const nginx = await startNginx(BENCH_DIR, { acceptRangesOnPartial: true, prefix: NGINX_PREFIX })
   services.add(nginx)
   const expectedSliceSha = await sliceSha256(IMAGE_PATH, 'fullblock')
   const results = {}
@@ -468,7 +477,7 @@ async function measureHttp(httpfs2) {
     for (const condition of CONDITIONS) {
       let proxy
       if (condition.oneWayDelayMs > 0) {
-        proxy = await startDelayProxy(nginx.port, condition.oneWayDelayMs)
+        proxy = await startDelayProxy({ host: '127.0.0.1', port: nginx.port }, condition.oneWayDelayMs, { timerSlackMs: PROXY_TIMER_SLACK_MS })
         proxy.stop = proxy.close
         services.add(proxy)
       }
@@ -607,7 +616,7 @@ async function main() {
     })
   }
   await clearStaleMounts()
-  for (const dir of await clearStaleNginx()) progress(`cleared nginx left by an earlier run in ${dir}`)
+  for (const dir of await clearStaleNginx(NGINX_PREFIX)) progress(`cleared nginx left by an earlier run in ${dir}`)
   const image = await ensureImage()
   // Before any measurement, so apt and dpkg do not run beside one.
   const httpfs2 = await ensureHttpfs2()
@@ -637,7 +646,7 @@ async function main() {
     for (const { http: m } of Object.values(http)) failed ||= !m.sliceOk || m.exit !== 0
     const httpSeconds = (Date.now() - httpBegan) / 1000
     process.stdout.write(`\nHTTP: the same image from nginx ${await nginxVersion()} on 127.0.0.1 (sendfile, keep-alive), one cold daemon per mount and condition,\n`)
-    process.stdout.write(`${FIO_SECONDS} s of fio or of the raw client per rate; 10 ms RTT = bench/delay-proxy.mjs, ${ONE_WAY_DELAY_MS} ms each way, between client and nginx\n`)
+    process.stdout.write(`${FIO_SECONDS} s of fio or of the raw client per rate; 10 ms RTT = tools/delay-proxy.mjs, ${ONE_WAY_DELAY_MS} ms each way, between client and nginx\n`)
     process.stdout.write(`${httpfs2.note}; 1-min load average ${httpLoadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after\n\n`)
     process.stdout.write(`${httpReport(http)}\n\n`)
     process.stdout.write('raw: bench/http-client.mjs (Node, undici Pool, keep-alive, If-Match like the daemon) and curl, same URL and path as the mounts.\n')

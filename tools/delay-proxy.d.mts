@@ -1,0 +1,30 @@
+export interface DelayProxy {
+  /** The proxy listens on 127.0.0.1:port. */
+  port: number
+  /** Stops listening and destroys every proxied connection. Idempotent. */
+  close(): Promise<void>
+}
+
+export interface DelayProxyOptions {
+  /**
+   * How early, in ms (0 to < 1), a chunk may leave. Node's timers tick in whole milliseconds of the
+   * event loop's clock, so a timer often fires a fraction of a millisecond before a chunk is due;
+   * with no slack that chunk waits one more tick, and each hop takes up to ~1 ms longer than
+   * `oneWayDelayMs`. With 0.5, a 5 ms hop measured 5.1-5.5 ms (p10-p90), the bench's choice.
+   * Default 0: a chunk never leaves early, so `oneWayDelayMs` is a lower bound tests can assert.
+   */
+  timerSlackMs?: number
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 to `target` that makes loopback behave like a distant link: every
+ * chunk, each way, arrives `oneWayDelayMs` after it was sent, so a request and its response cost
+ * one round trip of 2 × oneWayDelayMs, and a new connection's first bytes one more (the handshake).
+ * Bytes are never reordered; a FIN or a reset arrives after the bytes sent before it.
+ * Not a tap fixture (the benchmark uses it too): the caller closes it.
+ */
+export declare function startDelayProxy(
+  target: { host: string; port: number },
+  oneWayDelayMs: number,
+  options?: DelayProxyOptions,
+): Promise<DelayProxy>
