@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { FileBackend } from '../../src/backend/file-backend.js'
 import { MmapBackend, WINDOW_BYTES } from '../../src/backend/mmap-backend.js'
 import { openBackend } from '../../src/backend/open-backend.js'
+
+const silentLogger = { info() {}, warn() {}, error() {} }
 import type { StorageBackend } from '../../src/backend/storage-backend.js'
 import { backendConformance } from '../fixtures/backend-conformance.js'
 import { seededBytes } from '../fixtures/test-data.js'
@@ -94,7 +96,7 @@ t.test('opening a bad source says what is wrong and how to fix it', async (t) =>
   if (process.getuid?.() !== 0) cases.push({ path: unreadable, message: /not readable/ })
   for (const type of ['file', 'mmap'] as const) {
     for (const { path, message } of cases) {
-      await t.rejects(openBackend({ name: 'x', type, path }), { code: 'E_SOURCE_OPEN', message, fix: /./ }, `${type}: ${path}`)
+      await t.rejects(openBackend({ name: 'x', type, path }, { env: {}, logger: silentLogger }), { code: 'E_SOURCE_OPEN', message, fix: /./ }, `${type}: ${path}`)
     }
   }
 })

@@ -86,7 +86,7 @@ t.test('relative paths in the file are taken from its folder, not the working di
     const config = await loadConfig(given, DEFAULTS)
     t.equal(config.mountpoint, join(dir, 'mnt'), `${given}: mountpoint`)
     t.strictSame(
-      config.snapshots.map(({ path }) => path),
+      config.snapshots.map((spec) => ('path' in spec ? spec.path : undefined)),
       [join(dir, 'images', 'base.img'), join(dir, 'etc', 'vm.raw')],
       `${given}: snapshot paths`,
     )

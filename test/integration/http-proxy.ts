@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createServer } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { mkdir } from 'node:fs/promises'
@@ -10,7 +10,7 @@ import { seededBytes } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
 /** A forward proxy that tunnels CONNECT requests to loopback only, and remembers where to. */
-async function startConnectProxy(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function startConnectProxy(t: Test) {
   const tunnels: string[] = []
   const server = createServer((_, response) => response.writeHead(405).end())
   server.on('connect', (request, client, head) => {

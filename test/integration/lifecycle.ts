@@ -1,11 +1,11 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isMounted, mountAt, startDaemon } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
-async function setUp(t: Parameters<Parameters<typeof t.test>[1]>[0]) {
+async function setUp(t: Test) {
   const dir = await tempDir(t)
   const image = await makeRandomImage(dir, 'disk.raw', 1024 * 1024)
   const mountpoint = join(dir, 'mnt')
