@@ -10,7 +10,7 @@ import { collectBody, discardBody } from '../body.js'
 import { withRetries } from '../retrying.js'
 import { parseContentRange } from '../http/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../http/http-errors.js'
-import type { RetryPolicy } from '../http/retry.js'
+import { retryAfterMs, type RetryPolicy } from '../http/retry.js'
 
 /** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {
@@ -35,6 +35,7 @@ export class S3Backend implements StorageBackend {
   private size = 0
   private modified = new Date(0)
   private openLatencyMs = 0
+  private region = ''
 
   private constructor(
     private readonly options: S3BackendOptions,
@@ -64,9 +65,8 @@ export class S3Backend implements StorageBackend {
   }
 
   describe(): string {
-    const { region, endpoint } = this.options
-    const where = `${endpoint ?? 'AWS'} ${region ?? (this.client.config.region as unknown as string | undefined) ?? ''}`.trim()
-    return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${where}; ${this.openLatencyMs} ms round trip`
+    const store = this.options.endpoint ?? 'AWS'
+    return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${store} ${this.region}; ${this.openLatencyMs} ms round trip`
   }
 
   async readExact(offset: number, length: number): Promise<Buffer> {
@@ -111,6 +111,7 @@ export class S3Backend implements StorageBackend {
     const command = new HeadObjectCommand({ Bucket: bucket, Key: key, ...(versionId !== undefined && { VersionId: versionId }) })
     const head = await this.retrying(`HeadObject ${this.where}`, (abortSignal) => this.call(() => this.client.send(command, { abortSignal })))
     this.openLatencyMs = Math.round(performance.now() - started)
+    this.region = await this.client.config.region()
     this.size = head.ContentLength ?? 0
     this.etag = head.ETag ?? ''
     this.version = this.options.versionId ?? head.VersionId
@@ -122,12 +123,14 @@ export class S3Backend implements StorageBackend {
     try {
       return await send()
     } catch (err) {
-      if (!(err instanceof S3ServiceException)) throw err
-      const status = err.$metadata.httpStatusCode ?? 0
+      // An answer the SDK could not parse (a proxy's HTML 503) still carries its status.
+      const answered = err as { $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number; headers?: Record<string, string> }; name?: string }
+      const status = answered.$metadata?.httpStatusCode ?? answered.$response?.statusCode
+      if (status === undefined) throw err
+      // The range lies within the size seen at open, so a changed object answers 412 before any 416.
       if (status === 412) throw new RemoteChangedError(this.where, 'the pinned ETag no longer matches (412)')
-      if (status === 416) throw new RemoteChangedError(this.where, 'the range is past the end now (416)')
-      const retryAfter = Number(err.$response?.headers?.['retry-after'] ?? 0) * 1000
-      throw Object.assign(new HttpStatusError(status, this.where, retryAfter), { cause: err, s3Code: err.name })
+      const retryAfter = retryAfterMs(answered.$response?.headers?.['retry-after'], Date.now())
+      throw Object.assign(new HttpStatusError(status, this.where, retryAfter), { cause: err, s3Code: err instanceof S3ServiceException ? err.name : undefined })
     }
   }
 
@@ -147,10 +150,10 @@ export class S3Backend implements StorageBackend {
     const fail = (problem: string, fix: string) => new SourceOpenError(`cannot open ${this.where}: ${problem}`, fix, { cause: err })
     if (cause instanceof HttpStatusError) {
       const s3Code = (cause as HttpStatusError & { s3Code?: string }).s3Code
-      const sdkError = cause.cause as S3ServiceException | undefined
-      const region = sdkError?.$response?.headers?.['x-amz-bucket-region']
-      if (cause.status === 301 || s3Code === 'PermanentRedirect' || (region && region !== this.options.region)) {
-        return fail(`the bucket is in another region${region ? ` (${region})` : ''}`, `set region: ${region ?? 'to the bucket region'}`)
+      if (cause.status === 301) {
+        // AWS answers a request to the wrong region with 301 and names the right one in a header.
+        const region = (cause.cause as S3ServiceException).$response?.headers?.['x-amz-bucket-region']
+        return fail(`the bucket is in another region (${region ?? 'unnamed'})`, `set region: ${region ?? "to the bucket's region"}`)
       }
       if (cause.status === 404) {
         const bucketExists = await this.bucketExists()
@@ -214,6 +217,7 @@ function buildClient(options: S3BackendOptions): S3Client {
       connectionTimeout: options.connectTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
     },
-    ...(options.anonymous && { signer: { sign: async (request: unknown) => request } as never }),
+    // Anonymous: fixed empty credentials so the chain is never asked, and a signer that signs nothing.
+    ...(options.anonymous && { credentials: { accessKeyId: '', secretAccessKey: '' }, signer: { sign: async (request: unknown) => request } as never }),
   })
 }

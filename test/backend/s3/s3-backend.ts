@@ -1,0 +1,134 @@
+import t, { type Test } from 'tap'
+import { S3Backend, type S3BackendOptions } from '../../../src/backend/s3/s3-backend.js'
+import { backendConformance } from '../../fixtures/backend-conformance.js'
+import { startFaultServer } from '../../fixtures/fault-server.js'
+import { FAUX_S3_ENV, startFauxS3 } from '../../fixtures/fauxqs.js'
+import { seededBytes } from '../../fixtures/test-data.js'
+
+/**
+ * S3Backend in this process: against fauxqs for the S3 protocol, and against our fault server
+ * (which serves its one object at any path, so at /bucket/key too) for misbehaviour S3 servers
+ * rarely show on purpose.
+ */
+const OBJECT = seededBytes(41, 1024 * 1024 + 3)
+
+function collectingLogger() {
+  const lines: string[] = []
+  return { lines, logger: { info: (m: string) => lines.push(m), warn: (m: string) => lines.push(m), error: (m: string) => lines.push(m) } }
+}
+
+function options(endpoint: string, fields: Partial<S3BackendOptions> = {}): S3BackendOptions {
+  return {
+    bucket: 'snaps',
+    key: 'golden/disk.raw',
+    versionId: undefined,
+    region: 'us-east-1',
+    endpoint,
+    forcePathStyle: true,
+    profile: undefined,
+    anonymous: false,
+    connections: 8,
+    connectTimeoutMs: 500,
+    requestTimeoutMs: 500,
+    retry: { maxAttempts: 5, deadlineMs: 3000, baseDelayMs: 10, maxDelayMs: 50 },
+    logger: collectingLogger().logger,
+    ...fields,
+  }
+}
+
+/** Sets environment variables for one test; the SDK reads credentials and region from them. */
+function withEnv(t: Test, env: Record<string, string | undefined>) {
+  const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]))
+  const apply = (values: Record<string, string | undefined>) => {
+    for (const [name, value] of Object.entries(values)) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  }
+  apply(env)
+  t.teardown(() => apply(saved))
+}
+
+t.test('against fauxqs', async (t) => {
+  withEnv(t, FAUX_S3_ENV)
+  const s3 = await startFauxS3(t)
+  await s3.createBucket('snaps')
+  await s3.putObject('snaps', 'golden/disk.raw', OBJECT)
+
+  t.test('keeps the contract', (t) => backendConformance(t, () => S3Backend.open(options(s3.endpoint)), OBJECT))
+
+  t.test('check describes what was found at open', async (t) => {
+    const backend = await S3Backend.open(options(s3.endpoint, { versionId: 'v1-pinned' }))
+    t.teardown(() => backend.close())
+    t.match(backend.describe(), new RegExp(`^s3://snaps/golden/disk\\.raw; etag "[0-9a-f]+"; version v1-pinned; ${s3.endpoint} us-east-1; \\d+ ms round trip$`))
+    t.ok((await backend.readExact(10, 20)).equals(OBJECT.subarray(10, 30)), 'reads carry the version and still get the bytes')
+  })
+
+  t.test('anonymous: unsigned requests, no credentials looked up', async (t) => {
+    withEnv(t, { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SHARED_CREDENTIALS_FILE: '/nonexistent', AWS_CONFIG_FILE: '/nonexistent' })
+    const backend = await S3Backend.open(options(s3.endpoint, { anonymous: true }))
+    t.teardown(() => backend.close())
+    t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)))
+  })
+
+  t.test('no credentials anywhere: refused, saying so', async (t) => {
+    withEnv(t, {
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_PROFILE: undefined,
+      AWS_SHARED_CREDENTIALS_FILE: '/nonexistent',
+      AWS_CONFIG_FILE: '/nonexistent',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+    })
+    await t.rejects(S3Backend.open(options(s3.endpoint)), { code: 'E_SOURCE_OPEN', message: /no AWS credentials found/, fix: /anonymous: true/ })
+  })
+
+  t.test('no region anywhere: refused, saying so', async (t) => {
+    withEnv(t, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_CONFIG_FILE: '/nonexistent', AWS_PROFILE: undefined })
+    await t.rejects(S3Backend.open(options(s3.endpoint, { region: undefined })), { code: 'E_SOURCE_OPEN', message: /no region/, fix: /AWS_REGION/ })
+  })
+
+  t.test('an object overwritten after open fails reads E_REMOTE_CHANGED', async (t) => {
+    await s3.putObject('snaps', 'changing.raw', OBJECT)
+    const backend = await S3Backend.open(options(s3.endpoint, { key: 'changing.raw' }))
+    t.teardown(() => backend.close())
+    await s3.putObject('snaps', 'changing.raw', seededBytes(42, OBJECT.length))
+    await t.rejects(backend.readExact(0, 10), { code: 'E_REMOTE_CHANGED', message: /412/ })
+  })
+})
+
+t.test('against a misbehaving server', async (t) => {
+  withEnv(t, FAUX_S3_ENV)
+  const server = await startFaultServer(t, OBJECT)
+
+  t.test('cut, truncated, shifted and refused answers are retried into the right bytes', async (t) => {
+    const { lines, logger } = collectingLogger()
+    const backend = await S3Backend.open(options(server.origin, { logger }))
+    t.teardown(() => backend.close())
+    server.plan({ kind: 'reset-mid-body' }, { kind: 'short-body' }, { kind: 'wrong-range' }, { kind: 'status', status: 503 })
+    t.ok((await backend.readExact(1000, 50_000)).equals(OBJECT.subarray(1000, 51_000)), 'exact bytes in the end')
+    t.equal(lines.filter((line) => / retry \d\/4 in /.test(line)).length, 4, 'four retries logged')
+    t.ok((await backend.readExact(5000, 70_000)).equals(OBJECT.subarray(5000, 75_000)), 'and the next read is clean')
+  })
+
+  t.test('a denial at open names the S3 error code from a one-byte GET', async (t) => {
+    server.plan({ kind: 'status', status: 403, method: 'HEAD' }, { kind: 'status', status: 403, headers: { 'content-type': 'application/xml' } })
+    await t.rejects(S3Backend.open(options(server.origin)), { code: 'E_SOURCE_OPEN', message: /access denied \(403/ })
+  })
+
+  t.test('another status at open, and the wrong region', async (t) => {
+    server.plan({ kind: 'status', status: 400, method: 'HEAD' })
+    await t.rejects(S3Backend.open(options(server.origin)), { message: /the store answered 400/ })
+    server.plan({ kind: 'status', status: 301, method: 'HEAD', headers: { 'x-amz-bucket-region': 'eu-west-1' } })
+    await t.rejects(S3Backend.open(options(server.origin)), { message: /the bucket is in another region \(eu-west-1\)/, fix: /set region: eu-west-1/ })
+  })
+
+  t.test('an unreachable endpoint', async (t) => {
+    await t.rejects(S3Backend.open(options('http://127.0.0.1:9', { retry: { maxAttempts: 1, deadlineMs: 1000, baseDelayMs: 10, maxDelayMs: 10 } })), {
+      message: /endpoint http:\/\/127\.0\.0\.1:9 unreachable/,
+    })
+  })
+})
