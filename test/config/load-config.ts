@@ -117,6 +117,15 @@ t.test('a JSON syntax error names the line', async (t) => {
   t.match(err?.fix, /YAML\/JSON syntax/)
 })
 
+t.test('an alias bomb is refused without a line (the parser gives none) and without expanding it', async (t) => {
+  // Each level nine times the one before: 9^5 nodes if expanded; the parser stops counting aliases first.
+  const levels = ['a: &a [x, x, x, x, x, x, x, x, x]']
+  for (const [name, below] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']]) levels.push(`${name}: &${name} [${Array(9).fill(`*${below}`).join(', ')}]`)
+  const { file } = await writeConfig(t, 'bomb.yaml', `${levels.join('\n')}\n`)
+  const err = await refuses(t, file, 'line ?', /^[^\n]+: line \?: Excessive alias count indicates a resource exhaustion attack$/)
+  t.match(err?.fix, /YAML\/JSON syntax/)
+})
+
 t.test('validation errors inside the file name the file as origin', async (t) => {
   const { file } = await writeConfig(t, 'snapmount.yaml', 'mountpoint: /mnt/snap\nsnapshots:\n  - type: nfs\n    path: /a.img\n')
   const err = await refuses(t, file, 'snapshots[0].type', /unknown type "nfs"/)
