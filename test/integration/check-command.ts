@@ -2,8 +2,10 @@ import t, { type Test } from 'tap'
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isMounted, runCli } from '../fixtures/daemon.js'
+import { startFaultServer } from '../fixtures/fault-server.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
+import { seededBytes } from '../fixtures/test-data.js'
 
 // Sizes that are not multiples of any block or page size, so a rounded size shows.
 const BASE_SIZE = 3 * 1024 * 1024 + 7
@@ -46,6 +48,24 @@ t.test('check prints one line per snapshot with name, type and exact size, and m
   t.match(lines[1], /\t4\.9 KiB\t/)
   t.notOk(await isMounted(mountpoint), 'nothing mounted')
   t.strictSame(await readdir(mountpoint), [], 'the mountpoint is untouched')
+})
+
+t.test('check of an http snapshot shows what open learnt: the URL, the validator and the round trip', async (t) => {
+  const { config } = await setUp(t)
+  const server = await startFaultServer(t, seededBytes(4, 100_000))
+  await writeFile(config, `${await readFile(config, 'utf8')}  - type: http\n    name: remote\n    url: ${server.url()}?token=secret\n`)
+  const result = await runCli(['check', '--config', config])
+  t.equal(result.code, 0, result.stderr)
+  const remote = result.stdout.split('\n').find((line) => line.startsWith('remote\t'))
+  const [name, type, bytes, size, source] = remote?.split('\t') ?? []
+  t.strictSame([name, type, bytes, size], ['remote', 'http', '100000', '97.7 KiB'])
+  t.equal(source?.split('; ')[0], `${server.url()}?token=REDACTED`, 'the URL, its query values redacted')
+  t.match(source, /; etag "[0-9a-f]+"; ranges ok; \d+ ms round trip$/)
+  t.same(
+    server.requests.map(({ method, headers }) => `${method} ${headers.range ?? ''}`.trim()),
+    ['HEAD', 'GET bytes=0-0'],
+    'opened, not read',
+  )
 })
 
 t.test('check does not need the mountpoint to exist', async (t) => {

@@ -1,9 +1,11 @@
 import t, { type Test } from 'tap'
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises'
+import { lstat, mkdir, readFile, readdir, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isMounted, mountAt, startDaemon } from '../fixtures/daemon.js'
+import { isMounted, mountAt, runCli, startDaemon } from '../fixtures/daemon.js'
+import { startFaultServer } from '../fixtures/fault-server.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
+import { seededBytes } from '../fixtures/test-data.js'
 
 async function setUp(t: Test) {
   const dir = await tempDir(t)
@@ -46,4 +48,32 @@ t.test('the mount is read-only, named snapmount, and of type fuse.snapmount', as
   t.equal(mount?.source, 'snapmount')
   t.match(mount?.options, /(^|,)ro(,|$)/, 'ro in the mount options')
   t.equal(await daemon.stop(), 0)
+})
+
+t.test('allow_other: on by default as root, off with --no-allow-other', async (t) => {
+  const { image, mountpoint } = await setUp(t)
+  const allowOther = /(^|,)allow_other(,|$)/
+  const root = process.getuid?.() === 0
+  const byDefault = await startDaemon(t, mountpoint, [mountpoint, image])
+  t.equal(allowOther.test((await mountAt(mountpoint))?.options ?? ''), root, `default: ${root ? 'on' : 'off'} (uid ${process.getuid?.()})`)
+  t.equal(await byDefault.stop(), 0)
+  const without = await startDaemon(t, mountpoint, [mountpoint, image, '--no-allow-other'])
+  t.notMatch((await mountAt(mountpoint))?.options, allowOther, '--no-allow-other: off')
+  t.equal(await without.stop(), 0)
+})
+
+t.test('a mount that fails after the checks passed: exit 1 with the error, nothing mounted', async (t) => {
+  const { mountpoint } = await setUp(t)
+  const server = await startFaultServer(t, seededBytes(3, 100_000))
+  // The HEAD at open is held for a second; the mountpoint is removed meanwhile, after the daemon checked it.
+  server.plan({ kind: 'slow-headers', ms: 1000, method: 'HEAD' })
+  const cli = runCli(['mount', mountpoint, server.url()])
+  while (!server.requests.some(({ method }) => method === 'HEAD')) await new Promise((resolve) => setTimeout(resolve, 10))
+  await rmdir(mountpoint)
+  const result = await cli
+  t.equal(result.code, 1, 'exit 1: failed while running, not bad input')
+  t.equal(result.stdout, '')
+  t.match(result.stderr, /^snapmount error: Error: Mountpoint does not exist\n/, 'the error, as the binding gives it')
+  t.notOk(await isMounted(mountpoint), 'nothing mounted')
+  await t.rejects(lstat(mountpoint), { code: 'ENOENT' }, 'and the mountpoint is not recreated')
 })
