@@ -17,8 +17,9 @@ export async function runMount(config: Config, context: OpenContext): Promise<vo
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openSnapshots(config.snapshots, context)
   const fs = new SnapshotFs(snapshots, {
-    uid: process.getuid?.() ?? 0,
-    gid: process.getgid?.() ?? 0,
+    // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
+    uid: process.getuid!(),
+    gid: process.getgid!(),
     readTimeoutMs: config.options.readTimeoutMs,
     mountedAt: new Date(),
   })

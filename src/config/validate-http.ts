@@ -39,7 +39,7 @@ export function validateHttpSnapshot(entry: Record<string, unknown>, field: stri
   return {
     type: 'http',
     url: url.toString(),
-    defaultName: decodeURIComponent(url.pathname.split('/').pop() ?? ''),
+    defaultName: decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)),
     headers: validateHeaders(entry.headers, `${field}.headers`, baseDir, fail),
     caFile: file('ca_file'),
     clientCertFile,
