@@ -223,6 +223,7 @@ export class HttpBackend implements StorageBackend {
       }
       url = next
     }
+    /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
   }
 
   private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
