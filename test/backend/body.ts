@@ -1,0 +1,39 @@
+import t from 'tap'
+import { Readable } from 'node:stream'
+import { collectBody, discardBody } from '../../src/backend/body.js'
+import { ramp } from '../fixtures/test-data.js'
+
+const URL = 'https://h/x.img'
+
+t.test('collectBody: exactly the bytes asked for, in one buffer', async (t) => {
+  const bytes = ramp(1000, 10)
+  const chunks = [bytes.subarray(0, 3), bytes.subarray(3, 7), bytes.subarray(7)]
+  t.ok((await collectBody(Readable.from(chunks), 10, URL)).equals(bytes))
+  t.equal((await collectBody(Readable.from([]), 0, URL)).length, 0, 'an empty body for an empty range')
+})
+
+t.test('collectBody: more is not our range, fewer is a truncation', async (t) => {
+  const bytes = ramp(0, 10)
+  await t.rejects(collectBody(Readable.from([bytes.subarray(0, 6), bytes.subarray(6)]), 8, URL), {
+    code: 'E_BAD_RESPONSE',
+    message: `${URL} sent a response that is not the requested bytes: body longer than the 8 bytes asked for`,
+  })
+  await t.rejects(collectBody(Readable.from([bytes.subarray(0, 4)]), 10, URL), { code: 'E_TRUNCATED_BODY', expected: 10, received: 4 })
+})
+
+t.test('discardBody: an unread body is destroyed, and its abort error goes nowhere', async (t) => {
+  const body = new Readable({
+    read() {},
+    destroy(_err, callback) {
+      callback(new Error('aborted')) // as undici's body does when destroyed before its end
+    },
+  })
+  body.push(Buffer.from('unread'))
+  discardBody(body)
+  // Not events.once: it listens for 'error' itself, which would hide a missing listener.
+  await new Promise((resolve) => body.once('close', resolve))
+  t.ok(body.destroyed, 'destroyed')
+  t.equal(body.errored?.message, 'aborted', 'it failed, and no uncaught error followed')
+  discardBody(undefined)
+  t.pass('an answer without a body (an S3 error) is nothing to discard')
+})
