@@ -41,5 +41,6 @@ export class SourceOpenError extends InputError {
 export function describe(cause: unknown): string {
   const { code, message } = (cause ?? {}) as NodeJS.ErrnoException
   if (message === undefined) return String(cause)
-  return code ? `${code}: ${message}` : message
+  // Node's system errors already start with their code ("EIO: i/o error, read").
+  return code && !message.startsWith(code) ? `${code}: ${message}` : message
 }

@@ -75,7 +75,7 @@ t.test('a header from a file that cannot be read: refused, naming the file', asy
   const missing = join(dir, 'no-token')
   await t.rejects(openHttpBackend(spec(server.url(), { headers: { Authorization: { file: missing } } }), { env: {}, logger: quiet }), {
     code: 'E_SOURCE_OPEN',
-    message: `snapshot disk: header Authorization: cannot read ${missing} (ENOENT: ENOENT: no such file or directory, open '${missing}')`,
+    message: `snapshot disk: header Authorization: cannot read ${missing} (ENOENT: no such file or directory, open '${missing}')`,
     fix: 'check the file and its permissions',
   })
   t.same(server.requests, [])

@@ -119,6 +119,23 @@ t.test('against a misbehaving server', async (t) => {
     await t.rejects(S3Backend.open(options(server.origin)), { code: 'E_SOURCE_OPEN', message: /access denied \(403/ })
   })
 
+  t.test('a HEAD denied while a GET is allowed still says access denied', async (t) => {
+    server.plan({ kind: 'status', status: 403, method: 'HEAD' })
+    await t.rejects(S3Backend.open(options(server.origin)), { message: /access denied \(403\);?/ })
+  })
+
+  t.test('a store that ignores IfMatch cannot slip in a new version: the ETag is checked too', async (t) => {
+    const backend = await S3Backend.open(options(server.origin))
+    t.teardown(() => backend.close())
+    server.setObject(seededBytes(43, OBJECT.length))
+    server.setMode({ ignoreConditions: true })
+    t.teardown(() => {
+      server.setMode({ ignoreConditions: false })
+      server.setObject(OBJECT)
+    })
+    await t.rejects(backend.readExact(0, 100), { code: 'E_REMOTE_CHANGED', message: /ETag was "[^"]+", now "[^"]+"/ })
+  })
+
   t.test('another status at open, and the wrong region', async (t) => {
     server.plan({ kind: 'status', status: 400, method: 'HEAD' })
     await t.rejects(S3Backend.open(options(server.origin)), { message: /the store answered 400/ })
