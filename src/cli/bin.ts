@@ -1,3 +1,5 @@
 import { main } from './main.js'
 
-process.exitCode = await main(process.argv.slice(2))
+// Exit explicitly: fuse-native's native thread can outlive a mount that was taken away by hand
+// and would keep the process alive. stderr is a pipe or a file here, written synchronously.
+process.exit(await main(process.argv.slice(2)))

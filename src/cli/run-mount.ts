@@ -2,7 +2,7 @@ import type { Config } from '../config/config.js'
 import type { OpenContext } from '../backend/open-backend.js'
 import { SnapshotFs } from '../fuse/snapshot-fs.js'
 import { mountFuse } from '../fuse/fuse-mount.js'
-import { prepareMountpoint } from '../fuse/mountpoint.js'
+import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
 import { openSnapshots } from './open-snapshots.js'
 import { formatSize } from './format.js'
 
@@ -36,7 +36,13 @@ export async function runMount(config: Config, context: OpenContext): Promise<vo
 
   const signal = await stopped
   logger.info(`${signal}: unmounting ${config.mountpoint}`)
-  await mount.unmount()
+  try {
+    await mount.unmount()
+  } catch (err) {
+    // Someone ran `fusermount -u` by hand: the mount is gone, which is all unmounting is for.
+    if (await mountedType(config.mountpoint)) throw err
+    logger.warn(`${config.mountpoint} was already unmounted`)
+  }
   await fs.close()
   logger.info('unmounted')
 }

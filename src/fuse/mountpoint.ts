@@ -61,7 +61,7 @@ async function statMountpoint(path: string): Promise<Stats | 'stale'> {
 }
 
 /** The file system type mounted exactly at `path` (e.g. `fuse.snapmount`), if any. */
-async function mountedType(path: string): Promise<string | undefined> {
+export async function mountedType(path: string): Promise<string | undefined> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8')
   for (const line of mountinfo.split('\n')) {
     // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super

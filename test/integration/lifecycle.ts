@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { lstat, mkdir, readFile, readdir, rmdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { isMounted, mountAt, runCli, startDaemon } from '../fixtures/daemon.js'
+import { detach, isMounted, mountAt, runCli, startDaemon } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -76,4 +76,13 @@ t.test('a mount that fails after the checks passed: exit 1 with the error, nothi
   t.match(result.stderr, /^snapmount error: Error: Mountpoint does not exist\n/, 'the error, as the binding gives it')
   t.notOk(await isMounted(mountpoint), 'nothing mounted')
   await t.rejects(lstat(mountpoint), { code: 'ENOENT' }, 'and the mountpoint is not recreated')
+})
+
+t.test('a mount taken away by hand (fusermount -u): SIGTERM still exits 0', async (t) => {
+  const { image, mountpoint } = await setUp(t)
+  const daemon = await startDaemon(t, mountpoint, [mountpoint, image])
+  await detach(mountpoint)
+  t.notOk(await isMounted(mountpoint), 'gone')
+  t.equal(await daemon.stop(), 0, 'exit code 0')
+  t.match(daemon.stderr(), /was already unmounted/)
 })
