@@ -4,6 +4,9 @@ import { backendConformance } from '../../fixtures/backend-conformance.js'
 import { startFaultServer } from '../../fixtures/fault-server.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../../fixtures/fauxqs.js'
 import { seededBytes } from '../../fixtures/test-data.js'
+import { tempDir } from '../../fixtures/temp-dir.js'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 
 /**
  * S3Backend in this process: against fauxqs for the S3 protocol, and against our fault server
@@ -141,6 +144,24 @@ t.test('against a misbehaving server', async (t) => {
     await t.rejects(S3Backend.open(options(server.origin)), { message: /the store answered 400/ })
     server.plan({ kind: 'status', status: 301, method: 'HEAD', headers: { 'x-amz-bucket-region': 'eu-west-1' } })
     await t.rejects(S3Backend.open(options(server.origin)), { message: /the bucket is in another region \(eu-west-1\)/, fix: /set region: eu-west-1/ })
+    server.plan({ kind: 'status', status: 301, method: 'HEAD' })
+    await t.rejects(S3Backend.open(options(server.origin)), { message: /the bucket is in another region$/, fix: /set region: to the bucket's region/ })
+  })
+
+  t.test('a store that sends no ETag is refused: reads could not be pinned', async (t) => {
+    server.setMode({ etag: 'none' })
+    t.teardown(() => server.setMode({ etag: 'strong' }))
+    await t.rejects(S3Backend.open(options(server.origin)), { code: 'E_SOURCE_OPEN', message: /gave no ETag/ })
+  })
+
+  t.test('a denial under a named profile names the profile', async (t) => {
+    const dir = await tempDir(t)
+    const credentials = join(dir, 'credentials')
+    await writeFile(credentials, '[images]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = secret\n')
+    withEnv(t, { AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SHARED_CREDENTIALS_FILE: credentials, AWS_CONFIG_FILE: '/nonexistent' })
+    server.plan({ kind: 'status', status: 403, method: 'HEAD' }, { kind: 'status', status: 403 })
+    await t.rejects(S3Backend.open(options(server.origin, { profile: 'images' })), { message: /access denied \(403/, fix: /credentials of profile images/ })
+    t.match(server.requests.at(-1)?.headers.authorization, /Credential=AKIDPROFILE\//, 'signed with the profile key')
   })
 
   t.test('an unreachable endpoint', async (t) => {
