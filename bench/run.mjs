@@ -1,8 +1,10 @@
 // snapmount read benchmark: throughput and IOPS through a fresh daemon for each backend (file,
 // mmap, and a zero-cost null backend), against reading the source image directly; then the same
 // image from nginx on loopback, plain and behind a 10 ms delay proxy, through snapmount's HTTP
-// backend and httpfs2, against a plain HTTP client on the same path. See bench/README.md for what
-// each number means. Run with `npm run bench` (it builds first).
+// backend and httpfs2, against a plain HTTP client on the same path; then the same image as an
+// object in Ceph's radosgw on loopback, through snapmount's S3 backend, s3fs and rclone mount,
+// against a plain S3 client, with the bytes the server sent per byte read. See bench/README.md for
+// what each number means. Run with `npm run bench` (it builds first).
 //
 // Every access to a mount happens in a child process (dd, fio, sha256sum), never in this one, and
 // every daemon runs as a child too: a synchronous access from the daemon's own process would
@@ -10,12 +12,15 @@
 
 import { spawn } from 'node:child_process'
 import { createCipheriv, createHash } from 'node:crypto'
-import { mkdir, mkdtemp, open, readFile, rename, rm, rmdir, stat } from 'node:fs/promises'
-import { cpus, loadavg, release } from 'node:os'
+import { access, mkdir, mkdtemp, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
+import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { startCountProxy } from '../tools/count-proxy.mjs'
 import { startDelayProxy } from '../tools/delay-proxy.mjs'
 import { NGINX, clearStaleNginx, startNginx } from '../tools/nginx.mjs'
+import { CEPH_MON, CEPH_OSD, RADOSGW, clearStaleRadosgw, startRadosgw } from '../tools/radosgw.mjs'
+import { PART_BYTES, PARTS_IN_FLIGHT } from '../tools/s3-upload.mjs'
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 /** /var/tmp survives reboots and is on disk, not tmpfs: the cached image is reused across runs. */
@@ -49,18 +54,31 @@ const MOUNTS = [
 
 /** Daemons and mountpoints still to be cleaned up, so SIGINT and failures leave no mount behind. */
 const live = new Set()
-/** nginx and the delay proxy, stopped after the daemons: each has a `stop()`. */
+/** nginx, the proxies, radosgw and temp dirs, stopped after the daemons: each has a `stop()`. */
 const services = new Set()
 /** Running dd/fio/sha256sum: stopped first on SIGINT, so none holds a mount busy while it unmounts. */
 const tools = new Set()
+/**
+ * Set by SIGINT/SIGTERM/SIGHUP: from then on nothing new is started but the cleanup (a step that
+ * failed because its tool was killed must not be followed by the next step while the cleanup runs).
+ */
+let stopping = false
+
+function refuseIfStopping(what) {
+  if (stopping) throw new Error(`not starting ${what}: the benchmark is stopping`)
+}
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
 
-/** Runs a command to completion; rejects with its stderr if it fails. `env` adds to DIRECT_ENV. */
-function run(command, args, { env } = {}) {
+/**
+ * Runs a command to completion; rejects with its stderr if it fails. `env` adds to `baseEnv`.
+ * Refused once the benchmark is stopping, unless it is part of the cleanup (`cleanup: true`).
+ */
+function run(command, args, { env, baseEnv = DIRECT_ENV, cleanup = false } = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...DIRECT_ENV, ...env } })
+    if (!cleanup) refuseIfStopping(command)
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...baseEnv, ...env } })
     tools.add(child)
     child.on('close', () => tools.delete(child))
     let stdout = ''
@@ -92,6 +110,11 @@ async function seqReadMBps(path, bytes = IMAGE_BYTES) {
 
 /** 4 KiB random-read IOPS from fio, psync, `jobs` readers each with its own descriptor. */
 async function randReadIops(path, { jobs, direct }) {
+  return (await fioRandRead(path, { jobs, direct })).iops
+}
+
+/** The same fio run for `seconds`: its IOPS and the bytes it read. */
+async function fioRandRead(path, { jobs, direct, seconds = FIO_SECONDS }) {
   const { stdout } = await run('fio', [
     '--name=randread',
     `--filename=${path}`,
@@ -106,7 +129,7 @@ async function randReadIops(path, { jobs, direct }) {
     // No map of blocks already read: random offsets stay random and fio's own overhead stays low.
     '--norandommap',
     '--time_based',
-    `--runtime=${FIO_SECONDS}`,
+    `--runtime=${seconds}`,
     `--numjobs=${jobs}`,
     '--group_reporting',
     '--output-format=json',
@@ -115,7 +138,7 @@ async function randReadIops(path, { jobs, direct }) {
   const report = JSON.parse(stdout.slice(stdout.indexOf('{')))
   const job = report.jobs?.[0]
   if (!job || job.error) throw new Error(`fio reported error ${job?.error} for ${path}`)
-  return job.read.iops
+  return { iops: job.read.iops, bytes: job.read.io_bytes }
 }
 
 /** sha256 of a file as sha256sum reads it (buffered: through the page cache). */
@@ -127,6 +150,7 @@ async function sha256File(path) {
 /** sha256 of a file read with O_DIRECT, so every byte comes from the daemon, not the page cache. */
 function sha256Direct(path) {
   return new Promise((resolve, reject) => {
+    refuseIfStopping('dd')
     const dd = spawn('dd', [`if=${path}`, 'bs=1M', 'iflag=direct', 'status=none'], { stdio: ['ignore', 'pipe', 'pipe'] })
     tools.add(dd)
     dd.on('close', () => tools.delete(dd))
@@ -181,10 +205,11 @@ function zeroSha256() {
 
 /** Spawns a daemon and resolves once it logs "mounted"; rejects if it exits or hangs first. */
 async function startDaemon(mount) {
+  refuseIfStopping(mount.title)
   const mnt = await mkdtemp(join(BENCH_DIR, `mnt-${mount.key}-`))
-  const [command, ...args] = mount.command(mnt)
+  const [command, ...args] = await mount.command(mnt)
   const started = process.hrtime.bigint()
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: DIRECT_ENV })
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: mount.env ?? DIRECT_ENV })
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })))
   const daemon = { mnt, child, exited, log: '', stopped: undefined }
   live.add(daemon)
@@ -200,7 +225,7 @@ async function startDaemon(mount) {
       // "unmounted" contains "mounted" too, but can only come after.
       if (!mount.listedWhenMounted && /\bmounted\b/.test(daemon.log)) mounted()
     })
-    // A daemon that does not say when it is ready (httpfs2) is ready once the kernel lists its mount.
+    // A daemon that does not say when it is ready (httpfs2, s3fs, rclone) is ready once the kernel lists its mount.
     if (mount.listedWhenMounted) poll = setInterval(() => mountedPaths().then((paths) => paths.includes(mnt) && mounted(), reject), 10)
     child.on('error', reject)
     exited.then(({ code, signal }) => {
@@ -248,16 +273,53 @@ async function mountedPaths() {
 }
 
 async function unmountIfMounted(mnt) {
-  if ((await mountedPaths()).includes(mnt)) await run('fusermount', ['-u', '-z', mnt])
+  if ((await mountedPaths()).includes(mnt)) await run('fusermount', ['-u', '-z', mnt], { cleanup: true })
 }
 
-/** Clears mounts a killed earlier run left under BENCH_DIR. */
+/**
+ * Stops what a killed earlier run left running: a daemon (snapmount, httpfs2, s3fs, rclone) keeps
+ * serving after its mount is detached (snapmount does not notice), and dd or fio may still be
+ * reading. Each names a mountpoint under BENCH_DIR or a file in an S3 temp dir on its command
+ * line. SIGTERM first (a daemon still mounted unmounts), SIGKILL for whatever is left after 5 s.
+ */
+async function clearStaleProcesses() {
+  const marks = [join(BENCH_DIR, 'mnt-'), join(tmpdir(), S3_TEMP_PREFIX)]
+  const stale = []
+  for (const pid of (await readdir('/proc')).filter((name) => /^\d+$/.test(name)).map(Number)) {
+    if (pid === process.pid) continue
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+    if (!marks.some((mark) => cmdline.includes(mark))) continue
+    progress(`stopping pid ${pid}, left by an earlier run: ${cmdline.replaceAll('\0', ' ').trim()}`)
+    try {
+      process.kill(pid, 'SIGTERM')
+      stale.push(pid)
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const alive = async () => (await Promise.all(stale.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')))).some(Boolean)
+  for (let waited = 0; waited < 5_000 && (await alive()); waited += 50) await new Promise((resolve) => setTimeout(resolve, 50))
+  for (const pid of stale) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // Exited on SIGTERM, as it should.
+    }
+  }
+}
+
+/**
+ * Clears mounts a killed earlier run left under BENCH_DIR, and their mountpoints (empty
+ * directories: rmdir removes nothing else).
+ */
 async function clearStaleMounts() {
   for (const path of await mountedPaths()) {
     if (!path.startsWith(join(BENCH_DIR, 'mnt-'))) continue
     process.stderr.write(`bench: clearing stale mount ${path}\n`)
     await run('fusermount', ['-u', '-z', path])
-    await rmdir(path).catch(() => {})
+  }
+  for (const name of await readdir(BENCH_DIR).catch(() => [])) {
+    if (name.startsWith('mnt-')) await rmdir(join(BENCH_DIR, name)).catch(() => {})
   }
 }
 
@@ -332,16 +394,20 @@ async function readerMeasurements(mount, file, expectedSha) {
   return { iops1, iops8, shaCached, shaDirect }
 }
 
-/** Runs `work(file)` against a fresh daemon, always stopping it; adds start time and exit status. */
-async function withDaemon(mount, work) {
-  await warmSource() // fio O_DIRECT on the source or another mount must not have left it cold
+/**
+ * Runs `work(file)` against a fresh daemon, always stopping it; adds start time and exit status.
+ * `warm: false` for mounts that never read the local source (S3).
+ */
+async function withDaemon(mount, work, { warm = true } = {}) {
+  if (warm) await warmSource() // fio O_DIRECT on the source or another mount must not have left it cold
   const daemon = await startDaemon(mount)
   let result
   try {
     result = await work(join(daemon.mnt, mount.file ?? NAME))
   } finally {
     const { code, signal } = await stopDaemon(daemon)
-    if ((signal ?? code) !== 0) progress(`${mount.title}: daemon exited ${signal ?? code} after SIGTERM:\n${daemon.log}`)
+    // rclone answers SIGTERM by unmounting and exiting 143 (128 + SIGTERM): its clean exit.
+    if ((signal ?? code) !== (mount.sigtermExit ?? 0)) progress(`${mount.title}: daemon exited ${signal ?? code} after SIGTERM:\n${daemon.log}`)
     if (result) result.exit = signal ?? code
   }
   return { ...result, mountMs: daemon.mountMs }
@@ -404,25 +470,26 @@ function httpMounts(url, httpfs2) {
 }
 
 /**
- * httpfs2 (a C FUSE file system for one file over HTTP) as the reference mount: found on PATH,
- * else installed with apt-get when Debian has it. Returns { path, note } or { note } if absent.
+ * A reference mount's program (httpfs2, s3fs, rclone: Debian package and command share the name):
+ * found on PATH, else installed with apt-get when Debian has it. Returns { path, note }, or
+ * { note } saying why it is absent.
  */
-async function ensureHttpfs2() {
-  const which = async () => (await run('sh', ['-c', 'command -v httpfs2']).catch(() => ({ stdout: '' }))).stdout.trim()
-  const version = async () => (await run('dpkg-query', ['-W', '-f=${Version}', 'httpfs2']).catch(() => ({ stdout: '' }))).stdout.trim()
+async function ensurePackage(name) {
+  const which = async () => (await run('sh', ['-c', `command -v ${name}`]).catch(() => ({ stdout: '' }))).stdout.trim()
+  const version = async () => (await run('dpkg-query', ['-W', '-f=${Version}', name]).catch(() => ({ stdout: '' }))).stdout.trim()
   let path = await which()
-  if (path) return { path, note: `httpfs2 ${(await version()) || '(not from a package)'}, already installed` }
-  const policy = (await run('apt-cache', ['policy', 'httpfs2']).catch(() => ({ stdout: '' }))).stdout
+  if (path) return { path, note: `${name} ${(await version()) || '(not from a package)'}, already installed` }
+  const policy = (await run('apt-cache', ['policy', name]).catch(() => ({ stdout: '' }))).stdout
   const candidate = /Candidate:\s*(\S+)/.exec(policy)?.[1]
-  if (!candidate || candidate === '(none)') return { note: 'httpfs2 not measured: not installed, and apt-cache policy httpfs2 has no candidate' }
-  progress(`installing httpfs2 ${candidate} with apt-get`)
+  if (!candidate || candidate === '(none)') return { note: `${name} not measured: not installed, and apt-cache policy ${name} has no candidate` }
+  progress(`installing ${name} ${candidate} with apt-get`)
   try {
-    await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'httpfs2'], { env: { DEBIAN_FRONTEND: 'noninteractive' } })
+    await run('apt-get', ['install', '-y', '-q', '--no-install-recommends', name], { env: { DEBIAN_FRONTEND: 'noninteractive' } })
   } catch (err) {
-    return { note: `httpfs2 not measured: apt-get install httpfs2 failed (${err.message.split('\n').at(-1)})` }
+    return { note: `${name} not measured: apt-get install ${name} failed (${err.message.split('\n').at(-1)})` }
   }
   path = await which()
-  return path ? { path, note: `httpfs2 ${await version()}, installed by this run (apt-get)` } : { note: 'httpfs2 not measured: installed but not on PATH' }
+  return path ? { path, note: `${name} ${await version()}, installed by this run (apt-get)` } : { note: `${name} not measured: installed but not on PATH` }
 }
 
 /** sha256 of the CHECK_SLICE_MIB slices of `path`, each read with `iflag`. */
@@ -503,6 +570,307 @@ async function nginxVersion() {
   // nginx prints its version on stderr: "nginx version: nginx/1.22.1".
   const { stderr } = await run(NGINX, ['-v'])
   return /nginx\/(\S+)/.exec(stderr)?.[1] ?? ''
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3: the same image as one object in Ceph's radosgw on loopback, through snapmount's S3 backend,
+// s3fs and rclone mount, beside a plain S3 client on the same endpoint
+
+/** The bench's own temp prefixes, so clearing a killed run's leftovers touches no test's. */
+const RADOSGW_PREFIX = 'snapmount-bench-radosgw-'
+const S3_TEMP_PREFIX = 'snapmount-bench-s3-'
+const S3_BUCKET = 'snapmount-bench'
+/** The object's key; s3fs and rclone show it as the file's name (snapmount's config names it NAME). */
+const S3_KEY = basename(IMAGE_PATH)
+/**
+ * Read amplification is measured on daemons of their own, through tools/count-proxy.mjs: the
+ * proxy copies every byte through this process, which halved a raw GetObject stream's rate here
+ * (~650 to ~350 MB/s), so the rates are measured without it. 256 MiB is at least ~1 s of
+ * sequential reading for every mount (snapmount read ~60 MB/s in the runs here), and a third of
+ * the fio time per random run is enough to count GETs per read.
+ */
+const AMP_SEQ_BYTES = 256 * 2 ** 20
+const AMP_FIO_SECONDS = 3
+/**
+ * After a reader finishes, a mount's readahead (rclone's 16 MiB buffer, s3fs's parallel parts)
+ * may still be receiving: counters are read once nothing has moved for this long (at most
+ * AMP_SETTLE_MAX_MS), so those bytes count for the read that caused them.
+ */
+const AMP_SETTLE_MS = 200
+const AMP_SETTLE_MAX_MS = 3_000
+const S3_CLIENT = join(ROOT, 'bench/s3-client.mjs')
+/** rclone's defaults that decide how it reads (rclone 1.60 `rclone mount --help`), for the table's label. */
+const RCLONE_SETTINGS = '--vfs-cache-mode off, --vfs-read-chunk-size 128Mi (doubling, no limit), --buffer-size 16Mi, --vfs-read-wait 20ms'
+
+/**
+ * The environment of everything that talks to radosgw: the bench's, without any AWS_* variable
+ * (a profile, a session token or a region would change what is signed, and rclone 1.60 fails at
+ * start whenever AWS_CA_BUNDLE is set: "HTTPClient's transport unsupported type"), plus the keys.
+ */
+function s3Env(rgw) {
+  const env = Object.fromEntries(Object.entries(DIRECT_ENV).filter(([name]) => !name.startsWith('AWS_')))
+  return { ...env, AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey }
+}
+
+/**
+ * The S3 mounts of one endpoint (radosgw's own, or the counting proxy's): snapmount from a
+ * config file, s3fs and rclone when present, each with its defaults but read-only and path-style.
+ */
+function s3Mounts(endpoint, rgw, dir, peers) {
+  const env = s3Env(rgw)
+  const port = new URL(endpoint).port
+  const mounts = [
+    {
+      key: 's3',
+      title: 'snapmount s3',
+      env,
+      command: async (mnt) => {
+        const config = join(dir, `snapmount-${basename(mnt)}.yaml`)
+        const snapshot = `  - name: ${NAME}\n    type: s3\n    url: s3://${S3_BUCKET}/${S3_KEY}\n    endpoint: ${endpoint}\n    region: ${rgw.region}\n`
+        await writeFile(config, `mountpoint: ${mnt}\nsnapshots:\n${snapshot}`)
+        return [join(ROOT, 'bin/snapmount'), 'mount', '--config', config]
+      },
+    },
+  ]
+  if (peers.s3fs.path) {
+    mounts.push({
+      key: 's3fs',
+      title: 's3fs',
+      file: S3_KEY,
+      listedWhenMounted: true,
+      env,
+      // -f: stay a child we can signal. The keys file must be private, or s3fs refuses it.
+      command: async (mnt) => {
+        const passwd = join(dir, 's3fs.passwd')
+        await writeFile(passwd, `${rgw.accessKeyId}:${rgw.secretAccessKey}\n`, { mode: 0o600 })
+        return [peers.s3fs.path, S3_BUCKET, mnt, '-f', '-o', `ro,url=${endpoint},use_path_request_style,passwd_file=${passwd}`]
+      },
+    })
+  }
+  if (peers.rclone.path) {
+    mounts.push({
+      key: 'rclone',
+      title: 'rclone mount',
+      file: S3_KEY,
+      listedWhenMounted: true,
+      sigtermExit: 143,
+      env,
+      command: async (mnt) => {
+        const config = join(dir, `rclone-${port}.conf`)
+        await writeFile(
+          config,
+          `[rgw]\ntype = s3\nprovider = Ceph\nendpoint = ${endpoint}\naccess_key_id = ${rgw.accessKeyId}\nsecret_access_key = ${rgw.secretAccessKey}\n`,
+          { mode: 0o600 },
+        )
+        // --cache-dir: rclone's default is under ~/.cache; with the cache off nothing is kept there.
+        return [peers.rclone.path, 'mount', `rgw:${S3_BUCKET}`, mnt, '--read-only', '--config', config, '--cache-dir', join(dir, 'rclone-cache')]
+      },
+    })
+  }
+  return mounts
+}
+
+/** Runs bench/s3-client.mjs against `endpoint`; resolves with its JSON. */
+async function s3Client(rgw, endpoint, ...args) {
+  const { stdout } = await run('node', [S3_CLIENT, args[0], endpoint, rgw.region, S3_BUCKET, S3_KEY, ...args.slice(1).map(String)], { baseEnv: s3Env(rgw) })
+  return JSON.parse(stdout)
+}
+
+/** The plain client straight to radosgw: one GetObject stream, then 4 KiB ranged GetObjects/s. */
+async function measureRawS3(rgw) {
+  const seq = await s3Client(rgw, rgw.endpoint, 'seq')
+  const rate1 = await s3Client(rgw, rgw.endpoint, 'rate', 1, FIO_SECONDS)
+  const rate8 = await s3Client(rgw, rgw.endpoint, 'rate', 8, FIO_SECONDS)
+  const result = { seq: seq.mbps, iops1: rate1.rate, iops8: rate8.rate, getMs: rate1.medianMs }
+  progress(`raw S3: GetObject ${fmt(result.seq)} MB/s; 4 KiB GetObjects/s ${fmt(result.iops1)} / ${fmt(result.iops8)}, median ${result.getMs.toFixed(2)} ms`)
+  return result
+}
+
+/**
+ * One mount's rates, each on a cold daemon straight to radosgw: the sequential read (then the
+ * slice check), fio with 1 reader, fio with 8. Separate daemons because s3fs keeps what it
+ * downloaded in a temp file for as long as it runs: after the sequential read, its "random reads"
+ * would be local file reads.
+ */
+async function measureS3Mount(mount, expectedSliceSha) {
+  const seq = await withDaemon(
+    mount,
+    async (file) => ({ seq: await seqReadMBps(file), sliceOk: (await sliceSha256(file, 'direct')) === expectedSliceSha }),
+    { warm: false },
+  )
+  const fio1 = await withDaemon(mount, async (file) => ({ iops1: await randReadIops(file, { jobs: 1, direct: true }) }), { warm: false })
+  const fio8 = await withDaemon(mount, async (file) => ({ iops8: await randReadIops(file, { jobs: 8, direct: true }) }), { warm: false })
+  const daemons = [seq, fio1, fio8]
+  const result = {
+    mountMs: median(daemons.map((d) => d.mountMs)),
+    seq: seq.seq,
+    sliceOk: seq.sliceOk,
+    iops1: fio1.iops1,
+    iops8: fio8.iops8,
+    exits: daemons.map((d) => d.exit),
+  }
+  progress(`${mount.title}: start ${daemons.map((d) => fmt(d.mountMs)).join(', ')} ms; seq ${fmt(result.seq)} MB/s; O_DIRECT randread ${fmt(result.iops1)} / ${fmt(result.iops8)} IOPS; slices ${okOr(result.sliceOk)}; exits ${result.exits.join(', ')}`)
+  return result
+}
+
+/** Waits until the proxy has seen no byte for AMP_SETTLE_MS (at most AMP_SETTLE_MAX_MS), then reads its counters. */
+async function settledCounters(proxy) {
+  const deadline = Date.now() + AMP_SETTLE_MAX_MS
+  let last = proxy.counters()
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, AMP_SETTLE_MS))
+    const now = proxy.counters()
+    if (now.bytesFromTarget === last.bytesFromTarget || Date.now() > deadline) return now
+    last = now
+  }
+}
+
+/** What the proxy saw between two readings, for `bytesRead` bytes read by the client. */
+function traffic(before, after, bytesRead) {
+  const gets = after.gets - before.gets
+  const sent = after.bytesFromTarget - before.bytesFromTarget
+  const used = Object.keys(after.requestsByConnection).filter((id) => after.requestsByConnection[id] !== (before.requestsByConnection[id] ?? 0))
+  return {
+    amp: sent / bytesRead,
+    gets,
+    sentKiBPerGet: gets ? sent / gets / 1024 : undefined,
+    askedMiBPerGet: gets ? (after.rangeBytesAsked - before.rangeBytesAsked) / gets / 2 ** 20 : undefined,
+    connections: used.length,
+    bytesRead,
+    sent,
+  }
+}
+
+/**
+ * Read amplification of one mount through the counting proxy, each on a cold daemon: fio with 1
+ * reader for AMP_FIO_SECONDS (server bytes / the bytes fio read), then the first AMP_SEQ_BYTES
+ * read sequentially with dd (server bytes / AMP_SEQ_BYTES).
+ */
+async function measureAmplification(mount, proxy) {
+  const counted = (work) =>
+    withDaemon(
+      mount,
+      async (file) => {
+        const before = proxy.counters()
+        const bytesRead = await work(file)
+        return traffic(before, await settledCounters(proxy), bytesRead)
+      },
+      { warm: false },
+    )
+  const rand = await counted(async (file) => (await fioRandRead(file, { jobs: 1, direct: true, seconds: AMP_FIO_SECONDS })).bytes)
+  const seq = await counted(async (file) => {
+    await seqReadMBps(file, AMP_SEQ_BYTES)
+    return AMP_SEQ_BYTES
+  })
+  const mb = (bytes) => fmt(bytes / 1e6)
+  progress(
+    `${mount.title} via count proxy: seq ${mb(seq.bytesRead)} MB read, ${mb(seq.sent)} MB sent (${fmtAmp(seq.amp)}) in ${seq.gets} GETs on ${seq.connections} connections; ` +
+      `4K random ${mb(rand.bytesRead)} MB read, ${mb(rand.sent)} MB sent (${fmtAmp(rand.amp)}) in ${rand.gets} GETs on ${rand.connections} connections`,
+  )
+  return { seq, rand, exits: [rand.exit, seq.exit] }
+}
+
+/** The raw client through the counting proxy: what the protocol itself costs (headers, one GET per read). */
+async function measureRawAmplification(rgw, proxy) {
+  const endpoint = `http://127.0.0.1:${proxy.port}`
+  let before = proxy.counters()
+  await s3Client(rgw, endpoint, 'seq', AMP_SEQ_BYTES)
+  const seq = traffic(before, await settledCounters(proxy), AMP_SEQ_BYTES)
+  before = proxy.counters()
+  const rate = await s3Client(rgw, endpoint, 'rate', 1, AMP_FIO_SECONDS)
+  const rand = traffic(before, await settledCounters(proxy), rate.requests * 4096)
+  progress(`raw S3 via count proxy: seq amplification ${fmtAmp(seq.amp)}; 4K random ${fmtAmp(rand.amp)}`)
+  return { seq, rand }
+}
+
+/**
+ * The S3 part: radosgw, the upload (timed), the raw client, each mount's rates, then each
+ * mount's amplification through the counting proxy. Resolves with everything the table needs.
+ */
+async function measureS3(peers) {
+  const dir = await mkdtemp(join(tmpdir(), S3_TEMP_PREFIX))
+  const temp = { stop: () => rm(dir, { recursive: true, force: true }) }
+  services.add(temp)
+  let started = Date.now()
+  // No compression: the image is incompressible, and radosgw would only spend CPU finding that out.
+  const rgw = await startRadosgw({ prefix: RADOSGW_PREFIX, compression: 'none' })
+  services.add(rgw)
+  const startSeconds = (Date.now() - started) / 1000
+  try {
+    await rgw.createBucket(S3_BUCKET)
+    started = Date.now()
+    const etag = await rgw.uploadFile(S3_BUCKET, S3_KEY, IMAGE_PATH)
+    const uploadSeconds = (Date.now() - started) / 1000
+    progress(`radosgw at ${rgw.endpoint} in ${startSeconds.toFixed(1)} s; ${IMAGE_BYTES} bytes uploaded in ${uploadSeconds.toFixed(1)} s (ETag ${etag})`)
+    const expectedSliceSha = await sliceSha256(IMAGE_PATH, 'fullblock')
+    const result = { startSeconds, uploadSeconds, raw: await measureRawS3(rgw) }
+    // A peer that fails is reported in its note and left out; snapmount failing fails the bench.
+    const peerFailed = (mount, err) => {
+      if (stopping) throw err
+      peers[mount.key].note = `${mount.title} not measured: ${err.message.split('\n')[0]}`
+      progress(`${peers[mount.key].note}\n${err.stack ?? err}`)
+      delete result[mount.key]
+    }
+    for (const mount of s3Mounts(rgw.endpoint, rgw, dir, peers)) {
+      try {
+        result[mount.key] = await measureS3Mount(mount, expectedSliceSha)
+      } catch (err) {
+        if (mount.key === 's3') throw err
+        peerFailed(mount, err)
+      }
+    }
+
+    const proxy = await startCountProxy({ host: '127.0.0.1', port: Number(new URL(rgw.endpoint).port) })
+    proxy.stop = proxy.close
+    services.add(proxy)
+    try {
+      result.raw.amplification = await measureRawAmplification(rgw, proxy)
+      for (const mount of s3Mounts(`http://127.0.0.1:${proxy.port}`, rgw, dir, peers)) {
+        if (!result[mount.key]) continue
+        try {
+          const amplification = await measureAmplification(mount, proxy)
+          result[mount.key].amplification = amplification
+          result[mount.key].exits.push(...amplification.exits)
+        } catch (err) {
+          if (mount.key === 's3') throw err
+          peerFailed(mount, err)
+        }
+      }
+    } finally {
+      await proxy.close()
+      services.delete(proxy)
+    }
+    return result
+  } finally {
+    await rgw.stop()
+    services.delete(rgw)
+    await temp.stop()
+    services.delete(temp)
+  }
+}
+
+/** Removes what a killed run left: its radosgw (daemons and dir) and its S3 temp dirs. */
+async function clearStaleS3() {
+  for (const dir of await clearStaleRadosgw(RADOSGW_PREFIX)) progress(`cleared radosgw left by an earlier run in ${dir}`)
+  for (const name of await readdir(tmpdir())) {
+    if (!name.startsWith(S3_TEMP_PREFIX)) continue
+    progress(`removing ${join(tmpdir(), name)}, left by an earlier run`)
+    await rm(join(tmpdir(), name), { recursive: true, force: true })
+  }
+}
+
+/** radosgw, ceph-mon and ceph-osd must be installed (scripts/setup does it): say so before measuring anything. */
+async function checkCeph() {
+  for (const program of [RADOSGW, CEPH_MON, CEPH_OSD]) {
+    await access(program).catch(() => {
+      throw new Error(`${program} is missing: the S3 part needs Debian's radosgw, ceph-mon and ceph-osd (scripts/setup installs them)`)
+    })
+  }
+}
+
+async function versionOf(command, args, pattern) {
+  const { stdout, stderr } = await run(command, args).catch(() => ({ stdout: '', stderr: '' }))
+  return pattern.exec(`${stdout}${stderr}`)?.[1] ?? ''
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,56 +969,153 @@ function httpReport(results) {
   return table(rows)
 }
 
+/** A count: whole numbers, thousands separated. */
+function fmtCount(value) {
+  return value === undefined ? 'n/a' : Math.round(value).toLocaleString('en-US')
+}
+
+/** A ratio that may be far below 1 (GETs per read): two significant digits there. */
+function fmtPerRead(value) {
+  return value < 1 ? value.toPrecision(2) : value.toFixed(2)
+}
+
+/** Amplification: bytes the server sent per byte read (three decimals, the protocol's overhead shows). */
+function fmtAmp(value) {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a'
+  return value >= 100 ? fmt(value) : value.toFixed(value >= 10 ? 1 : 3)
+}
+
+/**
+ * The S3 table: the three mounts beside the plain client on the same endpoint. A mount missing
+ * (s3fs or rclone not installed) shows n/a.
+ */
+function s3Report(results) {
+  const { raw } = results
+  const mounts = ['s3', 's3fs', 'rclone'].map((key) => results[key] ?? {})
+  const rows = [['measurement', 'snapmount s3', 's3fs', 'rclone mount', 'raw S3 client, no FUSE', 'ratios snapmount / s3fs / rclone vs raw']]
+  const cells = (value) => mounts.map((m) => (m.mountMs === undefined ? 'n/a' : value(m)))
+  const row = (label, key, rawKey = key) => [label, ...mounts.map((m) => fmt(m[key])), fmt(raw[rawKey]), mounts.map((m) => ratio(m[key], raw[rawKey])).join(' / ')]
+  const amp = (m, kind) => m.amplification?.[kind]
+  const mb = (bytes) => fmt(bytes / 1e6)
+  const ampCell = (t, withRead = false) => (t === undefined ? 'n/a' : `${fmtAmp(t.amp)} (${mb(t.sent)}${withRead ? ` / ${mb(t.bytesRead)}` : ''})`)
+  const perRead = (t) => (t?.gets === undefined ? 'n/a' : `${fmtPerRead(t.gets / (t.bytesRead / 4096))} (${fmtAmp(t.askedMiBPerGet)}; ${t.connections})`)
+  rows.push(
+    ['daemon start to "mounted" (ms), median of 3 cold daemons', ...cells((m) => fmt(m.mountMs)), '-', '-'],
+    row('seq read MB/s, 1st after mount, 1 GiB (raw: one GetObject stream)', 'seq'),
+    row('4K randread IOPS, 1 reader (mount O_DIRECT, cold; raw: 4 KiB GetObjects/s, 1 client)', 'iops1'),
+    row('4K randread IOPS, 8 readers (mount O_DIRECT, cold; raw: 8 clients, 8 connections)', 'iops8'),
+    ['ms per 4K read, 1 reader (raw: median 4 KiB GetObject)', ...cells((m) => (1000 / m.iops1).toFixed(2)), raw.getMs.toFixed(2), '-'],
+    [
+      `read amplification, seq, first ${AMP_SEQ_BYTES / 2 ** 20} MiB: bytes radosgw sent / bytes read (MB sent)`,
+      ...cells((m) => ampCell(amp(m, 'seq'))),
+      ampCell(raw.amplification.seq),
+      '-',
+    ],
+    [
+      '  GETs for that read (mean KiB sent each; connections used)',
+      ...cells((m) => `${fmtCount(amp(m, 'seq').gets)} (${fmt(amp(m, 'seq').sentKiBPerGet)}; ${amp(m, 'seq').connections})`),
+      `${fmtCount(raw.amplification.seq.gets)} (${fmt(raw.amplification.seq.sentKiBPerGet)}; ${raw.amplification.seq.connections})`,
+      '-',
+    ],
+    [
+      `read amplification, 4K randread O_DIRECT, 1 reader, ${AMP_FIO_SECONDS} s (MB sent / MB read; raw: 4 KiB GetObjects)`,
+      ...cells((m) => ampCell(amp(m, 'rand'), true)),
+      ampCell(raw.amplification.rand, true),
+      '-',
+    ],
+    ['  GETs per 4K read in that run (MiB asked per GET; connections used)', ...cells((m) => perRead(amp(m, 'rand'))), perRead(raw.amplification.rand), '-'],
+    [`sha256 of ${CHECK_SLICE_MIB.length} x 1 MiB O_DIRECT slices equals source (after the seq read)`, ...cells((m) => okOr(m.sliceOk)), '-', '-'],
+    ['daemon exit status after SIGTERM (each of its 5 daemons)', ...cells((m) => [...new Set(m.exits.map(String))].join(', ')), '-', '-'],
+  )
+  return table(rows)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 
+/** The parts, in the order they run; `node bench/run.mjs s3` (or `npm run bench -- s3`) runs only those named. */
+const PARTS = ['local', 'http', 's3']
+
 async function main() {
   const began = Date.now()
+  const parts = process.argv.slice(2)
+  for (const part of parts) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${PARTS.join(', ')}`)
+  const runs = (part) => parts.length === 0 || parts.includes(part)
   // Anything else running on the machine (builds, tests) shows up in these numbers: say so.
   const loadBefore = loadavg()[0]
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
-      progress(`${signal}: stopping daemons and unmounting`)
+      progress(`${signal}: stopping daemons, unmounting, stopping servers`)
+      stopping = true
       for (const child of tools) child.kill('SIGTERM')
       cleanupAll().finally(() => process.exit(130))
     })
   }
+  if (runs('s3')) await checkCeph()
+  await clearStaleProcesses()
   await clearStaleMounts()
   for (const dir of await clearStaleNginx(NGINX_PREFIX)) progress(`cleared nginx left by an earlier run in ${dir}`)
+  await clearStaleS3()
   const image = await ensureImage()
   // Before any measurement, so apt and dpkg do not run beside one.
-  const httpfs2 = await ensureHttpfs2()
-  progress(httpfs2.note)
+  const absent = { note: 'not needed by the parts run' }
+  const httpfs2 = runs('http') ? await ensurePackage('httpfs2') : absent
+  const peers = runs('s3') ? { s3fs: await ensurePackage('s3fs'), rclone: await ensurePackage('rclone') } : {}
+  for (const peer of [httpfs2, ...Object.values(peers)]) if (peer !== absent) progress(peer.note)
   const fioVersion = (await run('fio', ['--version'])).stdout.trim()
   progress(`image ${IMAGE_PATH} (${image}); node ${process.version}, linux ${release()}, ${cpus().length} CPUs, ${fioVersion}`)
 
   let failed = false
   try {
-    const source = await measureSource()
-    const zeros = zeroSha256()
-    const mounts = {}
-    for (const mount of MOUNTS) mounts[mount.key] = await measureMount(mount, mount.key === 'null' ? zeros : source.sha)
-    for (const m of Object.values(mounts)) failed ||= !m.shaCached || !m.shaDirect || m.exit !== 0
+    if (runs('local')) {
+      const source = await measureSource()
+      const zeros = zeroSha256()
+      const mounts = {}
+      for (const mount of MOUNTS) mounts[mount.key] = await measureMount(mount, mount.key === 'null' ? zeros : source.sha)
+      for (const m of Object.values(mounts)) failed ||= !m.shaCached || !m.shaDirect || m.exit !== 0
 
-    process.stdout.write(`\nsnapmount read benchmark: 1 GiB image, medians of ${SEQ_DAEMONS} cold daemons per backend for sequential reads and start time,\n${FIO_SECONDS} s of fio per IOPS figure\n`)
-    process.stdout.write(`node ${process.version}, linux ${release()}, ${cpus().length} CPUs, ${fioVersion}; `)
-    process.stdout.write(`1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after (the benchmark itself raises it)\n\n`)
-    process.stdout.write(`${report(source, mounts)}\n\n`)
-    process.stdout.write('MB/s = 10^6 bytes/s. References (issue): C FUSE passthrough (bindfs) ~300 MB/s, QEMU FUSE export ~600 MB/s,\n')
-    process.stdout.write('both reading a page-cached file. See bench/README.md.\n')
+      process.stdout.write(`\nsnapmount read benchmark: 1 GiB image, medians of ${SEQ_DAEMONS} cold daemons per backend for sequential reads and start time,\n${FIO_SECONDS} s of fio per IOPS figure\n`)
+      process.stdout.write(`node ${process.version}, linux ${release()}, ${cpus().length} CPUs, ${fioVersion}; `)
+      process.stdout.write(`1-min load average ${loadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after (the benchmark itself raises it)\n\n`)
+      process.stdout.write(`${report(source, mounts)}\n\n`)
+      process.stdout.write('MB/s = 10^6 bytes/s. References (issue): C FUSE passthrough (bindfs) ~300 MB/s, QEMU FUSE export ~600 MB/s,\n')
+      process.stdout.write('both reading a page-cached file. See bench/README.md.\n')
+    }
 
-    const httpBegan = Date.now()
-    const httpLoadBefore = loadavg()[0]
-    const http = await measureHttp(httpfs2)
-    // Only snapmount's checks decide the exit status; httpfs2's are reported beside them.
-    for (const { http: m } of Object.values(http)) failed ||= !m.sliceOk || m.exit !== 0
-    const httpSeconds = (Date.now() - httpBegan) / 1000
-    process.stdout.write(`\nHTTP: the same image from nginx ${await nginxVersion()} on 127.0.0.1 (sendfile, keep-alive), one cold daemon per mount and condition,\n`)
-    process.stdout.write(`${FIO_SECONDS} s of fio or of the raw client per rate; 10 ms RTT = tools/delay-proxy.mjs, ${ONE_WAY_DELAY_MS} ms each way, between client and nginx\n`)
-    process.stdout.write(`${httpfs2.note}; 1-min load average ${httpLoadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after\n\n`)
-    process.stdout.write(`${httpReport(http)}\n\n`)
-    process.stdout.write('raw: bench/http-client.mjs (Node, undici Pool, keep-alive, If-Match like the daemon) and curl, same URL and path as the mounts.\n')
-    process.stdout.write(`snapmount http: defaults (8 connections, one GET per FUSE read, no cache or readahead of its own). HTTP part ${httpSeconds.toFixed(0)} s.\n`)
+    if (runs('http')) {
+      const httpBegan = Date.now()
+      const httpLoadBefore = loadavg()[0]
+      const http = await measureHttp(httpfs2)
+      // Only snapmount's checks decide the exit status; httpfs2's are reported beside them.
+      for (const { http: m } of Object.values(http)) failed ||= !m.sliceOk || m.exit !== 0
+      const httpSeconds = (Date.now() - httpBegan) / 1000
+      process.stdout.write(`\nHTTP: the same image from nginx ${await nginxVersion()} on 127.0.0.1 (sendfile, keep-alive), one cold daemon per mount and condition,\n`)
+      process.stdout.write(`${FIO_SECONDS} s of fio or of the raw client per rate; 10 ms RTT = tools/delay-proxy.mjs, ${ONE_WAY_DELAY_MS} ms each way, between client and nginx\n`)
+      process.stdout.write(`${httpfs2.note}; 1-min load average ${httpLoadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after\n\n`)
+      process.stdout.write(`${httpReport(http)}\n\n`)
+      process.stdout.write('raw: bench/http-client.mjs (Node, undici Pool, keep-alive, If-Match like the daemon) and curl, same URL and path as the mounts.\n')
+      process.stdout.write(`snapmount http: defaults (8 connections, one GET per FUSE read, no cache or readahead of its own). HTTP part ${httpSeconds.toFixed(0)} s.\n`)
+    }
+
+    if (runs('s3')) {
+      const s3Began = Date.now()
+      const s3LoadBefore = loadavg()[0]
+      const s3 = await measureS3(peers)
+      // Only snapmount's checks decide the exit status; the peers' are reported beside them.
+      failed ||= !s3.s3.sliceOk || s3.s3.exits.some((exit) => exit !== 0)
+      const s3Seconds = (Date.now() - s3Began) / 1000
+      const radosgwVersion = await versionOf(RADOSGW, ['--version'], /ceph version (\S+)/)
+      const uploadMBps = IMAGE_BYTES / s3.uploadSeconds / 1e6
+      process.stdout.write(`\nS3: the same image as one object in Ceph radosgw ${radosgwVersion} on 127.0.0.1 (beast, one memstore OSD, no compression), started in ${s3.startSeconds.toFixed(1)} s;\n`)
+      process.stdout.write(`uploaded by this run in ${s3.uploadSeconds.toFixed(1)} s (${fmt(uploadMBps)} MB/s; ${IMAGE_BYTES / PART_BYTES} parts of ${PART_BYTES / 2 ** 20} MiB, ${PARTS_IN_FLIGHT} in flight). A cold daemon per mount and measurement,\n`)
+      process.stdout.write(`${FIO_SECONDS} s of fio or of the raw client per rate; amplification on daemons of its own through tools/count-proxy.mjs (a counting TCP proxy)\n`)
+      process.stdout.write(`${peers.s3fs.note}; ${peers.rclone.note}; 1-min load average ${s3LoadBefore.toFixed(2)} before, ${loadavg()[0].toFixed(2)} after\n`)
+      process.stdout.write(`rclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n\n`)
+      process.stdout.write(`${s3Report(s3)}\n\n`)
+      process.stdout.write('raw: bench/s3-client.mjs (Node, AWS SDK v3 built as the daemon builds it: keep-alive, one attempt, IfMatch), same endpoint.\n')
+      process.stdout.write('snapmount s3: defaults (64 sockets, one GetObject per FUSE read, no cache or readahead of its own); s3fs: -o ro, url, use_path_request_style,\n')
+      process.stdout.write(`passwd_file, otherwise defaults (no use_cache: what it downloads stays in a temp file while it runs). S3 part ${s3Seconds.toFixed(0)} s.\n`)
+    }
     process.stdout.write(`total ${((Date.now() - began) / 1000).toFixed(0)} s; ${failed ? 'FAILED: see MISMATCH or exit status above' : 'all checks passed'}\n`)
   } finally {
     await cleanupAll()
