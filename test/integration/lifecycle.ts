@@ -78,6 +78,15 @@ t.test('a mount that fails after the checks passed: exit 1 with the error, nothi
   await t.rejects(lstat(mountpoint), { code: 'ENOENT' }, 'and the mountpoint is not recreated')
 })
 
+t.test('a mount taken away by hand (fusermount -u): the daemon exits 0 by itself', async (t) => {
+  const { image, mountpoint } = await setUp(t)
+  const daemon = await startDaemon(t, mountpoint, [mountpoint, image])
+  const exited = new Promise((resolve) => daemon.process.once('exit', resolve))
+  await detach(mountpoint)
+  t.equal(await exited, 0, 'exit code 0, with no signal sent')
+  t.match(daemon.stderr(), /mount removed from outside: .* was already unmounted/)
+})
+
 t.test('a mount taken away by hand (fusermount -u): SIGTERM still exits 0', async (t) => {
   const { image, mountpoint } = await setUp(t)
   const daemon = await startDaemon(t, mountpoint, [mountpoint, image])
