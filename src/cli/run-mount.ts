@@ -63,11 +63,10 @@ interface Wait<T> {
 
 /** Resolves with the first stop signal; listening replaces Node's default of dying mid-mount. */
 function waitForSignal(): Wait<string> {
-  let onSignal = (_: NodeJS.Signals) => {}
-  const promise = new Promise<string>((resolve) => {
-    onSignal = (signal) => resolve(signal)
-    for (const name of STOP_SIGNALS) process.on(name, onSignal)
-  })
+  let resolveWith!: (signal: string) => void
+  const promise = new Promise<string>((resolve) => (resolveWith = resolve))
+  const onSignal = (signal: NodeJS.Signals) => resolveWith(signal)
+  for (const name of STOP_SIGNALS) process.on(name, onSignal)
   return { promise, cancel: () => STOP_SIGNALS.forEach((name) => process.off(name, onSignal)) }
 }
 
