@@ -2,7 +2,8 @@ import type { SnapshotSpec } from '../config/config.js'
 import type { StorageBackend } from './storage-backend.js'
 import { FileBackend } from './file-backend.js'
 import { MmapBackend } from './mmap-backend.js'
-import { openHttpBackend, remoteRetryPolicy, type OpenContext } from './http/open-http.js'
+import { openHttpBackend, type OpenContext } from './http/open-http.js'
+import { remoteRetryPolicy } from './remote/retry-policy.js'
 import { S3Backend } from './s3/s3-backend.js'
 
 export type { OpenContext }

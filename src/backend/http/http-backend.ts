@@ -4,9 +4,9 @@ import type { Logger } from '../../log.js'
 import type { StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
-import { collectBody, discardBody } from '../body.js'
-import { withRetries } from '../retrying.js'
-import { parseContentRange, parseUnsatisfiedRange } from './content-range.js'
+import { collectBody, discardBody } from '../remote/body.js'
+import { withRetries } from '../remote/retrying.js'
+import { parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
 import {
   BadResponseError,
   HttpStatusError,
@@ -15,9 +15,9 @@ import {
   RemoteChangedError,
   RetriesExhaustedError,
   isRetryable,
-} from './http-errors.js'
+} from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
-import { retryAfterMs, type RetryPolicy } from './retry.js'
+import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 
 export interface HttpBackendOptions {
   url: string

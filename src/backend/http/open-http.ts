@@ -3,21 +3,12 @@ import type { HttpSnapshotSpec, SecretSource } from '../../config/config.js'
 import type { Logger } from '../../log.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { HttpBackend } from './http-backend.js'
-import type { RetryPolicy } from './retry.js'
+import { remoteRetryPolicy } from '../remote/retry-policy.js'
 
 /** What opening a remote backend takes from the process: its environment and its log. */
 export interface OpenContext {
   env: Record<string, string | undefined>
   logger: Logger
-}
-
-/** Backoff bounds for HTTP retries: the first retry waits up to 100 ms, none more than 2 s. */
-const BASE_DELAY_MS = 100
-const MAX_DELAY_MS = 2000
-
-/** The retry policy of a remote snapshot (HTTP or S3) from its configured budget. */
-export function remoteRetryPolicy(spec: { maxAttempts: number; readDeadlineMs: number }): RetryPolicy {
-  return { maxAttempts: spec.maxAttempts, deadlineMs: spec.readDeadlineMs, baseDelayMs: BASE_DELAY_MS, maxDelayMs: MAX_DELAY_MS }
 }
 
 /** Reads the secrets and certificates a spec points at, then opens the backend. */

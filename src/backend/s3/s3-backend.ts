@@ -6,11 +6,11 @@ import type { S3SnapshotSpec } from '../../config/config.js'
 import type { StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
-import { collectBody, discardBody } from '../body.js'
-import { withRetries } from '../retrying.js'
-import { parseContentRange } from '../http/content-range.js'
-import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../http/http-errors.js'
-import { retryAfterMs, type RetryPolicy } from '../http/retry.js'
+import { collectBody, discardBody } from '../remote/body.js'
+import { withRetries } from '../remote/retrying.js'
+import { parseContentRange } from '../remote/content-range.js'
+import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../remote/remote-errors.js'
+import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 
 /** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseContentRange, parseUnsatisfiedRange } from '../../../src/backend/http/content-range.js'
+import { parseContentRange, parseUnsatisfiedRange } from '../../../src/backend/remote/content-range.js'
 import { redactUrl } from '../../../src/backend/http/redact.js'
 
 t.test('Content-Range', async (t) => {

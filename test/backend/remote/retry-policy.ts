@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffDelay, retryAfterMs } from '../../../src/backend/http/retry.js'
+import { backoffDelay, retryAfterMs } from '../../../src/backend/remote/retry-policy.js'
 
 const policy = { maxAttempts: 5, deadlineMs: 8000, baseDelayMs: 100, maxDelayMs: 2000 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Readable } from 'node:stream'
-import { collectBody, discardBody } from '../../src/backend/body.js'
-import { ramp } from '../fixtures/test-data.js'
+import { collectBody, discardBody } from '../../../src/backend/remote/body.js'
+import { ramp } from '../../fixtures/test-data.js'
 
 const URL = 'https://h/x.img'
 

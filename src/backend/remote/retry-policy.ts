@@ -18,6 +18,15 @@ export interface RetryPolicy {
   maxDelayMs: number
 }
 
+/** Backoff bounds for remote reads: the first retry waits up to 100 ms, none more than 2 s. */
+const BASE_DELAY_MS = 100
+const MAX_DELAY_MS = 2000
+
+/** The retry policy of a remote snapshot (HTTP or S3) from its configured budget. */
+export function remoteRetryPolicy(spec: { maxAttempts: number; readDeadlineMs: number }): RetryPolicy {
+  return { maxAttempts: spec.maxAttempts, deadlineMs: spec.readDeadlineMs, baseDelayMs: BASE_DELAY_MS, maxDelayMs: MAX_DELAY_MS }
+}
+
 /** The wait before retry number `retry` (1 for the first retry), with full jitter. */
 export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number): number {
   const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (retry - 1))

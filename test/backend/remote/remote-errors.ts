@@ -8,7 +8,7 @@ import {
   RetriesExhaustedError,
   TruncatedBodyError,
   isRetryable,
-} from '../../../src/backend/http/http-errors.js'
+} from '../../../src/backend/remote/remote-errors.js'
 import { OutOfRangeError } from '../../../src/backend/errors.js'
 
 const URL = 'https://h/x.img'

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { Logger } from '../log.js'
-import { describe } from './errors.js'
-import { RetriesExhaustedError } from './http/http-errors.js'
-import { backoffDelay, type RetryPolicy } from './http/retry.js'
+import type { Logger } from '../../log.js'
+import { describe } from '../errors.js'
+import { RetriesExhaustedError } from './remote-errors.js'
+import { backoffDelay, type RetryPolicy } from './retry-policy.js'
 
 /** What a remote backend tells the retry loop about its own errors. */
 export interface RetryHooks {

@@ -1,4 +1,4 @@
-import { BadResponseError, TruncatedBodyError } from './http/http-errors.js'
+import { BadResponseError, TruncatedBodyError } from './remote-errors.js'
 
 /**
  * Collects exactly `length` bytes from a response body into one buffer: fewer is a truncation

@@ -1,5 +1,7 @@
 import { SnapmountError } from '../../errors.js'
 
+// Typed errors of the remote backends (HTTP and S3 alike), and which of them a retry could cure.
+
 /** A status the read cannot use. 408, 429 and 5xx are worth another try; the rest are final. */
 export class HttpStatusError extends SnapmountError {
   readonly code = 'E_HTTP_STATUS'
