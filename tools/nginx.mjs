@@ -9,7 +9,7 @@
 
 import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { freePort } from './free-port.mjs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -207,18 +207,6 @@ async function run(dir, text) {
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   return stop
-}
-
-/** A port free a moment ago; another process could take it first, which nginx reports at start. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /** nginx's quoting: temp paths have no quotes, but may one day have spaces. */

@@ -13,10 +13,11 @@
 import { spawn } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateBucketCommand, ListBucketsCommand, S3Client } from '@aws-sdk/client-s3'
+import { freePort } from './free-port.mjs'
 import { uploadFile } from './s3-upload.mjs'
 
 export const CEPH_MON = '/usr/bin/ceph-mon'
@@ -430,16 +431,4 @@ async function retryLostPortRace(start) {
 /** The environment less Ceph's own variables (CEPH_ARGS, CEPH_CONF, …), which would override ours. */
 function cephEnv() {
   return Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CEPH_')))
-}
-
-/** A port free a moment ago; another process could take it first, which the daemon reports at start. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
