@@ -12,6 +12,7 @@
 // with exactly the bytes asked for.
 
 import { Pool } from 'undici'
+import { measureRate } from './rate.mjs'
 
 /** The same size fio asks for in the IOPS rows. */
 const BLOCK = 4096
@@ -55,14 +56,12 @@ if (mode === 'seq') {
   await head.body.dump()
   const size = Number(head.headers['content-length'])
   const etag = head.headers.etag
-  const blocks = Math.floor(size / BLOCK)
-  let done = 0
-  const latencies = []
-  const end = performance.now() + seconds * 1000
-  const loop = async () => {
-    while (performance.now() < end) {
-      const offset = Math.floor(Math.random() * blocks) * BLOCK
-      const sent = performance.now()
+  const result = await measureRate({
+    concurrency,
+    seconds,
+    blocks: Math.floor(size / BLOCK),
+    blockSize: BLOCK,
+    async readBlock(offset) {
       const { statusCode, body } = await pool.request({
         path: pathname,
         method: 'GET',
@@ -70,17 +69,10 @@ if (mode === 'seq') {
       })
       const data = Buffer.from(await body.arrayBuffer())
       if (statusCode !== 206 || data.length !== BLOCK) throw new Error(`GET bytes ${offset}+${BLOCK}: status ${statusCode}, ${data.length} bytes`)
-      latencies.push(performance.now() - sent)
-      done++
-    }
-  }
-  const started = performance.now()
-  await Promise.all(Array.from({ length: concurrency }, loop))
-  const elapsed = (performance.now() - started) / 1000
+    },
+  })
   await pool.close()
-  latencies.sort((a, b) => a - b)
-  const medianMs = latencies[Math.floor(latencies.length / 2)]
-  process.stdout.write(`${JSON.stringify({ requests: done, seconds: elapsed, rate: done / elapsed, medianMs })}\n`)
+  process.stdout.write(`${JSON.stringify(result)}\n`)
 } else {
   process.stderr.write('usage: http-client.mjs seq URL BYTES | rate URL CONCURRENCY SECONDS\n')
   process.exitCode = 2

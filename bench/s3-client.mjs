@@ -16,6 +16,7 @@
 
 import { Agent } from 'node:http'
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
+import { measureRate } from './rate.mjs'
 
 /** The same size fio asks for in the IOPS rows. */
 const BLOCK = 4096
@@ -50,29 +51,20 @@ if (mode === 'seq') {
   const [concurrency, seconds] = rest.map(Number)
   const s3 = client(concurrency)
   const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
-  const blocks = Math.floor(head.ContentLength / BLOCK)
-  let done = 0
-  const latencies = []
-  const end = performance.now() + seconds * 1000
-  const loop = async () => {
-    while (performance.now() < end) {
-      const offset = Math.floor(Math.random() * blocks) * BLOCK
-      const sent = performance.now()
+  const result = await measureRate({
+    concurrency,
+    seconds,
+    blocks: Math.floor(head.ContentLength / BLOCK),
+    blockSize: BLOCK,
+    async readBlock(offset) {
       const reply = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${offset}-${offset + BLOCK - 1}`, IfMatch: head.ETag }))
       const data = await reply.Body.transformToByteArray()
       const status = reply.$metadata.httpStatusCode
       if (status !== 206 || data.length !== BLOCK) throw new Error(`GetObject bytes ${offset}+${BLOCK}: status ${status}, ${data.length} bytes`)
-      latencies.push(performance.now() - sent)
-      done++
-    }
-  }
-  const started = performance.now()
-  await Promise.all(Array.from({ length: concurrency }, loop))
-  const elapsed = (performance.now() - started) / 1000
+    },
+  })
   s3.destroy()
-  latencies.sort((a, b) => a - b)
-  const medianMs = latencies[Math.floor(latencies.length / 2)]
-  process.stdout.write(`${JSON.stringify({ requests: done, seconds: elapsed, rate: done / elapsed, medianMs })}\n`)
+  process.stdout.write(`${JSON.stringify(result)}\n`)
 } else {
   process.stderr.write('usage: s3-client.mjs seq ENDPOINT REGION BUCKET KEY [BYTES] | rate ENDPOINT REGION BUCKET KEY CONCURRENCY SECONDS\n')
   process.exitCode = 2
