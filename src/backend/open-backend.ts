@@ -18,6 +18,6 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
     case 'http':
       return openHttpBackend(spec, context)
     case 's3':
-      return S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger })
+      return S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) })
   }
 }

@@ -9,14 +9,25 @@
  * - The returned buffer may be a view of memory the backend owns (a mapped window): callers copy
  *   out of it and must not write to it.
  * - `close()` releases the source; reads after it reject with `BackendClosedError`.
+ * - `options.signal`, when given, aborts the read: work started only for it stops and the read
+ *   rejects. `options.stream` names the reader (a FUSE file handle) so layers that detect
+ *   sequential access can tell interleaved readers apart; backends without such a layer ignore it.
  */
 export interface StorageBackend {
   readonly length: number
   /** When the source was last modified, shown as the file's mtime. */
   readonly mtime: Date
-  readExact(offset: number, length: number): Promise<Buffer>
+  readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer>
   close(): Promise<void>
   /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
   describe?(): string
 }
 
+
+/** How one read is made: who asks (for readahead) and when to give up (for cancellation). */
+export interface ReadOptions {
+  /** Aborts the read; requests started only for it are cancelled. */
+  signal?: AbortSignal
+  /** The reader: an open file handle, so sequential streams are told apart per handle. */
+  stream?: number
+}

@@ -115,8 +115,12 @@ export class SnapshotFs {
     if (position >= backend.length) return 0
     const count = Math.min(length, backend.length - position)
     const { readTimeoutMs } = this.options
-    const bytes = await withDeadline(backend.readExact(position, count), readTimeoutMs, () => {
-      return new ReadTimeoutError(position, count, readTimeoutMs)
+    // The deadline also aborts the backend read, so requests made only for it stop too.
+    const abort = new AbortController()
+    const bytes = await withDeadline(backend.readExact(position, count, { signal: abort.signal }), readTimeoutMs, () => {
+      const timeout = new ReadTimeoutError(position, count, readTimeoutMs)
+      abort.abort(timeout)
+      return timeout
     })
     return bytes.copy(target, 0, 0, count)
   }

@@ -17,6 +17,7 @@ import {
   isRetryable,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
+import type { RemoteObserver } from '../remote/observer.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 
 export interface HttpBackendOptions {
@@ -43,6 +44,8 @@ export interface HttpBackendOptions {
   /** Proxy settings as the environment gives them; '' for none. */
   proxy: { httpProxy: string; httpsProxy: string; noProxy: string }
   logger: Logger
+  /** Told of every request attempt and retry, for metrics. */
+  observer?: RemoteObserver | undefined
   /** Injected for tests; Math.random otherwise. */
   random?: () => number
 }
@@ -232,6 +235,7 @@ export class HttpBackend implements StorageBackend {
       retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
       logger: this.options.logger,
       random: this.random,
+      observer: this.options.observer,
     }, attempt)
   }
 

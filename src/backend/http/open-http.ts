@@ -4,15 +4,18 @@ import type { Logger } from '../../log.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { HttpBackend } from './http-backend.js'
 import { remoteRetryPolicy } from '../remote/retry-policy.js'
+import type { RemoteObserver } from '../remote/observer.js'
 
 /** What opening a remote backend takes from the process: its environment and its log. */
 export interface OpenContext {
   env: Record<string, string | undefined>
   logger: Logger
+  /** Gives the observer a remote snapshot reports its requests to (metrics); none when absent. */
+  observe?: ((snapshot: string) => RemoteObserver) | undefined
 }
 
 /** Reads the secrets and certificates a spec points at, then opens the backend. */
-export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger }: OpenContext): Promise<HttpBackend> {
+export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger, observe }: OpenContext): Promise<HttpBackend> {
   const headers: Record<string, string> = {}
   for (const [name, source] of Object.entries(spec.headers)) headers[name] = await secretValue(spec.name, name, source, env)
   const pem = (path: string | undefined, what: string) => (path === undefined ? undefined : readPem(spec.name, path, what))
@@ -32,6 +35,7 @@ export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger }: O
       noProxy: env.no_proxy ?? env.NO_PROXY ?? '',
     },
     logger,
+    observer: observe?.(spec.name),
   })
 }
 

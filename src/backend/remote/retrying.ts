@@ -3,6 +3,7 @@ import type { Logger } from '../../log.js'
 import { describe } from '../errors.js'
 import { RetriesExhaustedError } from './remote-errors.js'
 import { backoffDelay, type RetryPolicy } from './retry-policy.js'
+import type { RemoteObserver } from './observer.js'
 
 /** What a remote backend tells the retry loop about its own errors. */
 export interface RetryHooks {
@@ -11,6 +12,8 @@ export interface RetryHooks {
   retryAfterMs(err: unknown): number
   logger: Logger
   random: () => number
+  /** Told of every attempt and retry, for metrics. */
+  observer?: RemoteObserver | undefined
 }
 
 /**
@@ -26,9 +29,14 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
     // deadline after every successful read, thousands of them at a high read rate.
     const abort = new AbortController()
     const timer = setTimeout(() => abort.abort(new Error(`${what}: deadline of ${policy.deadlineMs} ms reached`)), Math.max(1, deadline - Date.now()))
+    const attemptStarted = performance.now()
     try {
-      return await attempt(abort.signal)
+      const result = await attempt(abort.signal)
+      const bytes = Buffer.isBuffer(result) ? result.length : 0
+      hooks.observer?.request({ durationMs: performance.now() - attemptStarted, bytes, failed: false })
+      return result
     } catch (err) {
+      hooks.observer?.request({ durationMs: performance.now() - attemptStarted, bytes: 0, failed: true })
       const now = Date.now()
       const elapsed = now - started
       if (!hooks.isRetryable(err)) throw err
@@ -39,6 +47,7 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
         const cause = askedFor > 0 ? new Error(`${describe(err)}; Retry-After ${askedFor} ms is past the deadline`) : err
         throw new RetriesExhaustedError(what, attempts, elapsed, cause)
       }
+      hooks.observer?.retry()
       hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
       await sleep(wait)
     } finally {

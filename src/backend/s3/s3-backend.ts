@@ -11,11 +11,14 @@ import { withRetries } from '../remote/retrying.js'
 import { parseContentRange } from '../remote/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../remote/remote-errors.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
+import type { RemoteObserver } from '../remote/observer.js'
 
 /** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {
   retry: RetryPolicy
   logger: Logger
+  /** Told of every request attempt and retry, for metrics. */
+  observer?: RemoteObserver | undefined
   /** Injected for tests; Math.random otherwise. */
   random?: () => number
 }
@@ -144,6 +147,7 @@ export class S3Backend implements StorageBackend {
       retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
       logger: this.options.logger,
       random: this.options.random ?? Math.random,
+      observer: this.options.observer,
     }, attempt)
   }
 
