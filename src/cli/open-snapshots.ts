@@ -15,6 +15,7 @@ export async function openSnapshots(specs: SnapshotSpec[], context: OpenContext)
   }
   return results.map((result, index) => ({
     name: specs[index]!.name,
+    spec: specs[index]!,
     backend: (result as PromiseFulfilledResult<Snapshot['backend']>).value,
   }))
 }

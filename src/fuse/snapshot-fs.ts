@@ -1,11 +1,14 @@
 import { constants } from 'node:fs'
 import type { StorageBackend } from '../backend/storage-backend.js'
+import type { SnapshotSpec } from '../config/config.js'
 import { IsADirectoryError, NotADirectoryError, NotFoundError, ReadOnlyError, ReadTimeoutError } from './fs-errors.js'
 
 /** A snapshot as the file system shows it: a name in the root directory and its bytes. */
 export interface Snapshot {
   readonly name: string
   readonly backend: StorageBackend
+  /** What the snapshot was opened from, when it came from a config (tests may leave it out). */
+  readonly spec?: SnapshotSpec | undefined
 }
 
 export interface Attributes {
@@ -76,6 +79,14 @@ export class SnapshotFs {
 
   constructor(snapshots: readonly Snapshot[], private readonly options: SnapshotFsOptions) {
     this.byName = new Map(snapshots.map((snapshot) => [snapshot.name, snapshot]))
+  }
+
+  /**
+   * The snapshots served right now, in listing order: what `status` and metrics report on. The
+   * list is live: a reload (SIGHUP) replaces it, so call this each time rather than keeping it.
+   */
+  snapshots(): readonly Snapshot[] {
+    return [...this.byName.values()]
   }
 
   readdir(path: string): string[] {

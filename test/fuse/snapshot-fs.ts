@@ -97,3 +97,8 @@ t.test('close closes every backend', async (t) => {
   await closing.close()
   await t.rejects(a.readExact(0, 1), { code: 'E_CLOSED' })
 })
+
+t.test('snapshots() lists what is served, in order', async (t) => {
+  t.same(fs.snapshots().map(({ name }) => name), ['disk.raw', 'empty'])
+  t.equal(fs.snapshots()[0]!.backend, disk)
+})
