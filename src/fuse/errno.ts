@@ -12,6 +12,10 @@ const ERRNO_BY_CODE: Readonly<Record<string, number>> = {
   E_READ_ONLY: errno.EROFS,
   E_NOT_A_DIRECTORY: errno.ENOTDIR,
   E_IS_A_DIRECTORY: errno.EISDIR,
+  // The file is there but cannot be opened right now: a transient refusal, not a missing name
+  // (ENOENT would tell a hypervisor its disk is gone, and some tools cache that answer).
+  E_SHUTTING_DOWN: errno.EBUSY,
+  E_BAD_HANDLE: errno.EBADF,
 }
 
 /** A positive errno for `err`; fuse-native wants it negated. */

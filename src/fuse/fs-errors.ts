@@ -39,3 +39,30 @@ export class ReadTimeoutError extends SnapmountError {
     super(`read of ${length} bytes at offset ${offset} got no answer within ${timeoutMs} ms`)
   }
 }
+
+/**
+ * A lazy snapshot whose source has not answered yet: listed, but its attributes and bytes are
+ * unknown, so lookups, opens and reads fail (EIO) until the background retries open it.
+ */
+export class UnavailableError extends SnapmountError {
+  readonly code = 'E_UNAVAILABLE'
+  constructor(readonly path: string) {
+    super(`${path} is not available yet: its source has not answered (lazy snapshot, retried in the background)`)
+  }
+}
+
+/** The daemon is stopping: opens are refused (EBUSY) while the reads in flight finish. */
+export class ShuttingDownError extends SnapmountError {
+  readonly code = 'E_SHUTTING_DOWN'
+  constructor(readonly path: string) {
+    super(`${path} cannot be opened: snapmount is shutting down`)
+  }
+}
+
+/** A read or release named a file handle this file system never gave out (a binding bug). */
+export class BadHandleError extends SnapmountError {
+  readonly code = 'E_BAD_HANDLE'
+  constructor(readonly handle: number) {
+    super(`file handle ${handle} is not open`)
+  }
+}

@@ -14,10 +14,15 @@ export interface FuseMount {
 }
 
 /**
- * Snapshots never change under a mount, so the kernel may cache attributes, names and pages for
- * a long time: repeated reads are served from the page cache without waking the daemon.
+ * A snapshot's bytes never change, but a reload can put another snapshot under the same name, or
+ * make a lazy one readable, so the kernel may keep a name's attributes only briefly: after a
+ * reload, `stat` shows the new size within this long. Getattr is answered from memory and reads
+ * on an open file do not ask for attributes (only a read reaching past the cached size does), so
+ * the short timeout costs next to nothing. Names (entries) may be cached long: an open always
+ * reaches the daemon, which answers by the current list.
  */
-const KERNEL_CACHE_SECONDS = 3600
+const ATTR_CACHE_SECONDS = 1
+const ENTRY_CACHE_SECONDS = 3600
 
 /** Callback-style operations as fuse-native calls them. */
 export type FuseOperations = ReturnType<typeof fuseOperations>
@@ -50,14 +55,16 @@ export function fuseOperations(fs: SnapshotFs, logger: Logger) {
     },
     open(path: string, flags: number, cb: (result: number, handle?: number) => void) {
       try {
-        fs.open(path, flags)
-        cb(0, 0)
+        cb(0, fs.open(path, flags))
       } catch (err) {
         fail(`open ${path} flags=0o${flags.toString(8)}`, cb)(err)
       }
     },
-    read(path: string, _handle: number, target: Buffer, length: number, position: number, cb: (result: number) => void) {
-      fs.read(path, target, length, position).then(cb, fail(`read ${path} offset=${position} length=${length}`, cb))
+    read(path: string, handle: number, target: Buffer, length: number, position: number, cb: (result: number) => void) {
+      fs.read(handle, target, length, position).then(cb, fail(`read ${path} offset=${position} length=${length}`, cb))
+    },
+    release(path: string, handle: number, cb: (result: number) => void) {
+      fs.release(handle).then(() => cb(0), fail(`release ${path}`, cb))
     },
     statfs(_path: string, cb: (result: number, stats?: object) => void) {
       cb(0, fs.statfs())
@@ -73,9 +80,12 @@ export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: Fus
     subtype: 'snapmount',
     allowOther: options.allowOther,
     defaultPermissions: true, // the kernel enforces the 0444 modes, so access() needs no daemon
-    kernelCache: true,
-    attrTimeout: KERNEL_CACHE_SECONDS,
-    entryTimeout: KERNEL_CACHE_SECONDS,
+    // The kernel keeps a file's pages across opens (kernel_cache would too) unless, at an open,
+    // libfuse sees its size or mtime changed since it last looked: a snapshot replaced by a reload
+    // then starts with an empty page cache instead of serving the old snapshot's pages.
+    autoCache: true,
+    attrTimeout: ATTR_CACHE_SECONDS,
+    entryTimeout: ENTRY_CACHE_SECONDS,
     // SnapshotFs enforces its own read deadline; fuse-native's would answer the kernel while our
     // read still holds the request's buffer, and the late copy would land in freed memory.
     timeout: { read: false },

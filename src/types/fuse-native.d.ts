@@ -6,6 +6,7 @@ declare module 'fuse-native' {
     allowOther?: boolean
     defaultPermissions?: boolean
     kernelCache?: boolean
+    autoCache?: boolean
     fsname?: string
     subtype?: string
     attrTimeout?: number

@@ -25,10 +25,13 @@ t.test('successful operations answer 0 and their value', async (t) => {
   const [result, attributes] = await call(ops.getattr, '/disk')
   t.equal(result, 0)
   t.match(attributes, { size: 1000 })
-  t.same(await call(ops.open, '/disk', 0), [0, 0])
+  const [opened, handle] = await call(ops.open, '/disk', 0)
+  t.equal(opened, 0)
+  t.ok(Number.isInteger(handle) && (handle as number) > 0, 'a file handle')
   const target = Buffer.alloc(10)
-  t.same(await call(ops.read, '/disk', 0, target, 10, 990), [10])
+  t.same(await call(ops.read, '/disk', handle, target, 10, 990), [10])
   t.ok(target.equals(ramp(990, 10)))
+  t.same(await call(ops.release, '/disk', handle), [0])
   t.match(await call(ops.statfs, '/'), [0, { namemax: 255 }])
   t.same(lines, [], 'nothing logged')
 })
@@ -38,6 +41,11 @@ t.test('failures answer a negative errno; only the unusual ones are logged, once
   t.same(await call(ops.getattr, '/missing'), [-errno.ENOENT])
   t.same(await call(ops.readdir, '/disk'), [-errno.ENOTDIR])
   t.same(await call(ops.open, '/disk', 2), [-errno.EROFS])
-  t.same(await call(ops.read, '/missing', 0, Buffer.alloc(1), 1, 0), [-errno.ENOENT])
-  t.same(lines, ['error open /disk flags=0o2 failed (errno 30): /disk is a read-only snapshot'])
+  t.same(await call(ops.read, '/disk', 7, Buffer.alloc(1), 1, 0), [-errno.EBADF])
+  t.same(await call(ops.release, '/disk', 7), [-errno.EBADF])
+  t.same(lines, [
+    'error open /disk flags=0o2 failed (errno 30): /disk is a read-only snapshot',
+    'error read /disk offset=0 length=1 failed (errno 9): file handle 7 is not open',
+    'error release /disk failed (errno 9): file handle 7 is not open',
+  ])
 })

@@ -48,25 +48,31 @@ t.test('open: reading is allowed, anything that could write is EROFS', async (t)
 
 t.test('read: exact bytes, short only at EOF, 0 past it', async (t) => {
   const target = Buffer.alloc(4096, 0xee)
-  t.equal(await fs.read('/disk.raw', target, 4096, 0), 4096)
+  const handle = fs.open('/disk.raw', constants.O_RDONLY)
+  const empty = fs.open('/empty', constants.O_RDONLY)
+  t.equal(await fs.read(handle, target, 4096, 0), 4096)
   t.ok(target.equals(ramp(0, 4096)))
 
   target.fill(0xee)
-  t.equal(await fs.read('/disk.raw', target, 4096, SIZE - 100), 100, 'short at EOF')
+  t.equal(await fs.read(handle, target, 4096, SIZE - 100), 100, 'short at EOF')
   t.ok(target.subarray(0, 100).equals(ramp(SIZE - 100, 100)), 'the last 100 bytes')
   t.ok(target.subarray(100).equals(Buffer.alloc(3996, 0xee)), 'nothing written past them')
 
-  t.equal(await fs.read('/disk.raw', target, 4096, SIZE), 0, 'at EOF')
-  t.equal(await fs.read('/disk.raw', target, 4096, SIZE + 5000), 0, 'past EOF')
-  t.equal(await fs.read('/empty', target, 4096, 0), 0, 'empty file')
-  await t.rejects(fs.read('/nope', target, 1, 0), { code: 'E_NOT_FOUND' })
+  t.equal(await fs.read(handle, target, 4096, SIZE), 0, 'at EOF')
+  t.equal(await fs.read(handle, target, 4096, SIZE + 5000), 0, 'past EOF')
+  t.equal(await fs.read(empty, target, 4096, 0), 0, 'empty file')
+  await t.rejects(fs.read(999_999, target, 1, 0), { code: 'E_BAD_HANDLE', handle: 999_999 })
+  await fs.release(handle)
+  await fs.release(empty)
+  await t.rejects(fs.read(handle, target, 1, 0), { code: 'E_BAD_HANDLE' }, 'a released handle reads no more')
+  await t.rejects(fs.release(handle), { code: 'E_BAD_HANDLE' }, 'nor is released twice')
 })
 
 t.test('a read that outlives its deadline fails E_READ_TIMEOUT and never writes late', async (t) => {
   const held = new HeldBackend(1000)
   const slow = new SnapshotFs([{ name: 'slow', backend: held }], options)
   const target = Buffer.alloc(100, 0xee)
-  await t.rejects(slow.read('/slow', target, 100, 0), { code: 'E_READ_TIMEOUT', offset: 0, length: 100, timeoutMs: 50 })
+  await t.rejects(slow.read(slow.open('/slow', 0), target, 100, 0), { code: 'E_READ_TIMEOUT', offset: 0, length: 100, timeoutMs: 50 })
   t.equal(held.pending, 1, 'the backend read is still out')
   held.release(0x11)
   await new Promise((resolve) => setImmediate(resolve))
@@ -76,7 +82,7 @@ t.test('a read that outlives its deadline fails E_READ_TIMEOUT and never writes 
 t.test('backend errors come through as they are', async (t) => {
   const held = new HeldBackend(1000)
   const failing = new SnapshotFs([{ name: 'f', backend: held }], { ...options, readTimeoutMs: 10_000 })
-  const reading = failing.read('/f', Buffer.alloc(10), 10, 0)
+  const reading = failing.read(failing.open('/f', 0), Buffer.alloc(10), 10, 0)
   held.release(Object.assign(new Error('disk on fire'), { code: 'E_SOURCE_READ' }))
   await t.rejects(reading, { code: 'E_SOURCE_READ' })
 })
@@ -101,4 +107,130 @@ t.test('close closes every backend', async (t) => {
 t.test('snapshots() lists what is served, in order', async (t) => {
   t.same(fs.snapshots().map(({ name }) => name), ['disk.raw', 'empty'])
   t.equal(fs.snapshots()[0]!.backend, disk)
+})
+
+const noWrites = constants.O_RDONLY
+const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+t.test('umask, uid and gid are what getattr shows, and setOptions changes them', async (t) => {
+  const masked = new SnapshotFs([{ name: 'a', backend: new MemoryBackend(Buffer.alloc(10)) }], { ...options, umask: 0o027 })
+  t.equal(masked.getattr('/a').mode, constants.S_IFREG | 0o440)
+  t.equal(masked.getattr('/').mode, constants.S_IFDIR | 0o550)
+  masked.setOptions({ uid: 64055, gid: 64056, umask: 0o022 })
+  t.match(masked.getattr('/a'), { mode: constants.S_IFREG | 0o444, uid: 64055, gid: 64056 })
+})
+
+t.test('update: adds, removes and replaces; open handles keep reading what they opened', async (t) => {
+  const kept = new MemoryBackend(ramp(0, 100))
+  const removed = new MemoryBackend(ramp(1, 100))
+  const old = new MemoryBackend(ramp(2, 100))
+  const replacement = new MemoryBackend(ramp(3, 200))
+  const added = new MemoryBackend(ramp(4, 100))
+  const live = new SnapshotFs([{ name: 'kept', backend: kept }, { name: 'removed', backend: removed }, { name: 'changed', backend: old }], options)
+  const oldHandle = live.open('/changed', noWrites)
+  const removedHandle = live.open('/removed', noWrites)
+
+  live.update([{ keep: 'kept' }, { name: 'changed', backend: replacement }, { name: 'added', backend: added }])
+  t.same(live.readdir('/'), ['kept', 'changed', 'added'], 'the new listing, in the order given')
+  t.throws(() => live.getattr('/removed'), { code: 'E_NOT_FOUND' }, 'removed from the listing')
+  t.throws(() => live.open('/removed', noWrites), { code: 'E_NOT_FOUND' }, 'and from new opens')
+  t.equal(live.getattr('/changed').size, 200, 'a replaced name shows the new snapshot')
+  const target = Buffer.alloc(10)
+  await live.read(oldHandle, target, 10, 0)
+  t.ok(target.equals(ramp(2, 10)), 'a handle opened before the reload reads the old snapshot')
+  await live.read(removedHandle, target, 10, 0)
+  t.ok(target.equals(ramp(1, 10)), 'and a removed one still reads')
+  const newHandle = live.open('/changed', noWrites)
+  await live.read(newHandle, target, 10, 0)
+  t.ok(target.equals(ramp(3, 10)), 'a new open reads the replacement')
+  t.same(live.heldOpen(), [{ name: 'changed', handles: 1, retired: false }, { name: 'removed', handles: 1, retired: true }, { name: 'changed', handles: 1, retired: true }])
+
+  await live.release(oldHandle)
+  await t.rejects(old.readExact(0, 1), { code: 'E_CLOSED' }, "the old backend closes with its last handle")
+  await kept.readExact(0, 1)
+  await live.release(removedHandle)
+  await t.rejects(removed.readExact(0, 1), { code: 'E_CLOSED' })
+  await live.release(newHandle)
+  await replacement.readExact(0, 1)
+  t.same(live.heldOpen(), [])
+  t.same(live.snapshots().map(({ name }) => name), ['kept', 'changed', 'added'])
+
+  const unopened = new MemoryBackend(Buffer.alloc(1))
+  live.update([{ name: 'x', backend: unopened }])
+  live.update([{ keep: 'x' }])
+  await settle()
+  await t.rejects(kept.readExact(0, 1), { code: 'E_CLOSED' }, 'a snapshot with no handles closes when it is removed')
+  t.throws(() => live.update([{ keep: 'gone' }]), /keeps gone, which is not served/)
+})
+
+/** A pending open the test settles by hand; cancel() only records that it was called. */
+function pending(name: string) {
+  let resolve!: (backend: MemoryBackend) => void
+  let reject!: (err: Error) => void
+  const ready = new Promise<MemoryBackend>((res, rej) => ((resolve = res), (reject = rej)))
+  const entry = { name, ready, cancelled: false, cancel: () => void (entry.cancelled = true) }
+  return { entry, resolve, reject }
+}
+
+t.test('a pending (lazy) snapshot is listed, fails getattr and open until its backend is ready', async (t) => {
+  const { entry, resolve } = pending('lazy')
+  const lazy = new SnapshotFs([entry], options)
+  t.same(lazy.readdir('/'), ['lazy'])
+  t.same(lazy.waiting(), ['lazy'])
+  t.same(lazy.snapshots(), [])
+  t.throws(() => lazy.getattr('/lazy'), { code: 'E_UNAVAILABLE' })
+  t.throws(() => lazy.open('/lazy', noWrites), { code: 'E_UNAVAILABLE' })
+  t.equal(lazy.statfs().blocks, 0)
+  resolve(new MemoryBackend(ramp(0, 5000)))
+  await settle()
+  t.equal(lazy.getattr('/lazy').size, 5000)
+  const target = Buffer.alloc(5)
+  t.equal(await lazy.read(lazy.open('/lazy', noWrites), target, 5, 10), 5)
+  t.same(lazy.waiting(), [])
+
+  const second = pending('late')
+  lazy.update([second.entry])
+  t.ok(second.entry.cancelled === false)
+  lazy.update([])
+  t.ok(second.entry.cancelled, 'removing a pending snapshot cancels its retries')
+  const lateBackend = new MemoryBackend(Buffer.alloc(1))
+  second.resolve(lateBackend)
+  await settle()
+  await t.rejects(lateBackend.readExact(0, 1), { code: 'E_CLOSED' }, 'a backend that opens after its removal is closed at once')
+
+  const third = pending('cancelled')
+  lazy.update([third.entry])
+  lazy.update([])
+  third.reject(new Error('cancelled'))
+  await settle()
+  t.same(lazy.readdir('/'), [], 'a cancelled open that rejects leaves nothing behind')
+})
+
+t.test('shutdown: opens are refused EBUSY, reads in flight are waited for, close reaches retired backends', async (t) => {
+  const held = new HeldBackend(100)
+  const stopping = new SnapshotFs([{ name: 'h', backend: held }], { ...options, readTimeoutMs: 10_000 })
+  const handle = stopping.open('/h', noWrites)
+  const target = Buffer.alloc(10)
+  const reading = stopping.read(handle, target, 10, 0)
+  stopping.stopOpening()
+  t.throws(() => stopping.open('/h', noWrites), { code: 'E_SHUTTING_DOWN' })
+  let settled = false
+  const settling = stopping.settleReads().then(() => (settled = true))
+  await settle()
+  t.notOk(settled, 'waits for the read in flight')
+  held.release(0x22)
+  await settling
+  t.equal(await reading, 10)
+  t.ok(target.equals(Buffer.alloc(10, 0x22)), 'which finished with its bytes')
+  t.same(stopping.heldOpen(), [{ name: 'h', handles: 1, retired: false }])
+
+  const retiredBackend = new MemoryBackend(Buffer.alloc(4))
+  const withRetired = new SnapshotFs([{ name: 'r', backend: retiredBackend }], options)
+  withRetired.open('/r', noWrites)
+  const { entry } = pending('p')
+  withRetired.update([entry])
+  await withRetired.close()
+  await t.rejects(retiredBackend.readExact(0, 1), { code: 'E_CLOSED' }, 'a retired backend still held open is closed too')
+  t.ok(entry.cancelled, 'and pending opens are cancelled')
+  t.throws(() => withRetired.open('/p', noWrites), { code: 'E_SHUTTING_DOWN' })
 })
