@@ -5,6 +5,7 @@ import { MmapBackend } from './mmap-backend.js'
 import { openHttpBackend, type OpenContext } from './http/open-http.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
 import { S3Backend } from './s3/s3-backend.js'
+import { CachingBackend } from '../cache/caching-backend.js'
 
 export type { OpenContext }
 
@@ -16,8 +17,13 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
     case 'mmap':
       return MmapBackend.open(spec.path)
     case 'http':
-      return openHttpBackend(spec, context)
+      return cached(await openHttpBackend(spec, context), spec.connections, context)
     case 's3':
-      return S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) })
+      return cached(await S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) }), spec.connections, context)
   }
+}
+
+/** Remote snapshots read through the shared block cache; local ones rely on the kernel's page cache. */
+function cached(backend: StorageBackend, connections: number, { cache }: OpenContext): StorageBackend {
+  return cache ? new CachingBackend(backend, cache, { connections }) : backend
 }

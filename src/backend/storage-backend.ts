@@ -18,6 +18,11 @@ export interface StorageBackend {
   /** When the source was last modified, shown as the file's mtime. */
   readonly mtime: Date
   readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer>
+  /**
+   * The same bytes as `readExact`, as consecutive views of memory the backend owns (cached
+   * blocks), so the caller copies each byte once instead of once to join them and once more.
+   */
+  readPieces?(offset: number, length: number, options?: ReadOptions): Promise<readonly Buffer[]>
   close(): Promise<void>
   /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
   describe?(): string
@@ -30,4 +35,9 @@ export interface ReadOptions {
   signal?: AbortSignal
   /** The reader: an open file handle, so sequential streams are told apart per handle. */
   stream?: number
+}
+
+/** Reads as pieces where the backend can, else as the one buffer `readExact` gives. */
+export async function readPieces(backend: StorageBackend, offset: number, length: number, options?: ReadOptions): Promise<readonly Buffer[]> {
+  return backend.readPieces ? backend.readPieces(offset, length, options) : [await backend.readExact(offset, length, options)]
 }

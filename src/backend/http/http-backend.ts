@@ -1,7 +1,7 @@
 import { rootCertificates } from 'node:tls'
 import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
 import type { Logger } from '../../log.js'
-import type { StorageBackend } from '../storage-backend.js'
+import type { ReadOptions, StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { collectBody, discardBody } from '../remote/body.js'
@@ -117,11 +117,12 @@ export class HttpBackend implements StorageBackend {
     return `${this.redactedUrl}; ${validator}; ranges ok; ${this.openLatencyMs} ms round trip`
   }
 
-  async readExact(offset: number, length: number): Promise<Buffer> {
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.size)
     if (length === 0) return Buffer.alloc(0)
-    return this.withRetries(`GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`, (signal) => this.fetchRange(offset, length, signal))
+    const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
+    return this.withRetries(what, (signal) => this.fetchRange(offset, length, signal), options?.signal)
   }
 
   async close(): Promise<void> {
@@ -229,14 +230,14 @@ export class HttpBackend implements StorageBackend {
     /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
   }
 
-  private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
     return withRetries(what, this.options.retry, {
       isRetryable,
       retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
       logger: this.options.logger,
       random: this.random,
       observer: this.options.observer,
-    }, attempt)
+    }, attempt, cancel)
   }
 
   private conditionHeaders(): Headers {

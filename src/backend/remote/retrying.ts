@@ -19,16 +19,26 @@ export interface RetryHooks {
 /**
  * Runs `attempt` until it succeeds, fails for good, runs out of attempts or reaches the policy's
  * deadline. Each attempt gets a signal that fires at the deadline, so none outlives it; a backoff
- * wait that would end past it is not started (see retry.ts for the policy itself).
+ * wait that would end past it is not started (see retry.ts for the policy itself). `cancel`
+ * stops everything at once: the attempt in flight is aborted and no retry follows.
  */
-export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: RetryHooks, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function withRetries<T>(
+  what: string,
+  policy: RetryPolicy,
+  hooks: RetryHooks,
+  attempt: (signal: AbortSignal) => Promise<T>,
+  cancel?: AbortSignal,
+): Promise<T> {
   const started = Date.now()
   const deadline = started + policy.deadlineMs
   for (let attempts = 1; ; attempts++) {
+    cancel?.throwIfAborted()
     // A timer cleared when the attempt settles: AbortSignal.timeout's would live on until the
     // deadline after every successful read, thousands of them at a high read rate.
     const abort = new AbortController()
     const timer = setTimeout(() => abort.abort(new Error(`${what}: deadline of ${policy.deadlineMs} ms reached`)), Math.max(1, deadline - Date.now()))
+    const onCancel = () => abort.abort(cancel!.reason)
+    cancel?.addEventListener('abort', onCancel, { once: true })
     const attemptStarted = performance.now()
     try {
       const result = await attempt(abort.signal)
@@ -37,6 +47,8 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
       return result
     } catch (err) {
       hooks.observer?.request({ durationMs: performance.now() - attemptStarted, bytes: 0, failed: true })
+      // Cancelled by the caller: nobody wants the answer any more, so no retry either.
+      cancel?.throwIfAborted()
       const now = Date.now()
       const elapsed = now - started
       if (!hooks.isRetryable(err)) throw err
@@ -49,9 +61,12 @@ export async function withRetries<T>(what: string, policy: RetryPolicy, hooks: R
       }
       hooks.observer?.retry()
       hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
-      await sleep(wait)
+      cancel?.removeEventListener('abort', onCancel)
+      // sleep rejects only when cancelled; the caller wants its own reason back.
+      await sleep(wait, undefined, cancel && { signal: cancel }).catch(() => cancel!.throwIfAborted())
     } finally {
       clearTimeout(timer)
+      cancel?.removeEventListener('abort', onCancel)
     }
   }
   /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */

@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https'
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
 import type { Logger } from '../../log.js'
 import type { S3SnapshotSpec } from '../../config/config.js'
-import type { StorageBackend } from '../storage-backend.js'
+import type { ReadOptions, StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { collectBody, discardBody } from '../remote/body.js'
@@ -73,7 +73,7 @@ export class S3Backend implements StorageBackend {
     return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${store} ${this.region}; ${this.openLatencyMs} ms round trip`
   }
 
-  async readExact(offset: number, length: number): Promise<Buffer> {
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.size)
     if (length === 0) return Buffer.alloc(0)
@@ -100,7 +100,7 @@ export class S3Backend implements StorageBackend {
       } finally {
         discardBody(body)
       }
-    })
+    }, options?.signal)
   }
 
   async close(): Promise<void> {
@@ -141,14 +141,14 @@ export class S3Backend implements StorageBackend {
     }
   }
 
-  private retrying<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private retrying<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
     return withRetries(what, this.options.retry, {
       isRetryable,
       retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
       logger: this.options.logger,
       random: this.options.random ?? Math.random,
       observer: this.options.observer,
-    }, attempt)
+    }, attempt, cancel)
   }
 
   /** A refusal to start that names the problem: missing bucket or key, denied, wrong region, unreachable. */

@@ -1,0 +1,201 @@
+import type { CacheStats } from './cache-stats.js'
+
+export interface BlockCacheOptions {
+  /**
+   * Hard bound on the bytes of cached data, over all snapshots together. A hypervisor host wants
+   * one budget it can plan for, not one per image.
+   */
+  capacityBytes: number
+  /** Size of a block, the unit reads are rounded out to (a power of two). */
+  blockBytes: number
+}
+
+/**
+ * Cached bytes of consecutive blocks of one snapshot, fetched by one request. An extent is the
+ * unit of eviction: its blocks are views of the one buffer the request filled, so dropping an
+ * extent frees exactly its bytes and nothing is copied to cache it.
+ */
+interface Extent {
+  readonly owner: number
+  readonly firstBlock: number
+  readonly data: Buffer
+  /** Re-references since insertion, capped (S3-FIFO's 2-bit counter). */
+  frequency: number
+  /** The access stream that last read it: reads by the same stream are not re-references. */
+  lastStream: number
+  queue: 'small' | 'main'
+}
+
+/** S3-FIFO's small queue share: new data must prove itself in 10 % of the cache. */
+const SMALL_QUEUE_SHARE = 0.1
+/** S3-FIFO's frequency cap: an extent can survive at most this many passes of the main queue. */
+const MAX_FREQUENCY = 3
+
+/**
+ * The bounded, shared block cache of remote snapshots. Data goes in only after its request
+ * returned every byte and the backend validated it (exact range, pinned version), so a block
+ * found here is always right.
+ *
+ * Eviction is S3-FIFO (Yang et al., SOSP 2023), chosen because one long sequential scan (a
+ * backup, a `dd` of the whole image) must not flush a guest's working set, which a plain LRU
+ * does. New extents enter a small FIFO queue (10 % of the bytes). When it overflows, its oldest
+ * extent moves to the main FIFO queue if it was re-referenced while in the small one, and is
+ * dropped otherwise, its key kept in a ghost list. An extent fetched again while its key is in the
+ * ghost list goes straight to the main queue. The main queue evicts its oldest extent, but gives
+ * each one a further pass per re-reference (up to 3). A scan's data is read once per stream, so it
+ * only flows through the small queue; the working set, read again by new streams (another boot,
+ * another reader), sits in the main queue.
+ *
+ * A re-reference is a read by a different access stream than the one that last read the extent:
+ * a sequential reader going through a block in eight 128 KiB steps is one reference, not eight.
+ */
+export class BlockCache {
+  readonly blockBytes: number
+  readonly capacityBytes: number
+  private readonly byOwner = new Map<number, Map<number, Extent>>()
+  /** Insertion-ordered Maps are the FIFO queues: the first key is the oldest. */
+  private readonly small = new Map<Extent, true>()
+  private readonly main = new Map<Extent, true>()
+  /** Keys of extents dropped from the small queue; as many as the main queue could hold. */
+  private readonly ghosts = new Map<string, true>()
+  private readonly ghostLimit: number
+  private smallBytes = 0
+  private bytesInUse = 0
+  private nextOwner = 1
+  private readonly counters = { hits: 0, misses: 0, evictions: 0, fetches: 0, fetchedBytes: 0, readaheadBytes: 0 }
+
+  constructor(options: BlockCacheOptions) {
+    const { capacityBytes, blockBytes } = options
+    if (!Number.isSafeInteger(blockBytes) || blockBytes <= 0 || (blockBytes & (blockBytes - 1)) !== 0) {
+      throw new RangeError(`blockBytes must be a power of two, not ${blockBytes}`)
+    }
+    if (!Number.isSafeInteger(capacityBytes) || capacityBytes < blockBytes) {
+      throw new RangeError(`capacityBytes must be a whole number of at least one block (${blockBytes}), not ${capacityBytes}`)
+    }
+    this.blockBytes = blockBytes
+    this.capacityBytes = capacityBytes
+    this.ghostLimit = Math.ceil(capacityBytes / blockBytes)
+  }
+
+  /** A new owner id: each snapshot's blocks are kept apart, and dropped together. */
+  register(): number {
+    const owner = this.nextOwner++
+    this.byOwner.set(owner, new Map())
+    return owner
+  }
+
+  /**
+   * The cached bytes of block `block`, as a view the caller must not write to, or undefined.
+   * `stream` is the access stream asking (see the class comment for what counts as a re-reference).
+   */
+  lookup(owner: number, block: number, stream: number): Buffer | undefined {
+    const extent = this.byOwner.get(owner)?.get(block)
+    if (!extent) {
+      this.counters.misses++
+      return undefined
+    }
+    this.counters.hits++
+    if (extent.lastStream !== stream) {
+      extent.lastStream = stream
+      extent.frequency = Math.min(MAX_FREQUENCY, extent.frequency + 1)
+    }
+    const start = (block - extent.firstBlock) * this.blockBytes
+    return extent.data.subarray(start, start + this.blockBytes)
+  }
+
+  /** Whether block `block` is cached, without counting a hit or a reference. */
+  has(owner: number, block: number): boolean {
+    return this.byOwner.get(owner)?.has(block) ?? false
+  }
+
+  /**
+   * Caches `data`, the validated bytes of consecutive blocks from `firstBlock` (the last block of
+   * a snapshot may be short), then evicts until the bound holds again. Blocks already cached are
+   * left as they are; an owner that was dropped meanwhile caches nothing.
+   */
+  insert(owner: number, firstBlock: number, data: Buffer, stream: number, readahead: boolean): void {
+    this.counters.fetches++
+    this.counters.fetchedBytes += data.length
+    if (readahead) this.counters.readaheadBytes += data.length
+    const blocks = this.byOwner.get(owner)
+    if (!blocks || data.length > this.capacityBytes) return
+    const count = Math.ceil(data.length / this.blockBytes)
+    for (let block = firstBlock; block < firstBlock + count; block++) if (blocks.has(block)) return
+    const key = `${owner}:${firstBlock}`
+    const queue = this.ghosts.delete(key) ? 'main' : 'small'
+    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue }
+    for (let block = firstBlock; block < firstBlock + count; block++) blocks.set(block, extent)
+    this[queue].set(extent, true)
+    if (queue === 'small') this.smallBytes += data.length
+    this.bytesInUse += data.length
+    while (this.bytesInUse > this.capacityBytes) this.evictOne()
+  }
+
+  /** Forgets every block of `owner` (its snapshot was closed or replaced). */
+  drop(owner: number): void {
+    const blocks = this.byOwner.get(owner)
+    if (!blocks) return
+    this.byOwner.delete(owner)
+    for (const extent of new Set(blocks.values())) this.forget(extent)
+  }
+
+  stats(): CacheStats {
+    return { ...this.counters, bytesInUse: this.bytesInUse, capacityBytes: this.capacityBytes }
+  }
+
+  /** Bytes held for one owner: for `snapmount status`. */
+  bytesOf(owner: number): number {
+    let bytes = 0
+    for (const extent of new Set(this.byOwner.get(owner)?.values())) bytes += extent.data.length
+    return bytes
+  }
+
+  private evictOne(): void {
+    if (this.main.size === 0 || this.smallBytes > this.capacityBytes * SMALL_QUEUE_SHARE) this.evictFromSmall()
+    else this.evictFromMain()
+  }
+
+  private evictFromSmall(): void {
+    const oldest = this.small.keys().next().value!
+    this.small.delete(oldest)
+    this.smallBytes -= oldest.data.length
+    if (oldest.frequency > 0) {
+      oldest.frequency = 0
+      oldest.queue = 'main'
+      this.main.set(oldest, true)
+      return
+    }
+    this.evict(oldest)
+    this.ghosts.set(`${oldest.owner}:${oldest.firstBlock}`, true)
+    if (this.ghosts.size > this.ghostLimit) this.ghosts.delete(this.ghosts.keys().next().value!)
+  }
+
+  private evictFromMain(): void {
+    // Each pass lowers a frequency (at most 3 per extent), so this ends.
+    for (;;) {
+      const oldest = this.main.keys().next().value!
+      this.main.delete(oldest)
+      if (oldest.frequency === 0) {
+        this.evict(oldest)
+        return
+      }
+      oldest.frequency--
+      this.main.set(oldest, true)
+    }
+  }
+
+  private evict(extent: Extent): void {
+    this.counters.evictions++
+    const blocks = this.byOwner.get(extent.owner)!
+    const count = Math.ceil(extent.data.length / this.blockBytes)
+    for (let block = extent.firstBlock; block < extent.firstBlock + count; block++) blocks.delete(block)
+    this.bytesInUse -= extent.data.length
+  }
+
+  /** Removes an extent from its queue and the byte count (its owner's map is already gone). */
+  private forget(extent: Extent): void {
+    this[extent.queue].delete(extent)
+    if (extent.queue === 'small') this.smallBytes -= extent.data.length
+    this.bytesInUse -= extent.data.length
+  }
+}

@@ -1,0 +1,145 @@
+import t from 'tap'
+import { BlockCache } from '../../src/cache/block-cache.js'
+
+const BLOCK = 4096
+
+function block(fill: number, blocks = 1): Buffer {
+  return Buffer.alloc(blocks * BLOCK, fill)
+}
+
+t.test('options are checked where they enter', async (t) => {
+  t.throws(() => new BlockCache({ capacityBytes: 1 << 20, blockBytes: 3000 }), /power of two/)
+  t.throws(() => new BlockCache({ capacityBytes: 1 << 20, blockBytes: 0 }), /power of two/)
+  t.throws(() => new BlockCache({ capacityBytes: 100, blockBytes: BLOCK }), /at least one block/)
+  t.throws(() => new BlockCache({ capacityBytes: BLOCK + 0.5, blockBytes: BLOCK }), /whole number/)
+})
+
+t.test('a lookup finds the bytes of each block of an extent, and counts hits and misses', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 16 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  const data = Buffer.concat([block(1), block(2), Buffer.alloc(100, 3)])
+  cache.insert(owner, 10, data, 1, false)
+  t.same(cache.lookup(owner, 10, 1), block(1))
+  t.same(cache.lookup(owner, 11, 1), block(2))
+  t.same(cache.lookup(owner, 12, 1), Buffer.alloc(100, 3), 'a short last block stays short')
+  t.equal(cache.lookup(owner, 13, 1), undefined)
+  t.equal(cache.lookup(cache.register(), 10, 1), undefined, 'owners are kept apart')
+  t.ok(cache.has(owner, 11))
+  t.notOk(cache.has(owner, 9))
+  t.match(cache.stats(), { hits: 3, misses: 2, fetches: 1, fetchedBytes: data.length, readaheadBytes: 0, bytesInUse: data.length })
+  t.equal(cache.bytesOf(owner), data.length)
+})
+
+t.test('readahead bytes are counted apart; an extent larger than the cache is not kept', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 2 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  cache.insert(owner, 0, block(1, 3), 1, true)
+  t.match(cache.stats(), { fetchedBytes: 3 * BLOCK, readaheadBytes: 3 * BLOCK, bytesInUse: 0 })
+  t.notOk(cache.has(owner, 0))
+})
+
+t.test('blocks already cached are not replaced; a dropped owner caches nothing more', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 16 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  cache.insert(owner, 1, block(1), 1, false)
+  cache.insert(owner, 0, block(9, 2), 1, false)
+  t.same(cache.lookup(owner, 1, 1), block(1))
+  t.notOk(cache.has(owner, 0), 'an overlapping extent is not inserted')
+  cache.drop(owner)
+  t.equal(cache.stats().bytesInUse, 0)
+  cache.insert(owner, 5, block(5), 1, false)
+  t.notOk(cache.has(owner, 5))
+  cache.drop(owner)
+  t.equal(cache.bytesOf(owner), 0)
+})
+
+t.test('the bound holds whatever is inserted', async (t) => {
+  const capacity = 10 * BLOCK
+  const cache = new BlockCache({ capacityBytes: capacity, blockBytes: BLOCK })
+  const owners = [cache.register(), cache.register()]
+  let next = 1
+  for (let i = 0; i < 2000; i++) {
+    const owner = owners[i % 2]!
+    const first = (i * 7919) % 97
+    const blocks = 1 + (i % 4)
+    cache.insert(owner, first, block(i % 256, blocks), next++ % 5, i % 3 === 0)
+    if (i % 5 === 0) cache.lookup(owner, (i * 31) % 97, i % 7)
+    t.ok(cache.stats().bytesInUse <= capacity, `bound after insert ${i}`) || t.bailout()
+  }
+  const { bytesInUse, evictions } = cache.stats()
+  t.equal(bytesInUse, cache.bytesOf(owners[0]!) + cache.bytesOf(owners[1]!), 'the level matches what the owners hold')
+  t.ok(evictions > 0)
+  cache.drop(owners[0]!)
+  cache.drop(owners[1]!)
+  t.equal(cache.stats().bytesInUse, 0)
+})
+
+t.test('a long scan does not flush a working set that other streams read again', async (t) => {
+  const capacity = 100 * BLOCK
+  const cache = new BlockCache({ capacityBytes: capacity, blockBytes: BLOCK })
+  const owner = cache.register()
+  const workingSet = Array.from({ length: 40 }, (_, i) => i)
+  // A boot reads its blocks (stream 1), and a second reader reads them again (stream 2).
+  for (const b of workingSet) cache.insert(owner, b, block(b), 1, false)
+  for (const b of workingSet) t.ok(cache.lookup(owner, b, 2))
+  // A scan of ten times the cache, each block read by its own stream's sequential pass.
+  for (let b = 1000; b < 2000; b++) {
+    cache.insert(owner, b, block(b % 256), 3, true)
+    cache.lookup(owner, b, 3)
+  }
+  const kept = workingSet.filter((b) => cache.has(owner, b)).length
+  t.equal(kept, workingSet.length, 'the whole working set is still cached')
+  t.ok(cache.stats().bytesInUse <= capacity)
+})
+
+t.test('reads by the stream that fetched an extent are not re-references', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 20 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  cache.insert(owner, 0, block(1), 7, false)
+  for (let i = 0; i < 10; i++) cache.lookup(owner, 0, 7)
+  // Enough new data to push the small queue over: the extent was never re-referenced, so it goes.
+  for (let b = 1; b <= 40; b++) cache.insert(owner, b, block(b), 8, false)
+  t.notOk(cache.has(owner, 0), 'one stream reading a block many times does not protect it')
+})
+
+t.test('an extent fetched again soon after eviction goes to the main queue (ghost hit)', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 20 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  cache.insert(owner, 0, block(1), 1, false)
+  for (let b = 1; b <= 21; b++) cache.insert(owner, b, block(b), 1, false)
+  t.notOk(cache.has(owner, 0), 'evicted from the small queue')
+  cache.insert(owner, 0, block(1), 2, false)
+  // Another scan through the small queue leaves the ghost-hit extent alone.
+  for (let b = 100; b < 140; b++) cache.insert(owner, b, block(b), 3, false)
+  t.ok(cache.has(owner, 0), 'kept in the main queue')
+})
+
+t.test('the ghost list is bounded', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  for (let b = 0; b < 100; b++) cache.insert(owner, b, block(b), 1, false)
+  // Block 0's ghost was pushed out by 95 later ones: it comes back through the small queue.
+  cache.insert(owner, 0, block(0), 1, false)
+  for (let b = 200; b < 204; b++) cache.insert(owner, b, block(b), 1, false)
+  t.notOk(cache.has(owner, 0))
+})
+
+t.test('main-queue extents get one more pass per re-reference', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 10 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  // Promote blocks 0..8 to the main queue: each is re-referenced while in the small queue.
+  for (let b = 0; b < 9; b++) {
+    cache.insert(owner, b, block(b), 1, false)
+    cache.lookup(owner, b, 2)
+  }
+  for (let b = 100; b < 110; b++) cache.insert(owner, b, block(b), 1, false)
+  // Re-reference block 0 in the main queue: it survives the next eviction from the main queue.
+  cache.lookup(owner, 0, 3)
+  cache.lookup(owner, 0, 4)
+  for (let b = 200; b < 230; b++) {
+    cache.insert(owner, b, block(b), 5, false)
+    cache.lookup(owner, b, 6)
+  }
+  t.ok(cache.stats().evictions > 0)
+  t.ok(cache.stats().bytesInUse <= 10 * BLOCK)
+})

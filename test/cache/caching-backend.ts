@@ -1,0 +1,248 @@
+import t, { type Test } from 'tap'
+import { BlockCache } from '../../src/cache/block-cache.js'
+import { CachingBackend } from '../../src/cache/caching-backend.js'
+import { backendConformance } from '../fixtures/backend-conformance.js'
+import { RecordingBackend, settle } from '../fixtures/recording-backend.js'
+import { MemoryBackend } from '../fixtures/memory-backend.js'
+import { ramp, seededBytes, seededRandom } from '../fixtures/test-data.js'
+
+const KIB = 1024
+const MIB = 1024 * KIB
+const BLOCK = 16 * KIB
+
+function setup(size: number, { capacity = 64 * BLOCK, block = BLOCK, connections = 4 } = {}) {
+  const bytes = seededBytes(size, size)
+  const source = new RecordingBackend(bytes)
+  const cache = new BlockCache({ capacityBytes: capacity, blockBytes: block })
+  const backend = new CachingBackend(source, cache, { connections })
+  return { bytes, source, cache, backend }
+}
+
+/** Every range the source was asked for lies inside the file and starts on a block. */
+function assertFetchesInFile(t: Test, source: RecordingBackend, block: number) {
+  for (const read of source.reads) {
+    if (read.offset % block !== 0 || read.offset + read.length > source.length || read.length <= 0) {
+      t.fail(`fetch ${read.offset}+${read.length} is outside the file or off a block`)
+      return
+    }
+  }
+  t.pass('every fetch inside the file, on a block boundary')
+}
+
+t.test('keeps the contract', (t) => {
+  const bytes = seededBytes(3, 300 * KIB + 77)
+  return backendConformance(t, async () => new CachingBackend(new MemoryBackend(bytes), new BlockCache({ capacityBytes: MIB, blockBytes: 4 * KIB }), { connections: 2 }), bytes)
+})
+
+t.test('property: random interleavings of random and sequential readers get the right bytes, under the bound', async (t) => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const random = seededRandom(seed)
+    const size = Math.floor(2 * MIB + random() * MIB)
+    const capacity = (8 + Math.floor(random() * 40)) * BLOCK
+    const { bytes, source, cache, backend } = setup(size, { capacity, connections: 1 + Math.floor(random() * 6) })
+    const cursors = Array.from({ length: 4 }, () => Math.floor(random() * size))
+    const reads: Promise<void>[] = []
+    let wrong = 0
+    let overBound = 0
+    for (let i = 0; i < 600; i++) {
+      let offset: number
+      let length: number
+      const reader = Math.floor(random() * 6)
+      if (reader < 4) {
+        // A sequential reader with reads of 1..128 KiB, wrapping at the end.
+        length = 1 + Math.floor(random() * 128 * KIB)
+        offset = cursors[reader]! % size
+        length = Math.min(length, size - offset)
+        cursors[reader] = offset + length >= size ? 0 : offset + length
+      } else {
+        offset = Math.floor(random() * size)
+        length = Math.min(size - offset, Math.floor(random() * 64 * KIB))
+      }
+      reads.push(
+        backend.readExact(offset, length, { stream: reader }).then((got) => {
+          if (!got.equals(bytes.subarray(offset, offset + length))) wrong++
+          if (cache.stats().bytesInUse > capacity) overBound++
+        }),
+      )
+      if (random() < 0.3) await Promise.all(reads.splice(0))
+      if (cache.stats().bytesInUse > capacity) overBound++
+    }
+    await Promise.all(reads)
+    t.equal(wrong, 0, `seed ${seed}: every read returned the source's bytes`)
+    t.equal(overBound, 0, `seed ${seed}: the cache never held more than ${capacity} bytes`)
+    assertFetchesInFile(t, source, BLOCK)
+    t.equal(source.inFlight, 0, 'nothing left in flight')
+    await backend.close()
+  }
+})
+
+t.test('many readers of one block share one fetch', async (t) => {
+  const { bytes, source, backend } = setup(MIB)
+  source.hold = true
+  const reads = Array.from({ length: 50 }, (_, i) => backend.readExact(BLOCK * 3 + i * 10, 100, { stream: i }))
+  await settle()
+  const forBlock = () => source.reads.filter((read) => read.offset <= BLOCK * 3 && read.offset + read.length > BLOCK * 3).length
+  t.equal(forBlock(), 1, 'one request for 50 readers')
+  source.release()
+  const results = await Promise.all(reads)
+  results.forEach((got, i) => t.ok(got.equals(bytes.subarray(BLOCK * 3 + i * 10, BLOCK * 3 + i * 10 + 100))) || t.bailout())
+  await backend.readExact(BLOCK * 3, 10)
+  t.equal(forBlock(), 1, 'then the cache answers')
+})
+
+t.test('adjacent missing blocks go in one request; cached ones are skipped', async (t) => {
+  const { bytes, source, backend } = setup(MIB)
+  await backend.readExact(BLOCK * 2, 10, { stream: 1 })
+  t.same(source.reads.map(({ offset, length }) => [offset, length]), [[BLOCK * 2, BLOCK]])
+  const got = await backend.readExact(BLOCK, 3 * BLOCK, { stream: 2 })
+  t.ok(got.equals(bytes.subarray(BLOCK, 4 * BLOCK)))
+  t.same(source.reads.slice(1).map(({ offset, length }) => [offset, length]), [[BLOCK, BLOCK], [BLOCK * 3, BLOCK]])
+  // Far from the others, so no stream is continued (nothing read ahead).
+  const wide = await backend.readExact(40 * BLOCK, 8 * BLOCK - 5, { stream: 3 })
+  t.ok(wide.equals(bytes.subarray(40 * BLOCK, 48 * BLOCK - 5)))
+  t.same(source.reads.slice(3).map(({ offset, length }) => [offset, length]), [[40 * BLOCK, 8 * BLOCK]], 'eight blocks, one request')
+})
+
+t.test('the last block of a snapshot is short and read exactly', async (t) => {
+  const size = 5 * BLOCK + 123
+  const { bytes, source, backend } = setup(size)
+  t.ok((await backend.readExact(size - 1, 1)).equals(bytes.subarray(size - 1)))
+  t.same(source.reads.map(({ offset, length }) => [offset, length]), [[5 * BLOCK, 123]])
+  t.same(await backend.readPieces(size, 0), [], 'an empty read at EOF')
+})
+
+t.test('a random 4 KiB read fetches one block, a sequential stream at most 1.1 bytes per byte', async (t) => {
+  // The benchmark's image size: how often random reads line up by chance depends on it.
+  const source = new RecordingBackend(1024 * MIB)
+  const backend = new CachingBackend(source, new BlockCache({ capacityBytes: 16 * MIB, blockBytes: 128 * KIB }), { connections: 8 })
+  const random = seededRandom(9)
+  for (let i = 0; i < 2000; i++) {
+    const offset = Math.floor((random() * (source.length - 4096)) / 4096) * 4096
+    if (!(await backend.readExact(offset, 4096, { stream: 1 })).equals(ramp(offset, 4096))) t.fail(`wrong bytes at ${offset}`)
+  }
+  const randomFetched = source.reads.reduce((sum, read) => sum + read.length, 0)
+  t.ok(randomFetched / 2000 <= 128 * KIB, `${randomFetched / 2000 / KIB} KiB fetched per 4 KiB random read`)
+
+  const size = 64 * MIB
+  const { backend: sequential, source: sequentialSource } = setup(size, { capacity: 16 * MIB, block: 128 * KIB, connections: 8 })
+  for (let offset = 0; offset < 32 * MIB; offset += 128 * KIB) await sequential.readExact(offset, 128 * KIB, { stream: 1 })
+  await settle()
+  const fetched = sequentialSource.reads.reduce((sum, read) => sum + read.length, 0)
+  t.ok(fetched / (32 * MIB) <= 1.1 + (16 * MIB * 0.125) / (32 * MIB), `sequential: ${(fetched / (32 * MIB)).toFixed(3)} bytes fetched per byte read (window in flight included)`)
+  t.ok(sequentialSource.reads.some((read) => read.length > 128 * KIB), 'readahead asks for more than a block at a time')
+})
+
+t.test('readahead runs several requests in parallel, and never blocks a demand read', async (t) => {
+  const { bytes, source, backend } = setup(256 * MIB, { capacity: 64 * MIB, block: 128 * KIB, connections: 4 })
+  for (let offset = 0; offset < 2 * 128 * KIB; offset += 128 * KIB) await backend.readExact(offset, 128 * KIB, { stream: 1 })
+  source.hold = true
+  const third = backend.readExact(2 * 128 * KIB, 128 * KIB, { stream: 1 })
+  await settle()
+  const waiting = () => source.reads.filter((read) => read.outcome === undefined)
+  t.same(waiting().map((read) => read.offset / KIB), [256, 384, 512], 'the demand read, and readahead in all slots but the reserved one')
+  const demand = backend.readExact(200 * MIB, 4096, { stream: 2 })
+  const demand2 = backend.readExact(100 * MIB, 4096, { stream: 3 })
+  await settle()
+  t.ok(waiting().some((read) => read.offset === 200 * MIB), 'the random read got the reserved slot despite readahead')
+  source.hold = false
+  source.release()
+  for (;;) {
+    await settle()
+    if (waiting().length === 0) break
+    source.release()
+  }
+  t.ok((await demand).equals(bytes.subarray(200 * MIB, 200 * MIB + 4096)))
+  t.ok((await demand2).equals(bytes.subarray(100 * MIB, 100 * MIB + 4096)))
+  t.ok((await third).equals(bytes.subarray(256 * KIB, 384 * KIB)))
+})
+
+t.test('a failed fetch fails its readers, caches nothing, and the next read asks again', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB)
+  source.failWhen = () => new Error('connection reset')
+  const readers = await Promise.allSettled([backend.readExact(0, 100, { stream: 1 }), backend.readExact(50, 100, { stream: 2 })])
+  t.same(readers.map((r) => r.status), ['rejected', 'rejected'])
+  t.equal(source.reads.length, 1)
+  t.equal(cache.stats().bytesInUse, 0)
+  source.failWhen = () => undefined
+  t.ok((await backend.readExact(0, 100)).equals(bytes.subarray(0, 100)))
+  t.equal(source.reads.filter((read) => read.offset === 0).length, 2, 'asked again')
+})
+
+t.test('a failed readahead fetch is not reported to anyone and is fetched again on demand', async (t) => {
+  const { bytes, source, backend } = setup(4 * MIB, { capacity: 2 * MIB })
+  source.failWhen = (read) => (read.offset >= 4 * BLOCK ? new Error('reset') : undefined)
+  for (let offset = 0; offset < 4 * BLOCK; offset += BLOCK) await backend.readExact(offset, BLOCK, { stream: 1 })
+  await settle()
+  t.ok(source.reads.some((read) => read.outcome === 'failed'), 'readahead failed')
+  source.failWhen = () => undefined
+  t.ok((await backend.readExact(4 * BLOCK, BLOCK, { stream: 1 })).equals(bytes.subarray(4 * BLOCK, 5 * BLOCK)))
+})
+
+t.test('an aborted read cancels the fetch only it waited for, and leaves nothing stuck', async (t) => {
+  const { bytes, source, backend } = setup(MIB)
+  source.hold = true
+  const alone = new AbortController()
+  const lonely = backend.readExact(0, 100, { signal: alone.signal, stream: 1 })
+  const shared = new AbortController()
+  const first = backend.readExact(8 * BLOCK, 100, { signal: shared.signal, stream: 2 })
+  const second = backend.readExact(8 * BLOCK + 200, 100, { stream: 3 })
+  await settle()
+  alone.abort(new Error('read deadline'))
+  shared.abort(new Error('read deadline'))
+  await t.rejects(lonely, /read deadline/)
+  await t.rejects(first, /read deadline/)
+  await settle()
+  t.equal(source.reads[0]!.outcome, 'aborted', 'the request only the aborted read wanted was cancelled')
+  t.equal(source.reads[1]!.outcome, undefined, 'the shared request goes on for the other reader')
+  source.release()
+  t.ok((await second).equals(bytes.subarray(8 * BLOCK + 200, 8 * BLOCK + 300)))
+  source.hold = false
+  t.ok((await backend.readExact(0, 100)).equals(bytes.subarray(0, 100)), 'the cancelled block is fetched again')
+  await t.rejects(backend.readExact(0, 1, { signal: AbortSignal.abort(new Error('already')) }), /already/)
+})
+
+t.test('an aborted read whose fetch was still queued takes it off the queue', async (t) => {
+  const { source, backend } = setup(MIB, { connections: 1 })
+  source.hold = true
+  const busy = backend.readExact(0, 10, { stream: 1 })
+  const abort = new AbortController()
+  const queued = backend.readExact(10 * BLOCK, 10, { signal: abort.signal, stream: 2 })
+  await settle()
+  t.equal(source.reads.length, 1, 'the second fetch waits for the one slot')
+  abort.abort(new Error('gave up'))
+  await t.rejects(queued, /gave up/)
+  source.release()
+  await busy
+  await settle()
+  t.equal(source.reads.length, 1, 'the cancelled fetch never went out')
+})
+
+t.test('close aborts fetches in flight, drops the cached blocks and closes the source', async (t) => {
+  const { source, cache, backend } = setup(MIB)
+  await backend.readExact(0, 10)
+  t.ok(backend.cachedBytes() > 0)
+  source.hold = true
+  const pending = backend.readExact(50 * BLOCK, 10)
+  await settle()
+  await backend.close()
+  await t.rejects(pending, { code: 'E_CLOSED' })
+  t.equal(cache.stats().bytesInUse, 0)
+  t.ok(source.closed)
+  await backend.close()
+  await t.rejects(backend.readExact(0, 1), { code: 'E_CLOSED' })
+})
+
+t.test('describes itself as its source does; mtime is the source\'s', async (t) => {
+  const { source, backend } = setup(MIB)
+  t.equal(backend.describe?.(), 'recording')
+  t.same(backend.mtime, source.mtime)
+  const plain = new CachingBackend(new MemoryBackend(Buffer.alloc(10)), new BlockCache({ capacityBytes: MIB, blockBytes: 4096 }), { connections: 1 })
+  t.equal(plain.describe, undefined)
+})
+
+t.test('pieces are views of cached blocks: one copy to the caller\'s buffer', async (t) => {
+  const { bytes, backend } = setup(MIB)
+  const pieces = await backend.readPieces(BLOCK - 10, BLOCK + 20, { stream: 1 })
+  t.equal(pieces.length, 3)
+  t.ok(Buffer.concat(pieces).equals(bytes.subarray(BLOCK - 10, 2 * BLOCK + 10)))
+})
