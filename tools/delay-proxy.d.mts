@@ -1,6 +1,10 @@
+import type { CountProxyCounters } from './count-proxy.mjs'
+
 export interface DelayProxy {
   /** The proxy listens on 127.0.0.1:port. */
   port: number
+  /** What passed through since it started (bytes each way, connections, requests); see CountProxyCounters. */
+  counters(): CountProxyCounters
   /** Stops listening and destroys every proxied connection. Idempotent. */
   close(): Promise<void>
 }
@@ -20,7 +24,8 @@ export interface DelayProxyOptions {
  * A TCP proxy on 127.0.0.1 to `target` that makes loopback behave like a distant link: every
  * chunk, each way, arrives `oneWayDelayMs` after it was sent, so a request and its response cost
  * one round trip of 2 × oneWayDelayMs, and a new connection's first bytes one more (the handshake).
- * Bytes are never reordered; a FIN or a reset arrives after the bytes sent before it.
+ * Bytes are never reordered; a FIN or a reset arrives after the bytes sent before it. It counts
+ * what passes as tools/count-proxy.mjs does (that proxy is this one with no delay).
  * Not a tap fixture (the benchmark uses it too): the caller closes it.
  */
 export declare function startDelayProxy(
