@@ -1,0 +1,111 @@
+import type { ReadOptions, StorageBackend } from '../backend/storage-backend.js'
+
+/** Told of every read a MeteredBackend passes on: the Prometheus series hang off this. */
+export interface ReadObserver {
+  started(): void
+  finished(event: { durationMs: number; bytes: number; failed: boolean }): void
+}
+
+/** What `snapmount status` shows for one snapshot: totals since it was opened, and recent latency. */
+export interface ReadStats {
+  reads: number
+  bytes: number
+  errors: number
+  inFlight: number
+  recent: RecentLatency
+}
+
+/** Latency of the reads that finished within the last `windowSeconds` (at most RECENT_SAMPLES of them). */
+export interface RecentLatency {
+  windowSeconds: number
+  count: number
+  p50Ms: number | null
+  p99Ms: number | null
+  maxMs: number | null
+}
+
+/** "Recent" means the last minute, the span an operator looking at `status` cares about. */
+const RECENT_WINDOW_MS = 60_000
+/** The newest samples kept: enough for a stable p99, small enough to sort on every status call. */
+const RECENT_SAMPLES = 1024
+
+/**
+ * A metering layer around a snapshot's backend (style rule 6: layers are decorators with the same
+ * contract). It sits outermost, above any cache, so it sees reads as the mount's readers do: a
+ * cache hit is a fast read. It counts reads, bytes, failures and reads in flight, keeps the latest
+ * latencies for `status`, and tells an optional observer (the Prometheus series).
+ */
+export class MeteredBackend implements StorageBackend {
+  readonly describe?: () => string
+  private reads = 0
+  private bytes = 0
+  private errors = 0
+  private inFlight = 0
+  /** A ring of [finishedAt, durationMs] pairs; `next` is the slot written next. */
+  private readonly samples: Array<[number, number]> = []
+  private next = 0
+
+  constructor(
+    readonly inner: StorageBackend,
+    /** The backend type from the config (file, mmap, http, s3), for status and the info series. */
+    readonly type: string,
+    private readonly observer?: ReadObserver | undefined,
+    /** A monotonic clock in milliseconds; injected by tests. */
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    const { describe } = inner
+    if (describe) this.describe = () => describe.call(inner)
+  }
+
+  get length(): number {
+    return this.inner.length
+  }
+
+  get mtime(): Date {
+    return this.inner.mtime
+  }
+
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+    const started = this.now()
+    this.inFlight++
+    this.observer?.started()
+    let failed = true
+    try {
+      const buffer = await this.inner.readExact(offset, length, options)
+      failed = false
+      return buffer
+    } finally {
+      const durationMs = this.now() - started
+      this.inFlight--
+      this.reads++
+      if (failed) this.errors++
+      else this.bytes += length
+      this.record(durationMs)
+      this.observer?.finished({ durationMs, bytes: failed ? 0 : length, failed })
+    }
+  }
+
+  close(): Promise<void> {
+    return this.inner.close()
+  }
+
+  stats(): ReadStats {
+    const since = this.now() - RECENT_WINDOW_MS
+    const recent = this.samples.filter(([at]) => at >= since).map(([, ms]) => ms).sort((a, b) => a - b)
+    const at = (q: number) => (recent.length === 0 ? null : recent[Math.min(recent.length - 1, Math.floor(q * recent.length))]!)
+    return {
+      reads: this.reads,
+      bytes: this.bytes,
+      errors: this.errors,
+      inFlight: this.inFlight,
+      recent: { windowSeconds: RECENT_WINDOW_MS / 1000, count: recent.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: recent.length === 0 ? null : recent[recent.length - 1]! },
+    }
+  }
+
+  private record(durationMs: number): void {
+    const sample: [number, number] = [this.now(), durationMs]
+    if (this.samples.length < RECENT_SAMPLES) this.samples.push(sample)
+    else this.samples[this.next] = sample
+    this.next = (this.next + 1) % RECENT_SAMPLES
+  }
+}

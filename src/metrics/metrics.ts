@@ -1,0 +1,128 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { RemoteObserver } from '../backend/remote/observer.js'
+import type { CacheStats } from '../cache/cache-stats.js'
+import type { ReadObserver } from './metered-backend.js'
+import { MeteredBackend } from './metered-backend.js'
+import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
+
+/** A snapshot as the daemon serves it now; the list changes when the config is reloaded. */
+export interface LiveSnapshot {
+  readonly name: string
+  readonly backend: { readonly length: number }
+}
+
+/** What the series read when scraped: the live snapshot list and, once there is one, the block cache. */
+export interface MetricsSources {
+  snapshots(): readonly LiveSnapshot[]
+  cache?: { stats(): CacheStats } | undefined
+}
+
+const { snapshot, type, result } = LABELS
+
+/**
+ * snapmount's Prometheus series, in a registry of their own (never prom-client's global one), with
+ * Node's process series beside them. Reads and remote requests are pushed in as they happen through
+ * the observers; the snapshot list and the cache are read when scraped.
+ */
+export class SnapmountMetrics {
+  readonly registry = new Registry()
+  private sources: MetricsSources = { snapshots: () => [] }
+  private readonly reads: Counter
+  private readonly readBytes: Counter
+  private readonly readErrors: Counter
+  private readonly readDuration: Histogram
+  private readonly readsInFlight: Gauge
+  private readonly backendRequests: Counter
+  private readonly backendBytes: Counter
+  private readonly backendDuration: Histogram
+  private readonly backendRetries: Counter
+
+  constructor() {
+    const registers = [this.registry]
+    const perSnapshot = { labelNames: [snapshot], registers }
+    const self = this
+    collectDefaultMetrics({ register: this.registry })
+
+    new Gauge({
+      ...METRICS.snapshotInfo,
+      labelNames: [snapshot, type],
+      registers,
+      collect() {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) {
+          this.set({ [snapshot]: name, [type]: backend instanceof MeteredBackend ? backend.type : 'unknown' }, 1)
+        }
+      },
+    })
+    new Gauge({
+      ...METRICS.snapshotSize,
+      ...perSnapshot,
+      collect() {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) this.set({ [snapshot]: name }, backend.length)
+      },
+    })
+    this.reads = new Counter({ ...METRICS.reads, ...perSnapshot })
+    this.readBytes = new Counter({ ...METRICS.readBytes, ...perSnapshot })
+    this.readErrors = new Counter({ ...METRICS.readErrors, ...perSnapshot })
+    this.readDuration = new Histogram({ ...METRICS.readDuration, ...perSnapshot, buckets: READ_SECONDS_BUCKETS })
+    this.readsInFlight = new Gauge({ ...METRICS.readsInFlight, ...perSnapshot })
+    this.backendRequests = new Counter({ ...METRICS.backendRequests, labelNames: [snapshot, result], registers })
+    this.backendBytes = new Counter({ ...METRICS.backendBytes, ...perSnapshot })
+    this.backendDuration = new Histogram({ ...METRICS.backendDuration, ...perSnapshot, buckets: REQUEST_SECONDS_BUCKETS })
+    this.backendRetries = new Counter({ ...METRICS.backendRetries, ...perSnapshot })
+
+    // The cache keeps its own counters; these copy them at scrape time. Absent until a cache exists.
+    const fromCache = (pick: (stats: CacheStats) => number) =>
+      function collect(this: Counter | Gauge) {
+        const stats = self.sources.cache?.stats()
+        this.reset()
+        if (stats) this instanceof Counter ? this.inc(pick(stats)) : this.set(pick(stats))
+      }
+    new Counter({ ...METRICS.cacheHits, registers, collect: fromCache((s) => s.hits) })
+    new Counter({ ...METRICS.cacheMisses, registers, collect: fromCache((s) => s.misses) })
+    new Counter({ ...METRICS.cacheEvictions, registers, collect: fromCache((s) => s.evictions) })
+    new Counter({ ...METRICS.cacheFetchedBytes, registers, collect: fromCache((s) => s.fetchedBytes) })
+    new Counter({ ...METRICS.cacheReadaheadBytes, registers, collect: fromCache((s) => s.readaheadBytes) })
+    new Gauge({ ...METRICS.cacheBytes, registers, collect: fromCache((s) => s.bytesInUse) })
+    new Gauge({ ...METRICS.cacheCapacity, registers, collect: fromCache((s) => s.capacityBytes) })
+  }
+
+  /** Where scrapes find the live snapshots and the cache; set once the file system exists. */
+  attach(sources: MetricsSources): void {
+    this.sources = sources
+  }
+
+  /** The observer a MeteredBackend reports `name`'s reads to. */
+  readObserver(name: string): ReadObserver {
+    const labels = { [snapshot]: name }
+    return {
+      started: () => this.readsInFlight.inc(labels),
+      finished: ({ durationMs, bytes, failed }) => {
+        this.readsInFlight.dec(labels)
+        this.reads.inc(labels)
+        if (failed) this.readErrors.inc(labels)
+        else this.readBytes.inc(labels, bytes)
+        this.readDuration.observe(labels, durationMs / 1000)
+      },
+    }
+  }
+
+  /** The observer a remote backend reports `name`'s request attempts and retries to (OpenContext.observe). */
+  remoteObserver(name: string): RemoteObserver {
+    const labels = { [snapshot]: name }
+    return {
+      request: ({ durationMs, bytes, failed }) => {
+        this.backendRequests.inc({ ...labels, [result]: failed ? 'error' : 'ok' })
+        this.backendBytes.inc(labels, bytes)
+        this.backendDuration.observe(labels, durationMs / 1000)
+      },
+      retry: () => this.backendRetries.inc(labels),
+    }
+  }
+
+  /** The exposition text and its content type, as a scrape gets them. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() }
+  }
+}

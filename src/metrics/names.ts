@@ -1,0 +1,41 @@
+/**
+ * Every metric snapmount exports, in one place (mountpoint-s3's `metrics/defs.rs`): the name, its
+ * labels and the help text Prometheus shows. The README's metrics table lists the same series.
+ *
+ * Per snapshot (label `snapshot`): what readers of the mount asked for and got, measured above
+ * the cache, so a cache hit counts as a fast read. Per backend (label `snapshot`, HTTP and S3
+ * only): every request attempt the backend made to its server, retries included. Cache: the
+ * shared block cache's own counters, read when scraped.
+ */
+export const METRICS = {
+  snapshotInfo: { name: 'snapmount_snapshot_info', help: 'Always 1 for each mounted snapshot; labels name its backend type' },
+  snapshotSize: { name: 'snapmount_snapshot_size_bytes', help: 'Size of each mounted snapshot in bytes' },
+  reads: { name: 'snapmount_reads_total', help: 'Reads of a snapshot that finished, successful or not' },
+  readBytes: { name: 'snapmount_read_bytes_total', help: 'Bytes returned by successful reads of a snapshot' },
+  readErrors: { name: 'snapmount_read_errors_total', help: 'Reads of a snapshot that failed (the reader got EIO)' },
+  readDuration: { name: 'snapmount_read_duration_seconds', help: 'Time one read of a snapshot took, failed ones included' },
+  readsInFlight: { name: 'snapmount_reads_in_flight', help: 'Reads of a snapshot started and not yet finished' },
+  backendRequests: { name: 'snapmount_backend_requests_total', help: 'Request attempts a remote backend made (HEAD, ranged GET, GetObject), by result' },
+  backendBytes: { name: 'snapmount_backend_bytes_total', help: 'Body bytes remote backend requests delivered' },
+  backendDuration: { name: 'snapmount_backend_request_duration_seconds', help: 'Time one remote request attempt took' },
+  backendRetries: { name: 'snapmount_backend_retries_total', help: 'Failed remote request attempts that were retried' },
+  cacheHits: { name: 'snapmount_cache_hits_total', help: 'Reads (or parts of reads) the block cache answered' },
+  cacheMisses: { name: 'snapmount_cache_misses_total', help: 'Blocks a read needed that the cache had to fetch' },
+  cacheEvictions: { name: 'snapmount_cache_evictions_total', help: 'Blocks the cache dropped to stay under its bound' },
+  cacheBytes: { name: 'snapmount_cache_bytes', help: 'Bytes of blocks the cache holds now' },
+  cacheCapacity: { name: 'snapmount_cache_capacity_bytes', help: 'The hard bound on snapmount_cache_bytes' },
+  cacheFetchedBytes: { name: 'snapmount_cache_fetched_bytes_total', help: 'Bytes the cache fetched from sources, readahead included' },
+  cacheReadaheadBytes: { name: 'snapmount_cache_readahead_bytes_total', help: 'Of the fetched bytes, those fetched ahead of any read' },
+} as const
+
+/** Label names, shared by the series that carry them. */
+export const LABELS = { snapshot: 'snapshot', type: 'type', result: 'result' } as const
+
+/**
+ * Read latency buckets in seconds: from a page-cache-cold local read (~100 µs) to a remote read
+ * that used its whole retry budget (read_timeout_ms is at most 14 s).
+ */
+export const READ_SECONDS_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15]
+
+/** Remote request buckets in seconds: one loopback round trip (~0.5 ms) to a request's timeout. */
+export const REQUEST_SECONDS_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
