@@ -1,0 +1,157 @@
+import { createHash } from 'node:crypto'
+import type { StorageBackend } from '../backend/storage-backend.js'
+import type { CacheStats } from '../cache/cache-stats.js'
+import { MeteredBackend } from '../metrics/metered-backend.js'
+import { BadRequestError, UnknownSnapshotError } from './errors.js'
+import type { ControlHandler } from './server.js'
+import type { ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
+
+/** A snapshot as the daemon serves it now. */
+export interface ServedSnapshot {
+  readonly name: string
+  readonly backend: StorageBackend
+}
+
+/** What the control requests look at: the live list (it changes on reload) and the daemon's facts. */
+export interface DaemonState {
+  snapshots(): readonly ServedSnapshot[]
+  cache?: { stats(): CacheStats } | undefined
+  mountpoint: string
+  startedAt: Date
+  metricsUrl: string | null
+}
+
+/**
+ * warm and verify read in chunks of this size, CHUNKS_IN_FLIGHT at a time: 1 MiB is a whole
+ * number of cache blocks of any power-of-two size up to it, and is one ranged request remote
+ * backends finish well inside their deadline on any link that can serve a disk at all.
+ */
+export const CHUNK_BYTES = 1024 * 1024
+/** Enough parallel ranges to keep a remote backend's connections busy, few enough to stay polite. */
+const CHUNKS_IN_FLIGHT = 8
+/** Progress lines are sent at most this often (and once at the end). */
+const PROGRESS_EVERY_MS = 200
+const SHA256_HEX = /^[0-9a-f]{64}$/
+
+/** Answers status, warm and verify against `state`. */
+export function controlHandler(state: DaemonState, now: () => number = Date.now): ControlHandler {
+  return async (request: ControlRequest, progress, signal) => {
+    if (request.op === 'status') return status(state, now)
+    const { name, backend } = find(state, request.name)
+    if (request.op === 'warm') return warm(name, backend, request.offset, request.length, progress, signal, now)
+    return verify(name, backend, request.sha256, progress, signal, now)
+  }
+}
+
+function status(state: DaemonState, now: () => number): StatusReport {
+  const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
+    const metered = backend instanceof MeteredBackend ? backend : undefined
+    const stats = metered?.stats()
+    return {
+      name,
+      type: metered?.type ?? 'unknown',
+      size: backend.length,
+      source: backend.describe?.() ?? null,
+      reads: stats?.reads ?? 0,
+      bytes: stats?.bytes ?? 0,
+      errors: stats?.errors ?? 0,
+      inFlight: stats?.inFlight ?? 0,
+      recent: stats?.recent ?? { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null },
+    }
+  })
+  return {
+    pid: process.pid,
+    mountpoint: state.mountpoint,
+    startedAt: state.startedAt.toISOString(),
+    uptimeSeconds: Math.round((now() - state.startedAt.getTime()) / 1000),
+    metricsUrl: state.metricsUrl,
+    cache: state.cache?.stats() ?? null,
+    snapshots,
+  }
+}
+
+function find(state: DaemonState, name: unknown): ServedSnapshot {
+  const served = state.snapshots()
+  const snapshot = served.find((candidate) => candidate.name === name)
+  if (!snapshot) throw new UnknownSnapshotError(String(name), served.map((s) => s.name))
+  return snapshot
+}
+
+/** Below the metering layer: warm and verify are not reads of the mount and stay out of its series. */
+function source(backend: StorageBackend): StorageBackend {
+  return backend instanceof MeteredBackend ? backend.inner : backend
+}
+
+/**
+ * Reads `[offset, offset + length)` through the snapshot's backend, so a cache below it keeps the
+ * blocks. Without a cache this still checks that every byte of the range can be read.
+ */
+async function warm(name: string, backend: StorageBackend, offset = 0, length: number | undefined, progress: Progress, signal: AbortSignal, now: () => number): Promise<WarmResult> {
+  const size = backend.length
+  const span = length ?? size - offset
+  if (!isWhole(offset) || !isWhole(span) || offset + span > size) {
+    throw new BadRequestError(`range offset ${offset} length ${length ?? '(to the end)'} is not inside ${name} (${size} bytes)`, `give an offset and length within 0..${size}`)
+  }
+  const started = now()
+  const reader = source(backend)
+  await readInOrder(reader, offset, span, signal, throttled(progress, span, now), () => {})
+  return { name, offset, length: span, seconds: (now() - started) / 1000 }
+}
+
+/** Hashes the whole snapshot through its backend with SHA-256, in order, reading ahead in parallel. */
+async function verify(name: string, backend: StorageBackend, expected: unknown, progress: Progress, signal: AbortSignal, now: () => number): Promise<VerifyResult> {
+  const want = typeof expected === 'string' ? expected.toLowerCase() : ''
+  if (!SHA256_HEX.test(want)) throw new BadRequestError(`${JSON.stringify(expected)} is not a SHA-256 digest`, 'give 64 hexadecimal digits, as sha256sum prints them')
+  const started = now()
+  const hash = createHash('sha256')
+  const size = backend.length
+  await readInOrder(source(backend), 0, size, signal, throttled(progress, size, now), (chunk) => hash.update(chunk))
+  const sha256 = hash.digest('hex')
+  return { name, bytes: size, sha256, expected: want, match: sha256 === want, seconds: (now() - started) / 1000 }
+}
+
+type Progress = (done: number, total: number) => void
+
+/**
+ * Reads the range in CHUNK_BYTES pieces with up to CHUNKS_IN_FLIGHT reads outstanding, handing
+ * each chunk to `consume` in order. The first failure (or an abort) fails the whole.
+ */
+async function readInOrder(backend: StorageBackend, offset: number, length: number, signal: AbortSignal, progress: (done: number) => void, consume: (chunk: Buffer) => void): Promise<void> {
+  const end = offset + length
+  const pending: Array<Promise<Buffer>> = []
+  let next = offset
+  let done = 0
+  const start = () => {
+    const size = Math.min(CHUNK_BYTES, end - next)
+    const read = backend.readExact(next, size, { signal })
+    read.catch(() => {}) // awaited below in order; an early failure must not go unhandled meanwhile
+    pending.push(read)
+    next += size
+  }
+  while (next < end && pending.length < CHUNKS_IN_FLIGHT) start()
+  while (pending.length > 0) {
+    signal.throwIfAborted()
+    const chunk = await pending.shift()!
+    consume(chunk)
+    done += chunk.length
+    progress(done)
+    if (next < end) start()
+  }
+  progress(done)
+}
+
+/** Calls `progress` for the first call, then at most every PROGRESS_EVERY_MS, and always at the end. */
+function throttled(progress: Progress, total: number, now: () => number): (done: number) => void {
+  let last = -Infinity
+  return (done) => {
+    const at = now()
+    if (done < total && at - last < PROGRESS_EVERY_MS) return
+    if (done === total && last === Infinity) return
+    last = done === total ? Infinity : at
+    progress(done, total)
+  }
+}
+
+function isWhole(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}

@@ -1,0 +1,67 @@
+import type { CacheStats } from '../cache/cache-stats.js'
+import type { RecentLatency } from '../metrics/metered-backend.js'
+
+/**
+ * The control socket's protocol: line-delimited JSON over a Unix socket. The client sends one
+ * request line; the daemon answers with any number of `progress` lines and then exactly one
+ * `result` or `error` line, and closes. A client that goes away cancels its request.
+ */
+export type ControlRequest =
+  | { op: 'status' }
+  | { op: 'warm'; name: string; offset?: number | undefined; length?: number | undefined }
+  | { op: 'verify'; name: string; sha256: string }
+
+export type ControlResponse =
+  | { type: 'progress'; done: number; total: number }
+  | { type: 'result'; result: unknown }
+  | { type: 'error'; code: string; message: string; fix?: string | undefined }
+
+/** What `snapmount status --json` prints. */
+export interface StatusReport {
+  pid: number
+  mountpoint: string
+  startedAt: string
+  uptimeSeconds: number
+  /** The metrics endpoint, when one is on. */
+  metricsUrl: string | null
+  /** The block cache's counters, shared by all snapshots; null without a cache. */
+  cache: CacheStats | null
+  snapshots: SnapshotStatus[]
+}
+
+export interface SnapshotStatus {
+  name: string
+  /** Backend type: file, mmap, http, s3. */
+  type: string
+  size: number
+  /** What `check` shows beside the size for remote snapshots (redacted URL, validator); else null. */
+  source: string | null
+  /** Reads the mount's readers made since the snapshot was opened, and what came of them. */
+  reads: number
+  bytes: number
+  errors: number
+  inFlight: number
+  /** Latency of the reads that finished in the last minute. */
+  recent: RecentLatency
+}
+
+/** What `warm` answers: the range it read. */
+export interface WarmResult {
+  name: string
+  offset: number
+  length: number
+  seconds: number
+}
+
+/** What `verify` answers: the digest of the whole snapshot and whether it is the one asked for. */
+export interface VerifyResult {
+  name: string
+  bytes: number
+  sha256: string
+  expected: string
+  match: boolean
+  seconds: number
+}
+
+/** Longest request line the daemon reads; requests are a few dozen bytes. */
+export const MAX_REQUEST_BYTES = 64 * 1024
