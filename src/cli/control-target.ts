@@ -1,0 +1,72 @@
+import { readdir } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import type { Argv } from 'yargs'
+import type { Logger } from '../log.js'
+import { InputError } from '../errors.js'
+import type { MountOptions } from '../config/config.js'
+import { loadConfig } from '../config/load-config.js'
+import { runtimeDir, socketPathFor } from '../control/socket-path.js'
+import { ControlUnavailableError, DaemonError } from '../control/errors.js'
+
+/** How main() runs a command: `work` resolves to an exit code, or to nothing for 0. */
+export type Runner = (work: () => Promise<void | number>) => () => Promise<void>
+
+/** What the control commands need from main(): its runner, its log, the option defaults. */
+export interface ControlCommandContext {
+  run: Runner
+  logger: Logger
+  defaults: () => MountOptions
+  env: Record<string, string | undefined>
+  stdout: { write(text: string): unknown }
+  stderr: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined }
+}
+
+/** How a control command finds its daemon. */
+export interface TargetArgs {
+  socket?: string | undefined
+  config?: string | undefined
+  mountpoint?: string | undefined
+}
+
+class NoDaemonChosenError extends InputError {
+  readonly code = 'E_WHICH_DAEMON'
+}
+
+/** The options every control command takes to name its daemon. */
+export function withTargetOptions<T>(y: Argv<T>) {
+  return y
+    .option('mountpoint', { alias: 'm', type: 'string', describe: 'the mountpoint of the daemon to ask' })
+    .option('config', { alias: 'c', type: 'string', describe: 'the config the daemon was started with (its mountpoint and control_socket)' })
+    .option('socket', { type: 'string', describe: 'the control socket itself (default: derived from the mountpoint)' })
+}
+
+/**
+ * The control socket to talk to: --socket; else the one --config's daemon uses; else the one for
+ * --mountpoint; else the only socket in the runtime folder (one daemon on the host, the usual case).
+ */
+export async function controlSocketFor(args: TargetArgs, context: ControlCommandContext): Promise<string> {
+  const dir = runtimeDir(process.getuid!(), context.env)
+  if (args.socket !== undefined) return resolve(args.socket)
+  if (args.config !== undefined) {
+    const config = await loadConfig(args.config, context.defaults())
+    return config.options.controlSocket ?? socketPathFor(config.mountpoint, dir)
+  }
+  if (args.mountpoint !== undefined) return socketPathFor(resolve(args.mountpoint), dir)
+  const sockets = (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.sock')).sort()
+  if (sockets.length === 1) return join(dir, sockets[0]!)
+  if (sockets.length === 0) throw new ControlUnavailableError(`no snapmount daemon is running (no control socket in ${dir})`)
+  throw new NoDaemonChosenError(`several daemons are running (${sockets.join(', ')} in ${dir})`, 'name one with --mountpoint, --config or --socket')
+}
+
+/** A control failure as one log line and its exit code: 2 for a request the user can fix, else 1. */
+export function reportControlFailure(err: unknown, logger: Logger): number {
+  if (err instanceof ControlUnavailableError) {
+    logger.error(err.message, { code: err.code })
+    return 1
+  }
+  if (err instanceof DaemonError) {
+    logger.error(err.fix ? `${err.message}; ${err.fix}` : err.message, { code: err.code })
+    return err.fix ? 2 : 1
+  }
+  throw err
+}

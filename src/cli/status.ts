@@ -1,0 +1,71 @@
+import type { CommandModule } from 'yargs'
+import { controlRequest } from '../control/client.js'
+import type { SnapshotStatus, StatusReport } from '../control/protocol.js'
+import { formatSize } from './format.js'
+import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+
+interface StatusArgs extends TargetArgs {
+  json?: boolean | undefined
+}
+
+/** `snapmount status [MOUNTPOINT] [--json]`: what the running daemon serves and how it is doing. */
+export function statusCommand(context: ControlCommandContext): CommandModule<object, StatusArgs> {
+  return {
+    command: 'status [mountpoint]',
+    describe: 'show what a running daemon serves: sizes, backends, cache, errors, recent latency',
+    builder: (y) =>
+      withTargetOptions(y)
+        .positional('mountpoint', { type: 'string', describe: 'the mountpoint of the daemon to ask (default: the only one running)' })
+        .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON, for scripts' })
+        .example('$0 status', 'the daemon running on this host')
+        .example('$0 status /mnt/snap --json', 'the one serving /mnt/snap, as JSON') as never,
+    handler: (args) =>
+      context.run(async () => {
+        try {
+          const report = (await controlRequest(await controlSocketFor(args, context), { op: 'status' })) as StatusReport
+          context.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report))
+          return 0
+        } catch (err) {
+          return reportControlFailure(err, context.logger)
+        }
+      })(),
+  }
+}
+
+/** The report for people: a header, the cache, then one row per snapshot. */
+export function formatStatus(report: StatusReport): string {
+  const lines = [`${report.mountpoint}: pid ${report.pid}, up ${formatUptime(report.uptimeSeconds)}, ${report.snapshots.length} snapshot(s)`]
+  if (report.metricsUrl) lines.push(`metrics: ${report.metricsUrl}`)
+  const { cache } = report
+  if (cache) {
+    const lookups = cache.hits + cache.misses
+    const ratio = lookups === 0 ? 'no lookups yet' : `${((100 * cache.hits) / lookups).toFixed(1)} % hits`
+    lines.push(`cache: ${formatSize(cache.bytesInUse)} of ${formatSize(cache.capacityBytes)} in use, ${ratio}, ${cache.evictions} evictions`)
+  } else {
+    lines.push('cache: none')
+  }
+  const header = ['NAME', 'TYPE', 'SIZE', 'READS', 'READ', 'ERRORS', 'IN FLIGHT', 'LATENCY 1 MIN (p50 / p99)', 'SOURCE']
+  const rows = report.snapshots.map((s) => [s.name, s.type, formatSize(s.size), String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? ''])
+  lines.push('', ...table([header, ...rows]))
+  return `${lines.join('\n')}\n`
+}
+
+function latency({ recent }: SnapshotStatus): string {
+  if (recent.count === 0) return 'no reads'
+  return `${formatMs(recent.p50Ms!)} / ${formatMs(recent.p99Ms!)} (${recent.count} reads)`
+}
+
+function formatMs(ms: number): string {
+  return ms < 10 ? `${ms.toFixed(2)} ms` : `${Math.round(ms)} ms`
+}
+
+function formatUptime(seconds: number): string {
+  const [d, h, m, s] = [Math.floor(seconds / 86400), Math.floor((seconds % 86400) / 3600), Math.floor((seconds % 3600) / 60), seconds % 60]
+  return d > 0 ? `${d}d ${h}h` : h > 0 ? `${h}h ${m}m` : m > 0 ? `${m}m ${s}s` : `${s}s`
+}
+
+/** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)))
+  return rows.map((row) => row.map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column]!))).join('  ').trimEnd())
+}

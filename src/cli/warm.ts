@@ -1,0 +1,41 @@
+import type { CommandModule } from 'yargs'
+import { controlRequest } from '../control/client.js'
+import type { WarmResult } from '../control/protocol.js'
+import { formatSize } from './format.js'
+import { progress } from './progress.js'
+import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+
+interface WarmArgs extends TargetArgs {
+  name?: string | undefined
+  offset?: number | undefined
+  length?: number | undefined
+}
+
+/** `snapmount warm NAME [--offset N] [--length N]`: read a snapshot (or a range) into the daemon's cache. */
+export function warmCommand(context: ControlCommandContext): CommandModule<object, WarmArgs> {
+  return {
+    command: 'warm <name>',
+    describe: "prefetch a snapshot, or a byte range of it, into the running daemon's cache",
+    builder: (y) =>
+      withTargetOptions(y)
+        .positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' })
+        .option('offset', { type: 'number', describe: 'first byte (default 0)' })
+        .option('length', { type: 'number', describe: 'bytes to read (default: to the end)' })
+        .example('$0 warm base.img', 'read all of base.img through its backend')
+        .example('$0 warm base.img --offset 0 --length 1073741824', 'only its first GiB') as never,
+    handler: (args) =>
+      context.run(async () => {
+        const bar = progress(context.stderr, `warm ${args.name}`)
+        try {
+          const request = { op: 'warm' as const, name: args.name!, offset: args.offset, length: args.length }
+          const result = (await controlRequest(await controlSocketFor(args, context), request, bar.update)) as WarmResult
+          bar.finish()
+          context.stdout.write(`warmed ${result.name}: ${formatSize(result.length)} from offset ${result.offset} in ${result.seconds.toFixed(1)} s\n`)
+          return 0
+        } catch (err) {
+          bar.finish()
+          return reportControlFailure(err, context.logger)
+        }
+      })(),
+  }
+}
