@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import Fuse from 'fuse-native'
-import type { Logger } from '../log.js'
+import { errorFields, type Logger, type LogFields } from '../log.js'
 import type { SnapshotFs } from './snapshot-fs.js'
 import { errnoFor, isRoutine } from './errno.js'
 
@@ -8,9 +10,15 @@ export interface FuseMountOptions {
   allowOther: boolean
 }
 
-/** A live mount; `unmount()` detaches it and resolves once the kernel has let go. */
+/** A live mount; `unmount()` takes it away and says how. */
 export interface FuseMount {
-  unmount(): Promise<void>
+  /**
+   * Unmounts, or, when the kernel refuses because files on the mount are still open (or a
+   * process has its working directory there), detaches it lazily: the mount leaves the tree at
+   * once and the open files fail once the daemon has exited. Resolves with the refusal's text
+   * when it had to detach, undefined for a clean unmount.
+   */
+  unmount(): Promise<string | undefined>
 }
 
 /**
@@ -33,9 +41,10 @@ export type FuseOperations = ReturnType<typeof fuseOperations>
  * mount so it can be tested without one (the kernel never sends some of these failures).
  */
 export function fuseOperations(fs: SnapshotFs, logger: Logger) {
-  const fail = (operation: string, cb: (result: number) => void) => (err: unknown) => {
+  // The fields repeat the message for machines (JSON logs): snapshot, offset, length, code, cause, attempts.
+  const fail = (operation: string, cb: (result: number) => void, fields: LogFields = {}) => (err: unknown) => {
     const errno = errnoFor(err)
-    if (!isRoutine(err)) logger.error(`${operation} failed (errno ${errno}): ${(err as Error).message}`)
+    if (!isRoutine(err)) logger.error(`${operation} failed (errno ${errno}): ${(err as Error).message}`, { ...fields, errno, ...errorFields(err) })
     cb(-errno)
   }
   return {
@@ -61,7 +70,7 @@ export function fuseOperations(fs: SnapshotFs, logger: Logger) {
       }
     },
     read(path: string, handle: number, target: Buffer, length: number, position: number, cb: (result: number) => void) {
-      fs.read(handle, target, length, position).then(cb, fail(`read ${path} offset=${position} length=${length}`, cb))
+      fs.read(handle, target, length, position).then(cb, fail(`read ${path} offset=${position} length=${length}`, cb, { snapshot: path.slice(1), offset: position, length }))
     },
     release(path: string, handle: number, cb: (result: number) => void) {
       fs.release(handle).then(() => cb(0), fail(`release ${path}`, cb))
@@ -71,6 +80,8 @@ export function fuseOperations(fs: SnapshotFs, logger: Logger) {
     },
   }
 }
+
+const run = promisify(execFile)
 
 /** Mounts `fs` at `mountpoint`, read-only, and resolves once the kernel has it. */
 export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: FuseMountOptions, logger: Logger): Promise<FuseMount> {
@@ -94,10 +105,17 @@ export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: Fus
 
   return {
     async unmount() {
-      // run-mount calls this only while the mount is there, and a lazy unmount (fusermount -uz) of
-      // a live mount does not fail: the error side cannot be reached by a test.
-      /* c8 ignore next */
-      await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
+      try {
+        await run('fusermount', ['-u', mountpoint])
+        return undefined
+      } catch (err) {
+        // fuse-native's unmount is a lazy one (fusermount -uz) and then stops its thread.
+        // run-mount calls this only while the mount is there, and a lazy unmount of a live mount
+        // does not fail: the error side cannot be reached by a test.
+        /* c8 ignore next */
+        await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
+        return ((err as { stderr?: string }).stderr ?? '').trim()
+      }
     },
   }
 }
