@@ -44,8 +44,18 @@ t.test('a qcow2 overlay on the mounted snapshot takes the writes; the snapshot k
   t.equal(info['backing-filename'], snapshot, 'the overlay is backed by the mounted file')
   t.equal(info['virtual-size'], Math.ceil(FAR_LAYOUT.size / 512) * 512, 'with its size (QEMU rounds up to a sector)')
 
-  const before = await boot(`file=${overlay},format=qcow2,if=virtio`)
+  // Guests share the snapshot: this one, a second overlay's and one on the snapshot itself, at
+  // once (QEMU takes shared locks on a read-only image; they must not conflict).
+  const second = join(dir, 'second.qcow2')
+  await run('qemu-img', ['create', '-f', 'qcow2', '-b', snapshot, '-F', 'raw', second])
+  const [before, other, direct] = await Promise.all([
+    boot(`file=${overlay},format=qcow2,if=virtio`),
+    boot(`file=${second},format=qcow2,if=virtio`),
+    boot(`file=${snapshot},format=raw,readonly=on,if=virtio`),
+  ])
   t.match(before.serial, BOOT_OK, `a guest boots from the overlay\n${before.serial}${before.stderr}`)
+  t.match(other.serial, BOOT_OK, `so does one from a second overlay at the same time\n${other.serial}${other.stderr}`)
+  t.match(direct.serial, BOOT_OK, `and one from the snapshot itself\n${direct.serial}${direct.stderr}`)
 
   // A write inside the first extent the guest hashes, and one on the 4 GiB line; qemu-io goes
   // through the same block layer as a guest's writes.
