@@ -26,6 +26,9 @@ const { version } = createRequire(import.meta.url)('../../package.json') as { ve
 interface CommonArgs {
   config?: string | undefined
   'allow-other'?: boolean | undefined
+  uid?: string | undefined
+  gid?: string | undefined
+  umask?: string | undefined
   'read-timeout-ms'?: number | undefined
 }
 
@@ -93,6 +96,9 @@ function withCommonOptions<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'YAML or JSON config file' })
     .option('allow-other', { type: 'boolean', describe: 'let other users read the mount (default: on as root)' })
+    .option('uid', { type: 'string', describe: 'owner shown on the files: a number or a user name (default: the daemon\'s)' })
+    .option('gid', { type: 'string', describe: 'group shown on the files: a number or a group name (default: the daemon\'s)' })
+    .option('umask', { type: 'string', describe: 'octal bits taken from the 0444 file modes, e.g. 0027 (default 0000)' })
     .option('read-timeout-ms', {
       type: 'number',
       describe: `answer EIO when a source read takes longer (default ${READ_TIMEOUT_MS.default})`,
@@ -104,6 +110,9 @@ async function configFrom(args: CommonArgs, mountpoint: string | undefined, sour
   const origin = 'command line'
   const flags = {
     ...(args['allow-other'] !== undefined && { allow_other: args['allow-other'] }),
+    ...(args.uid !== undefined && { uid: args.uid }),
+    ...(args.gid !== undefined && { gid: args.gid }),
+    ...(args.umask !== undefined && { umask: args.umask }),
     ...(args['read-timeout-ms'] !== undefined && { read_timeout_ms: args['read-timeout-ms'] }),
   }
   if (args.config !== undefined) {

@@ -1,9 +1,13 @@
-import type { Config } from '../config/config.js'
+import type { Config, SnapshotSpec } from '../config/config.js'
 import type { OpenContext } from '../backend/open-backend.js'
-import { SnapshotFs } from '../fuse/snapshot-fs.js'
+import { InputError } from '../errors.js'
+import type { Logger } from '../log.js'
+import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } from '../fuse/snapshot-fs.js'
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
-import { openSnapshots } from './open-snapshots.js'
+import { checkAllowOther, resolveId } from '../fuse/access.js'
+import { openForServing } from './open-snapshots.js'
+import { notifyReady } from './sd-notify.js'
 import { formatSize } from './format.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
@@ -14,22 +18,27 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
  */
 const MOUNT_WATCH_MS = 2000
 
+/** Re-reads the config for a reload (SIGHUP): the same file and command-line flags as at start. */
+export type Reloader = () => Promise<Config>
+
 /**
  * Serves `config` until SIGINT or SIGTERM, then unmounts and resolves; also resolves once the
- * mount has been removed from outside. Input problems (mountpoint,
- * sources) reject before anything is mounted.
+ * mount has been removed from outside. Input problems (mountpoint, sources, access) reject
+ * before anything is mounted. SIGHUP re-reads the config through `reload` and applies what can
+ * change without a remount.
+ *
+ * Stopping: opens are refused (EBUSY) from the signal on, the reads in flight then finish (each
+ * within read_timeout_ms), and the mount is unmounted; if files on it are still open it is
+ * detached lazily, with a log line naming the snapshots held, rather than waiting for them.
  */
-export async function runMount(config: Config, context: OpenContext): Promise<void> {
+export async function runMount(config: Config, context: OpenContext, reload?: Reloader): Promise<void> {
   const { logger } = context
+  const ids = await resolveIds(config)
+  // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
+  await checkAllowOther(config.options.allowOther, process.getuid!())
   await prepareMountpoint(config.mountpoint, logger)
-  const snapshots = await openSnapshots(config.snapshots, context)
-  const fs = new SnapshotFs(snapshots, {
-    // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
-    uid: process.getuid!(),
-    gid: process.getgid!(),
-    readTimeoutMs: config.options.readTimeoutMs,
-    mountedAt: new Date(),
-  })
+  const snapshots = await openForServing(config.snapshots, context)
+  const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
   const signalled = waitForSignal()
   let mount
   try {
@@ -38,21 +47,42 @@ export async function runMount(config: Config, context: OpenContext): Promise<vo
     await fs.close()
     throw err
   }
-  const served = config.snapshots.map(({ name, type }, i) => `${name} (${type}, ${formatSize(snapshots[i]!.backend.length)})`)
+  const served = snapshots.map((snapshot) => describeSnapshot(snapshot))
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
+  const reloads = watchReloads(fs, config, reload, context)
+  await notifyReady(context.env, `serving ${snapshots.length} snapshot(s) at ${config.mountpoint}`, logger)
 
   const watch = watchMount(config.mountpoint)
   const reason = await Promise.race([signalled.promise, watch.promise])
   signalled.cancel()
   watch.cancel()
+  await reloads.stop()
+  fs.stopOpening()
+  await fs.settleReads()
   if (await mountedType(config.mountpoint)) {
     logger.info(`${reason}: unmounting ${config.mountpoint}`)
-    await mount.unmount()
+    const refusal = await mount.unmount()
+    if (refusal !== undefined) {
+      const held = fs.heldOpen().map(({ name, handles, retired }) => `${name}${retired ? ' (an earlier version)' : ''}: ${handles} open`)
+      const what = held.length > 0 ? `still open: ${held.join(', ')}` : 'no snapshot is open; a process may have its working directory there'
+      logger.warn(`${config.mountpoint} was busy (${refusal}); ${what}; detached it lazily, and reads on those files now fail`)
+    }
   } else {
     logger.warn(`${reason}: ${config.mountpoint} was already unmounted`)
   }
   await fs.close()
   logger.info('unmounted')
+}
+
+/** The owner and umask the files show: ids resolved from names now, at start or reload. */
+async function resolveIds({ options }: Config): Promise<{ uid: number; gid: number; umask: number }> {
+  const [uid, gid] = await Promise.all([resolveId(options.uid ?? process.getuid!(), 'passwd'), resolveId(options.gid ?? process.getgid!(), 'group')])
+  return { uid, gid, umask: options.umask ?? 0 }
+}
+
+function describeSnapshot(snapshot: Snapshot | PendingSnapshot): string {
+  const type = snapshot.spec?.type
+  return 'backend' in snapshot ? `${snapshot.name} (${type}, ${formatSize(snapshot.backend.length)})` : `${snapshot.name} (${type}, waiting for its source)`
 }
 
 /** A wait that can be given up. */
@@ -79,4 +109,96 @@ function watchMount(mountpoint: string): Wait<string> {
     }, MOUNT_WATCH_MS)
   })
   return { promise, cancel: () => clearInterval(timer) }
+}
+
+/**
+ * Applies a reload on each SIGHUP, one at a time. `stop()` stops listening and resolves once a
+ * reload under way has finished, so shutdown never closes backends a reload is handing over.
+ */
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader | undefined, context: OpenContext): { stop(): Promise<void> } {
+  let current = started
+  let queue = Promise.resolve()
+  const onHangup = () => {
+    queue = queue.then(async () => {
+      if (!reload) {
+        context.logger.warn('SIGHUP: nothing to reload')
+        return
+      }
+      current = await applyReload(fs, current, reload, context)
+    })
+  }
+  process.on('SIGHUP', onHangup)
+  return {
+    async stop() {
+      process.off('SIGHUP', onHangup)
+      await queue
+    },
+  }
+}
+
+/**
+ * Re-reads the config and applies it: snapshots added, removed or changed (same name, another
+ * spec) are swapped in for new opens, unchanged ones stay as they are; the owner, umask and read
+ * deadline change at once. Mount options (mountpoint, allow_other) cannot change without a
+ * remount: they are logged and kept. If anything fails (the config, an id, a source that is not
+ * lazy) nothing changes. Resolves with the config now in force.
+ */
+async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: OpenContext): Promise<Config> {
+  const { logger } = context
+  let next: Config
+  let ids: Awaited<ReturnType<typeof resolveIds>>
+  try {
+    next = await reload()
+    ids = await resolveIds(next)
+  } catch (err) {
+    logger.error(`SIGHUP: reload refused, nothing changed: ${explain(err)}`)
+    return current
+  }
+  const keeps = new Map(current.snapshots.map((spec) => [spec.name, spec]))
+  const changed = next.snapshots.filter((spec) => !sameSpec(keeps.get(spec.name), spec))
+  let opened: Array<Snapshot | PendingSnapshot>
+  try {
+    opened = await openForServing(changed, context)
+  } catch (err) {
+    logger.error(`SIGHUP: reload refused, nothing changed: ${explain(err)}`)
+    return current
+  }
+  const fresh = new Map(opened.map((snapshot) => [snapshot.name, snapshot]))
+  fs.update(next.snapshots.map(({ name }): Snapshot | PendingSnapshot | KeptSnapshot => fresh.get(name) ?? { keep: name }))
+  fs.setOptions({ ...ids, readTimeoutMs: next.options.readTimeoutMs })
+
+  const nextNames = new Set(next.snapshots.map(({ name }) => name))
+  const added = changed.filter(({ name }) => !keeps.has(name)).map(({ name }) => name)
+  const replaced = changed.filter(({ name }) => keeps.has(name)).map(({ name }) => name)
+  const removed = current.snapshots.filter(({ name }) => !nextNames.has(name)).map(({ name }) => name)
+  const unchanged = next.snapshots.length - changed.length
+  const list = (names: string[]) => (names.length > 0 ? names.join(', ') : 'none')
+  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
+  const stillRead = fs.heldOpen().filter(({ retired, name }) => retired && replaced.includes(name))
+  for (const { name, handles } of stillRead) {
+    logger.warn(
+      `${name}: replaced while ${handles} handle(s) of the earlier version are open; they keep reading it, but the kernel keeps one page cache per name, so readers without O_DIRECT can see pages of both: close them, or serve a new version under a new name`,
+    )
+  }
+  return keepMountOptions(current, next, logger)
+}
+
+/** The reloaded config, with the options only a remount could change put back as they are. */
+function keepMountOptions(current: Config, next: Config, logger: Logger): Config {
+  const fixed = [
+    ['mountpoint', current.mountpoint, next.mountpoint],
+    ['allow_other', current.options.allowOther, next.options.allowOther],
+  ] as const
+  for (const [field, was, now] of fixed) {
+    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was} to ${now}: that needs a restart (systemctl restart); still ${was}`)
+  }
+  return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther: current.options.allowOther } }
+}
+
+function sameSpec(a: SnapshotSpec | undefined, b: SnapshotSpec): boolean {
+  return a !== undefined && JSON.stringify(a) === JSON.stringify(b)
+}
+
+function explain(err: unknown): string {
+  return err instanceof InputError ? `${err.message}; ${err.fix}` : (err as Error).message
 }

@@ -14,6 +14,19 @@ export interface MountOptions {
    */
   allowOther: boolean
   /**
+   * Owner shown on every file (a number, or a user name looked up when the daemon starts), so a
+   * hypervisor's user can read with `umask` taking the rest away. Default: the daemon's own.
+   */
+  uid?: number | string | undefined
+  /** Group shown on every file (a number or a group name), e.g. `kvm`. Default: the daemon's own. */
+  gid?: number | string | undefined
+  /**
+   * Permission bits removed from the read-only modes (files 0444, the root 0555), as a umask:
+   * 0o027 lets the owner and the group read and nobody else. Written in octal in a string
+   * (`umask: "0027"`): YAML reads 0027 unquoted as twenty-seven. Default 0.
+   */
+  umask?: number | undefined
+  /**
    * Milliseconds one read may wait for its source before the reader gets EIO. Bounded below
    * fuse-native's 15 s operation timeout so the answer is always ours. Default 10 000.
    */
@@ -28,6 +41,8 @@ export type SnapshotSpec = LocalSnapshotSpec | HttpSnapshotSpec | S3SnapshotSpec
 
 export interface LocalSnapshotSpec {
   name: string
+  /** List it even when its source cannot be opened at start; see `lazy` in the README. */
+  lazy?: boolean | undefined
   type: 'file' | 'mmap'
   /** Absolute path of the local image. */
   path: string
@@ -38,6 +53,7 @@ export type SecretSource = { value: string } | { env: string } | { file: string 
 
 export interface HttpSnapshotSpec {
   name: string
+  lazy?: boolean | undefined
   type: 'http'
   /** http:// or https:// URL of the image. */
   url: string
@@ -65,6 +81,7 @@ export interface HttpSnapshotSpec {
 
 export interface S3SnapshotSpec {
   name: string
+  lazy?: boolean | undefined
   type: 's3'
   bucket: string
   key: string

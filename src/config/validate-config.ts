@@ -1,8 +1,9 @@
 import { basename, resolve } from 'node:path'
 import { ConfigError } from './config-error.js'
-import { asRecord, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
+import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
+import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
 
 export interface ValidationContext {
@@ -33,7 +34,7 @@ export function validateConfig(raw: unknown, context: ValidationContext): Config
   if (top.mountpoint === undefined) throw fail('mountpoint', 'missing', 'add the directory to mount on, e.g. mountpoint: /mnt/snapshots')
   const mountpoint = resolve(context.baseDir, nonEmptyString(top.mountpoint, 'mountpoint', fail))
 
-  const options = checkOptions(top.options, context.defaults, fail)
+  const options = { ...checkOptions(top.options, context.defaults, fail), ...checkAccess(top.options, context.defaults, fail) }
 
   if (top.snapshots === undefined) throw fail('snapshots', 'missing', 'list at least one snapshot to serve')
   if (!Array.isArray(top.snapshots) || top.snapshots.length === 0) {
@@ -47,14 +48,15 @@ export function validateConfig(raw: unknown, context: ValidationContext): Config
 
 /** Validates an `options` section alone: how the command line's flags override a config file's. */
 export function validateOptions(raw: Record<string, unknown>, defaults: MountOptions, origin: string): MountOptions {
-  return checkOptions(raw, defaults, (field, problem, fix) => new ConfigError(origin, field, problem, fix))
+  const fail: Fail = (field, problem, fix) => new ConfigError(origin, field, problem, fix)
+  return { ...checkOptions(raw, defaults, fail), ...checkAccess(raw, defaults, fail) }
 }
 
 function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOptions {
   // `options:` with everything under it commented out parses as null: no options given.
   if (raw === undefined || raw === null) return { ...defaults }
   const options = asRecord(raw, 'options', fail)
-  rejectUnknownFields(options, OPTION_FIELDS, 'options.', fail)
+  rejectUnknownFields(options, [...OPTION_FIELDS, ...ACCESS_FIELDS], 'options.', fail)
   const allowOther = options.allow_other === undefined ? defaults.allowOther : options.allow_other
   if (typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
   const readTimeoutMs = options.read_timeout_ms === undefined ? defaults.readTimeoutMs : options.read_timeout_ms
@@ -66,7 +68,13 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
 }
 
 function validateSnapshot(raw: unknown, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
-  const entry = asRecord(raw, field, fail)
+  // `lazy` is common to every type: taken out here, before each type refuses fields it does not know.
+  const { lazy, ...entry } = asRecord(raw, field, fail)
+  const spec = validateSnapshotFields(entry, field, baseDir, options, fail)
+  return booleanField(lazy, false, `${field}.lazy`, fail) ? { ...spec, lazy: true } : spec
+}
+
+function validateSnapshotFields(entry: Record<string, unknown>, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
   if (entry.type === undefined) throw fail(`${field}.type`, 'missing', `add type: one of ${SNAPSHOT_TYPES.join(', ')}`)
   const type = entry.type
   if (!isSnapshotType(type)) {
