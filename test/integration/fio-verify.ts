@@ -61,7 +61,7 @@ async function fioVerify(dir: string, file: string): Promise<FioRun> {
   let stdout = ''
   let stderr = ''
   try {
-    ;({ stdout, stderr } = await run('fio', ['--readonly', '--output-format=json', jobs], { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }))
+    ;({ stdout, stderr } = await run('fio', ['--readonly', '--output-format=json', jobs], { cwd: dir, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }))
   } catch (err) {
     const failed = err as { code?: unknown; stdout?: string; stderr?: string }
     code = typeof failed.code === 'number' ? failed.code : null
@@ -95,7 +95,9 @@ t.test('fio verifies what it wrote, read through the mount from every backend', 
   const www = join(dir, 'www')
   await mkdir(www)
   const source = join(www, 'source.img')
-  await run('fio', ['--name=source', `--filename=${source}`, '--rw=write', '--bs=1m', `--size=${SIZE}`, '--verify=crc32c', `--verify_interval=${VERIFY_INTERVAL}`, '--do_verify=0', '--output-format=terse'])
+  // verify_state_save=0: a writing job otherwise leaves local-source-0-verify.state in the cwd.
+  const write = ['--name=source', `--filename=${source}`, '--rw=write', '--bs=1m', `--size=${SIZE}`, '--verify=crc32c', `--verify_interval=${VERIFY_INTERVAL}`]
+  await run('fio', [...write, '--do_verify=0', '--verify_state_save=0', '--output-format=terse'], { cwd: dir })
 
   // Copies the check must reject: one byte changed, and two blocks swapped (each intact on its
   // own, so only the offset in its header gives it away, as with a read from the wrong place).
