@@ -30,7 +30,7 @@ export async function openForServing(specs: SnapshotSpec[], context: OpenContext
 }
 
 async function openAll(specs: SnapshotSpec[], context: OpenContext, allowLazy: boolean): Promise<Array<Snapshot | PendingSnapshot>> {
-  const results = await Promise.allSettled(specs.map((spec) => openBackend(spec, context)))
+  const results = await Promise.allSettled(specs.map((spec) => open(spec, context)))
   const failure = results.find((result, index) => result.status === 'rejected' && !(allowLazy && specs[index]!.lazy))
   if (failure) {
     await Promise.allSettled(results.map((result) => (result.status === 'fulfilled' ? result.value.close() : undefined)))
@@ -52,7 +52,7 @@ function openLazily(spec: SnapshotSpec, context: OpenContext): PendingSnapshot {
     for (let attempt = 2; ; attempt++) {
       await sleep(delay, undefined, { signal: abort.signal })
       try {
-        const backend = await openBackend(spec, context)
+        const backend = await open(spec, context)
         context.logger.info(`${spec.name}: source opened on attempt ${attempt}; now readable`)
         return backend
       } catch (err) {
@@ -62,6 +62,12 @@ function openLazily(spec: SnapshotSpec, context: OpenContext): PendingSnapshot {
     }
   })()
   return { name: spec.name, spec, ready, cancel: () => abort.abort() }
+}
+
+/** Opens one backend, inside the context's metering layer when it has one (status, metrics). */
+async function open(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
+  const backend = await openBackend(spec, context)
+  return context.meter ? context.meter(spec, backend) : backend
 }
 
 function message(err: unknown): string {

@@ -9,6 +9,7 @@ import { checkAllowOther, resolveId } from '../fuse/access.js'
 import { openForServing } from './open-snapshots.js'
 import { notifyReady } from './sd-notify.js'
 import { formatSize } from './format.js'
+import { observability } from './observability.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
 /**
@@ -31,7 +32,10 @@ export type Reloader = () => Promise<Config>
  * within read_timeout_ms), and the mount is unmounted; if files on it are still open it is
  * detached lazily, with a log line naming the snapshots held, rather than waiting for them.
  */
-export async function runMount(config: Config, context: OpenContext, reload?: Reloader): Promise<void> {
+export async function runMount(config: Config, processContext: OpenContext, reload?: Reloader): Promise<void> {
+  // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
+  const observed = observability(config, processContext)
+  const context: OpenContext = { ...processContext, ...observed.hooks }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
@@ -48,6 +52,7 @@ export async function runMount(config: Config, context: OpenContext, reload?: Re
     throw err
   }
   const served = snapshots.map((snapshot) => describeSnapshot(snapshot))
+  await observed.serve(fs, context.cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
   const reloads = watchReloads(fs, config, reload, context)
   await notifyReady(context.env, `serving ${snapshots.length} snapshot(s) at ${config.mountpoint}`, logger)
@@ -70,6 +75,7 @@ export async function runMount(config: Config, context: OpenContext, reload?: Re
   } else {
     logger.warn(`${reason}: ${config.mountpoint} was already unmounted`)
   }
+  await observed.close()
   await fs.close()
   logger.info('unmounted')
 }
