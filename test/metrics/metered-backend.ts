@@ -1,0 +1,64 @@
+import t from 'tap'
+import { MeteredBackend, type ReadObserver } from '../../src/metrics/metered-backend.js'
+import { MemoryBackend } from '../fixtures/memory-backend.js'
+import { ramp } from '../fixtures/test-data.js'
+import type { StorageBackend } from '../../src/backend/storage-backend.js'
+
+/** A clock the test moves by hand; each read takes `step` ms. */
+function clock() {
+  let now = 1_000_000
+  return { now: () => now, advance: (ms: number) => (now += ms) }
+}
+
+t.test('counts reads, bytes, errors and reads in flight, and tells the observer', async (t) => {
+  const events: string[] = []
+  const observer: ReadObserver = {
+    started: () => events.push('started'),
+    finished: ({ bytes, failed }) => events.push(`finished ${bytes} ${failed}`),
+  }
+  const inner = new MemoryBackend(ramp(0, 1000))
+  const metered = new MeteredBackend(inner, 'file', observer)
+  t.equal(metered.length, 1000)
+  t.equal(metered.mtime, inner.mtime)
+  t.equal(metered.describe, undefined, 'no describe where the backend has none')
+  t.ok((await metered.readExact(10, 20)).equals(ramp(10, 20)))
+  await t.rejects(metered.readExact(990, 20), { code: 'E_OUT_OF_RANGE' })
+  t.match(metered.stats(), { reads: 2, bytes: 20, errors: 1, inFlight: 0, recent: { count: 2, windowSeconds: 60 } })
+  t.same(events, ['started', 'finished 20 false', 'started', 'finished 0 true'])
+  await metered.close()
+  await t.rejects(metered.readExact(0, 1), { code: 'E_CLOSED' }, 'close reaches the backend')
+})
+
+t.test('recent latency: percentiles of the last minute, from a bounded ring', async (t) => {
+  const time = clock()
+  const slow: StorageBackend = {
+    length: 10,
+    mtime: new Date(0),
+    describe: () => 'http://example/disk',
+    readExact: async (_offset, length) => {
+      time.advance(length) // a read of n bytes "takes" n ms
+      return Buffer.alloc(length)
+    },
+    close: async () => {},
+  }
+  const metered = new MeteredBackend(slow, 'http', undefined, time.now)
+  t.equal(metered.describe!(), 'http://example/disk', 'describe goes through')
+  t.same(metered.stats().recent, { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null })
+  for (let i = 1; i <= 10; i++) await metered.readExact(0, i)
+  t.match(metered.stats().recent, { count: 10, p50Ms: 6, p99Ms: 10, maxMs: 10 })
+  time.advance(61_000)
+  t.match(metered.stats(), { reads: 10, recent: { count: 0 } }, 'a minute later none is recent')
+  for (let i = 0; i < 1100; i++) await metered.readExact(0, 1)
+  t.match(metered.stats(), { reads: 1110, recent: { count: 1024, p50Ms: 1, maxMs: 1 } }, 'the ring keeps the newest 1024')
+})
+
+t.test('a read in flight is counted until it settles', async (t) => {
+  let finish!: (bytes: Buffer) => void
+  const held: StorageBackend = { length: 4, mtime: new Date(0), readExact: () => new Promise((resolve) => (finish = resolve)), close: async () => {} }
+  const metered = new MeteredBackend(held, 'mmap')
+  const read = metered.readExact(0, 4)
+  t.equal(metered.stats().inFlight, 1)
+  finish(Buffer.alloc(4))
+  await read
+  t.equal(metered.stats().inFlight, 0)
+})

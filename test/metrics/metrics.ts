@@ -1,0 +1,84 @@
+import t from 'tap'
+import { request } from 'node:http'
+import { SnapmountMetrics } from '../../src/metrics/metrics.js'
+import { serveMetrics } from '../../src/metrics/server.js'
+import { MeteredBackend } from '../../src/metrics/metered-backend.js'
+import { METRICS } from '../../src/metrics/names.js'
+import { MemoryBackend } from '../fixtures/memory-backend.js'
+import type { CacheStats } from '../../src/cache/cache-stats.js'
+
+const quiet = { info: () => {}, warn: () => {}, error: () => {} }
+
+function get(url: string, method = 'GET'): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    request(url, { method }, (response) => {
+      let body = ''
+      response.setEncoding('utf8').on('data', (chunk: string) => (body += chunk))
+      response.on('end', () => resolve({ status: response.statusCode!, type: String(response.headers['content-type']), body }))
+    })
+      .on('error', reject)
+      .end()
+  })
+}
+
+t.test('the series: reads and remote requests as they happen, snapshots and the cache when scraped', async (t) => {
+  const metrics = new SnapmountMetrics()
+  const metered = new MeteredBackend(new MemoryBackend(Buffer.alloc(100)), 'http', metrics.readObserver('disk'))
+  const plain = { name: 'other', backend: new MemoryBackend(Buffer.alloc(7)) }
+  metrics.attach({ snapshots: () => [{ name: 'disk', backend: metered }, plain] })
+
+  await metered.readExact(0, 10)
+  await t.rejects(metered.readExact(95, 10))
+  const remote = metrics.remoteObserver('disk')
+  remote.request({ durationMs: 3, bytes: 10, failed: false })
+  remote.request({ durationMs: 5, bytes: 0, failed: true })
+  remote.retry()
+
+  const server = await serveMetrics(metrics, { host: '127.0.0.1', port: 0 }, quiet)
+  t.teardown(() => server.close())
+  const { status, type, body } = await get(server.url)
+  t.equal(status, 200)
+  t.match(type, /^text\/plain/)
+  t.match(body, /^snapmount_snapshot_info\{snapshot="disk",type="http"\} 1$/m)
+  t.match(body, /^snapmount_snapshot_info\{snapshot="other",type="unknown"\} 1$/m)
+  t.match(body, /^snapmount_snapshot_size_bytes\{snapshot="other"\} 7$/m)
+  t.match(body, /^snapmount_reads_total\{snapshot="disk"\} 2$/m)
+  t.match(body, /^snapmount_read_bytes_total\{snapshot="disk"\} 10$/m)
+  t.match(body, /^snapmount_read_errors_total\{snapshot="disk"\} 1$/m)
+  t.match(body, /^snapmount_read_duration_seconds_count\{snapshot="disk"\} 2$/m)
+  t.match(body, /^snapmount_reads_in_flight\{snapshot="disk"\} 0$/m)
+  t.match(body, /^snapmount_backend_requests_total\{snapshot="disk",result="ok"\} 1$/m)
+  t.match(body, /^snapmount_backend_requests_total\{snapshot="disk",result="error"\} 1$/m)
+  t.match(body, /^snapmount_backend_bytes_total\{snapshot="disk"\} 10$/m)
+  t.match(body, /^snapmount_backend_request_duration_seconds_count\{snapshot="disk"\} 2$/m)
+  t.match(body, /^snapmount_backend_retries_total\{snapshot="disk"\} 1$/m)
+  t.match(body, /^process_cpu_seconds_total /m, "Node's process series beside ours")
+  t.notMatch(body, /^snapmount_cache_hits_total \d/m, 'no cache, no cache series')
+
+  const stats: CacheStats = { hits: 5, misses: 2, evictions: 1, bytesInUse: 4096, capacityBytes: 1 << 20, fetches: 3, fetchedBytes: 8192, readaheadBytes: 4096 }
+  metrics.attach({ snapshots: () => [], cache: { stats: () => stats } })
+  const withCache = (await get(server.url)).body
+  for (const [metric, value] of [[METRICS.cacheHits, 5], [METRICS.cacheMisses, 2], [METRICS.cacheEvictions, 1], [METRICS.cacheBytes, 4096], [METRICS.cacheCapacity, 1 << 20], [METRICS.cacheFetchedBytes, 8192], [METRICS.cacheReadaheadBytes, 4096]] as const) {
+    t.match(withCache, new RegExp(`^${metric.name} ${value}$`, 'm'), metric.name)
+  }
+  t.notMatch(withCache, /snapmount_snapshot_info\{/, 'a snapshot gone from the list is gone from the info series')
+  metrics.attach({ snapshots: () => [] })
+  t.match((await get(server.url)).body, /^snapmount_cache_hits_total 0$/m, 'a cache gone reads as zeros')
+
+  t.equal((await get(server.url, 'HEAD')).status, 200, 'HEAD works')
+  t.equal((await get(server.url.replace('/metrics', '/'))).status, 404, 'other paths are not found')
+  t.equal((await get(server.url, 'POST')).status, 404, 'other methods neither')
+})
+
+t.test('an address that cannot be bound rejects', async (t) => {
+  const metrics = new SnapmountMetrics()
+  const first = await serveMetrics(metrics, { host: '127.0.0.1', port: 0 }, quiet)
+  t.teardown(() => first.close())
+  const port = Number(new URL(first.url).port)
+  await t.rejects(serveMetrics(metrics, { host: '127.0.0.1', port }, quiet), { code: 'EADDRINUSE' })
+  const v6 = await serveMetrics(metrics, { host: '::1', port: 0 }, quiet).catch(() => undefined)
+  if (v6) {
+    t.match(v6.url, /^http:\/\/\[::1\]:\d+\/metrics$/, 'IPv6 addresses in brackets')
+    await v6.close()
+  }
+})
