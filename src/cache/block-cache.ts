@@ -61,6 +61,8 @@ export class BlockCache {
   private readonly ghostLimit: number
   private smallBytes = 0
   private bytesInUse = 0
+  /** Room promised to fetches in flight: the bound covers their buffers too. */
+  private reservedBytes = 0
   private nextOwner = 1
   private readonly counters = { hits: 0, misses: 0, evictions: 0, fetches: 0, fetchedBytes: 0, readaheadBytes: 0 }
 
@@ -109,11 +111,32 @@ export class BlockCache {
   }
 
   /**
-   * Caches `data`, the validated bytes of consecutive blocks from `firstBlock` (the last block of
-   * a snapshot may be short), then evicts until the bound holds again. Blocks already cached are
-   * left as they are; an owner that was dropped meanwhile caches nothing.
+   * Makes room for a fetch of `bytes` before it starts, evicting as needed, so that cached and
+   * in-flight data together stay under the bound. False if even evicting everything would not
+   * do: the rest of the cache is promised to other fetches in flight.
    */
-  insert(owner: number, firstBlock: number, data: Buffer, stream: number, readahead: boolean): void {
+  reserve(bytes: number): boolean {
+    while (this.bytesInUse + this.reservedBytes + bytes > this.capacityBytes) {
+      if (this.bytesInUse === 0) return false
+      this.evictOne()
+    }
+    this.reservedBytes += bytes
+    return true
+  }
+
+  /** Gives back room reserved for a fetch that brought nothing. */
+  release(bytes: number): void {
+    this.reservedBytes -= bytes
+  }
+
+  /**
+   * Caches `data`, the validated bytes of consecutive blocks from `firstBlock` (the last block of
+   * a snapshot may be short), in the room reserved for it if `reserved`, else evicting until the
+   * bound holds again. Blocks already cached are left as they are; an owner that was dropped
+   * meanwhile caches nothing.
+   */
+  insert(owner: number, firstBlock: number, data: Buffer, stream: number, readahead: boolean, reserved = false): void {
+    if (reserved) this.reservedBytes -= data.length
     this.counters.fetches++
     this.counters.fetchedBytes += data.length
     if (readahead) this.counters.readaheadBytes += data.length
@@ -128,7 +151,7 @@ export class BlockCache {
     this[queue].set(extent, true)
     if (queue === 'small') this.smallBytes += data.length
     this.bytesInUse += data.length
-    while (this.bytesInUse > this.capacityBytes) this.evictOne()
+    while (this.bytesInUse + this.reservedBytes > this.capacityBytes && this.bytesInUse > 0) this.evictOne()
   }
 
   /** Forgets every block of `owner` (its snapshot was closed or replaced). */
@@ -140,7 +163,7 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { ...this.counters, bytesInUse: this.bytesInUse, capacityBytes: this.capacityBytes }
+    return { ...this.counters, bytesInUse: this.bytesInUse, bytesReserved: this.reservedBytes, capacityBytes: this.capacityBytes }
   }
 
   /** Bytes held for one owner: for `snapmount status`. */

@@ -11,7 +11,9 @@ export interface CacheStats {
   evictions: number
   /** Bytes of blocks held now (fully fetched and validated). */
   bytesInUse: number
-  /** The hard bound on bytesInUse. */
+  /** Bytes set aside for fetches in flight. */
+  bytesReserved: number
+  /** The hard bound on bytesInUse plus bytesReserved. */
   capacityBytes: number
   /** Requests sent to the source, and the bytes they brought (demand and readahead). */
   fetches: number

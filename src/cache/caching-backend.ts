@@ -152,7 +152,8 @@ export class CachingBackend implements StorageBackend {
       }
       let runEnd = block + 1
       while (runEnd < end && runEnd - block < perRequest && this.isMissing(runEnd)) runEnd++
-      this.fetch(block, runEnd, stream, true)
+      // No room left under the bound (other fetches hold it): read ahead no further for now.
+      if (!this.fetch(block, runEnd, stream, true)) return
       block = runEnd
     }
   }
@@ -165,10 +166,19 @@ export class CachingBackend implements StorageBackend {
     return Math.ceil(this.length / this.blockBytes)
   }
 
-  /** Schedules one ranged request for blocks `[firstBlock, endBlock)` and caches what it brings. */
-  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: boolean): Fetch {
+  /**
+   * Schedules one ranged request for blocks `[firstBlock, endBlock)` and caches what it brings.
+   * Room is reserved in the cache first, so in-flight buffers count against the bound too. A
+   * demand fetch goes ahead without room (its reader needs the bytes) and is then not cached; a
+   * readahead fetch is not made at all.
+   */
+  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: true): Fetch | undefined
+  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: false): Fetch
+  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: boolean): Fetch | undefined {
     const offset = firstBlock * this.blockBytes
     const length = Math.min(this.length, endBlock * this.blockBytes) - offset
+    const reserved = this.cache.reserve(length)
+    if (!reserved && readahead) return undefined
     const controller = new AbortController()
     let settle!: { resolve: (data: Buffer) => void; reject: (err: unknown) => void }
     const data = new Promise<Buffer>((resolve, reject) => (settle = { resolve, reject }))
@@ -181,10 +191,11 @@ export class CachingBackend implements StorageBackend {
           controller.signal.throwIfAborted()
           const bytes = await this.source.readExact(offset, length, { signal: controller.signal })
           this.forget(fetch)
-          if (!this.closed) this.cache.insert(this.owner, firstBlock, bytes, stream, readahead)
+          if (reserved) this.cache.insert(this.owner, firstBlock, bytes, stream, readahead, true)
           settle.resolve(bytes)
         } catch (err) {
           this.forget(fetch)
+          if (reserved) this.cache.release(length)
           settle.reject(err)
         }
       },
@@ -194,6 +205,7 @@ export class CachingBackend implements StorageBackend {
     controller.signal.addEventListener('abort', () => {
       if (this.scheduler.cancel(job)) {
         this.forget(fetch)
+        if (reserved) this.cache.release(length)
         settle.reject(controller.signal.reason)
       }
     }, { once: true })

@@ -1,0 +1,26 @@
+import { writeFile } from 'node:fs/promises'
+import type { Logger } from '../log.js'
+import { describe } from '../backend/errors.js'
+import { mountEntry } from './mountpoint.js'
+
+/**
+ * Sets how far the kernel reads ahead on the mount (its backing device's `read_ahead_kb`).
+ *
+ * The kernel gives a FUSE mount 128 KiB of readahead, so a sequential reader has about two
+ * 128 KiB requests in flight and waits a daemon round trip for every 128 KiB, even when the
+ * daemon already holds the bytes. A larger window lets the kernel send more requests at once (up
+ * to FUSE's 12 background requests), which the daemon answers in parallel from its cache and
+ * readahead. FUSE's mount options cannot raise it (`max_readahead` only lowers it); root can, by
+ * writing the device's sysfs entry after the mount. Where that fails (not root, a read-only /sys),
+ * the mount works as before and a log line says so.
+ */
+export async function setKernelReadahead(mountpoint: string, kib: number, logger: Logger, sysfs = '/sys/class/bdi'): Promise<void> {
+  const entry = await mountEntry(mountpoint)
+  if (!entry) return
+  const path = `${sysfs}/${entry.device}/read_ahead_kb`
+  try {
+    await writeFile(path, `${kib}\n`)
+  } catch (err) {
+    logger.warn(`could not set the kernel's readahead on ${mountpoint} to ${kib} KiB (${describe(err)}): sequential reads will be slower`)
+  }
+}
