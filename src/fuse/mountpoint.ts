@@ -62,12 +62,21 @@ async function statMountpoint(path: string): Promise<Stats | 'stale'> {
 
 /** The file system type mounted exactly at `path` (e.g. `fuse.snapmount`), if any. */
 export async function mountedType(path: string): Promise<string | undefined> {
+  return (await mountEntry(path))?.type
+}
+
+/**
+ * What /proc/self/mountinfo says of the mount exactly at `path`: its type and its device
+ * (`major:minor`, which names its backing-device entry in /sys/class/bdi). Read from the kernel's
+ * table, never by a stat of the mountpoint, which our own FUSE daemon would have to answer.
+ */
+export async function mountEntry(path: string): Promise<{ type: string; device: string } | undefined> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8')
   for (const line of mountinfo.split('\n')) {
     // Fields: id parent major:minor root mountpoint options [optional...] - fstype source super
     const fields = line.split(' ')
     if (fields[4] === undefined || unescapeMountPath(fields[4]) !== path) continue
-    return fields[fields.indexOf('-') + 1]
+    return { type: fields[fields.indexOf('-') + 1]!, device: fields[2]! }
   }
   return undefined
 }
