@@ -20,6 +20,10 @@ export async function notifyReady(env: Record<string, string | undefined>, statu
   try {
     await run('systemd-notify', ['--ready', `--status=${status}`], { env })
   } catch (err) {
-    logger.warn(`could not tell systemd the mount is ready (systemd-notify: ${(err as Error).message.trim()}); under Type=notify the start will time out`)
+    // systemd-notify says why on stderr ("Failed to notify init system: No such file or directory").
+    // Only a missing systemd-notify has no stderr, and systemd, which sets NOTIFY_SOCKET, ships it.
+    /* c8 ignore next */
+    const why = (err as { stderr?: string }).stderr?.trim().replaceAll('\n', ' ') || (err as Error).message
+    logger.warn(`could not tell systemd the mount is ready (systemd-notify: ${why}); under Type=notify the start will time out`)
   }
 }
