@@ -10,6 +10,7 @@ import { openForServing } from './open-snapshots.js'
 import { notifyReady } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
+import { BlockCache } from '../cache/block-cache.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
 /**
@@ -35,7 +36,9 @@ export type Reloader = () => Promise<Config>
 export async function runMount(config: Config, processContext: OpenContext, reload?: Reloader): Promise<void> {
   // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
   const observed = observability(config, processContext)
-  const context: OpenContext = { ...processContext, ...observed.hooks }
+  // One block cache for every remote snapshot, under one bound (src/cache/).
+  const cache = new BlockCache({ capacityBytes: config.options.cacheBytes, blockBytes: config.options.blockBytes })
+  const context: OpenContext = { ...processContext, ...observed.hooks, cache }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
