@@ -27,6 +27,7 @@ const { snapshot, type, result } = LABELS
 export class SnapmountMetrics {
   readonly registry = new Registry()
   private sources: MetricsSources = { snapshots: () => [] }
+  private cacheRegistered = false
   private readonly reads: Counter
   private readonly readBytes: Counter
   private readonly readErrors: Counter
@@ -72,11 +73,29 @@ export class SnapmountMetrics {
     this.backendDuration = new Histogram({ ...METRICS.backendDuration, ...perSnapshot, buckets: REQUEST_SECONDS_BUCKETS })
     this.backendRetries = new Counter({ ...METRICS.backendRetries, ...perSnapshot })
 
-    // The cache keeps its own counters; these copy them at scrape time. Absent until a cache exists.
+  }
+
+  /**
+   * Where scrapes find the live snapshots and the cache; set once the file system exists. The
+   * cache series are registered with the first cache: without one there is nothing to report
+   * (prom-client would show zeros, which read as an empty cache).
+   */
+  attach(sources: MetricsSources): void {
+    this.sources = sources
+    if (sources.cache && !this.cacheRegistered) {
+      this.cacheRegistered = true
+      this.registerCacheSeries()
+    }
+  }
+
+  /** The cache keeps its own counters; these copy them at scrape time. */
+  private registerCacheSeries(): void {
+    const registers = [this.registry]
+    const self = this
     const fromCache = (pick: (stats: CacheStats) => number) =>
       function collect(this: Counter | Gauge) {
-        const stats = self.sources.cache?.stats()
         this.reset()
+        const stats = self.sources.cache?.stats()
         if (stats) this instanceof Counter ? this.inc(pick(stats)) : this.set(pick(stats))
       }
     new Counter({ ...METRICS.cacheHits, registers, collect: fromCache((s) => s.hits) })
@@ -86,11 +105,6 @@ export class SnapmountMetrics {
     new Counter({ ...METRICS.cacheReadaheadBytes, registers, collect: fromCache((s) => s.readaheadBytes) })
     new Gauge({ ...METRICS.cacheBytes, registers, collect: fromCache((s) => s.bytesInUse) })
     new Gauge({ ...METRICS.cacheCapacity, registers, collect: fromCache((s) => s.capacityBytes) })
-  }
-
-  /** Where scrapes find the live snapshots and the cache; set once the file system exists. */
-  attach(sources: MetricsSources): void {
-    this.sources = sources
   }
 
   /** The observer a MeteredBackend reports `name`'s reads to. */
