@@ -1,0 +1,78 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { startDaemon } from '../fixtures/daemon.js'
+import { makeRandomImage } from '../fixtures/images.js'
+import { startNginx } from '../fixtures/nginx.js'
+import { ddRange } from '../fixtures/readers.js'
+import { readSource } from '../fixtures/images.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+
+const run = promisify(execFile)
+const MiB = 2 ** 20
+
+/** sha256 of a whole file, read by a child process (the daemon's own process must not touch the mount). */
+async function sha256(path: string): Promise<string> {
+  const { stdout } = await run('sha256sum', [path])
+  return stdout.split(' ')[0]!
+}
+
+/**
+ * The caching layers seen from outside, through a mount of an nginx-served image whose size is
+ * above the daemon's cache (64 MiB, the least it takes): the kernel's page cache keeps what was
+ * read across opens, the daemon's readahead turns a sequential read into few large ranges, and a
+ * random 4 KiB read costs one small range.
+ */
+t.test('remote snapshots through the caches', async (t) => {
+  const dir = await tempDir(t)
+  const www = join(dir, 'www')
+  await mkdir(www)
+  const size = 96 * MiB + 4321
+  const image = await makeRandomImage(www, 'disk.raw', size, 21)
+  const nginx = await startNginx(t, www)
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const daemon = await startDaemon(t, mountpoint, ['--cache-size-mib', '64', mountpoint, nginx.url('/disk.raw')])
+  t.teardown(() => daemon.stop())
+  const mounted = join(mountpoint, 'disk.raw')
+  const gets = async () => (await nginx.requests()).filter((request) => request.status === 206)
+
+  const before = (await gets()).length
+  const expected = await sha256(image)
+  t.equal(await sha256(mounted), expected, 'a sequential read gives the source bytes')
+  const sequential = (await gets()).slice(before)
+  const fetched = sequential.reduce((sum, request) => sum + request.bytes, 0)
+  t.ok(fetched <= 1.1 * size, `fetched ${(fetched / size).toFixed(3)} bytes per byte read`)
+  t.ok(sequential.length < size / (128 * 1024) / 2, `${sequential.length} ranged GETs for ${size} bytes: readahead asks for large ranges`)
+
+  const afterFirst = (await gets()).length
+  t.equal(await sha256(mounted), expected, 'read again, by a new open')
+  t.equal((await gets()).length, afterFirst, 'the second pass never reached the server: the kernel kept the pages across opens')
+
+  // O_DIRECT skips the page cache, so the same range now reaches the daemon, and the daemon's
+  // cache (smaller than the image) no longer holds the start: the check above can fail.
+  const direct = await ddRange(mounted, 0, MiB, { direct: true, blockSize: 128 * 1024 })
+  t.ok(direct.equals(await readSource(image, 0, MiB)))
+  t.ok((await gets()).length > afterFirst, 'a direct read of evicted data does reach the server')
+
+  // Let the readahead the direct read started land, then read far from it, where the daemon's
+  // cache no longer holds the first pass (it kept the most recent 64 MiB).
+  let settled = (await gets()).length
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const now = (await gets()).length
+    if (now === settled) break
+    settled = now
+  }
+  const beforeRandom = await gets()
+  const offsets = [12, 18, 24, 29].map((mib) => mib * MiB + 12 * 4096)
+  for (const offset of offsets) {
+    const got = await ddRange(mounted, offset, 4096, { direct: true, blockSize: 4096 })
+    t.ok(got.equals(await readSource(image, offset, 4096)), `4 KiB at ${offset}`)
+  }
+  const random = (await gets()).slice(beforeRandom.length)
+  t.equal(random.length, offsets.length, 'one request per random read')
+  t.ok(random.every((request) => request.bytes <= 128 * 1024), `random reads fetched ${random.map((r) => r.bytes).join(', ')} bytes`)
+})
