@@ -181,15 +181,16 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
   const replaced = changed.filter(({ name }) => keeps.has(name)).map(({ name }) => name)
   const removed = current.snapshots.filter(({ name }) => !nextNames.has(name)).map(({ name }) => name)
   const unchanged = next.snapshots.length - changed.length
-  const list = (names: string[]) => (names.length > 0 ? names.join(', ') : 'none')
-  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
   const stillRead = fs.heldOpen().filter(({ retired, name }) => retired && replaced.includes(name))
   for (const { name, handles } of stillRead) {
     logger.warn(
       `${name}: replaced while ${handles} handle(s) of the earlier version are open; they keep reading it, but the kernel keeps one page cache per name, so readers without O_DIRECT can see pages of both: close them, or serve a new version under a new name`,
     )
   }
-  return keepMountOptions(current, next, logger)
+  const applied = keepMountOptions(current, next, logger)
+  const list = (names: string[]) => (names.length > 0 ? names.join(', ') : 'none')
+  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
+  return applied
 }
 
 /** The reloaded config, with the options only a remount could change put back as they are. */
