@@ -1,0 +1,79 @@
+import t from 'tap'
+import { formatDuration, progress } from '../../src/cli/progress.js'
+import { formatStatus } from '../../src/cli/status.js'
+import type { StatusReport } from '../../src/control/protocol.js'
+
+function stream(isTTY: boolean, columns?: number) {
+  const writes: string[] = []
+  return { isTTY, columns, writes, write: (text: string) => writes.push(text) }
+}
+
+t.test('off a terminal: a plain line every 2 s and one at the end', async (t) => {
+  let now = 0
+  const out = stream(false)
+  const bar = progress(out, 'verify disk', () => now)
+  bar.finish() // nothing yet: nothing written
+  now = 1000
+  bar.update(1024 * 1024, 4 * 1024 * 1024)
+  now = 1500
+  bar.update(2 * 1024 * 1024, 4 * 1024 * 1024) // within 2 s of the last line
+  now = 2000
+  bar.update(4 * 1024 * 1024, 4 * 1024 * 1024)
+  bar.finish()
+  t.same(out.writes, ['verify disk: 25.0% (1.0 MiB / 4.0 MiB) at 1.0 MiB/s, ETA 0:03\n', 'verify disk: 100.0% (4.0 MiB / 4.0 MiB) at 2.0 MiB/s, ETA 0:00\n'])
+  const once = stream(false)
+  const done = progress(once, 'warm x', () => 0)
+  done.update(0, 0)
+  done.finish()
+  t.same(once.writes, ['warm x: 100.0% (0 bytes / 0 bytes) at 0 bytes/s, ETA ?\n'], 'the final state is not written twice')
+})
+
+t.test('on a terminal: a bar redrawn in place, cut to the width, ended with a newline', async (t) => {
+  let now = 0
+  const out = stream(true, 60)
+  const bar = progress(out, 'warm disk', () => now)
+  now = 1000
+  bar.update(512, 1024)
+  now = 1050
+  bar.update(600, 1024) // too soon to redraw
+  bar.finish()
+  t.equal(out.writes.length, 2)
+  t.match(out.writes[0], /^\rwarm disk \[#{15}-{15}\] 50\.0% {2}512 bytes/)
+  t.ok(out.writes[0]!.length <= 60 + 4, 'fits the terminal')
+  t.match(out.writes[1], /\n$/)
+  const wide = stream(true)
+  progress(wide, 'w', () => 1).update(1, 2)
+  t.match(wide.writes[0], /ETA 0:01/)
+})
+
+t.test('durations', async (t) => {
+  t.equal(formatDuration(Infinity), '?')
+  t.equal(formatDuration(75), '1:15')
+  t.equal(formatDuration(3725), '1:02:05')
+})
+
+t.test('status for people', async (t) => {
+  const recent = { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null }
+  const report: StatusReport = {
+    pid: 7,
+    mountpoint: '/mnt/snap',
+    startedAt: '',
+    uptimeSeconds: 59,
+    metricsUrl: 'http://127.0.0.1:9464/metrics',
+    cache: { hits: 3, misses: 1, evictions: 2, bytesInUse: 2048, bytesReserved: 0, capacityBytes: 1 << 30, fetches: 1, fetchedBytes: 1, readaheadBytes: 0 } as never,
+    snapshots: [
+      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 4, bytes: 4096, errors: 1, inFlight: 0, recent: { ...recent, count: 4, p50Ms: 1.5, p99Ms: 25, maxMs: 25 } },
+      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent },
+    ],
+  }
+  const text = formatStatus(report)
+  t.match(text, /^\/mnt\/snap: pid 7, up 59s, 2 snapshot\(s\)\nmetrics: http:\/\/127\.0\.0\.1:9464\/metrics\ncache: 2\.0 KiB of 1\.0 GiB in use, 75\.0 % hits, 2 evictions\n\nNAME /)
+  t.match(text, /^a\.img +http +1\.0 GiB +4 +4\.0 KiB +1 +0 +1\.50 ms \/ 25 ms \(4 reads\) +https:\/\/h\/a\.img$/m)
+  t.match(text, /^b +file +10 bytes +0 +0 bytes +0 +0 +no reads$/m)
+  const quiet = formatStatus({ ...report, metricsUrl: null, cache: { ...report.cache!, hits: 0, misses: 0 }, uptimeSeconds: 3 * 86400 + 7200 })
+  t.match(quiet, /up 3d 2h/)
+  t.match(quiet, /no lookups yet/)
+  t.notMatch(quiet, /metrics:/)
+  t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 3700 }), /up 1h 1m[^]*cache: none/)
+  t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 61 }), /up 1m 1s/)
+})
