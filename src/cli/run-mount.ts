@@ -66,6 +66,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   watch.cancel()
   await reloads.stop()
   fs.stopOpening()
+  logger.info(`${reason}: refusing new opens (EBUSY), finishing the reads in flight`)
   await fs.settleReads()
   if (await mountedType(config.mountpoint)) {
     logger.info(`${reason}: unmounting ${config.mountpoint}`)
