@@ -1,4 +1,4 @@
-import type { ReadOptions, StorageBackend } from '../backend/storage-backend.js'
+import { readPieces, type ReadOptions, type StorageBackend } from '../backend/storage-backend.js'
 
 /** Told of every read a MeteredBackend passes on: the Prometheus series hang off this. */
 export interface ReadObserver {
@@ -65,15 +65,24 @@ export class MeteredBackend implements StorageBackend {
     return this.inner.mtime
   }
 
-  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+  readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+    return this.meter(length, () => this.inner.readExact(offset, length, options))
+  }
+
+  /** Passed through, so that the FUSE layer still copies each byte of a cached read once. */
+  readPieces(offset: number, length: number, options?: ReadOptions): Promise<readonly Buffer[]> {
+    return this.meter(length, () => readPieces(this.inner, offset, length, options))
+  }
+
+  private async meter<T>(length: number, read: () => Promise<T>): Promise<T> {
     const started = this.now()
     this.inFlight++
     this.observer?.started()
     let failed = true
     try {
-      const buffer = await this.inner.readExact(offset, length, options)
+      const result = await read()
       failed = false
-      return buffer
+      return result
     } finally {
       const durationMs = this.now() - started
       this.inFlight--
