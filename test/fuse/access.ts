@@ -1,0 +1,31 @@
+import t from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { checkAllowOther, resolveId } from '../../src/fuse/access.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+
+t.test('resolveId: numbers as they are, names through getent', async (t) => {
+  t.equal(await resolveId(1234, 'passwd'), 1234)
+  t.equal(await resolveId('root', 'passwd'), 0)
+  t.equal(await resolveId('nogroup', 'group'), 65534)
+  await t.rejects(resolveId('no-such-user-here', 'passwd'), { code: 'E_ACCESS', message: 'no user named no-such-user-here', fix: /getent passwd no-such-user-here/ })
+  await t.rejects(resolveId('no-such-group-here', 'group'), { message: 'no group named no-such-group-here' })
+})
+
+t.test('checkAllowOther: root, or no allow_other, never look; others need user_allow_other', async (t) => {
+  const dir = await tempDir(t)
+  const missing = join(dir, 'missing.conf')
+  await checkAllowOther(false, 1000, missing)
+  await checkAllowOther(true, 0, missing)
+  await t.rejects(checkAllowOther(true, 1000, missing), {
+    code: 'E_ACCESS',
+    message: `allow_other needs user_allow_other in ${missing} when snapmount does not run as root (uid 1000)`,
+    fix: /add a line user_allow_other to .*, run snapmount as root, or drop allow_other \(--no-allow-other\)/,
+  })
+  const commented = join(dir, 'commented.conf')
+  await writeFile(commented, '# user_allow_other - lets users...\n#user_allow_other\nmount_max = 1000\n')
+  await t.rejects(checkAllowOther(true, 1000, commented), { code: 'E_ACCESS' }, 'a commented line does not count')
+  const enabled = join(dir, 'enabled.conf')
+  await writeFile(enabled, '#mount_max = 1000\n  user_allow_other  \n')
+  await checkAllowOther(true, 1000, enabled)
+})
