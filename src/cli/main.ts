@@ -2,9 +2,9 @@ import { createRequire } from 'node:module'
 import { inspect } from 'node:util'
 import yargs, { type Argv } from 'yargs'
 import { InputError } from '../errors.js'
-import { stderrLogger, type Logger } from '../log.js'
+import { atLevel, logFormatFrom, stderrLogger, type Logger } from '../log.js'
 import type { Config, MountOptions } from '../config/config.js'
-import { READ_TIMEOUT_MS } from '../config/config.js'
+import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, READ_TIMEOUT_MS } from '../config/config.js'
 import { loadConfig } from '../config/load-config.js'
 import { validateConfig, validateOptions } from '../config/validate-config.js'
 import { parseSource } from '../config/parse-source.js'
@@ -13,6 +13,10 @@ import { openSnapshots } from './open-snapshots.js'
 import type { OpenContext } from '../backend/open-backend.js'
 import { runMount } from './run-mount.js'
 import { formatSize } from './format.js'
+import { OBSERVABILITY_DEFAULTS, observabilityFlags, withObservabilityOptions, type ObservabilityArgs } from './observability.js'
+import { statusCommand } from './status.js'
+import { warmCommand } from './warm.js'
+import { verifyCommand } from './verify.js'
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad input (nothing was mounted). */
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const
@@ -23,25 +27,29 @@ class UsageError extends InputError {
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string }
 
-interface CommonArgs {
+interface CommonArgs extends ObservabilityArgs {
   config?: string | undefined
   'allow-other'?: boolean | undefined
   uid?: string | undefined
   gid?: string | undefined
   umask?: string | undefined
   'read-timeout-ms'?: number | undefined
+  'cache-size-mib'?: number | undefined
+  'cache-block-kib'?: number | undefined
 }
 
 /** Parses `argv`, runs the command and resolves to the process exit code. */
-export async function main(argv: string[], logger: Logger = stderrLogger()): Promise<number> {
+export async function main(argv: string[], logger: Logger = stderrLogger({ format: logFormatFrom(process.env.SNAPMOUNT_LOG_FORMAT) })): Promise<number> {
   let exitCode: number = EXIT.ok
-  const run = (work: () => Promise<void>) => async () => {
+  const run = (work: () => Promise<void | number>) => async () => {
     try {
-      await work()
+      const code = await work()
+      if (code !== undefined) exitCode = code
     } catch (err) {
       exitCode = reportFailure(err, logger)
     }
   }
+  const control = { run, logger, defaults: defaultOptions, env: process.env, stdout: process.stdout, stderr: process.stderr }
 
   const parser = yargs(argv)
     .scriptName('snapmount')
@@ -61,7 +69,11 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
           .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
           .example('$0 mount /mnt/snap disk=mmap:///srv/vm.raw', 'serve vm.raw as /mnt/snap/disk via mmap')
           .example('$0 mount --config /etc/snapmount.yaml', 'serve what the config lists'),
-      (args) => run(async () => runMount(await configFrom(args, args.mountpoint, args.sources), { env: process.env, logger }))(),
+      (args) =>
+        run(async () => {
+          const config = await configFrom(args, args.mountpoint, args.sources)
+          await runMount(config, { env: process.env, logger: atLevel(logger, config.options.logLevel) }, () => configFrom(args, args.mountpoint, args.sources))
+        })(),
     )
     .command(
       'check',
@@ -71,7 +83,10 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
     )
     .example('$0 mount /mnt/snap /var/lib/images/base.img', 'serve one image as /mnt/snap/base.img')
     .example('$0 check --config /etc/snapmount.yaml', 'validate a config and open its sources')
-    .demandCommand(1, 'give a command: mount or check')
+    .command(statusCommand(control))
+    .command(warmCommand(control))
+    .command(verifyCommand(control))
+    .demandCommand(1, 'give a command: mount, check, status, warm or verify')
     // Without this, an unknown --some-flag is reported twice, as some-flag and someFlag.
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()
@@ -93,7 +108,7 @@ export async function main(argv: string[], logger: Logger = stderrLogger()): Pro
 }
 
 function withCommonOptions<T>(y: Argv<T>) {
-  return y
+  return withObservabilityOptions(y)
     .option('config', { alias: 'c', type: 'string', describe: 'YAML or JSON config file' })
     .option('allow-other', { type: 'boolean', describe: 'let other users read the mount (default: on as root)' })
     .option('uid', { type: 'string', describe: 'owner shown on the files: a number or a user name (default: the daemon\'s)' })
@@ -103,6 +118,8 @@ function withCommonOptions<T>(y: Argv<T>) {
       type: 'number',
       describe: `answer EIO when a source read takes longer (default ${READ_TIMEOUT_MS.default})`,
     })
+    .option('cache-size-mib', { type: 'number', describe: `block cache of remote snapshots, MiB (default ${CACHE_SIZE_MIB.default})` })
+    .option('cache-block-kib', { type: 'number', describe: `cache block size, KiB, a power of two (default ${CACHE_BLOCK_KIB.default})` })
 }
 
 /** Builds the config from --config or from the command line, through the same validation. */
@@ -114,6 +131,9 @@ async function configFrom(args: CommonArgs, mountpoint: string | undefined, sour
     ...(args.gid !== undefined && { gid: args.gid }),
     ...(args.umask !== undefined && { umask: args.umask }),
     ...(args['read-timeout-ms'] !== undefined && { read_timeout_ms: args['read-timeout-ms'] }),
+    ...observabilityFlags(args),
+    ...(args['cache-size-mib'] !== undefined && { cache_size_mib: args['cache-size-mib'] }),
+    ...(args['cache-block-kib'] !== undefined && { cache_block_kib: args['cache-block-kib'] }),
   }
   if (args.config !== undefined) {
     if (mountpoint !== undefined || sources.length > 0) {
@@ -135,7 +155,13 @@ async function configFrom(args: CommonArgs, mountpoint: string | undefined, sour
 }
 
 function defaultOptions(): MountOptions {
-  return { allowOther: process.getuid?.() === 0, readTimeoutMs: READ_TIMEOUT_MS.default }
+  return {
+    ...OBSERVABILITY_DEFAULTS,
+    allowOther: process.getuid?.() === 0,
+    readTimeoutMs: READ_TIMEOUT_MS.default,
+    cacheBytes: CACHE_SIZE_MIB.default * 1024 * 1024,
+    blockBytes: CACHE_BLOCK_KIB.default * 1024,
+  }
 }
 
 /** One line per snapshot: name, type, exact size, size for people, and where it comes from. */

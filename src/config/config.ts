@@ -1,3 +1,5 @@
+import type { LogLevel } from '../log.js'
+
 /** What a snapmount process serves: validated, with every default filled in. */
 export interface Config {
   /** Absolute path of the directory the snapshots appear in. */
@@ -6,7 +8,7 @@ export interface Config {
   snapshots: SnapshotSpec[]
 }
 
-export interface MountOptions {
+export interface MountOptions extends ObservabilityOptions {
   /**
    * Let users other than the daemon's read the mount (FUSE's `allow_other`), as a hypervisor
    * running under its own account must. File modes (0444) still apply. Non-root daemons need
@@ -31,6 +33,35 @@ export interface MountOptions {
    * fuse-native's 15 s operation timeout so the answer is always ours. Default 10 000.
    */
   readTimeoutMs: number
+  /**
+   * Bound on the bytes of the block cache remote snapshots share (`cache_size_mib`). Default
+   * 1 GiB: a boot's working set and several streams' readahead fit, and it is small beside the
+   * guests' memory on a hypervisor host. Local snapshots use the kernel's page cache instead.
+   */
+  cacheBytes: number
+  /**
+   * Cache block size (`cache_block_kib`): the least a remote read fetches. Default 128 KiB, the
+   * largest read the kernel sends, so a 4 KiB random read costs one small request.
+   */
+  blockBytes: number
+}
+
+/** How the daemon reports on itself: `log_level`, `metrics` and `control_socket` under `options:`. */
+export interface ObservabilityOptions {
+  /** The least severe log lines written. Default `info`. */
+  logLevel: LogLevel
+  /** Where the Prometheus endpoint listens; off (undefined) by default. */
+  metrics: MetricsOptions | undefined
+  /** Path of the control socket `snapmount status` talks to; default: derived from the mountpoint. */
+  controlSocket: string | undefined
+}
+
+/** The metrics endpoint's address; loopback unless `allowRemote` says otherwise. */
+export interface MetricsOptions {
+  host: string
+  port: number
+  /** Allow an address that is not loopback (the endpoint has no authentication). */
+  allowRemote: boolean
 }
 
 export const SNAPSHOT_TYPES = ['file', 'mmap', 'http', 's3'] as const
@@ -110,3 +141,7 @@ export interface S3SnapshotSpec {
 }
 
 export const READ_TIMEOUT_MS = { default: 10_000, min: 100, max: 14_000 } as const
+/** The cache must hold a few streams' readahead windows (64 MiB each at most); 1 TiB is a typo guard. */
+export const CACHE_SIZE_MIB = { default: 1024, min: 64, max: 1024 * 1024 } as const
+/** Powers of two from a page to the largest ranged request snapmount makes (4 MiB). */
+export const CACHE_BLOCK_KIB = { default: 128, min: 4, max: 4096 } as const

@@ -4,7 +4,8 @@ import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, type Fail 
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
-import { READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
+import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
+import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
 
 export interface ValidationContext {
   /** The config file's path, or "command line": the first word of every message. */
@@ -16,7 +17,7 @@ export interface ValidationContext {
 }
 
 const TOP_LEVEL_FIELDS = ['mountpoint', 'options', 'snapshots']
-const OPTION_FIELDS = ['allow_other', 'read_timeout_ms']
+const OPTION_FIELDS = ['allow_other', 'read_timeout_ms', 'cache_size_mib', 'cache_block_kib', ...OBSERVABILITY_FIELDS]
 const LOCAL_FIELDS = ['name', 'type', 'path']
 /** Longest file name Linux accepts (NAME_MAX), in bytes. */
 const NAME_MAX_BYTES = 255
@@ -64,7 +65,24 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
   if (typeof readTimeoutMs !== 'number' || !Number.isInteger(readTimeoutMs) || readTimeoutMs < min || readTimeoutMs > max) {
     throw fail('options.read_timeout_ms', `must be a whole number from ${min} to ${max}`, `give milliseconds, e.g. read_timeout_ms: ${READ_TIMEOUT_MS.default}`)
   }
-  return { allowOther, readTimeoutMs }
+  const cacheMib = options.cache_size_mib === undefined ? defaults.cacheBytes / MIB : options.cache_size_mib
+  if (!isWholeIn(cacheMib, CACHE_SIZE_MIB)) {
+    const { min, max } = CACHE_SIZE_MIB
+    throw fail('options.cache_size_mib', `must be a whole number from ${min} to ${max}`, `give mebibytes, e.g. cache_size_mib: ${CACHE_SIZE_MIB.default}`)
+  }
+  const blockKib = options.cache_block_kib === undefined ? defaults.blockBytes / KIB : options.cache_block_kib
+  if (!isWholeIn(blockKib, CACHE_BLOCK_KIB) || (blockKib & (blockKib - 1)) !== 0) {
+    const { min, max } = CACHE_BLOCK_KIB
+    throw fail('options.cache_block_kib', `must be a power of two from ${min} to ${max}`, `give kibibytes, e.g. cache_block_kib: ${CACHE_BLOCK_KIB.default}`)
+  }
+  return { allowOther, readTimeoutMs, cacheBytes: cacheMib * MIB, blockBytes: blockKib * KIB, ...checkObservability(options, defaults, fail) }
+}
+
+const KIB = 1024
+const MIB = 1024 * KIB
+
+function isWholeIn(value: unknown, { min, max }: { min: number; max: number }): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= min && value <= max
 }
 
 function validateSnapshot(raw: unknown, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {

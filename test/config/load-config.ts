@@ -5,8 +5,9 @@ import { ConfigError } from '../../src/config/config-error.js'
 import type { MountOptions } from '../../src/config/config.js'
 import { loadConfig } from '../../src/config/load-config.js'
 import { tempDir } from '../fixtures/temp-dir.js'
+import { mountOptions } from '../fixtures/mount-options.js'
 
-const DEFAULTS: MountOptions = { allowOther: false, readTimeoutMs: 4321 }
+const DEFAULTS: MountOptions = mountOptions({ allowOther: false, readTimeoutMs: 4321 })
 
 async function writeConfig(t: Test, name: string, text: string): Promise<{ dir: string; file: string }> {
   const dir = await tempDir(t)
@@ -54,7 +55,7 @@ t.test('a YAML file', async (t) => {
   )
   t.strictSame(await loadConfig(file, DEFAULTS), {
     mountpoint: '/mnt/snap',
-    options: { allowOther: false, readTimeoutMs: 2500 },
+    options: { ...DEFAULTS, allowOther: false, readTimeoutMs: 2500 },
     snapshots: [
       { name: 'base.img', type: 'file', path: '/images/base.img' },
       { name: 'disk', type: 'mmap', path: '/images/vm.raw' },
@@ -71,7 +72,7 @@ t.test('a JSON file', async (t) => {
   const { file } = await writeConfig(t, 'snapmount.json', JSON.stringify(raw, null, 2))
   t.strictSame(await loadConfig(file, DEFAULTS), {
     mountpoint: '/mnt/snap',
-    options: { allowOther: true, readTimeoutMs: 4321 },
+    options: { ...DEFAULTS, allowOther: true, readTimeoutMs: 4321 },
     snapshots: [{ name: 'a', type: 'mmap', path: '/images/a.raw' }],
   })
 })

@@ -3,11 +3,12 @@ import { resolve } from 'node:path'
 import { ConfigError } from '../../src/config/config-error.js'
 import type { MountOptions } from '../../src/config/config.js'
 import { validateConfig, validateOptions, type ValidationContext } from '../../src/config/validate-config.js'
+import { mountOptions } from '../fixtures/mount-options.js'
 
 const ORIGIN = '/etc/snapmount.yaml'
 const BASE_DIR = '/srv/configs'
 // Not the built-in defaults, so a test can tell they came from the context.
-const DEFAULTS: MountOptions = { allowOther: true, readTimeoutMs: 1234 }
+const DEFAULTS: MountOptions = mountOptions({ allowOther: true, readTimeoutMs: 1234 })
 const CONTEXT: ValidationContext = { origin: ORIGIN, baseDir: BASE_DIR, defaults: DEFAULTS }
 
 const snapshot = (fields: Record<string, unknown> = {}) => ({ type: 'file', path: '/images/base.img', ...fields })
@@ -39,14 +40,14 @@ const rejects = (t: Test, raw: unknown, field: string, problem: RegExp) => expec
 t.test('a valid config comes back with every default filled in', async (t) => {
   t.strictSame(validateConfig(config(), CONTEXT), {
     mountpoint: '/mnt/snap',
-    options: { allowOther: true, readTimeoutMs: 1234 },
+    options: DEFAULTS,
     snapshots: [{ name: 'base.img', type: 'file', path: '/images/base.img' }],
   })
 })
 
 t.test('options given override the defaults one by one', async (t) => {
-  t.strictSame(validateConfig(config({ options: { allow_other: false } }), CONTEXT).options, { allowOther: false, readTimeoutMs: 1234 })
-  t.strictSame(validateConfig(config({ options: { read_timeout_ms: 5000 } }), CONTEXT).options, { allowOther: true, readTimeoutMs: 5000 })
+  t.strictSame(validateConfig(config({ options: { allow_other: false } }), CONTEXT).options, { ...DEFAULTS, allowOther: false })
+  t.strictSame(validateConfig(config({ options: { read_timeout_ms: 5000 } }), CONTEXT).options, { ...DEFAULTS, readTimeoutMs: 5000 })
   t.strictSame(validateConfig(config({ options: {} }), CONTEXT).options, DEFAULTS)
   t.strictSame(validateConfig(config({ options: { read_timeout_ms: 100 } }), CONTEXT).options.readTimeoutMs, 100, 'lowest allowed')
   t.strictSame(validateConfig(config({ options: { read_timeout_ms: 14_000 } }), CONTEXT).options.readTimeoutMs, 14_000, 'highest allowed')
@@ -223,7 +224,7 @@ t.test('options', async (t) => {
 t.test('validateOptions checks the command-line flags alone', async (t) => {
   const origin = 'command line'
   t.strictSame(validateOptions({}, DEFAULTS, origin), DEFAULTS, 'no flags: the defaults')
-  t.strictSame(validateOptions({ allow_other: false, read_timeout_ms: 200 }, DEFAULTS, origin), { allowOther: false, readTimeoutMs: 200 })
+  t.strictSame(validateOptions({ allow_other: false, read_timeout_ms: 200 }, DEFAULTS, origin), { ...DEFAULTS, allowOther: false, readTimeoutMs: 200 })
   const check = (raw: Record<string, unknown>, field: string, problem: RegExp) =>
     expectConfigError(t, () => validateOptions(raw, DEFAULTS, origin), field, problem, origin)
   check({ timeout: 5 }, 'options.timeout', /unknown field/)

@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
 import { refusesConfig } from '../fixtures/config-errors.js'
 import { validateConfig } from '../../src/config/validate-config.js'
+import { mountOptions } from '../fixtures/mount-options.js'
 
-const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: { allowOther: false, readTimeoutMs: 10_000 } }
+const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: mountOptions() }
 const http = (fields: Record<string, unknown> = {}) => ({ mountpoint: '/mnt', snapshots: [{ type: 'http', url: 'https://cdn.example/images/base%20v2.img?sig=abc', ...fields }] })
 
 const refuses = (t: Test, raw: unknown, field: string, problem: RegExp) => refusesConfig(t, raw, context, field, problem)

@@ -2,8 +2,9 @@ import t, { type Test } from 'tap'
 import { refusesConfig } from '../fixtures/config-errors.js'
 import { validateConfig } from '../../src/config/validate-config.js'
 import { parseS3Url } from '../../src/config/validate-s3.js'
+import { mountOptions } from '../fixtures/mount-options.js'
 
-const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: { allowOther: false, readTimeoutMs: 10_000 } }
+const context = { origin: 'snap.yaml', baseDir: '/etc/snapmount', defaults: mountOptions() }
 const s3 = (fields: Record<string, unknown> = {}) => ({ mountpoint: '/mnt', snapshots: [{ type: 's3', url: 's3://fleet-images/golden/base.img', ...fields }] })
 
 const refuses = (t: Test, raw: unknown, field: string, problem: RegExp) => refusesConfig(t, raw, context, field, problem)
