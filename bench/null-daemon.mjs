@@ -52,3 +52,6 @@ logger.info(`${signal}: unmounting ${mountpoint}`)
 await mount.unmount()
 await fs.close()
 logger.info('unmounted')
+// fuse-native's thread can outlive the unmount and keep the process alive (bin/snapmount exits
+// explicitly for the same reason).
+process.exit(0)

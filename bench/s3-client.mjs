@@ -7,6 +7,9 @@
 //   node bench/s3-client.mjs seq ENDPOINT REGION BUCKET KEY [BYTES]
 //       one GetObject of the whole object (or of its first BYTES) on one connection, its body
 //       stream read to the end
+//   node bench/s3-client.mjs seqn ENDPOINT REGION BUCKET KEY STREAMS
+//       STREAMS GetObjects at once, each of its own slice of the object (a quarter for 4), on as
+//       many connections; the aggregate rate
 //   node bench/s3-client.mjs rate ENDPOINT REGION BUCKET KEY CONCURRENCY SECONDS
 //       CONCURRENCY loops over as many keep-alive connections, each sending ranged GetObjects of
 //       4 KiB at random 4 KiB-aligned offsets, one after the other, for SECONDS
@@ -47,6 +50,25 @@ if (mode === 'seq') {
   if (bytes !== reply.ContentLength) throw new Error(`GetObject ${key}: ${bytes} bytes, expected ${reply.ContentLength}`)
   s3.destroy()
   process.stdout.write(`${JSON.stringify({ bytes, seconds, mbps: bytes / seconds / 1e6 })}\n`)
+} else if (mode === 'seqn') {
+  const streams = Number(rest[0])
+  const s3 = client(streams)
+  const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }))
+  const each = Math.floor(head.ContentLength / streams)
+  const started = performance.now()
+  const counts = await Promise.all(
+    Array.from({ length: streams }, async (_, i) => {
+      const reply = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${i * each}-${(i + 1) * each - 1}`, IfMatch: head.ETag }))
+      let bytes = 0
+      for await (const chunk of reply.Body) bytes += chunk.length
+      if (bytes !== each) throw new Error(`GetObject ${key} slice ${i}: ${bytes} bytes, expected ${each}`)
+      return bytes
+    }),
+  )
+  const seconds = (performance.now() - started) / 1000
+  const bytes = counts.reduce((a, b) => a + b, 0)
+  s3.destroy()
+  process.stdout.write(`${JSON.stringify({ bytes, seconds, mbps: bytes / seconds / 1e6 })}\n`)
 } else if (mode === 'rate') {
   const [concurrency, seconds] = rest.map(Number)
   const s3 = client(concurrency)
@@ -66,6 +88,6 @@ if (mode === 'seq') {
   s3.destroy()
   process.stdout.write(`${JSON.stringify(result)}\n`)
 } else {
-  process.stderr.write('usage: s3-client.mjs seq ENDPOINT REGION BUCKET KEY [BYTES] | rate ENDPOINT REGION BUCKET KEY CONCURRENCY SECONDS\n')
+  process.stderr.write('usage: s3-client.mjs seq ENDPOINT REGION BUCKET KEY [BYTES] | seqn ENDPOINT REGION BUCKET KEY STREAMS | rate ENDPOINT REGION BUCKET KEY CONCURRENCY SECONDS\n')
   process.exitCode = 2
 }
