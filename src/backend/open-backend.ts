@@ -4,7 +4,6 @@ import { FileBackend } from './file-backend.js'
 import { MmapBackend } from './mmap-backend.js'
 import { openHttpBackend, type OpenContext } from './http/open-http.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
-import { S3Backend } from './s3/s3-backend.js'
 import { CachingBackend } from '../cache/caching-backend.js'
 
 export type { OpenContext }
@@ -18,8 +17,12 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
       return MmapBackend.open(spec.path)
     case 'http':
       return cached(await openHttpBackend(spec, context), spec.connections, context)
-    case 's3':
-      return cached(await S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) }), spec.connections, context)
+    case 's3': {
+      // Loaded only when a snapshot needs it: the AWS SDK is a quarter of the daemon's memory.
+      const { S3Backend } = await import('./s3/s3-backend.js')
+      const backend = await S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) })
+      return cached(backend, spec.connections, context)
+    }
   }
 }
 
