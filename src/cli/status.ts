@@ -44,8 +44,11 @@ export function formatStatus(report: StatusReport): string {
   } else {
     lines.push('cache: none')
   }
-  const header = ['NAME', 'TYPE', 'SIZE', 'READS', 'READ', 'ERRORS', 'IN FLIGHT', 'LATENCY 1 MIN (p50 / p99)', 'SOURCE']
-  const rows = report.snapshots.map((s) => [s.name, s.type, formatSize(s.size), String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? ''])
+  const header = ['NAME', 'TYPE', 'SIZE', 'CACHED', 'READS', 'READ', 'ERRORS', 'IN FLIGHT', 'LATENCY 1 MIN (p50 / p99)', 'SOURCE']
+  const rows = report.snapshots.map((s) => {
+    const cached = s.cachedBytes === null ? '-' : formatSize(s.cachedBytes)
+    return [s.name, s.type, formatSize(s.size), cached, String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? '']
+  })
   lines.push('', ...table([header, ...rows]))
   return `${lines.join('\n')}\n`
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import { MeteredBackend } from '../metrics/metered-backend.js'
+import { CachingBackend } from '../cache/caching-backend.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
 import type { ControlHandler } from './server.js'
 import type { ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
@@ -57,6 +58,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       errors: stats?.errors ?? 0,
       inFlight: stats?.inFlight ?? 0,
       recent: stats?.recent ?? { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null },
+      cachedBytes: cachedBytes(metered?.inner ?? backend),
     }
   })
   return {
@@ -68,6 +70,11 @@ function status(state: DaemonState, now: () => number): StatusReport {
     cache: state.cache?.stats() ?? null,
     snapshots,
   }
+}
+
+/** Bytes of a remote snapshot in the block cache; null for a local one, which has no cache of ours. */
+function cachedBytes(backend: StorageBackend): number | null {
+  return backend instanceof CachingBackend ? backend.cachedBytes() : null
 }
 
 function find(state: DaemonState, name: unknown): ServedSnapshot {

@@ -43,6 +43,8 @@ export interface SnapshotStatus {
   inFlight: number
   /** Latency of the reads that finished in the last minute. */
   recent: RecentLatency
+  /** Bytes of this snapshot in the block cache; null for local snapshots (the kernel caches those). */
+  cachedBytes: number | null
 }
 
 /** What `warm` answers: the range it read. */

@@ -62,14 +62,14 @@ t.test('status for people', async (t) => {
     metricsUrl: 'http://127.0.0.1:9464/metrics',
     cache: { hits: 3, misses: 1, evictions: 2, bytesInUse: 2048, bytesReserved: 0, capacityBytes: 1 << 30, fetches: 1, fetchedBytes: 1, readaheadBytes: 0 } as never,
     snapshots: [
-      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 4, bytes: 4096, errors: 1, inFlight: 0, recent: { ...recent, count: 4, p50Ms: 1.5, p99Ms: 25, maxMs: 25 } },
-      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent },
+      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 4, bytes: 4096, errors: 1, inFlight: 0, recent: { ...recent, count: 4, p50Ms: 1.5, p99Ms: 25, maxMs: 25 }, cachedBytes: 3 << 20 },
+      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: null },
     ],
   }
   const text = formatStatus(report)
   t.match(text, /^\/mnt\/snap: pid 7, up 59s, 2 snapshot\(s\)\nmetrics: http:\/\/127\.0\.0\.1:9464\/metrics\ncache: 2\.0 KiB of 1\.0 GiB in use, 75\.0 % hits, 2 evictions\n\nNAME /)
-  t.match(text, /^a\.img +http +1\.0 GiB +4 +4\.0 KiB +1 +0 +1\.50 ms \/ 25 ms \(4 reads\) +https:\/\/h\/a\.img$/m)
-  t.match(text, /^b +file +10 bytes +0 +0 bytes +0 +0 +no reads$/m)
+  t.match(text, /^a\.img +http +1\.0 GiB +3\.0 MiB +4 +4\.0 KiB +1 +0 +1\.50 ms \/ 25 ms \(4 reads\) +https:\/\/h\/a\.img$/m)
+  t.match(text, /^b +file +10 bytes +- +0 +0 bytes +0 +0 +no reads$/m)
   const quiet = formatStatus({ ...report, metricsUrl: null, cache: { ...report.cache!, hits: 0, misses: 0 }, uptimeSeconds: 3 * 86400 + 7200 })
   t.match(quiet, /up 3d 2h/)
   t.match(quiet, /no lookups yet/)

@@ -85,6 +85,9 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
   t.ok(remote.errors >= 1, 'the failed read is counted')
   t.ok(remote.reads > remote.errors && remote.recent.count > 0 && remote.recent.p50Ms !== null, 'with recent latency')
   t.not(report.metricsUrl, null, 'status names the metrics endpoint')
+  t.ok(remote.cachedBytes! > 0, `the remote snapshot has ${remote.cachedBytes} bytes in the block cache`)
+  t.equal(report.snapshots[1]!.cachedBytes, null, 'a local snapshot has no cache of ours')
+  t.ok(report.cache && report.cache.bytesInUse >= remote.cachedBytes!, 'the cache totals include it')
 
   const text = await runCli(['status', '--socket', socket])
   t.equal(text.code, 0, text.stderr)
