@@ -31,9 +31,11 @@ function options(endpoint: string, fields: Partial<S3BackendOptions> = {}): S3Ba
     profile: undefined,
     anonymous: false,
     connections: 8,
-    connectTimeoutMs: 500,
-    requestTimeoutMs: 500,
-    retry: { maxAttempts: 5, deadlineMs: 3000, baseDelayMs: 10, maxDelayMs: 50 },
+    // fauxqs answers from this test's own event loop, which a busy machine can hold up for a
+    // while: budgets generous enough that only a real fault fails a read.
+    connectTimeoutMs: 2000,
+    requestTimeoutMs: 2000,
+    retry: { maxAttempts: 5, deadlineMs: 8000, baseDelayMs: 10, maxDelayMs: 50 },
     logger: collectingLogger().logger,
     ...fields,
   }
