@@ -33,7 +33,7 @@ export type Reloader = () => Promise<Config>
  * within read_timeout_ms), and the mount is unmounted; if files on it are still open it is
  * detached lazily, with a log line naming the snapshots held, rather than waiting for them.
  */
-export async function runMount(config: Config, processContext: OpenContext, reload?: Reloader): Promise<void> {
+export async function runMount(config: Config, processContext: OpenContext, reload: Reloader): Promise<void> {
   // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
   const observed = observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
@@ -54,7 +54,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
     await fs.close()
     throw err
   }
-  const served = snapshots.map((snapshot) => describeSnapshot(snapshot))
+  const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, context.cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
   const reloads = watchReloads(fs, config, reload, context)
@@ -72,7 +72,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
     logger.info(`${reason}: unmounting ${config.mountpoint}`)
     const refusal = await mount.unmount()
     if (refusal !== undefined) {
-      const held = fs.heldOpen().map(({ name, handles, retired }) => `${name}${retired ? ' (an earlier version)' : ''}: ${handles} open`)
+      const held = fs.heldOpen().map(({ name, handles }) => `${name}: ${handles} open`)
       const what = held.length > 0 ? `still open: ${held.join(', ')}` : 'no snapshot is open; a process may have its working directory there'
       logger.warn(`${config.mountpoint} was busy (${refusal}); ${what}; detached it lazily, and reads on those files now fail`)
     }
@@ -90,9 +90,8 @@ async function resolveIds({ options }: Config): Promise<{ uid: number; gid: numb
   return { uid, gid, umask: options.umask ?? 0 }
 }
 
-function describeSnapshot(snapshot: Snapshot | PendingSnapshot): string {
-  const type = snapshot.spec?.type
-  return 'backend' in snapshot ? `${snapshot.name} (${type}, ${formatSize(snapshot.backend.length)})` : `${snapshot.name} (${type}, waiting for its source)`
+function describeSnapshot({ name, type }: SnapshotSpec, snapshot: Snapshot | PendingSnapshot): string {
+  return 'backend' in snapshot ? `${name} (${type}, ${formatSize(snapshot.backend.length)})` : `${name} (${type}, waiting for its source)`
 }
 
 /** A wait that can be given up. */
@@ -122,25 +121,23 @@ function watchMount(mountpoint: string): Wait<string> {
 }
 
 /**
- * Applies a reload on each SIGHUP, one at a time. `stop()` stops listening and resolves once a
- * reload under way has finished, so shutdown never closes backends a reload is handing over.
+ * Applies a reload on each SIGHUP, one at a time. `stop()` resolves once a reload under way has
+ * finished, so shutdown never closes backends a reload is handing over; a SIGHUP after it is
+ * ignored with a log line (still listened for: Node's default would end the process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader | undefined, context: OpenContext): { stop(): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: OpenContext): { stop(): Promise<void> } {
   let current = started
   let queue = Promise.resolve()
-  const onHangup = () => {
+  let stopping = false
+  process.on('SIGHUP', () => {
+    if (stopping) return context.logger.warn('SIGHUP ignored: stopping')
     queue = queue.then(async () => {
-      if (!reload) {
-        context.logger.warn('SIGHUP: nothing to reload')
-        return
-      }
       current = await applyReload(fs, current, reload, context)
     })
-  }
-  process.on('SIGHUP', onHangup)
+  })
   return {
     async stop() {
-      process.off('SIGHUP', onHangup)
+      stopping = true
       await queue
     },
   }

@@ -341,6 +341,9 @@ export class SnapshotFs {
   }
 
   private nextHandle(): number {
+    // Wrapping takes four billion opens in one daemon's life, and only then can a number still be
+    // in use: no test gets there.
+    /* c8 ignore next 3 */
     do {
       this.lastHandle = this.lastHandle === MAX_HANDLE ? 1 : this.lastHandle + 1
     } while (this.handles.has(this.lastHandle))

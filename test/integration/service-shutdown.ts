@@ -1,4 +1,5 @@
 import t from 'tap'
+import { spawn } from 'node:child_process'
 import { mkdir, open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isMounted, startDaemon } from '../fixtures/daemon.js'
@@ -33,6 +34,8 @@ t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, t
 
   await until(() => /SIGTERM: refusing new opens/.test(daemon.stderr()), 'the daemon to stop taking opens')
   await t.rejects(open(path), { code: 'EBUSY' }, 'a new open is refused while the daemon stops')
+  daemon.process.kill('SIGHUP')
+  await until(() => /SIGHUP ignored: stopping/.test(daemon.stderr()), 'the SIGHUP to be ignored')
   const { bytesRead } = await reading
   t.equal(bytesRead, target.length, 'the read in flight finished')
   t.ok(target.equals(bytes.subarray(0, target.length)), 'with the right bytes')
@@ -43,4 +46,17 @@ t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, t
   t.match(daemon.stderr(), /info: unmounted\n$/)
   await file.close().catch(() => undefined)
   t.same(await readdir(mountpoint), [], 'the mountpoint is an empty directory again')
+})
+
+t.test('a mount busy with no file open (a working directory in it): detached lazily, and the log says so', async (t) => {
+  const dir = await tempDir(t)
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const server = await startFaultServer(t, seededBytes(12, 4096))
+  const daemon = await startDaemon(t, mountpoint, [mountpoint, `disk.img=${server.url()}`])
+  const resident = spawn('sleep', ['60'], { cwd: mountpoint, stdio: 'ignore' })
+  t.teardown(() => void resident.kill())
+  t.equal(await daemon.stop('SIGTERM'), 0)
+  t.match(daemon.stderr(), /was busy \(.*\); no snapshot is open; a process may have its working directory there; detached it lazily/)
+  t.notOk(await isMounted(mountpoint), 'detached')
 })
