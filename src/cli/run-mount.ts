@@ -208,5 +208,8 @@ function sameSpec(a: SnapshotSpec | undefined, b: SnapshotSpec): boolean {
 }
 
 function explain(err: unknown): string {
+  // Config, id and source-open failures are all InputErrors; anything else would be a bug, and
+  // no test can make one.
+  /* c8 ignore next */
   return err instanceof InputError ? `${err.message}; ${err.fix}` : (err as Error).message
 }
