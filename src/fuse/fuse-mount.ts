@@ -114,7 +114,8 @@ export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: Fus
         // does not fail: the error side cannot be reached by a test.
         /* c8 ignore next */
         await new Promise<void>((resolve, reject) => fuse.unmount((err) => (err ? reject(err) : resolve())))
-        return ((err as { stderr?: string }).stderr ?? '').trim()
+        // A promisified execFile's error always carries the child's stderr (Node's docs).
+        return (err as { stderr: string }).stderr.trim()
       }
     },
   }
