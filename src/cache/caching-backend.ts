@@ -219,7 +219,8 @@ export class CachingBackend implements StorageBackend {
       fetch.waiters++
       this.scheduler.promote(fetch.job)
     }
-    let onAbort = () => {}
+    // Set by the executor, which runs at once.
+    let onAbort!: () => void
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(signal!.reason)
       signal?.addEventListener('abort', onAbort, { once: true })
