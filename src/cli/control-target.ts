@@ -16,6 +16,8 @@ export interface ControlCommandContext {
   run: Runner
   logger: Logger
   defaults: () => MountOptions
+  /** The caller's uid and environment: they decide the runtime folder sockets are looked for in. */
+  uid: number
   env: Record<string, string | undefined>
   stdout: { write(text: string): unknown }
   stderr: { write(text: string): unknown; readonly isTTY?: boolean | undefined; readonly columns?: number | undefined }
@@ -45,7 +47,7 @@ export function withTargetOptions<T>(y: Argv<T>) {
  * --mountpoint; else the only socket in the runtime folder (one daemon on the host, the usual case).
  */
 export async function controlSocketFor(args: TargetArgs, context: ControlCommandContext): Promise<string> {
-  const dir = runtimeDir(process.getuid!(), context.env)
+  const dir = runtimeDir(context.uid, context.env)
   if (args.socket !== undefined) return resolve(args.socket)
   if (args.config !== undefined) {
     const config = await loadConfig(args.config, context.defaults())

@@ -49,7 +49,7 @@ export async function main(argv: string[], logger: Logger = stderrLogger({ forma
       exitCode = reportFailure(err, logger)
     }
   }
-  const control = { run, logger, defaults: defaultOptions, env: process.env, stdout: process.stdout, stderr: process.stderr }
+  const control = { run, logger, defaults: defaultOptions, uid: process.getuid!(), env: process.env, stdout: process.stdout, stderr: process.stderr }
 
   const parser = yargs(argv)
     .scriptName('snapmount')
