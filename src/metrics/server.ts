@@ -26,7 +26,8 @@ export const METRICS_PATH = '/metrics'
  */
 export async function serveMetrics(metrics: SnapmountMetrics, listen: MetricsListen, logger: Logger): Promise<MetricsServer> {
   const server = createServer((request, response) => {
-    const path = (request.url ?? '').split('?')[0]
+    // A server's requests always have a url (IncomingMessage leaves it undefined only on a client's responses).
+    const path = request.url!.split('?')[0]
     if (path !== METRICS_PATH || (request.method !== 'GET' && request.method !== 'HEAD')) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; scrape ${METRICS_PATH}\n`)
       return
