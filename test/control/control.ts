@@ -5,7 +5,7 @@ import { chmod, mkdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { serveControl } from '../../src/control/server.js'
 import { controlRequest } from '../../src/control/client.js'
-import { controlHandler } from '../../src/control/handlers.js'
+import { CHUNK_BYTES, controlHandler } from '../../src/control/handlers.js'
 import { escapePath, runtimeDir, socketPathFor } from '../../src/control/socket-path.js'
 import { MeteredBackend } from '../../src/metrics/metered-backend.js'
 import type { StatusReport, VerifyResult, WarmResult } from '../../src/control/protocol.js'
@@ -14,6 +14,8 @@ import { MemoryBackend, HeldBackend } from '../fixtures/memory-backend.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes, sha256 } from '../fixtures/test-data.js'
 import { createConnection } from 'node:net'
+import { execFile } from 'node:child_process'
+import { SNAPMOUNT } from '../fixtures/daemon.js'
 
 const quiet = { info: () => {}, warn: () => {}, error: () => {} }
 const BYTES = seededBytes(77, 2.5 * 1024 * 1024 + 3)
@@ -91,10 +93,40 @@ t.test('refusals come back as errors with a code and a fix', async (t) => {
   await t.rejects(controlRequest(path, { op: 'warm', name: 'disk', offset: -1 }), { code: 'E_BAD_REQUEST' })
   await t.rejects(controlRequest(path, { op: 'verify', name: 'disk', sha256: 'abc' }), { code: 'E_BAD_REQUEST', fix: /64 hexadecimal digits/ })
   await t.rejects(controlRequest(path, { op: 'verify', name: 'disk', sha256: 42 as never }), { code: 'E_BAD_REQUEST' })
+  const { path: empty } = await setUp(t, [])
+  await t.rejects(controlRequest(empty, { op: 'verify', name: 'disk', sha256: sha256(BYTES) }), { code: 'E_UNKNOWN_SNAPSHOT', fix: 'use one of: (none)' }, 'a daemon serving nothing says so')
   t.match(JSON.parse(await raw(path, 'not json\n')), { type: 'error', code: 'E_BAD_REQUEST' })
   t.match(JSON.parse(await raw(path, '{"op":"reboot"}\n')), { type: 'error', code: 'E_BAD_REQUEST' })
   t.match(JSON.parse(await raw(path, 'null\n')), { type: 'error', code: 'E_BAD_REQUEST' })
   t.match(JSON.parse(await raw(path, 'x'.repeat(70 * 1024))), { type: 'error', code: 'E_BAD_REQUEST', message: /longer than/ })
+})
+
+t.test('a snapshot of many chunks: read in order, a bounded number at a time, each byte once', async (t) => {
+  const bytes = seededBytes(78, 11 * CHUNK_BYTES + 5)
+  const memory = new MemoryBackend(bytes)
+  const reads: number[] = []
+  let inFlight = 0
+  let mostInFlight = 0
+  const counting: StorageBackend = {
+    length: bytes.length,
+    mtime: memory.mtime,
+    async readExact(offset, length) {
+      reads.push(offset)
+      mostInFlight = Math.max(mostInFlight, ++inFlight)
+      await new Promise((resolve) => setImmediate(resolve))
+      inFlight--
+      return memory.readExact(offset, length)
+    },
+    close: async () => {},
+  }
+  const { path } = await setUp(t, [{ name: 'big', backend: counting }])
+  const verified = (await controlRequest(path, { op: 'verify', name: 'big', sha256: sha256(bytes) })) as VerifyResult
+  t.match(verified, { bytes: bytes.length, match: true }, 'the digest of every chunk, in order')
+  t.same(reads, Array.from({ length: 12 }, (_, index) => index * CHUNK_BYTES), 'each chunk read once, in order')
+  t.equal(mostInFlight, 8, 'at most 8 reads outstanding, and the pipeline is kept full')
+  reads.length = 0
+  t.match(await controlRequest(path, { op: 'warm', name: 'big', offset: 5, length: 10 * CHUNK_BYTES }), { length: 10 * CHUNK_BYTES })
+  t.same(reads, Array.from({ length: 10 }, (_, index) => 5 + index * CHUNK_BYTES), 'a range: chunks from its offset')
 })
 
 t.test('a failed read fails the request; a client that leaves cancels it', async (t) => {
@@ -150,6 +182,16 @@ t.test('the client says why it cannot reach a daemon', async (t) => {
   if (asRoot) {
     locked.once('connection', (socket) => socket.destroy())
     await t.rejects(denied, { code: 'E_CONTROL_UNAVAILABLE' }, 'root is never denied; a dropped connection is reported')
+    // Root without CAP_DAC_OVERRIDE is held to the socket's 0000 mode like its owner: the client
+    // runs in a child whose capability bounding set lacks it (setpriv, before exec).
+    const setpriv = ['--inh-caps=-all', '--bounding-set=-dac_override,-dac_read_search']
+    const child = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+      execFile('setpriv', [...setpriv, SNAPMOUNT, 'status', '--socket', join(dir, 'locked', 'ctl.sock')], { timeout: 20_000 }, (err, _stdout, stderr) =>
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stderr }),
+      ),
+    )
+    t.equal(child.code, 1, 'status without the capability: exit 1')
+    t.match(child.stderr, /no permission to use .*locked\/ctl\.sock; run as the daemon's user/, child.stderr)
   } else {
     await t.rejects(denied, { message: /no permission/ })
   }
