@@ -70,6 +70,13 @@ t.test('the series: reads and remote requests as they happen, snapshots and the 
   t.equal((await get(server.url, 'POST')).status, 404, 'other methods neither')
 })
 
+t.test('scraped before the file system is attached: the series, with no snapshots in them', async (t) => {
+  const { body } = await new SnapmountMetrics().scrape()
+  t.match(body, /^# TYPE snapmount_snapshot_info gauge$/m, 'the series are declared')
+  t.notMatch(body, /^snapmount_snapshot_(info|size_bytes)\{/m, 'but list no snapshot')
+  t.notMatch(body, /^snapmount_cache_/m, 'and no cache')
+})
+
 t.test('an address that cannot be bound rejects', async (t) => {
   const metrics = new SnapmountMetrics()
   const first = await serveMetrics(metrics, { host: '127.0.0.1', port: 0 }, quiet)
