@@ -97,6 +97,18 @@ t.test('check refuses an invalid config with exit 2', async (t) => {
   t.match(result.stderr, new RegExp(`^snapmount error: ${config}: snapshots\\[1\\]\\.type: unknown type "nbd"; use one of file, mmap, http, s3\\n$`))
 })
 
+t.test('the cache flags override the config and go through its validation', async (t) => {
+  const { config } = await setUp(t)
+  const bad = await runCli(['check', '--config', config, '--cache-block-kib', '48'])
+  t.equal(bad.code, 2, bad.stderr)
+  t.match(bad.stderr, /^snapmount error: command line: options\.cache_block_kib: must be a power of two from \d+ to \d+; /)
+  const small = await runCli(['check', '--config', config, '--cache-size-mib', '0'])
+  t.equal(small.code, 2, small.stderr)
+  t.match(small.stderr, /options\.cache_size_mib/)
+  const good = await runCli(['check', '--config', config, '--cache-block-kib', '64', '--cache-size-mib', '64'])
+  t.equal(good.code, 0, good.stderr)
+})
+
 t.test('check without --config exits 2', async (t) => {
   const result = await runCli(['check'])
   t.equal(result.code, 2)

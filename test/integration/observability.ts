@@ -89,6 +89,10 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
   t.equal(report.snapshots[1]!.cachedBytes, null, 'a local snapshot has no cache of ours')
   t.ok(report.cache && report.cache.bytesInUse >= remote.cachedBytes!, 'the cache totals include it')
 
+  const byConfig = await runCli(['status', '--config', config, '--json'])
+  t.equal(byConfig.code, 0, byConfig.stderr)
+  t.equal((JSON.parse(byConfig.stdout) as StatusReport).mountpoint, mountpoint, "--config finds the daemon by the config's control_socket")
+
   const text = await runCli(['status', '--socket', socket])
   t.equal(text.code, 0, text.stderr)
   t.match(text.stdout, /^remote\.img\s+http\s+3\.0 MiB/m, 'status for people: one row per snapshot')
@@ -136,4 +140,20 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
     const failed = lines.find((line) => line.level === 'error' && String(line.msg).startsWith('read /remote.img'))
     t.match(failed, { snapshot: 'remote.img', offset: 256 * KiB, length: 4 * KiB, errno: 5, cause: /503/, attempts: MAX_ATTEMPTS }, 'the failed read, in fields')
   })
+})
+
+t.test('status and warm without a daemon to ask: one line, exit 1; a config that does not load: exit 2', async (t) => {
+  const dir = await tempDir(t)
+  const socket = join(dir, 'none.sock')
+  const status = await runCli(['status', '--socket', socket])
+  t.equal(status.code, 1, status.stderr)
+  t.equal(status.stdout, '')
+  t.match(status.stderr, new RegExp(`^snapmount error: no snapmount daemon answers on ${socket} \\(ENOENT\\); is it running, and for this mountpoint\\? code=E_CONTROL_UNAVAILABLE\n$`), 'one line, with its code')
+  const warm = await runCli(['warm', 'base.img', '--socket', socket])
+  t.equal(warm.code, 1, warm.stderr)
+  t.equal(warm.stdout, '')
+  t.match(warm.stderr, /snapmount error: no snapmount daemon answers on .*\(ENOENT\)/)
+  const missing = await runCli(['status', '--config', join(dir, 'missing.yaml')])
+  t.equal(missing.code, 2, missing.stderr)
+  t.match(missing.stderr, /^snapmount error: .*missing\.yaml/)
 })
