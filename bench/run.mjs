@@ -56,6 +56,13 @@ const SEQ_SECONDS = QUICK ? 3 : 6
 const RAW_RATE_SECONDS = QUICK ? 2 : 3
 /** A daemon that has not said "mounted" or exited by then is reported as hung. */
 const DAEMON_TIMEOUT_MS = 15_000
+/**
+ * A daemon's work (reads and checks; ~15 s at most for the slowest peer) longer than this means a
+ * hung mount: QEMU 7.2's curl driver, straight to nginx on loopback, sometimes never answers a
+ * read (fio stuck in D state for minutes). The daemon is killed, which fails the reads stuck in
+ * the kernel, and the mount is reported as not measured. The rss part gives its read longer.
+ */
+const WORK_TIMEOUT_MS = 60_000
 /** The source's buffered sequential read is short and noisy: the median of this many is reported. */
 const SOURCE_SEQ_RUNS = 3
 /** Cold daemons per local backend for the sequential reads; each costs ~0.3 s to start plus two reads. */
@@ -424,14 +431,23 @@ async function cleanupAll() {
  * Runs `work(file, daemon)` against a fresh daemon, always stopping it; adds start time, exit
  * status and the daemon's peak RSS (VmHWM, read just before SIGTERM).
  */
-async function withDaemon(mount, work) {
+async function withDaemon(mount, work, { timeoutMs = WORK_TIMEOUT_MS } = {}) {
   const daemon = await startDaemon(mount)
   let result
   let peak
+  let hung
+  const watchdog = setTimeout(() => {
+    hung = `${mount.title}: its reads did not finish within ${timeoutMs / 1000} s: killed`
+    progress(hung)
+    daemon.child.kill('SIGKILL')
+  }, timeoutMs)
   try {
     const file = mount.fileMount ? daemon.mountPath : join(daemon.mnt, mount.file ?? NAME)
-    result = await work(file, daemon)
+    result = await work(file, daemon).catch((err) => {
+      throw hung ? new Error(hung) : err
+    })
   } finally {
+    clearTimeout(watchdog)
     peak = await peakRssMiB(daemon)
     const { code, signal } = await stopDaemon(daemon)
     // rclone answers SIGTERM by unmounting and exiting 143 (128 + SIGTERM): its clean exit.
@@ -1044,7 +1060,7 @@ async function measureRss() {
     const r = await withDaemon(mount, async (file) => {
       const seq = await counted(proxy, () => fioSeq(file, { bytesEach: BIG_IMAGE_BYTES, seconds: 180 }))
       return { seq, sliceOk: (await sliceSha256(file, 'direct', BIG_SLICES)) === expectedSha }
-    })
+    }, { timeoutMs: 240_000 })
     await stopService(proxy)
     const result = {
       image: `${BIG_IMAGE_PATH} (${image})`,
