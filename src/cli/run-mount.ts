@@ -7,7 +7,7 @@ import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
 import { checkAllowOther, resolveId } from '../fuse/access.js'
 import { openForServing } from './open-snapshots.js'
-import { notifyReady } from './sd-notify.js'
+import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
 import { BlockCache } from '../cache/block-cache.js'
@@ -58,7 +58,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   await observed.serve(fs, context.cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
   const reloads = watchReloads(fs, config, reload, context)
-  await notifyReady(context.env, `serving ${snapshots.length} snapshot(s) at ${config.mountpoint}`, logger)
+  await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
 
   const watch = watchMount(config.mountpoint)
   const reason = await Promise.race([signalled.promise, watch.promise])
@@ -188,7 +188,13 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
   const applied = keepMountOptions(current, next, logger)
   const list = (names: string[]) => (names.length > 0 ? names.join(', ') : 'none')
   logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
+  await notifyStatus(context.env, serving(next.snapshots.length, applied.mountpoint), logger)
   return applied
+}
+
+/** The status line systemd shows for the service. */
+function serving(count: number, mountpoint: string): string {
+  return `serving ${count} snapshot(s) at ${mountpoint}`
 }
 
 /** The reloaded config, with the options only a remount could change put back as they are. */

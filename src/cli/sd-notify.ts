@@ -16,14 +16,23 @@ const run = promisify(execFile)
  * NOTIFY_SOCKET) nothing is sent.
  */
 export async function notifyReady(env: Record<string, string | undefined>, status: string, logger: Logger): Promise<void> {
+  await notify(env, ['--ready', `--status=${status}`], logger)
+}
+
+/** Updates the one-line status `systemctl status` shows (after a reload). */
+export async function notifyStatus(env: Record<string, string | undefined>, status: string, logger: Logger): Promise<void> {
+  await notify(env, [`--status=${status}`], logger)
+}
+
+async function notify(env: Record<string, string | undefined>, args: string[], logger: Logger): Promise<void> {
   if (!env.NOTIFY_SOCKET) return
   try {
-    await run('systemd-notify', ['--ready', `--status=${status}`], { env })
+    await run('systemd-notify', args, { env })
   } catch (err) {
     // systemd-notify says why on stderr ("Failed to notify init system: No such file or directory").
     // Only a missing systemd-notify has no stderr, and systemd, which sets NOTIFY_SOCKET, ships it.
     /* c8 ignore next */
     const why = (err as { stderr?: string }).stderr?.trim().replaceAll('\n', ' ') || (err as Error).message
-    logger.warn(`could not tell systemd the mount is ready (systemd-notify: ${why}); under Type=notify the start will time out`)
+    logger.warn(`could not tell systemd ${args.join(' ')} (systemd-notify: ${why}); under Type=notify a start then times out`)
   }
 }

@@ -21,6 +21,9 @@ t.test('READY=1 reaches NOTIFY_SOCKET only once the mount is up', async (t) => {
   t.match(ready!.text, /^READY=1\\nSTATUS=serving 1 snapshot\(s\) at /, 'READY=1 with a status line')
   t.ok(ready!.mounted, 'the mount was there when READY=1 arrived')
   t.equal(barrier!.text, 'BARRIER=1', 'then the barrier systemd-notify waits on')
+  daemon.process.kill('SIGHUP')
+  while (notify.messages.length < 3) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.match(notify.messages[2]!.text, /^STATUS=serving 1 snapshot\(s\) at /, 'a reload updates the status line')
   t.equal(await daemon.stop(), 0)
 })
 
@@ -33,6 +36,6 @@ t.test('a NOTIFY_SOCKET nobody listens on: a warning, and the mount serves anywa
   await writeFile(image, seededBytes(3, 4096))
   const daemon = await startDaemon(t, mountpoint, [mountpoint, image], { NOTIFY_SOCKET: join(dir, 'nobody.sock') })
   while (!/could not tell systemd/.test(daemon.stderr())) await new Promise((resolve) => setTimeout(resolve, 20))
-  t.match(daemon.stderr(), /warn: could not tell systemd the mount is ready \(systemd-notify: .*\); under Type=notify the start will time out/)
+  t.match(daemon.stderr(), /warn: could not tell systemd --ready --status=serving 1 snapshot\(s\) at .* \(systemd-notify: .*\); under Type=notify a start then times out/)
   t.equal(await daemon.stop(), 0)
 })
