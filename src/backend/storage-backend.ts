@@ -35,6 +35,11 @@ export interface ReadOptions {
   signal?: AbortSignal
   /** The reader: an open file handle, so sequential streams are told apart per handle. */
   stream?: number
+  /**
+   * A buffer of exactly `length` bytes the backend may fill and resolve with, so a caller can
+   * recycle memory (the block cache does). Backends that do not use it resolve with their own.
+   */
+  into?: Buffer
 }
 
 /** Reads as pieces where the backend can, else as the one buffer `readExact` gives. */

@@ -1,4 +1,5 @@
 import type { CacheStats } from './cache-stats.js'
+import { BufferPool } from './buffer-pool.js'
 
 export interface BlockCacheOptions {
   /**
@@ -11,11 +12,16 @@ export interface BlockCacheOptions {
 }
 
 /**
- * Cached bytes of consecutive blocks of one snapshot, fetched by one request. An extent is the
- * unit of eviction: its blocks are views of the one buffer the request filled, so dropping an
- * extent frees exactly its bytes and nothing is copied to cache it.
+ * The bytes of consecutive blocks of one snapshot, fetched by one request. An extent is the unit
+ * of eviction: its blocks are views of the one buffer the request filled, so dropping an extent
+ * frees exactly its bytes and nothing is copied to cache it.
+ *
+ * Its buffer goes back to the pool for another fetch once the extent is out of the cache and
+ * unpinned. A reader that holds views of an extent across an `await` (a read waiting for another
+ * block to arrive) pins it first; views used within the same turn of the event loop need no pin,
+ * since a recycled buffer is only written by a later socket event.
  */
-interface Extent {
+export interface Extent {
   readonly owner: number
   readonly firstBlock: number
   readonly data: Buffer
@@ -23,13 +29,25 @@ interface Extent {
   frequency: number
   /** The access stream that last read it: reads by the same stream are not re-references. */
   lastStream: number
-  queue: 'small' | 'main'
+  /** Its queue, or 'none' once out of the cache (or never in it). */
+  queue: 'small' | 'main' | 'none'
+  /** Readers holding views of it across an await. */
+  pins: number
+  /** Whether its buffer came from the pool (and goes back to it). */
+  readonly pooled: boolean
 }
 
 /** S3-FIFO's small queue share: new data must prove itself in 10 % of the cache. */
 const SMALL_QUEUE_SHARE = 0.1
 /** S3-FIFO's frequency cap: an extent can survive at most this many passes of the main queue. */
 const MAX_FREQUENCY = 3
+/**
+ * Idle fetch buffers kept for reuse, at most this share of the cache (but room for one largest
+ * request, 4 MiB): a sixteenth covers a stream's requests in flight and costs little beside the
+ * cache itself.
+ */
+const IDLE_POOL_SHARE = 1 / 16
+const IDLE_POOL_MIN_BYTES = 4 * 1024 * 1024
 
 /**
  * The bounded, shared block cache of remote snapshots. Data goes in only after its request
@@ -64,6 +82,7 @@ export class BlockCache {
   /** Room promised to fetches in flight: the bound covers their buffers too. */
   private reservedBytes = 0
   private nextOwner = 1
+  private readonly pool: BufferPool
   private readonly counters = { hits: 0, misses: 0, evictions: 0, fetches: 0, fetchedBytes: 0, readaheadBytes: 0 }
 
   constructor(options: BlockCacheOptions) {
@@ -77,6 +96,7 @@ export class BlockCache {
     this.blockBytes = blockBytes
     this.capacityBytes = capacityBytes
     this.ghostLimit = Math.ceil(capacityBytes / blockBytes)
+    this.pool = new BufferPool(Math.max(IDLE_POOL_MIN_BYTES, Math.floor(capacityBytes * IDLE_POOL_SHARE)))
   }
 
   /** A new owner id: each snapshot's blocks are kept apart, and dropped together. */
@@ -87,10 +107,10 @@ export class BlockCache {
   }
 
   /**
-   * The cached bytes of block `block`, as a view the caller must not write to, or undefined.
-   * `stream` is the access stream asking (see the class comment for what counts as a re-reference).
+   * The extent that holds block `block`, or undefined; `blockOf` gives the block's bytes. `stream`
+   * is the access stream asking (see the class comment for what counts as a re-reference).
    */
-  lookup(owner: number, block: number, stream: number): Buffer | undefined {
+  lookup(owner: number, block: number, stream: number): Extent | undefined {
     const extent = this.byOwner.get(owner)?.get(block)
     if (!extent) {
       this.counters.misses++
@@ -101,8 +121,33 @@ export class BlockCache {
       extent.lastStream = stream
       extent.frequency = Math.min(MAX_FREQUENCY, extent.frequency + 1)
     }
+    return extent
+  }
+
+  /** The bytes of block `block` of `extent`, a view the caller must not write to. */
+  blockOf(extent: Extent, block: number): Buffer {
     const start = (block - extent.firstBlock) * this.blockBytes
     return extent.data.subarray(start, start + this.blockBytes)
+  }
+
+  /** Keeps an extent's buffer from being reused while a reader holds views of it. */
+  pin(extent: Extent): void {
+    extent.pins++
+  }
+
+  unpin(extent: Extent): void {
+    extent.pins--
+    if (extent.pins === 0 && extent.queue === 'none') this.recycle(extent)
+  }
+
+  /** A buffer for a fetch of `length` bytes, from the pool. */
+  take(length: number): Buffer {
+    return this.pool.take(length)
+  }
+
+  /** Takes back a buffer from `take` that no fetch filled. */
+  giveBack(buffer: Buffer): void {
+    this.pool.give(buffer)
   }
 
   /** Whether block `block` is cached, without counting a hit or a reference. */
@@ -130,28 +175,32 @@ export class BlockCache {
   }
 
   /**
-   * Caches `data`, the validated bytes of consecutive blocks from `firstBlock` (the last block of
-   * a snapshot may be short), in the room reserved for it if `reserved`, else evicting until the
-   * bound holds again. Blocks already cached are left as they are; an owner that was dropped
-   * meanwhile caches nothing.
+   * Turns `data`, the validated bytes of consecutive blocks from `firstBlock` (the last block of
+   * a snapshot may be short), into an extent, and caches it in the room reserved for it if
+   * `reserved`. Without room, for an owner dropped meanwhile, or where blocks are cached already,
+   * the extent stays out of the cache and its buffer is recycled once unpinned. `pooled` says
+   * `data` came from `take`. The extent comes back pinned: unpin it once its readers have it.
    */
-  insert(owner: number, firstBlock: number, data: Buffer, stream: number, readahead: boolean, reserved = false): void {
+  insert(owner: number, firstBlock: number, data: Buffer, stream: number, options: { readahead: boolean; reserved: boolean; pooled: boolean }): Extent {
+    const { readahead, reserved, pooled } = options
     if (reserved) this.reservedBytes -= data.length
     this.counters.fetches++
     this.counters.fetchedBytes += data.length
     if (readahead) this.counters.readaheadBytes += data.length
+    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue: 'none', pins: 1, pooled }
     const blocks = this.byOwner.get(owner)
-    if (!blocks || data.length > this.capacityBytes) return
+    if (!reserved || !blocks) return extent
     const count = Math.ceil(data.length / this.blockBytes)
-    for (let block = firstBlock; block < firstBlock + count; block++) if (blocks.has(block)) return
+    for (let block = firstBlock; block < firstBlock + count; block++) if (blocks.has(block)) return extent
     const key = `${owner}:${firstBlock}`
     const queue = this.ghosts.delete(key) ? 'main' : 'small'
-    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue }
+    extent.queue = queue
     for (let block = firstBlock; block < firstBlock + count; block++) blocks.set(block, extent)
     this[queue].set(extent, true)
     if (queue === 'small') this.smallBytes += data.length
     this.bytesInUse += data.length
     while (this.bytesInUse + this.reservedBytes > this.capacityBytes && this.bytesInUse > 0) this.evictOne()
+    return extent
   }
 
   /** Forgets every block of `owner` (its snapshot was closed or replaced). */
@@ -163,7 +212,7 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { ...this.counters, bytesInUse: this.bytesInUse, bytesReserved: this.reservedBytes, capacityBytes: this.capacityBytes }
+    return { ...this.counters, bytesInUse: this.bytesInUse, bytesReserved: this.reservedBytes, capacityBytes: this.capacityBytes, bytesIdle: this.pool.idleSize }
   }
 
   /** Bytes held for one owner: for `snapmount status`. */
@@ -207,18 +256,32 @@ export class BlockCache {
     }
   }
 
+  /** Takes an extent (already out of its queue) out of the cache. */
   private evict(extent: Extent): void {
     this.counters.evictions++
     const blocks = this.byOwner.get(extent.owner)!
     const count = Math.ceil(extent.data.length / this.blockBytes)
     for (let block = extent.firstBlock; block < extent.firstBlock + count; block++) blocks.delete(block)
     this.bytesInUse -= extent.data.length
+    this.leave(extent)
   }
 
   /** Removes an extent from its queue and the byte count (its owner's map is already gone). */
   private forget(extent: Extent): void {
+    if (extent.queue === 'none') return
     this[extent.queue].delete(extent)
     if (extent.queue === 'small') this.smallBytes -= extent.data.length
     this.bytesInUse -= extent.data.length
+    this.leave(extent)
+  }
+
+  /** An extent out of the cache: its buffer is recycled now, or when its last reader unpins it. */
+  private leave(extent: Extent): void {
+    extent.queue = 'none'
+    if (extent.pins === 0) this.recycle(extent)
+  }
+
+  private recycle(extent: Extent): void {
+    if (extent.pooled) this.pool.give(extent.data)
   }
 }

@@ -15,6 +15,8 @@ export interface CacheStats {
   bytesReserved: number
   /** The hard bound on bytesInUse plus bytesReserved. */
   capacityBytes: number
+  /** Fetch buffers kept for reuse, outside the bound (at most a sixteenth of it). */
+  bytesIdle: number
   /** Requests sent to the source, and the bytes they brought (demand and readahead). */
   fetches: number
   fetchedBytes: number

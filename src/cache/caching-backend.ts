@@ -1,7 +1,7 @@
 import type { ReadOptions, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
-import type { BlockCache } from './block-cache.js'
+import type { BlockCache, Extent } from './block-cache.js'
 import { FetchScheduler, type Job } from './fetch-scheduler.js'
 import { MAX_REQUEST_BYTES, ReadaheadTracker, type Access } from './readahead.js'
 
@@ -24,7 +24,7 @@ const DEMAND_RESERVE_SHARE = 1 / 4
 interface Fetch {
   readonly firstBlock: number
   readonly endBlock: number
-  readonly data: Promise<Buffer>
+  readonly data: Promise<Extent>
   readonly job: Job
   readonly controller: AbortController
   /** Started for readahead: not aborted when the reads waiting on it give up. */
@@ -84,12 +84,16 @@ export class CachingBackend implements StorageBackend {
     return this.cache.bytesOf(this.owner)
   }
 
+  /** A copy: the caller may keep it, while cached buffers are recycled once evicted. */
   async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    const pieces = await this.readPieces(offset, length, options)
-    return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length)
+    return Buffer.concat(await this.readPieces(offset, length, options), length)
   }
 
-  /** The bytes of `[offset, offset + length)` as consecutive views of cached buffers; do not write to them. */
+  /**
+   * The bytes of `[offset, offset + length)` as consecutive views of cached buffers. They stay
+   * valid until the caller next yields to the event loop: copy them at once (the FUSE layer copies
+   * them into the kernel's buffer), and never write to them.
+   */
   async readPieces(offset: number, length: number, options: ReadOptions = {}): Promise<Buffer[]> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
@@ -98,17 +102,23 @@ export class CachingBackend implements StorageBackend {
     const access = this.tracker.observe(offset, length, options.stream)
     const firstBlock = Math.floor(offset / this.blockBytes)
     const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
-    const sources = this.demand(firstBlock, lastBlock, access.stream)
-    this.readAhead(access)
-
-    const fetches = [...new Set(sources.filter((source): source is Fetch => !Buffer.isBuffer(source)))]
-    const fetched = fetches.length === 0 ? undefined : await this.waitFor(fetches, options.signal)
-    const end = offset + length
-    return sources.map((source, index) => {
-      const blockStart = (firstBlock + index) * this.blockBytes
-      const block = Buffer.isBuffer(source) ? source : blockOf(fetched!.get(source)!, firstBlock + index - source.firstBlock, this.blockBytes)
-      return block.subarray(Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + block.length) - blockStart)
-    })
+    // Extents this read holds views of while it waits: their buffers must not be recycled meanwhile.
+    const pinned: Extent[] = []
+    try {
+      const sources = this.demand(firstBlock, lastBlock, access.stream, pinned)
+      this.readAhead(access)
+      const fetches = [...new Set(sources.filter(isFetch))]
+      const fetched = fetches.length === 0 ? undefined : await this.waitFor(fetches, options.signal, pinned)
+      const end = offset + length
+      return sources.map((source, index) => {
+        const block = this.cache.blockOf(isFetch(source) ? fetched!.get(source)! : source, firstBlock + index)
+        const blockStart = (firstBlock + index) * this.blockBytes
+        return block.subarray(Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + block.length) - blockStart)
+      })
+    } finally {
+      // After the caller's copy, which happens before it yields to the event loop.
+      setImmediate(() => pinned.splice(0).forEach((extent) => this.cache.unpin(extent)))
+    }
   }
 
   async close(): Promise<void> {
@@ -119,12 +129,18 @@ export class CachingBackend implements StorageBackend {
     await this.source.close()
   }
 
-  /** For each block of the read: its cached bytes, or the fetch that brings them (started here if need be). */
-  private demand(firstBlock: number, lastBlock: number, stream: number): Array<Buffer | Fetch> {
-    const sources: Array<Buffer | Fetch> = []
+  /** For each block of the read: the cached extent holding it (pinned), or the fetch that brings it (started here if need be). */
+  private demand(firstBlock: number, lastBlock: number, stream: number, pinned: Extent[]): Array<Extent | Fetch> {
+    const sources: Array<Extent | Fetch> = []
     for (let block = firstBlock; block <= lastBlock; block++) {
       const cached = this.cache.lookup(this.owner, block, stream)
-      const pending = cached ?? this.inFlight.get(block)
+      if (cached) {
+        this.cache.pin(cached)
+        pinned.push(cached)
+        sources.push(cached)
+        continue
+      }
+      const pending = this.inFlight.get(block)
       if (pending) {
         sources.push(pending)
         continue
@@ -170,7 +186,7 @@ export class CachingBackend implements StorageBackend {
    * Schedules one ranged request for blocks `[firstBlock, endBlock)` and caches what it brings.
    * Room is reserved in the cache first, so in-flight buffers count against the bound too. A
    * demand fetch goes ahead without room (its reader needs the bytes) and is then not cached; a
-   * readahead fetch is not made at all.
+   * readahead fetch is not made at all. The backend fills a recycled buffer where it can.
    */
   private fetch(firstBlock: number, endBlock: number, stream: number, readahead: true): Fetch | undefined
   private fetch(firstBlock: number, endBlock: number, stream: number, readahead: false): Fetch
@@ -179,56 +195,71 @@ export class CachingBackend implements StorageBackend {
     const length = Math.min(this.length, endBlock * this.blockBytes) - offset
     const reserved = this.cache.reserve(length)
     if (!reserved && readahead) return undefined
+    const into = this.cache.take(length)
     const controller = new AbortController()
-    let settle!: { resolve: (data: Buffer) => void; reject: (err: unknown) => void }
-    const data = new Promise<Buffer>((resolve, reject) => (settle = { resolve, reject }))
+    let settle!: { resolve: (extent: Extent) => void; reject: (err: unknown) => void }
+    const data = new Promise<Extent>((resolve, reject) => (settle = { resolve, reject }))
     // A readahead fetch nobody waits for may fail; its error is not anyone's to report.
     data.catch(() => {})
+    const gaveUp = (err: unknown) => {
+      this.forget(fetch)
+      if (reserved) this.cache.release(length)
+      this.cache.giveBack(into)
+      settle.reject(err)
+    }
     const job: Job = {
       priority: readahead ? 'readahead' : 'demand',
       run: async () => {
         try {
           controller.signal.throwIfAborted()
-          const bytes = await this.source.readExact(offset, length, { signal: controller.signal })
+          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into })
+          const pooled = bytes.buffer === into.buffer
+          if (!pooled) this.cache.giveBack(into)
           this.forget(fetch)
-          if (reserved) this.cache.insert(this.owner, firstBlock, bytes, stream, readahead, true)
-          settle.resolve(bytes)
+          const extent = this.cache.insert(this.owner, firstBlock, bytes, stream, { readahead, reserved, pooled })
+          settle.resolve(extent)
+          // insert() pinned it for the readers now waking up; they pin it themselves if they wait on.
+          setImmediate(() => this.cache.unpin(extent))
         } catch (err) {
-          this.forget(fetch)
-          if (reserved) this.cache.release(length)
-          settle.reject(err)
+          gaveUp(err)
         }
       },
     }
     const fetch: Fetch = { firstBlock, endBlock, data, job, controller, readahead, waiters: 0 }
     for (let block = firstBlock; block < endBlock; block++) this.inFlight.set(block, fetch)
     controller.signal.addEventListener('abort', () => {
-      if (this.scheduler.cancel(job)) {
-        this.forget(fetch)
-        if (reserved) this.cache.release(length)
-        settle.reject(controller.signal.reason)
-      }
+      if (this.scheduler.cancel(job)) gaveUp(controller.signal.reason)
     }, { once: true })
     this.scheduler.submit(job)
     return fetch
   }
 
-  /** Waits for `fetches` and returns what each brought; gives up when `signal` fires. */
-  private async waitFor(fetches: Fetch[], signal: AbortSignal | undefined): Promise<Map<Fetch, Buffer>> {
+  /** Waits for `fetches` and returns the extent each brought, pinned; gives up when `signal` fires. */
+  private async waitFor(fetches: Fetch[], signal: AbortSignal | undefined, pinned: Extent[]): Promise<Map<Fetch, Extent>> {
     for (const fetch of fetches) {
       fetch.waiters++
       this.scheduler.promote(fetch.job)
     }
+    let done = false
     // Set by the executor, which runs at once.
     let onAbort!: () => void
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => reject(signal!.reason)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
+    const arrivals = fetches.map(async (fetch) => {
+      const extent = await fetch.data
+      // Pinned as it arrives: the read may still wait for another fetch.
+      if (!done) {
+        this.cache.pin(extent)
+        pinned.push(extent)
+      }
+      return [fetch, extent] as const
+    })
     try {
-      const all = Promise.all(fetches.map(async (fetch) => [fetch, await fetch.data] as const))
-      return new Map(await Promise.race([all, aborted]))
+      return new Map(await Promise.race([Promise.all(arrivals), aborted]))
     } finally {
+      done = true
       signal?.removeEventListener('abort', onAbort)
       for (const fetch of fetches) {
         fetch.waiters--
@@ -250,7 +281,6 @@ export class CachingBackend implements StorageBackend {
   }
 }
 
-/** The bytes of the `index`th block of a fetch's data (the last block of a snapshot may be short). */
-function blockOf(data: Buffer, index: number, blockBytes: number): Buffer {
-  return data.subarray(index * blockBytes, (index + 1) * blockBytes)
+function isFetch(source: Extent | Fetch): source is Fetch {
+  return 'job' in source
 }

@@ -1,10 +1,24 @@
 import t from 'tap'
-import { BlockCache } from '../../src/cache/block-cache.js'
+import { BlockCache, type Extent } from '../../src/cache/block-cache.js'
 
 const BLOCK = 4096
 
 function block(fill: number, blocks = 1): Buffer {
   return Buffer.alloc(blocks * BLOCK, fill)
+}
+
+/** What CachingBackend does with a fetch's bytes: reserve room, insert, and let go of the pin. */
+function put(cache: BlockCache, owner: number, firstBlock: number, data: Buffer, stream: number, readahead = false): Extent {
+  const reserved = cache.reserve(data.length)
+  const extent = cache.insert(owner, firstBlock, data, stream, { readahead, reserved, pooled: false })
+  cache.unpin(extent)
+  return extent
+}
+
+/** The bytes of a cached block, or undefined. */
+function read(cache: BlockCache, owner: number, blockIndex: number, stream: number): Buffer | undefined {
+  const extent = cache.lookup(owner, blockIndex, stream)
+  return extent && cache.blockOf(extent, blockIndex)
 }
 
 t.test('options are checked where they enter', async (t) => {
@@ -18,11 +32,11 @@ t.test('a lookup finds the bytes of each block of an extent, and counts hits and
   const cache = new BlockCache({ capacityBytes: 16 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
   const data = Buffer.concat([block(1), block(2), Buffer.alloc(100, 3)])
-  cache.insert(owner, 10, data, 1, false)
-  t.same(cache.lookup(owner, 10, 1), block(1))
-  t.same(cache.lookup(owner, 11, 1), block(2))
-  t.same(cache.lookup(owner, 12, 1), Buffer.alloc(100, 3), 'a short last block stays short')
-  t.equal(cache.lookup(owner, 13, 1), undefined)
+  put(cache, owner, 10, data, 1, false)
+  t.same(read(cache, owner, 10, 1), block(1))
+  t.same(read(cache, owner, 11, 1), block(2))
+  t.same(read(cache, owner, 12, 1), Buffer.alloc(100, 3), 'a short last block stays short')
+  t.equal(read(cache, owner, 13, 1), undefined)
   t.equal(cache.lookup(cache.register(), 10, 1), undefined, 'owners are kept apart')
   t.ok(cache.has(owner, 11))
   t.notOk(cache.has(owner, 9))
@@ -33,7 +47,7 @@ t.test('a lookup finds the bytes of each block of an extent, and counts hits and
 t.test('readahead bytes are counted apart; an extent larger than the cache is not kept', async (t) => {
   const cache = new BlockCache({ capacityBytes: 2 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  cache.insert(owner, 0, block(1, 3), 1, true)
+  put(cache, owner, 0, block(1, 3), 1, true)
   t.match(cache.stats(), { fetchedBytes: 3 * BLOCK, readaheadBytes: 3 * BLOCK, bytesInUse: 0 })
   t.notOk(cache.has(owner, 0))
 })
@@ -41,13 +55,13 @@ t.test('readahead bytes are counted apart; an extent larger than the cache is no
 t.test('blocks already cached are not replaced; a dropped owner caches nothing more', async (t) => {
   const cache = new BlockCache({ capacityBytes: 16 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  cache.insert(owner, 1, block(1), 1, false)
-  cache.insert(owner, 0, block(9, 2), 1, false)
-  t.same(cache.lookup(owner, 1, 1), block(1))
+  put(cache, owner, 1, block(1), 1, false)
+  put(cache, owner, 0, block(9, 2), 1, false)
+  t.same(read(cache, owner, 1, 1), block(1))
   t.notOk(cache.has(owner, 0), 'an overlapping extent is not inserted')
   cache.drop(owner)
   t.equal(cache.stats().bytesInUse, 0)
-  cache.insert(owner, 5, block(5), 1, false)
+  put(cache, owner, 5, block(5), 1, false)
   t.notOk(cache.has(owner, 5))
   cache.drop(owner)
   t.equal(cache.bytesOf(owner), 0)
@@ -62,8 +76,8 @@ t.test('the bound holds whatever is inserted', async (t) => {
     const owner = owners[i % 2]!
     const first = (i * 7919) % 97
     const blocks = 1 + (i % 4)
-    cache.insert(owner, first, block(i % 256, blocks), next++ % 5, i % 3 === 0)
-    if (i % 5 === 0) cache.lookup(owner, (i * 31) % 97, i % 7)
+    put(cache, owner, first, block(i % 256, blocks), next++ % 5, i % 3 === 0)
+    if (i % 5 === 0) read(cache, owner, (i * 31) % 97, i % 7)
     t.ok(cache.stats().bytesInUse <= capacity, `bound after insert ${i}`) || t.bailout()
   }
   const { bytesInUse, evictions } = cache.stats()
@@ -80,12 +94,12 @@ t.test('a long scan does not flush a working set that other streams read again',
   const owner = cache.register()
   const workingSet = Array.from({ length: 40 }, (_, i) => i)
   // A boot reads its blocks (stream 1), and a second reader reads them again (stream 2).
-  for (const b of workingSet) cache.insert(owner, b, block(b), 1, false)
-  for (const b of workingSet) t.ok(cache.lookup(owner, b, 2))
+  for (const b of workingSet) put(cache, owner, b, block(b), 1, false)
+  for (const b of workingSet) t.ok(read(cache, owner, b, 2))
   // A scan of ten times the cache, each block read by its own stream's sequential pass.
   for (let b = 1000; b < 2000; b++) {
-    cache.insert(owner, b, block(b % 256), 3, true)
-    cache.lookup(owner, b, 3)
+    put(cache, owner, b, block(b % 256), 3, true)
+    read(cache, owner, b, 3)
   }
   const kept = workingSet.filter((b) => cache.has(owner, b)).length
   t.equal(kept, workingSet.length, 'the whole working set is still cached')
@@ -95,32 +109,32 @@ t.test('a long scan does not flush a working set that other streams read again',
 t.test('reads by the stream that fetched an extent are not re-references', async (t) => {
   const cache = new BlockCache({ capacityBytes: 20 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  cache.insert(owner, 0, block(1), 7, false)
-  for (let i = 0; i < 10; i++) cache.lookup(owner, 0, 7)
+  put(cache, owner, 0, block(1), 7, false)
+  for (let i = 0; i < 10; i++) read(cache, owner, 0, 7)
   // Enough new data to push the small queue over: the extent was never re-referenced, so it goes.
-  for (let b = 1; b <= 40; b++) cache.insert(owner, b, block(b), 8, false)
+  for (let b = 1; b <= 40; b++) put(cache, owner, b, block(b), 8, false)
   t.notOk(cache.has(owner, 0), 'one stream reading a block many times does not protect it')
 })
 
 t.test('an extent fetched again soon after eviction goes to the main queue (ghost hit)', async (t) => {
   const cache = new BlockCache({ capacityBytes: 20 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  cache.insert(owner, 0, block(1), 1, false)
-  for (let b = 1; b <= 21; b++) cache.insert(owner, b, block(b), 1, false)
+  put(cache, owner, 0, block(1), 1, false)
+  for (let b = 1; b <= 21; b++) put(cache, owner, b, block(b), 1, false)
   t.notOk(cache.has(owner, 0), 'evicted from the small queue')
-  cache.insert(owner, 0, block(1), 2, false)
+  put(cache, owner, 0, block(1), 2, false)
   // Another scan through the small queue leaves the ghost-hit extent alone.
-  for (let b = 100; b < 140; b++) cache.insert(owner, b, block(b), 3, false)
+  for (let b = 100; b < 140; b++) put(cache, owner, b, block(b), 3, false)
   t.ok(cache.has(owner, 0), 'kept in the main queue')
 })
 
 t.test('the ghost list is bounded', async (t) => {
   const cache = new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  for (let b = 0; b < 100; b++) cache.insert(owner, b, block(b), 1, false)
+  for (let b = 0; b < 100; b++) put(cache, owner, b, block(b), 1, false)
   // Block 0's ghost was pushed out by 95 later ones: it comes back through the small queue.
-  cache.insert(owner, 0, block(0), 1, false)
-  for (let b = 200; b < 204; b++) cache.insert(owner, b, block(b), 1, false)
+  put(cache, owner, 0, block(0), 1, false)
+  for (let b = 200; b < 204; b++) put(cache, owner, b, block(b), 1, false)
   t.notOk(cache.has(owner, 0))
 })
 
@@ -129,16 +143,16 @@ t.test('main-queue extents get one more pass per re-reference', async (t) => {
   const owner = cache.register()
   // Promote blocks 0..8 to the main queue: each is re-referenced while in the small queue.
   for (let b = 0; b < 9; b++) {
-    cache.insert(owner, b, block(b), 1, false)
-    cache.lookup(owner, b, 2)
+    put(cache, owner, b, block(b), 1, false)
+    read(cache, owner, b, 2)
   }
-  for (let b = 100; b < 110; b++) cache.insert(owner, b, block(b), 1, false)
+  for (let b = 100; b < 110; b++) put(cache, owner, b, block(b), 1, false)
   // Re-reference block 0 in the main queue: it survives the next eviction from the main queue.
-  cache.lookup(owner, 0, 3)
-  cache.lookup(owner, 0, 4)
+  read(cache, owner, 0, 3)
+  read(cache, owner, 0, 4)
   for (let b = 200; b < 230; b++) {
-    cache.insert(owner, b, block(b), 5, false)
-    cache.lookup(owner, b, 6)
+    put(cache, owner, b, block(b), 5, false)
+    read(cache, owner, b, 6)
   }
   t.ok(cache.stats().evictions > 0)
   t.ok(cache.stats().bytesInUse <= 10 * BLOCK)
@@ -147,17 +161,17 @@ t.test('main-queue extents get one more pass per re-reference', async (t) => {
 t.test('reserved room counts against the bound until the fetch lands or gives up', async (t) => {
   const cache = new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()
-  cache.insert(owner, 0, block(0, 2), 1, false)
+  put(cache, owner, 0, block(0, 2), 1, false)
   t.ok(cache.reserve(2 * BLOCK))
   t.ok(cache.reserve(2 * BLOCK), 'room is made by evicting')
   t.notOk(cache.has(owner, 0))
   t.notOk(cache.reserve(BLOCK), 'all of it is promised')
   t.match(cache.stats(), { bytesInUse: 0, bytesReserved: 4 * BLOCK })
-  cache.insert(owner, 10, block(1, 2), 1, true, true)
+  cache.unpin(cache.insert(owner, 10, block(1, 2), 1, { readahead: true, reserved: true, pooled: false }))
   cache.release(2 * BLOCK)
   t.match(cache.stats(), { bytesInUse: 2 * BLOCK, bytesReserved: 0 })
   cache.drop(owner)
   t.ok(cache.reserve(BLOCK))
-  cache.insert(owner, 0, block(1), 1, false, true)
+  cache.unpin(cache.insert(owner, 0, block(1), 1, { readahead: false, reserved: true, pooled: false }))
   t.match(cache.stats(), { bytesInUse: 0, bytesReserved: 0 }, 'a dropped owner\'s fetch gives its room back')
 })

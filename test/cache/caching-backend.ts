@@ -276,3 +276,63 @@ t.test('in-flight fetches count against the bound: readahead waits for room, dem
   t.ok(held(cache) <= 4 * BLOCK)
   t.equal(cache.stats().bytesReserved, 0)
 })
+
+t.test('a read waiting on a fetch keeps its cached views intact while other fetches recycle buffers', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB, { capacity: 2 * BLOCK, connections: 4 })
+  await backend.readExact(0, BLOCK, { stream: 1 })
+  source.hold = true
+  const spanning = backend.readPieces(BLOCK - 100, 200, { stream: 2 }) // block 0 cached, block 1 held
+  await settle()
+  source.hold = false
+  // Evict block 0 and refill the pool with fetches of one block each, while the read still waits.
+  const others: Array<Promise<Buffer>> = []
+  for (const index of [30, 40, 50, 60]) {
+    others.push(backend.readExact(index * BLOCK, BLOCK, { stream: index }))
+    await settle()
+  }
+  await Promise.all(others)
+  t.ok(cache.stats().evictions >= 2, 'block 0 went out of the cache while the read held it')
+  source.release()
+  const pieces = await spanning
+  t.ok(Buffer.concat(pieces).equals(bytes.subarray(BLOCK - 100, BLOCK + 100)), 'the held view still shows block 0')
+})
+
+t.test('a read waiting on two fetches keeps the first one\'s bytes while buffers are recycled in between', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB, { capacity: 2 * BLOCK, connections: 4 })
+  source.hold = true
+  const first = backend.readExact(BLOCK, 10, { stream: 1 }) // fetch of block 1
+  await settle()
+  const spanning = backend.readPieces(2 * BLOCK - 100, 200, { stream: 2 }) // joins it, and fetches block 2
+  await settle()
+  source.release(BLOCK)
+  await first
+  await settle()
+  source.hold = false
+  // Block 1 arrived; block 2 has not. Push block 1 out and recycle its buffer meanwhile.
+  for (const index of [30, 40, 50, 60]) {
+    await backend.readExact(index * BLOCK, BLOCK, { stream: index })
+    await settle()
+  }
+  t.ok(cache.stats().evictions >= 2)
+  source.release(2 * BLOCK)
+  t.ok(Buffer.concat(await spanning).equals(bytes.subarray(2 * BLOCK - 100, 2 * BLOCK + 100)), 'block 1 as it arrived')
+})
+
+t.test('property: views from readPieces, copied at once as the FUSE layer does, are always right', async (t) => {
+  const random = seededRandom(77)
+  const size = 3 * MIB + 5
+  const { bytes, cache, backend } = setup(size, { capacity: 6 * BLOCK, connections: 3 })
+  let wrong = 0
+  const reads: Promise<void>[] = []
+  for (let i = 0; i < 800; i++) {
+    const offset = Math.floor(random() * size)
+    const length = Math.min(size - offset, 1 + Math.floor(random() * 3 * BLOCK))
+    reads.push(backend.readPieces(offset, length, { stream: i % 5 }).then((pieces) => {
+      if (!Buffer.concat(pieces).equals(bytes.subarray(offset, offset + length))) wrong++
+    }))
+    if (random() < 0.2) await settle()
+  }
+  await Promise.all(reads)
+  t.equal(wrong, 0, 'every read right while buffers were recycled under it')
+  t.ok(cache.stats().evictions > 100, `${cache.stats().evictions} evictions`)
+})

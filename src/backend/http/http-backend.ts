@@ -122,7 +122,7 @@ export class HttpBackend implements StorageBackend {
     assertInRange(offset, length, this.size)
     if (length === 0) return Buffer.alloc(0)
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
-    return this.withRetries(what, (signal) => this.fetchRange(offset, length, signal), options?.signal)
+    return this.withRetries(what, (signal) => this.fetchRange(offset, length, signal, options?.into), options?.signal)
   }
 
   async close(): Promise<void> {
@@ -182,7 +182,7 @@ export class HttpBackend implements StorageBackend {
     }
   }
 
-  private async fetchRange(offset: number, length: number, signal: AbortSignal): Promise<Buffer> {
+  private async fetchRange(offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer> {
     const last = offset + length - 1
     const headers = { range: `bytes=${offset}-${last}`, 'accept-encoding': 'identity', ...this.conditionHeaders() }
     const { response } = await this.exchange('GET', headers, signal)
@@ -199,7 +199,7 @@ export class HttpBackend implements StorageBackend {
       }
       const encoding = answer['content-encoding']
       if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
-      return await collectBody(response.body, length, this.redactedUrl)
+      return await collectBody(response.body, length, this.redactedUrl, into)
     } finally {
       discardBody(response.body)
     }

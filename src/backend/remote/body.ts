@@ -2,17 +2,19 @@ import { finished, type Readable } from 'node:stream'
 import { BadResponseError, TruncatedBodyError } from './remote-errors.js'
 
 /**
- * Collects exactly `length` bytes from a response body into one buffer: fewer is a truncation
- * (worth a retry), more is not the range we asked for. Each chunk is copied once, straight into
+ * Collects exactly `length` bytes from a response body into one buffer (`target` when given, a
+ * recycled one): fewer is a truncation (worth a retry), more is not the range we asked for. Each chunk is copied once, straight into
  * the buffer that is handed to the reader. 'data' events rather than `for await`: the async
  * iterator costs a promise per 64 KiB chunk, ~15 % of the CPU a remote read takes.
  */
-export function collectBody(body: Readable, length: number, url: string): Promise<Buffer> {
-  const target = Buffer.allocUnsafe(length)
+export function collectBody(body: Readable, length: number, url: string, target: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   let filled = 0
   let tooLong: BadResponseError | undefined
+  let settled = false
   return new Promise((resolve, reject) => {
     body.on('data', (chunk: Uint8Array) => {
+      // Once settled, `target` may be another attempt's (or recycled): never write to it again.
+      if (settled) return
       if (filled + chunk.length > length) {
         tooLong ??= new BadResponseError(url, `body longer than the ${length} bytes asked for`)
         body.destroy(tooLong)
@@ -22,6 +24,7 @@ export function collectBody(body: Readable, length: number, url: string): Promis
       filled += chunk.length
     })
     finished(body, (err) => {
+      settled = true
       if (err) reject(tooLong ?? err)
       else if (filled !== length) reject(new TruncatedBodyError(url, length, filled))
       else resolve(target)

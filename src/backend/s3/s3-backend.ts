@@ -97,7 +97,7 @@ export class S3Backend implements StorageBackend {
         if (response.ETag !== undefined && response.ETag !== this.etag) {
           throw new RemoteChangedError(this.where, `ETag was ${this.etag}, now ${response.ETag}`)
         }
-        return await collectBody(body!, length, this.where)
+        return await collectBody(body!, length, this.where, options?.into)
       } finally {
         discardBody(body)
       }
