@@ -2,7 +2,8 @@ import t from 'tap'
 import { createServer } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { observability } from '../../src/cli/observability.js'
+import { observability, observabilityFlags } from '../../src/cli/observability.js'
+import { validateOptions } from '../../src/config/validate-config.js'
 import { controlRequest } from '../../src/control/client.js'
 import type { StatusReport } from '../../src/control/protocol.js'
 import { mountOptions } from '../fixtures/mount-options.js'
@@ -13,6 +14,20 @@ function recordingLogger() {
   const errors: Array<{ msg: string; fields: unknown }> = []
   return { errors, logger: { info: () => {}, warn: () => {}, error: (msg: string, fields?: unknown) => errors.push({ msg, fields }) } }
 }
+
+t.test("the command-line flags become options: fields, which override the config file's", async (t) => {
+  t.same(observabilityFlags({}), {}, 'no flags, nothing overridden')
+  const all = { 'log-level': 'debug', 'metrics-listen': '[::1]:9464', 'metrics-allow-remote': true, 'control-socket': '/run/x.sock' }
+  t.same(observabilityFlags(all), { log_level: 'debug', metrics: { listen: '[::1]:9464', allow_remote: true }, control_socket: '/run/x.sock' })
+  t.same(observabilityFlags({ 'metrics-allow-remote': false }), { metrics: { allow_remote: false } }, 'one metrics flag alone')
+  const fromFile = mountOptions({ logLevel: 'warn', controlSocket: '/run/file.sock' })
+  t.match(validateOptions(observabilityFlags(all), fromFile, 'command line'), {
+    logLevel: 'debug',
+    metrics: { host: '::1', port: 9464, allowRemote: true },
+    controlSocket: '/run/x.sock',
+  })
+  t.match(validateOptions(observabilityFlags({ 'metrics-listen': '127.0.0.1:0' }), fromFile, 'command line'), { logLevel: 'warn', controlSocket: '/run/file.sock', metrics: { port: 0 } }, "the file's values where no flag is given")
+})
 
 t.test('a metrics port or control socket that cannot be had is logged, and serving goes on', async (t) => {
   const dir = await tempDir(t)
