@@ -437,8 +437,8 @@ async function withDaemon(mount, work, { timeoutMs = WORK_TIMEOUT_MS } = {}) {
   let peak
   let hung
   const watchdog = setTimeout(() => {
-    hung = `${mount.title}: its reads did not finish within ${timeoutMs / 1000} s: killed`
-    progress(hung)
+    hung = `its reads did not finish within ${timeoutMs / 1000} s: killed`
+    progress(`${mount.title}: ${hung}`)
     daemon.child.kill('SIGKILL')
   }, timeoutMs)
   try {
@@ -1303,7 +1303,7 @@ async function main() {
     for (const c of Object.values(results.remote)) {
       ok &&= c.mounts.snapmount.ok
       out(`\n${c.title}: ${c.proto === 'http' ? `nginx ${await nginxVersion()}` : 'Ceph radosgw'} on 127.0.0.1 through tools/delay-proxy.mjs (${c.rttMs / 2} ms each way, counting bytes); part ${c.seconds.toFixed(0)} s, load ${c.loadBefore.toFixed(2)} -> ${c.loadAfter.toFixed(2)}\n`)
-      out(`proxy check: 1 raw stream straight to the server ${fmt(c.raw.seqDirect)} MB/s; through the proxy 1 / ${SEQ_READERS} / 8 streams ${fmt(c.raw.seq1)} / ${fmt(c.raw.seq4)} / ${fmt(c.raw.seq8)} MB/s (above the last, the proxy is the limit)\n`)
+      out(`proxy check: 1 raw stream straight to the server ${fmt(c.raw.seqDirect)} MB/s; through the proxy 1 / ${SEQ_READERS} / 8 streams ${fmt(c.raw.seq1)} / ${fmt(c.raw.seq4)} / ${fmt(c.raw.seq8)} MB/s (a mount near the last figure is held by the proxy)\n`)
       for (const note of c.notes) out(`${note}\n`)
       out(`\n${remoteReport(c, results.sourceSeq)}\n`)
     }
