@@ -198,8 +198,8 @@ export class BlockCache {
     for (let block = firstBlock; block < firstBlock + count; block++) blocks.set(block, extent)
     this[queue].set(extent, true)
     if (queue === 'small') this.smallBytes += data.length
+    // The room was reserved before the fetch: the bound holds without evicting here.
     this.bytesInUse += data.length
-    while (this.bytesInUse + this.reservedBytes > this.capacityBytes && this.bytesInUse > 0) this.evictOne()
     return extent
   }
 
@@ -266,11 +266,12 @@ export class BlockCache {
     this.leave(extent)
   }
 
-  /** Removes an extent from its queue and the byte count (its owner's map is already gone). */
+  /** Removes a cached extent from its queue and the byte count (its owner's map is already gone). */
   private forget(extent: Extent): void {
-    if (extent.queue === 'none') return
-    this[extent.queue].delete(extent)
-    if (extent.queue === 'small') this.smallBytes -= extent.data.length
+    // Extents in an owner's map are always in a queue: eviction takes them out of both.
+    const queue = extent.queue as 'small' | 'main'
+    this[queue].delete(extent)
+    if (queue === 'small') this.smallBytes -= extent.data.length
     this.bytesInUse -= extent.data.length
     this.leave(extent)
   }

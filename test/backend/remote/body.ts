@@ -37,3 +37,16 @@ t.test('discardBody: an unread body is destroyed, and its abort error goes nowhe
   discardBody(undefined)
   t.pass('an answer without a body (an S3 error) is nothing to discard')
 })
+
+t.test('collectBody: nothing is written to the target once the body has failed', async (t) => {
+  const body = new Readable({ read() {} })
+  const target = Buffer.alloc(8, 0xee)
+  const collected = collectBody(body, 8, URL, target)
+  body.emit('error', new Error('reset'))
+  await t.rejects(collected, /reset/)
+  // A late chunk (a stream that emits after failing) must not land in a buffer now someone else's.
+  body.emit('data', Buffer.alloc(8, 1))
+  t.same(target, Buffer.alloc(8, 0xee), 'the target is untouched')
+  const filled = await collectBody(Readable.from([Buffer.from('abcd')]), 4, URL, Buffer.alloc(4))
+  t.equal(filled.toString(), 'abcd', 'a given target is filled and returned')
+})

@@ -72,11 +72,14 @@ t.test('against fauxqs', async (t) => {
     t.teardown(() => straight.close())
     t.ok(straight instanceof S3Backend, 'no cache (as for check): the S3 backend itself')
     const cache = new BlockCache({ capacityBytes: 1 << 20, blockBytes: 64 * 1024 })
-    const cached = await openBackend(spec, { env: {}, logger, cache })
+    const requests: number[] = []
+    const observe = () => ({ request: ({ bytes }: { bytes: number }) => requests.push(bytes), retry: () => {} })
+    const cached = await openBackend(spec, { env: {}, logger, cache, observe })
     t.teardown(() => cached.close())
     t.ok(cached instanceof CachingBackend, 'with the daemon\'s cache: read through it')
     t.ok((await cached.readExact(100_000, 50_000)).equals(OBJECT.subarray(100_000, 150_000)))
     t.ok(cache.stats().bytesInUse > 0)
+    t.ok(requests.some((bytes) => bytes >= 50_000), 'the observer is told of the ranged GETs')
   })
 
   t.test('check describes what was found at open', async (t) => {
