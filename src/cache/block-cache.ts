@@ -35,6 +35,12 @@ export interface Extent {
   pins: number
   /** Whether its buffer came from the pool (and goes back to it). */
   readonly pooled: boolean
+  /** Fetched ahead of its reader: until its last block has been read, it gets one extra pass of the small queue. */
+  readonly readahead: boolean
+  /** The highest block of it read so far (-1: none). */
+  highestRead: number
+  /** Whether it had its extra pass. */
+  spared: boolean
 }
 
 /** S3-FIFO's small queue share: new data must prove itself in 10 % of the cache. */
@@ -66,6 +72,8 @@ const IDLE_POOL_MIN_BYTES = 4 * 1024 * 1024
  *
  * A re-reference is a read by a different access stream than the one that last read the extent:
  * a sequential reader going through a block in eight 128 KiB steps is one reference, not eight.
+ * Readahead whose reader has not got through it when it reaches the small queue's end goes round
+ * once more, so a window larger than the small queue is not dropped just before it is read.
  */
 export class BlockCache {
   readonly blockBytes: number
@@ -117,6 +125,7 @@ export class BlockCache {
       return undefined
     }
     this.counters.hits++
+    extent.highestRead = Math.max(extent.highestRead, block)
     if (extent.lastStream !== stream) {
       extent.lastStream = stream
       extent.frequency = Math.min(MAX_FREQUENCY, extent.frequency + 1)
@@ -187,7 +196,7 @@ export class BlockCache {
     this.counters.fetches++
     this.counters.fetchedBytes += data.length
     if (readahead) this.counters.readaheadBytes += data.length
-    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue: 'none', pins: 1, pooled }
+    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue: 'none', pins: 1, pooled, readahead, highestRead: -1, spared: false }
     const blocks = this.byOwner.get(owner)
     if (!reserved || !blocks) return extent
     const count = Math.ceil(data.length / this.blockBytes)
@@ -230,6 +239,12 @@ export class BlockCache {
   private evictFromSmall(): void {
     const oldest = this.small.keys().next().value!
     this.small.delete(oldest)
+    if (oldest.readahead && !oldest.spared && oldest.highestRead < this.lastBlockOf(oldest)) {
+      // Readahead its reader has not got through yet: dropping it now would only fetch it again.
+      oldest.spared = true
+      this.small.set(oldest, true)
+      return
+    }
     this.smallBytes -= oldest.data.length
     if (oldest.frequency > 0) {
       oldest.frequency = 0
@@ -254,6 +269,10 @@ export class BlockCache {
       oldest.frequency--
       this.main.set(oldest, true)
     }
+  }
+
+  private lastBlockOf(extent: Extent): number {
+    return extent.firstBlock + Math.ceil(extent.data.length / this.blockBytes) - 1
   }
 
   /** Takes an extent (already out of its queue) out of the cache. */

@@ -11,12 +11,12 @@ export interface CachingBackendOptions {
 }
 
 /**
- * Readahead windows are capped at this, and at an eighth of the cache so that a few streams
- * reading ahead cannot flush it. 64 MiB in flight at a 10 ms round trip allows 6 GB/s: the window
- * is never what limits a stream.
+ * Readahead windows are capped at this, and at a sixteenth of the cache, less than the cache's
+ * small queue (a tenth), where fetched-ahead data waits for its reader. 64 MiB in flight at a
+ * 10 ms round trip allows 6 GB/s: the window is never what limits a stream.
  */
 const MAX_WINDOW_BYTES = 64 * 1024 * 1024
-const WINDOW_SHARE_OF_CACHE = 1 / 8
+const WINDOW_SHARE_OF_CACHE = 1 / 16
 /** Share of the request slots readahead may never take, so demand reads find one free. */
 const DEMAND_RESERVE_SHARE = 1 / 4
 

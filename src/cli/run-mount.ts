@@ -11,6 +11,7 @@ import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
 import { BlockCache } from '../cache/block-cache.js'
+import { KERNEL_READAHEAD_KIB, setKernelReadahead } from '../fuse/kernel-readahead.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
 /**
@@ -54,6 +55,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
     await fs.close()
     throw err
   }
+  await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, context.cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)

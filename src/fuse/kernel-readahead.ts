@@ -14,6 +14,14 @@ import { mountEntry } from './mountpoint.js'
  * writing the device's sysfs entry after the mount. Where that fails (not root, a read-only /sys),
  * the mount works as before and a log line says so.
  */
+/**
+ * The kernel's readahead on a snapmount mount. Measured here through a mount of an nginx image:
+ * 128 KiB (the default) 250 MB/s, 512 KiB 310-325, 2 MiB 305-312, 8 MiB 320: past 512 KiB the
+ * kernel's 12 background requests are the limit, so 1 MiB leaves margin without reading far
+ * past what a reader wants from the page cache's point of view.
+ */
+export const KERNEL_READAHEAD_KIB = 1024
+
 export async function setKernelReadahead(mountpoint: string, kib: number, logger: Logger, sysfs = '/sys/class/bdi'): Promise<void> {
   const entry = await mountEntry(mountpoint)
   if (!entry) return

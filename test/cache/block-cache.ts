@@ -175,3 +175,18 @@ t.test('reserved room counts against the bound until the fetch lands or gives up
   cache.unpin(cache.insert(owner, 0, block(1), 1, { readahead: false, reserved: true, pooled: false }))
   t.match(cache.stats(), { bytesInUse: 0, bytesReserved: 0 }, 'a dropped owner\'s fetch gives its room back')
 })
+
+t.test('readahead its reader has not got through goes round the small queue once more', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 40 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  // Two readahead extents of 4 blocks: one read to its end, one only half way.
+  put(cache, owner, 0, block(1, 4), 1, true)
+  put(cache, owner, 4, block(2, 4), 1, true)
+  for (const b of [0, 1, 2, 3, 4, 5]) read(cache, owner, b, 1)
+  // Enough new data to push both out of the small queue once.
+  for (let b = 100; b < 134; b++) put(cache, owner, b, block(b), 2)
+  t.notOk(cache.has(owner, 0), 'the extent read through is gone')
+  t.ok(cache.has(owner, 6), 'the half-read one got another pass')
+  for (let b = 200; b < 240; b++) put(cache, owner, b, block(b), 3)
+  t.notOk(cache.has(owner, 6), 'but only one')
+})

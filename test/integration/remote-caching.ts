@@ -1,6 +1,8 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { KERNEL_READAHEAD_KIB } from '../../src/fuse/kernel-readahead.js'
+import { mountEntry } from '../../src/fuse/mountpoint.js'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { startDaemon } from '../fixtures/daemon.js'
@@ -37,6 +39,8 @@ t.test('remote snapshots through the caches', async (t) => {
   const daemon = await startDaemon(t, mountpoint, ['--cache-size-mib', '64', mountpoint, nginx.url('/disk.raw')])
   t.teardown(() => daemon.stop())
   const mounted = join(mountpoint, 'disk.raw')
+  const entry = await mountEntry(mountpoint)
+  t.equal(await readFile(`/sys/class/bdi/${entry!.device}/read_ahead_kb`, 'utf8'), `${KERNEL_READAHEAD_KIB}\n`, 'the kernel reads ahead 1 MiB on the mount')
   const gets = async () => (await nginx.requests()).filter((request) => request.status === 206)
 
   const before = (await gets()).length
