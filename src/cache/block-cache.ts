@@ -48,12 +48,11 @@ const SMALL_QUEUE_SHARE = 0.1
 /** S3-FIFO's frequency cap: an extent can survive at most this many passes of the main queue. */
 const MAX_FREQUENCY = 3
 /**
- * Idle fetch buffers kept for reuse, at most this share of the cache (but room for one largest
- * request, 4 MiB): a sixteenth covers a stream's requests in flight and costs little beside the
- * cache itself.
+ * Idle fetch buffers kept for reuse, outside the bound: a buffer freed by an eviction is usually
+ * taken again at once by the fetch that made room, so two of the largest requests (4 MiB) are
+ * enough, and cost little memory.
  */
-const IDLE_POOL_SHARE = 1 / 16
-const IDLE_POOL_MIN_BYTES = 4 * 1024 * 1024
+const IDLE_POOL_BYTES = 8 * 1024 * 1024
 
 /**
  * The bounded, shared block cache of remote snapshots. Data goes in only after its request
@@ -104,7 +103,7 @@ export class BlockCache {
     this.blockBytes = blockBytes
     this.capacityBytes = capacityBytes
     this.ghostLimit = Math.ceil(capacityBytes / blockBytes)
-    this.pool = new BufferPool(Math.max(IDLE_POOL_MIN_BYTES, Math.floor(capacityBytes * IDLE_POOL_SHARE)))
+    this.pool = new BufferPool(IDLE_POOL_BYTES)
   }
 
   /** A new owner id: each snapshot's blocks are kept apart, and dropped together. */

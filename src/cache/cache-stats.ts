@@ -15,7 +15,7 @@ export interface CacheStats {
   bytesReserved: number
   /** The hard bound on bytesInUse plus bytesReserved. */
   capacityBytes: number
-  /** Fetch buffers kept for reuse, outside the bound (at most a sixteenth of it). */
+  /** Fetch buffers kept for reuse, outside the bound (at most 8 MiB). */
   bytesIdle: number
   /** Requests sent to the source, and the bytes they brought (demand and readahead). */
   fetches: number

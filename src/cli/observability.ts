@@ -7,7 +7,7 @@ import type { ObservabilityOptions } from '../config/config.js'
 import { LOG_LEVELS } from '../log.js'
 import { describe } from '../backend/errors.js'
 import { MeteredBackend } from '../metrics/metered-backend.js'
-import { SnapmountMetrics } from '../metrics/metrics.js'
+import type { SnapmountMetrics } from '../metrics/metrics.js'
 import { serveMetrics, type MetricsServer } from '../metrics/server.js'
 import { serveControl, type ControlServer } from '../control/server.js'
 import { controlHandler, type ServedSnapshot } from '../control/handlers.js'
@@ -66,9 +66,10 @@ export interface Observability {
  * Every snapshot is metered (MeteredBackend, outermost: what `status` shows); with `metrics`
  * configured its reads and its remote requests also feed the Prometheus series.
  */
-export function observability(config: Config, { env, logger }: Pick<OpenContext, 'env' | 'logger'>): Observability {
+export async function observability(config: Config, { env, logger }: Pick<OpenContext, 'env' | 'logger'>): Promise<Observability> {
   const { metrics: listen, controlSocket } = config.options
-  const metrics = listen ? new SnapmountMetrics() : undefined
+  // prom-client is loaded only when metrics are on: 12 MiB of the daemon's memory otherwise.
+  const metrics: SnapmountMetrics | undefined = listen ? new (await import('../metrics/metrics.js')).SnapmountMetrics() : undefined
   const startedAt = new Date()
   let server: MetricsServer | undefined
   let control: ControlServer | undefined

@@ -36,7 +36,7 @@ export type Reloader = () => Promise<Config>
  */
 export async function runMount(config: Config, processContext: OpenContext, reload: Reloader): Promise<void> {
   // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
-  const observed = observability(config, processContext)
+  const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
   const cache = new BlockCache({ capacityBytes: config.options.cacheBytes, blockBytes: config.options.blockBytes })
   const context: OpenContext = { ...processContext, ...observed.hooks, cache }

@@ -39,7 +39,7 @@ t.test('a metrics port or control socket that cannot be had is logged, and servi
   await writeFile(notASocket, 'a file of someone else')
   const { errors, logger } = recordingLogger()
   const options = mountOptions({ metrics: { host: '127.0.0.1', port, allowRemote: false }, controlSocket: notASocket })
-  const served = observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
+  const served = await observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
 
   await served.serve({ snapshots: () => [] })
   t.match(errors, [
@@ -56,7 +56,7 @@ t.test('with both available: the socket reports the endpoint it serves', async (
   const socket = join(dir, 'ctl.sock')
   const { errors, logger } = recordingLogger()
   const options = mountOptions({ metrics: { host: '127.0.0.1', port: 0, allowRemote: false }, controlSocket: socket })
-  const served = observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
+  const served = await observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
   await served.serve({ snapshots: () => [{ name: 'disk', backend: new MemoryBackend(Buffer.alloc(3)) }] })
   t.teardown(() => served.close())
   const report = (await controlRequest(socket, { op: 'status' })) as StatusReport
