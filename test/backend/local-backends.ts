@@ -116,3 +116,21 @@ t.test('an operating-system read failure is E_SOURCE_READ with the range and the
 t.test('a path through a file fails to open with the system reason', async (t) => {
   await t.rejects(FileBackend.open('/etc/hostname/x'), { code: 'E_SOURCE_OPEN', message: /ENOTDIR/ })
 })
+
+t.test('file backend: readPieces reads into recycled buffers, valid until the caller yields', async (t) => {
+  const dir = await tempDir(t)
+  const source = seededBytes(12, 1024 * 1024)
+  const path = join(dir, 'image.raw')
+  await writeFile(path, source)
+  const backend = await FileBackend.open(path)
+  t.teardown(() => backend.close())
+  const [first] = await backend.readPieces(0, 4096)
+  t.ok(first!.equals(source.subarray(0, 4096)))
+  await new Promise((resolve) => setImmediate(resolve))
+  const [second] = await backend.readPieces(8192, 4096)
+  t.equal(second!.buffer, first!.buffer, 'the buffer came back for the next read of that size')
+  t.ok(second!.equals(source.subarray(8192, 12288)))
+  await t.rejects(backend.readPieces(source.length - 10, 20), { code: 'E_OUT_OF_RANGE' })
+  await backend.close()
+  await t.rejects(backend.readPieces(0, 1), { code: 'E_CLOSED' })
+})
