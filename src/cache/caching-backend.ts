@@ -8,6 +8,8 @@ import { MAX_REQUEST_BYTES, ReadaheadTracker, type Access } from './readahead.js
 export interface CachingBackendOptions {
   /** Requests to the source at once: its connection pool's size. */
   connections: number
+  /** Milliseconds, monotonic, for readahead's idle streams; injected by tests. */
+  now?: () => number
 }
 
 /**
@@ -65,7 +67,7 @@ export class CachingBackend implements StorageBackend {
     this.owner = cache.register()
     this.blockBytes = cache.blockBytes
     const maxWindowBytes = Math.max(this.blockBytes, Math.min(MAX_WINDOW_BYTES, cache.capacityBytes * WINDOW_SHARE_OF_CACHE))
-    this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes })
+    this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes, ...(options.now && { now: options.now }) })
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
     this.scheduler = new FetchScheduler(options.connections, reserved)
     if (source.describe) this.describe = () => source.describe!()

@@ -8,7 +8,8 @@
  * got to. The FUSE handle is only a tie-break when two streams are equally near.
  *
  * - A read that matches no stream starts a new one (replacing the least recently used) and gets
- *   no readahead: a 4 KiB random read costs one block.
+ *   no readahead: a 4 KiB random read costs one block. Streams idle for `STREAM_IDLE_MS` match
+ *   nothing.
  * - A read continues a stream when it starts near the stream's end: within `YOUNG_SLACK_BYTES`
  *   while the stream is young (no readahead yet), within `MATCH_SLACK_BYTES` of its end or inside
  *   what was fetched ahead for it once it is established. Readahead starts at the second read
@@ -27,6 +28,8 @@ export interface ReadaheadOptions {
   blockBytes: number
   /** Largest readahead window; bounded by the cache so readahead cannot flush it. */
   maxWindowBytes: number
+  /** Milliseconds, monotonic; injected by tests. Default performance.now. */
+  now?: () => number
 }
 
 /** What one read means for its stream. */
@@ -48,6 +51,8 @@ interface Stream {
   /** Everything below this has been asked for (or is cached). */
   fetchedUntil: number
   lastUsed: number
+  /** When it was last read (ms). */
+  lastReadAt: number
 }
 
 /**
@@ -64,6 +69,12 @@ const YOUNG_SLACK_BYTES = 256 * 1024
 const MATCH_SLACK_BYTES = 1024 * 1024
 /** Reads that must continue a stream before it reads ahead (the one that started it not counted). */
 const CONFIRMING_READS = 2
+/**
+ * A stream nobody has read for this long is forgotten: a sequential reader asks every few
+ * milliseconds, while a random read that happens to land where an old scan stopped must not set
+ * off that scan's readahead. A reader that only paused starts again with three reads in a row.
+ */
+export const STREAM_IDLE_MS = 250
 /** Streams tracked per file: more than the readers a file usually has at once (QEMU's queues, a few guests). */
 const MAX_STREAMS = 16
 /** The first window: four kernel requests, small enough to waste little if the guess is wrong. */
@@ -77,15 +88,20 @@ export class ReadaheadTracker {
   private readonly streams: Stream[] = []
   private nextId = 1
   private clock = 0
+  private readonly now: () => number
 
-  constructor(private readonly options: ReadaheadOptions) {}
+  constructor(private readonly options: ReadaheadOptions) {
+    this.now = options.now ?? (() => performance.now())
+  }
 
   /** Records a read of `[offset, offset + length)` and says what to fetch ahead of it. */
   observe(offset: number, length: number, handle: number | undefined): Access {
     const end = offset + length
-    const stream = this.match(offset, handle)
-    if (!stream) return this.start(offset, end, handle)
+    const now = this.now()
+    const stream = this.match(offset, handle, now)
+    if (!stream) return this.start(offset, end, handle, now)
     stream.lastUsed = ++this.clock
+    stream.lastReadAt = now
     stream.handle = handle
     stream.next = Math.max(stream.next, end)
     stream.sequentialReads++
@@ -95,10 +111,11 @@ export class ReadaheadTracker {
     return { stream: stream.id, ahead: this.ahead(stream) }
   }
 
-  private match(offset: number, handle: number | undefined): Stream | undefined {
+  private match(offset: number, handle: number | undefined, now: number): Stream | undefined {
     let best: Stream | undefined
     let bestDistance = Infinity
     for (const stream of this.streams) {
+      if (now - stream.lastReadAt > STREAM_IDLE_MS) continue
       const slack = stream.window === 0 ? YOUNG_SLACK_BYTES : MATCH_SLACK_BYTES
       const reach = Math.max(stream.next, stream.fetchedUntil) + slack
       if (offset < stream.next - slack || offset > reach) continue
@@ -110,8 +127,8 @@ export class ReadaheadTracker {
     return best
   }
 
-  private start(offset: number, end: number, handle: number | undefined): Access {
-    const stream: Stream = { id: this.nextId++, handle, next: end, sequentialReads: 0, window: 0, fetchedUntil: end, lastUsed: ++this.clock }
+  private start(offset: number, end: number, handle: number | undefined, now: number): Access {
+    const stream: Stream = { id: this.nextId++, handle, next: end, sequentialReads: 0, window: 0, fetchedUntil: end, lastUsed: ++this.clock, lastReadAt: now }
     if (this.streams.length >= MAX_STREAMS) {
       const oldest = this.streams.reduce((a, b) => (a.lastUsed <= b.lastUsed ? a : b))
       this.streams.splice(this.streams.indexOf(oldest), 1)

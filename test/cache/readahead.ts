@@ -1,5 +1,5 @@
 import t from 'tap'
-import { INITIAL_WINDOW_BYTES, MAX_REQUEST_BYTES, ReadaheadTracker } from '../../src/cache/readahead.js'
+import { INITIAL_WINDOW_BYTES, MAX_REQUEST_BYTES, ReadaheadTracker, STREAM_IDLE_MS } from '../../src/cache/readahead.js'
 import { seededRandom } from '../fixtures/test-data.js'
 
 const KIB = 1024
@@ -114,4 +114,17 @@ t.test('equally near streams: the reader\'s own handle wins', async (t) => {
     t.not(first.stream, second.stream)
     t.equal(readahead.observe(384 * KIB, READ, handle).stream, handle === 1 ? first.stream : second.stream)
   }
+})
+
+t.test('a stream idle for a while is forgotten: a read where it stopped starts afresh', async (t) => {
+  let now = 0
+  const readahead = new ReadaheadTracker({ length: GIB, blockBytes: READ, maxWindowBytes: 8 * MIB, now: () => now })
+  let stream = 0
+  for (let offset = 0; offset < 10 * READ; offset += READ, now += 5) stream = readahead.observe(offset, READ, 1).stream
+  const soon = readahead.observe(10 * READ, READ, 1)
+  t.equal(soon.stream, stream, 'within the idle time: the same stream')
+  now += STREAM_IDLE_MS + 1
+  const late = readahead.observe(11 * READ, READ, 1)
+  t.not(late.stream, stream, 'after it: a new stream')
+  t.equal(late.ahead.length, 0, 'with no readahead until it proves sequential again')
 })
