@@ -118,15 +118,16 @@ export class CachingBackend implements StorageBackend {
         return block.subarray(Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + block.length) - blockStart)
       })
     } finally {
-      // After the caller's copy, which happens before it yields to the event loop.
-      setImmediate(() => pinned.splice(0).forEach((extent) => this.cache.unpin(extent)))
+      // After the caller's copy, which happens before it yields to the event loop. No pin is
+      // added after this point: waitFor stops pinning arrivals once it has returned.
+      if (pinned.length > 0) setImmediate(() => pinned.forEach((extent) => this.cache.unpin(extent)))
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const fetch of new Set(this.inFlight.values())) this.abort(fetch, new BackendClosedError())
+    for (const fetch of new Set(this.inFlight.values())) fetch.controller.abort(new BackendClosedError())
     this.cache.drop(this.owner)
     await this.source.close()
   }
@@ -266,13 +267,9 @@ export class CachingBackend implements StorageBackend {
       for (const fetch of fetches) {
         fetch.waiters--
         // Nobody else wants what this read alone asked for: stop fetching it.
-        if (fetch.waiters === 0 && !fetch.readahead && signal?.aborted) this.abort(fetch, signal.reason)
+        if (fetch.waiters === 0 && !fetch.readahead && signal?.aborted) fetch.controller.abort(signal.reason)
       }
     }
-  }
-
-  private abort(fetch: Fetch, reason: unknown): void {
-    fetch.controller.abort(reason)
   }
 
   /** Takes a settled or cancelled fetch out of the in-flight table. */

@@ -61,8 +61,8 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
   const allowOther = options.allow_other === undefined ? defaults.allowOther : options.allow_other
   if (typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
   const readTimeoutMs = options.read_timeout_ms === undefined ? defaults.readTimeoutMs : options.read_timeout_ms
-  const { min, max } = READ_TIMEOUT_MS
-  if (typeof readTimeoutMs !== 'number' || !Number.isInteger(readTimeoutMs) || readTimeoutMs < min || readTimeoutMs > max) {
+  if (!isWholeIn(readTimeoutMs, READ_TIMEOUT_MS)) {
+    const { min, max } = READ_TIMEOUT_MS
     throw fail('options.read_timeout_ms', `must be a whole number from ${min} to ${max}`, `give milliseconds, e.g. read_timeout_ms: ${READ_TIMEOUT_MS.default}`)
   }
   const cacheMib = options.cache_size_mib === undefined ? defaults.cacheBytes / MIB : options.cache_size_mib
