@@ -44,6 +44,21 @@ export class TruncatedBodyError extends SnapmountError {
   }
 }
 
+/** The server closed the connection before its answer was complete (a crash, a restart, a cut). */
+export class ConnectionClosedError extends SnapmountError {
+  readonly code = 'E_CONNECTION_CLOSED'
+  constructor(readonly url: string, detail: string) {
+    super(`${url}: the server closed the connection ${detail}`)
+  }
+}
+
+/** No answer in time: no connection, no response head, or silence in the middle of a body. */
+export class ResponseTimeoutError extends SnapmountError {
+  constructor(readonly code: 'E_CONNECT_TIMEOUT' | 'E_HEADERS_TIMEOUT' | 'E_BODY_TIMEOUT', readonly url: string, detail: string) {
+    super(`${url}: ${detail}`)
+  }
+}
+
 /** More redirects than we follow, or one we refuse (https to http). */
 export class RedirectError extends SnapmountError {
   readonly code = 'E_REDIRECT'
@@ -64,5 +79,6 @@ export class RetriesExhaustedError extends SnapmountError {
 export function isRetryable(err: unknown): boolean {
   if (err instanceof HttpStatusError) return err.retryable
   if (err instanceof BadResponseError || err instanceof TruncatedBodyError) return true
+  if (err instanceof ConnectionClosedError || err instanceof ResponseTimeoutError) return true
   return !(err instanceof SnapmountError)
 }

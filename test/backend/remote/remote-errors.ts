@@ -7,6 +7,8 @@ import {
   RemoteChangedError,
   RetriesExhaustedError,
   TruncatedBodyError,
+  ConnectionClosedError,
+  ResponseTimeoutError,
   isRetryable,
 } from '../../../src/backend/remote/remote-errors.js'
 import { OutOfRangeError } from '../../../src/backend/errors.js'
@@ -18,6 +20,8 @@ t.test('what is worth another attempt', async (t) => {
   for (const status of [400, 401, 403, 404, 410, 416]) t.notOk(isRetryable(new HttpStatusError(status, URL)), `${status}`)
   t.ok(isRetryable(new BadResponseError(URL, 'x')), 'a wrong answer may be a proxy hiccup')
   t.ok(isRetryable(new TruncatedBodyError(URL, 10, 4)), 'a cut body')
+  t.ok(isRetryable(new ConnectionClosedError(URL, 'early')), 'a connection closed before the answer')
+  t.ok(isRetryable(new ResponseTimeoutError('E_HEADERS_TIMEOUT', URL, 'slow')), 'a timeout')
   t.ok(isRetryable(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })), 'network errors')
   for (const err of [new RemoteChangedError(URL, 'x'), new RangeIgnoredError(URL), new RedirectError(URL, 'x'), new OutOfRangeError(0, 1, 0)]) {
     t.notOk(isRetryable(err), err.code)
