@@ -182,23 +182,24 @@ t.test('transient faults on one mount: each read recovers or fails cleanly, and 
   })
 
   const recoverable: Array<{ name: string; fault: Fault; logged: RegExp; atLeastMs?: number }> = [
-    { name: 'a reset mid-body', fault: { kind: 'reset-mid-body' }, logged: /(ECONNRESET|UND_ERR_SOCKET).*retry 1\/4/ },
-    { name: 'a reset before any response', fault: { kind: 'reset' }, logged: /(ECONNRESET|UND_ERR_SOCKET).*retry 1\/4/ },
+    { name: 'a reset mid-body', fault: { kind: 'reset-mid-body' }, logged: /ECONNRESET.*retry 1\/4/ },
+    // On a kept-alive connection this is also how a server's keep-alive timeout can look: sent again at once.
+    { name: 'a reset before any response', fault: { kind: 'reset' }, logged: /ECONNRESET.*(retry 1\/4|sent again on a new one)/ },
     {
       name: 'a short body (clean close before Content-Length)',
       fault: { kind: 'short-body' },
-      logged: /(UND_ERR_SOCKET|UND_ERR_RES_CONTENT_LENGTH_MISMATCH|E_TRUNCATED_BODY).*retry 1\/4/,
+      logged: /E_TRUNCATED_BODY.*retry 1\/4/,
     },
     {
       name: `headers slower than headers_timeout_ms (${HEADERS_TIMEOUT_MS} ms)`,
       fault: { kind: 'slow-headers', ms: 3 * HEADERS_TIMEOUT_MS },
-      logged: /UND_ERR_HEADERS_TIMEOUT.*retry 1\/4/,
+      logged: /E_HEADERS_TIMEOUT.*retry 1\/4/,
       atLeastMs: HEADERS_TIMEOUT_MS,
     },
     {
       name: `a body stalled longer than body_timeout_ms (${BODY_TIMEOUT_MS} ms)`,
       fault: { kind: 'stall-body', ms: 3 * BODY_TIMEOUT_MS },
-      logged: /UND_ERR_BODY_TIMEOUT.*retry 1\/4/,
+      logged: /E_BODY_TIMEOUT.*retry 1\/4/,
       atLeastMs: BODY_TIMEOUT_MS,
     },
   ]

@@ -17,6 +17,8 @@ import {
   isRetryable,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
+import { RangeClient } from './range-client.js'
+import type { ResponseHead } from './response-head.js'
 import type { RemoteObserver } from '../remote/observer.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 
@@ -54,6 +56,12 @@ export interface HttpBackendOptions {
 const MAX_REDIRECTS = 5
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
+/** A redirect answer: its status and where it points. */
+interface Hop {
+  status: number
+  location: string | undefined
+}
+
 /** How a response is tied to the version seen at open. */
 type Validator = { kind: 'etag'; value: string } | { kind: 'last-modified'; value: string } | { kind: 'none' }
 
@@ -73,11 +81,20 @@ export class HttpBackend implements StorageBackend {
   private closed = false
   private readonly redactedUrl: string
   private readonly origin: string
+  /** The URL's path and query: what the direct path asks for. */
+  private readonly path: string
   private readonly random: () => number
   private size = 0
   private modified = new Date()
   private validator: Validator = { kind: 'none' }
   private openLatencyMs = 0
+  /**
+   * The fast path for ranged GETs (range-client.ts), used while `useDirect`: not behind a proxy,
+   * and off for good once the URL redirects or sends a 206 not delimited by Content-Length.
+   * undici (`dispatcher`) handles those cases, and HEAD and the probe at open.
+   */
+  private direct: RangeClient | undefined
+  private useDirect = false
 
   private constructor(
     private readonly options: HttpBackendOptions,
@@ -86,6 +103,7 @@ export class HttpBackend implements StorageBackend {
     const url = new URL(options.url)
     this.redactedUrl = redactUrl(url)
     this.origin = url.origin
+    this.path = url.pathname + url.search
     this.random = options.random ?? Math.random
   }
 
@@ -95,8 +113,11 @@ export class HttpBackend implements StorageBackend {
       options.logger.warn(`TLS certificate checks are OFF for ${backend.redactedUrl} (insecure_skip_verify): anyone on the path can serve other bytes`)
     }
     try {
+      backend.direct = buildRangeClient(options, backend.redactedUrl)
       await backend.learnObject()
+      backend.useDirect = backend.direct !== undefined
     } catch (err) {
+      backend.direct?.close()
       await backend.dispatcher.destroy()
       throw openFailure(backend.redactedUrl, err)
     }
@@ -128,6 +149,7 @@ export class HttpBackend implements StorageBackend {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.direct?.close()
     await this.dispatcher.destroy()
   }
 
@@ -155,7 +177,7 @@ export class HttpBackend implements StorageBackend {
     const { response } = await this.exchange('HEAD', {}, signal)
     await response.body.dump()
     if ([403, 405, 501].includes(response.statusCode)) return undefined
-    if (response.statusCode !== 200) throw this.statusError(response)
+    if (response.statusCode !== 200) throw this.statusError(response.statusCode, flatten(response.headers))
     const headers = flatten(response.headers)
     const length = headers['content-length']
     return { headers, size: length === undefined ? undefined : Number(length) }
@@ -170,7 +192,7 @@ export class HttpBackend implements StorageBackend {
         if (total === 0) return { size: 0, headers }
       }
       if (response.statusCode === 200) throw new RangeIgnoredError(this.redactedUrl)
-      if (response.statusCode !== 206) throw this.statusError(response)
+      if (response.statusCode !== 206) throw this.statusError(response.statusCode, flatten(response.headers))
       const range = parseContentRange(headers['content-range'])
       if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
         throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
@@ -185,30 +207,59 @@ export class HttpBackend implements StorageBackend {
   private async fetchRange(offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer> {
     const last = offset + length - 1
     const headers = { range: `bytes=${offset}-${last}`, 'accept-encoding': 'identity', ...this.conditionHeaders() }
-    const { response } = await this.exchange('GET', headers, signal)
-    try {
-      const answer = flatten(response.headers)
-      if (response.statusCode === 412) throw new RemoteChangedError(this.redactedUrl, 'the server says the pinned version is gone (412)')
-      if (response.statusCode === 416) throw new RemoteChangedError(this.redactedUrl, 'the range is past the end now (416)')
-      if (response.statusCode === 200) throw new RangeIgnoredError(this.redactedUrl)
-      if (response.statusCode !== 206) throw this.statusError(response)
-      this.checkSameVersion(answer)
-      const range = parseContentRange(answer['content-range'])
-      if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
-        throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(answer['content-range'])} for bytes ${offset}-${last}/${this.size}`)
+    let redirect: Hop | undefined
+    if (this.useDirect) {
+      const target = into ?? Buffer.allocUnsafe(length)
+      const inspect = (head: ResponseHead) => {
+        if (REDIRECT_STATUSES.has(head.status) || (head.status === 206 && head.contentLength === undefined)) return false
+        this.checkRangeAnswer(head.status, head.headers, offset, last)
+        if (head.contentLength !== length) throw new BadResponseError(this.redactedUrl, `Content-Length ${head.contentLength} for ${length} bytes`)
+        return true
       }
-      const encoding = answer['content-encoding']
-      if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
+      const head = await this.direct!.get(this.path, headers, target, inspect, signal)
+      if (head.status === 206 && head.contentLength !== undefined) return target
+      if (head.status !== 206) redirect = { status: head.status, location: head.headers.location }
+      this.leaveDirect(head.status === 206 ? 'a 206 without Content-Length' : `a redirect (${head.status})`)
+    }
+    const { response } = await this.exchange('GET', headers, signal, redirect)
+    try {
+      this.checkRangeAnswer(response.statusCode, flatten(response.headers), offset, last)
       return await collectBody(response.body, length, this.redactedUrl, into)
     } finally {
       discardBody(response.body)
     }
   }
 
-  /** Sends a request to the snapshot's URL, following redirects ourselves so credentials stay home. */
-  private async exchange(method: 'GET' | 'HEAD', headers: Headers, signal: AbortSignal): Promise<{ response: Dispatcher.ResponseData; url: URL }> {
+  private leaveDirect(why: string): void {
+    if (!this.useDirect) return
+    this.useDirect = false
+    this.options.logger.info(`${this.redactedUrl} answered a range with ${why}: its ranges go through the general HTTP client from now on`)
+  }
+
+  /** Throws unless an answer is exactly the pinned version's bytes `offset`..`last` (both paths). */
+  private checkRangeAnswer(status: number, answer: Headers, offset: number, last: number): void {
+    if (status === 412) throw new RemoteChangedError(this.redactedUrl, 'the server says the pinned version is gone (412)')
+    if (status === 416) throw new RemoteChangedError(this.redactedUrl, 'the range is past the end now (416)')
+    if (status === 200) throw new RangeIgnoredError(this.redactedUrl)
+    if (status !== 206) throw this.statusError(status, answer)
+    this.checkSameVersion(answer)
+    const range = parseContentRange(answer['content-range'])
+    if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
+      throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(answer['content-range'])} for bytes ${offset}-${last}/${this.size}`)
+    }
+    const encoding = answer['content-encoding']
+    if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
+  }
+
+  /**
+   * Sends a request to the snapshot's URL, following redirects ourselves so credentials stay home.
+   * `redirected` is a redirect the direct path already received for this request.
+   */
+  private async exchange(method: 'GET' | 'HEAD', headers: Headers, signal: AbortSignal, redirected?: Hop): Promise<{ response: Dispatcher.ResponseData; url: URL }> {
     let url = new URL(this.options.url)
-    for (let redirects = 0; ; redirects++) {
+    let redirects = 0
+    if (redirected) url = this.nextHop(url, redirected, redirects++)
+    for (;;) {
       const ownOrigin = url.origin === this.origin
       const response = await request(url, {
         dispatcher: this.dispatcher,
@@ -218,16 +269,20 @@ export class HttpBackend implements StorageBackend {
       })
       if (!REDIRECT_STATUSES.has(response.statusCode)) return { response, url }
       await response.body.dump()
-      const location = flatten(response.headers).location
-      if (location === undefined) throw new BadResponseError(this.redactedUrl, `${response.statusCode} without a Location`)
-      if (redirects >= MAX_REDIRECTS) throw new RedirectError(this.redactedUrl, `more than ${MAX_REDIRECTS} redirects`)
-      const next = new URL(location, url)
-      if (url.protocol === 'https:' && next.protocol !== 'https:') {
-        throw new RedirectError(this.redactedUrl, `refusing a redirect from https to ${redactUrl(next)}`)
-      }
-      url = next
+      url = this.nextHop(url, { status: response.statusCode, location: flatten(response.headers).location }, redirects++)
     }
     /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
+  }
+
+  /** Where a redirect leads, unless it is one too many, has no Location or leaves https. */
+  private nextHop(from: URL, { status, location }: Hop, redirects: number): URL {
+    if (location === undefined) throw new BadResponseError(this.redactedUrl, `${status} without a Location`)
+    if (redirects >= MAX_REDIRECTS) throw new RedirectError(this.redactedUrl, `more than ${MAX_REDIRECTS} redirects`)
+    const next = new URL(location, from)
+    if (from.protocol === 'https:' && next.protocol !== 'https:') {
+      throw new RedirectError(this.redactedUrl, `refusing a redirect from https to ${redactUrl(next)}`)
+    }
+    return next
   }
 
   private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
@@ -261,9 +316,9 @@ export class HttpBackend implements StorageBackend {
     }
   }
 
-  private statusError(response: Dispatcher.ResponseData): HttpStatusError {
-    const retryAfter = retryAfterMs(flatten(response.headers)['retry-after'], Date.now())
-    return new HttpStatusError(response.statusCode, this.redactedUrl, retryAfter)
+  private statusError(status: number, headers: Headers): HttpStatusError {
+    const retryAfter = retryAfterMs(headers['retry-after'], Date.now())
+    return new HttpStatusError(status, this.redactedUrl, retryAfter)
   }
 }
 
@@ -282,6 +337,32 @@ function buildDispatcher(options: HttpBackendOptions): Dispatcher {
       ...(tls.key !== undefined && { key: tls.key }),
       rejectUnauthorized: !tls.insecureSkipVerify,
     },
+  })
+}
+
+/** The direct client, unless a proxy is configured for the URL's scheme (undici's proxy agent handles that). */
+function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient | undefined {
+  const origin = new URL(options.url)
+  const https = origin.protocol === 'https:'
+  // EnvHttpProxyAgent sends https through http_proxy too when https_proxy is unset.
+  const proxied = https ? options.proxy.httpsProxy !== '' || options.proxy.httpProxy !== '' : options.proxy.httpProxy !== ''
+  if (proxied) return undefined
+  const { tls } = options
+  return new RangeClient({
+    origin,
+    tls: {
+      ...(tls.ca !== undefined && { ca: [...rootCertificates, tls.ca] }),
+      ...(tls.cert !== undefined && { cert: tls.cert }),
+      ...(tls.key !== undefined && { key: tls.key }),
+      rejectUnauthorized: !tls.insecureSkipVerify,
+    },
+    headers: options.headers,
+    connections: options.connections,
+    connectTimeoutMs: options.connectTimeoutMs,
+    headersTimeoutMs: options.headersTimeoutMs,
+    bodyTimeoutMs: options.bodyTimeoutMs,
+    url,
+    onResend: (cause) => options.logger.warn(`GET ${url}: ${describe(cause)} on a kept-alive connection before any answer; sent again on a new one`),
   })
 }
 
