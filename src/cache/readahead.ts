@@ -19,7 +19,8 @@
  * - The window is the distance the stream's fetches run ahead of its reader. Whenever the reader
  *   has moved on enough that a whole request's worth is missing, that much more is asked for, in
  *   requests of a quarter of the window (so several run in parallel: one TCP stream's rate times
- *   four or more), at least one block and at most `MAX_REQUEST_BYTES`.
+ *   four or more), at least one block and at most `MAX_REQUEST_BYTES`. Only whole requests are
+   asked for, so a long stream's fetches all have one size.
  */
 
 export interface ReadaheadOptions {
@@ -104,6 +105,7 @@ export class ReadaheadTracker {
     stream.lastReadAt = now
     stream.handle = handle
     stream.next = Math.max(stream.next, end)
+    this.absorbOthers(stream)
     stream.sequentialReads++
     if (stream.sequentialReads < CONFIRMING_READS) return { stream: stream.id, ahead: { offset: end, length: 0, requestBytes: 0 } }
     const confirmed = stream.sequentialReads === CONFIRMING_READS
@@ -115,16 +117,26 @@ export class ReadaheadTracker {
     let best: Stream | undefined
     let bestDistance = Infinity
     for (const stream of this.streams) {
-      if (now - stream.lastReadAt > STREAM_IDLE_MS) continue
-      const slack = stream.window === 0 ? YOUNG_SLACK_BYTES : MATCH_SLACK_BYTES
-      const reach = Math.max(stream.next, stream.fetchedUntil) + slack
-      if (offset < stream.next - slack || offset > reach) continue
+      if (now - stream.lastReadAt > STREAM_IDLE_MS || !reaches(stream, offset)) continue
       // Inside the fetched-ahead range counts as no distance at all.
       const distance = offset >= stream.next && offset <= stream.fetchedUntil ? 0 : Math.abs(offset - stream.next)
       const better = distance < bestDistance || (distance === bestDistance && stream.handle === handle)
       if (better) [best, bestDistance] = [stream, distance]
     }
     return best
+  }
+
+  /**
+   * Forgets the other streams whose reader is where `stream`'s is: one reader whose first reads
+   * came out of order starts two streams, which would then share its reads and split its fetches.
+   */
+  private absorbOthers(stream: Stream): void {
+    for (let i = this.streams.length - 1; i >= 0; i--) {
+      const other = this.streams[i]!
+      if (other === stream || !reaches(stream, other.next)) continue
+      stream.fetchedUntil = Math.max(stream.fetchedUntil, other.fetchedUntil)
+      this.streams.splice(i, 1)
+    }
   }
 
   private start(offset: number, end: number, handle: number | undefined, now: number): Access {
@@ -143,9 +155,24 @@ export class ReadaheadTracker {
     const requestBytes = Math.min(MAX_REQUEST_BYTES, Math.max(blockBytes, stream.window / REQUESTS_PER_WINDOW))
     const from = Math.max(stream.fetchedUntil, stream.next)
     const target = Math.min(size, stream.next + stream.window)
-    // Ask only when a whole request is missing (or the rest of the file is): no dribble of tiny ranges.
-    if (target - from < Math.min(requestBytes, size - from) || from >= size) return { offset: from, length: 0, requestBytes }
-    stream.fetchedUntil = target
-    return { offset: from, length: target - from, requestBytes }
+    // Whole requests only (or the rest of the file): no dribble of tiny ranges, and fetches of a
+    // few sizes, which the cache's buffer pool can recycle (odd sizes made it allocate anew).
+    const length = target === size ? size - from : Math.floor((target - from) / requestBytes) * requestBytes
+    if (length <= 0) return { offset: from, length: 0, requestBytes }
+    stream.fetchedUntil = from + length
+    return { offset: from, length, requestBytes }
   }
+}
+
+/**
+ * Whether a read at `offset` continues `stream`: from a little behind its furthest read (as far
+ * back as its window once established: the kernel's own readahead keeps a dozen requests in
+ * flight, which libfuse's threads hand over in any order, more than 1 MiB apart; measured, one dd
+ * became five streams) to a little past what was fetched for it.
+ */
+function reaches(stream: Stream, offset: number): boolean {
+  const young = stream.window === 0
+  const behind = young ? YOUNG_SLACK_BYTES : Math.max(MATCH_SLACK_BYTES, stream.window)
+  const ahead = young ? YOUNG_SLACK_BYTES : MATCH_SLACK_BYTES
+  return offset >= stream.next - behind && offset <= Math.max(stream.next, stream.fetchedUntil) + ahead
 }

@@ -46,6 +46,7 @@ t.test('a sequential stream reads ahead from its third read on and its window do
     fetchedUntil = ahead.offset + ahead.length
     windows.push(fetchedUntil - (offset + READ))
     t.ok(ahead.requestBytes >= READ && ahead.requestBytes <= MAX_REQUEST_BYTES)
+    t.equal(ahead.length % ahead.requestBytes, 0, 'whole requests only, so fetches come in few sizes')
   }
   t.equal(Math.max(...windows), 8 * MIB, 'the window reaches the cap and stays there')
   t.ok(windows.indexOf(8 * MIB) < 10, 'within a handful of reads')
@@ -127,4 +128,33 @@ t.test('a stream idle for a while is forgotten: a read where it stopped starts a
   const late = readahead.observe(11 * READ, READ, 1)
   t.not(late.stream, stream, 'after it: a new stream')
   t.equal(late.ahead.length, 0, 'with no readahead until it proves sequential again')
+})
+
+t.test('an established stream takes reads from as far back as its window', async (t) => {
+  // The kernel keeps a dozen reads in flight and libfuse's threads hand them over in any order.
+  const readahead = tracker(GIB, 8 * MIB)
+  let offset = 0
+  let stream = 0
+  for (; offset < 64 * READ; offset += READ) stream = readahead.observe(offset, READ, 1).stream
+  t.equal(readahead.observe(offset - 3 * MIB, READ, 1).stream, stream, '3 MiB behind: the same stream')
+  t.not(readahead.observe(offset - 9 * MIB, READ, 1).stream, stream, 'further back than the window: another')
+})
+
+t.test('a reader whose first reads came out of order becomes one stream, and its fetches do not overlap', async (t) => {
+  const readahead = tracker(GIB, 8 * MIB)
+  // The fifth block arrives before the second: two young streams, which then meet.
+  const order = [0, 4, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12]
+  const ids = order.map((block) => readahead.observe(block * READ, READ, 1))
+  t.not(ids[1]!.stream, ids[0]!.stream, 'the early read started a stream of its own')
+  const fetched: Array<[number, number]> = []
+  let stream = 0
+  for (let block = 13; block < 200; block++) {
+    const access = readahead.observe(block * READ, READ, 1)
+    if (block > 13) t.equal(access.stream, stream, `block ${block}: the one stream`)
+    stream = access.stream
+    if (access.ahead.length > 0) fetched.push([access.ahead.offset, access.ahead.offset + access.ahead.length])
+  }
+  for (const access of ids) if (access.ahead.length > 0) fetched.push([access.ahead.offset, access.ahead.offset + access.ahead.length])
+  fetched.sort((a, b) => a[0] - b[0])
+  for (let i = 1; i < fetched.length; i++) t.ok(fetched[i]![0] >= fetched[i - 1]![1], `range ${i} starts after the previous one ended`)
 })
