@@ -13,14 +13,35 @@ t.test('a given-back buffer serves the next take of its exact size', async (t) =
   t.not(pool.take(100), first, 'and only once')
 })
 
-t.test('idle buffers are capped; past the cap they are left to the GC', async (t) => {
+t.test('idle buffers are capped; past the cap the oldest are left to the GC, whatever their size', async (t) => {
   const pool = new BufferPool(250)
   const [a, b, c] = [pool.take(100), pool.take(100), pool.take(100)]
   pool.give(a)
   pool.give(b)
   pool.give(c)
-  t.equal(pool.idleSize, 200, 'the third would pass 250')
+  t.equal(pool.idleSize, 200, 'the third would pass 250: the oldest went')
+  t.equal(pool.take(100), c)
   t.equal(pool.take(100), b)
-  t.equal(pool.take(100), a)
-  t.not(pool.take(100), c)
+  t.not(pool.take(100), a)
+
+  const odd = [pool.take(30), pool.take(70), pool.take(80)]
+  for (const buffer of odd) pool.give(buffer)
+  t.equal(pool.idleSize, 180)
+  const current = pool.take(100)
+  pool.give(current)
+  t.equal(pool.idleSize, 250, 'odd sizes given back earlier make way for the size in use')
+  t.equal(pool.take(100), current)
+  t.equal(pool.take(80), odd[2], 'the newer odd ones stayed')
+  t.equal(pool.take(70), odd[1])
+  t.not(pool.take(30), odd[0], 'the oldest did not')
+  t.equal(pool.idleSize, 0)
+})
+
+t.test('a buffer larger than the cap is never kept', async (t) => {
+  const pool = new BufferPool(250)
+  const small = pool.take(100)
+  pool.give(small)
+  pool.give(pool.take(300))
+  t.equal(pool.idleSize, 100, 'and does not push out what is there')
+  t.equal(pool.take(100), small)
 })
