@@ -1,5 +1,5 @@
-import { rootCertificates } from 'node:tls'
-import { EnvHttpProxyAgent, request, type Dispatcher } from 'undici'
+import { rootCertificates, type ConnectionOptions } from 'node:tls'
+import type { Dispatcher } from 'undici'
 import type { Logger } from '../../log.js'
 import type { ReadOptions, StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
@@ -56,6 +56,12 @@ export interface HttpBackendOptions {
 const MAX_REDIRECTS = 5
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308])
 
+/** undici, for what the direct path does not do (proxies, redirects, unframed bodies). */
+interface GeneralClient {
+  dispatcher: Dispatcher
+  request: typeof import('undici').request
+}
+
 /** A redirect answer: its status and where it points. */
 interface Hop {
   status: number
@@ -89,17 +95,15 @@ export class HttpBackend implements StorageBackend {
   private validator: Validator = { kind: 'none' }
   private openLatencyMs = 0
   /**
-   * The fast path for ranged GETs (range-client.ts), used while `useDirect`: not behind a proxy,
-   * and off for good once the URL redirects or sends a 206 not delimited by Content-Length.
-   * undici (`dispatcher`) handles those cases, and HEAD and the probe at open.
+   * The fast path (range-client.ts), used while `useDirect`: not behind a proxy, and off for good
+   * once the URL redirects or sends a 206 not delimited by Content-Length. undici handles those
+   * cases; it is loaded only then (`general`), as it alone adds ~20 MiB to the daemon's RSS.
    */
   private direct: RangeClient | undefined
   private useDirect = false
+  private general: Promise<GeneralClient> | undefined
 
-  private constructor(
-    private readonly options: HttpBackendOptions,
-    private readonly dispatcher: Dispatcher,
-  ) {
+  private constructor(private readonly options: HttpBackendOptions) {
     const url = new URL(options.url)
     this.redactedUrl = redactUrl(url)
     this.origin = url.origin
@@ -108,17 +112,16 @@ export class HttpBackend implements StorageBackend {
   }
 
   static async open(options: HttpBackendOptions): Promise<HttpBackend> {
-    const backend = new HttpBackend(options, buildDispatcher(options))
+    const backend = new HttpBackend(options)
     if (options.tls.insecureSkipVerify) {
       options.logger.warn(`TLS certificate checks are OFF for ${backend.redactedUrl} (insecure_skip_verify): anyone on the path can serve other bytes`)
     }
     try {
       backend.direct = buildRangeClient(options, backend.redactedUrl)
-      await backend.learnObject()
       backend.useDirect = backend.direct !== undefined
+      await backend.learnObject()
     } catch (err) {
-      backend.direct?.close()
-      await backend.dispatcher.destroy()
+      await backend.close()
       throw openFailure(backend.redactedUrl, err)
     }
     return backend
@@ -150,7 +153,7 @@ export class HttpBackend implements StorageBackend {
     if (this.closed) return
     this.closed = true
     this.direct?.close()
-    await this.dispatcher.destroy()
+    if (this.general) await (await this.general).dispatcher.destroy()
   }
 
   /** HEAD for size and validator, then a one-byte ranged GET that proves ranges work. */
@@ -174,34 +177,44 @@ export class HttpBackend implements StorageBackend {
 
   /** Size and headers from HEAD, or undefined where HEAD is refused (GET-only presigned URLs). */
   private async headObject(signal: AbortSignal): Promise<{ headers: Headers; size: number | undefined } | undefined> {
-    const { response } = await this.exchange('HEAD', {}, signal)
-    await response.body.dump()
-    if ([403, 405, 501].includes(response.statusCode)) return undefined
-    if (response.statusCode !== 200) throw this.statusError(response.statusCode, flatten(response.headers))
-    const headers = flatten(response.headers)
+    const { status, headers } = await this.ask('HEAD', {}, signal)
+    if ([403, 405, 501].includes(status)) return undefined
+    if (status !== 200) throw this.statusError(status, headers)
     const length = headers['content-length']
     return { headers, size: length === undefined ? undefined : Number(length) }
   }
 
   private async probeRange(signal: AbortSignal): Promise<{ size: number; headers: Headers }> {
-    const { response } = await this.exchange('GET', { range: 'bytes=0-0', 'accept-encoding': 'identity' }, signal)
-    const headers = flatten(response.headers)
-    try {
-      if (response.statusCode === 416) {
-        const total = parseUnsatisfiedRange(headers['content-range'])
-        if (total === 0) return { size: 0, headers }
-      }
-      if (response.statusCode === 200) throw new RangeIgnoredError(this.redactedUrl)
-      if (response.statusCode !== 206) throw this.statusError(response.statusCode, flatten(response.headers))
-      const range = parseContentRange(headers['content-range'])
-      if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
-        throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
-      }
-      await collectBody(response.body, 1, this.redactedUrl)
-      return { size: range.total, headers }
-    } finally {
-      discardBody(response.body)
+    const { status, headers } = await this.ask('GET', { range: 'bytes=0-0', 'accept-encoding': 'identity' }, signal, 1)
+    if (status === 416) {
+      const total = parseUnsatisfiedRange(headers['content-range'])
+      if (total === 0) return { size: 0, headers }
     }
+    if (status === 200) throw new RangeIgnoredError(this.redactedUrl)
+    if (status !== 206) throw this.statusError(status, headers)
+    const range = parseContentRange(headers['content-range'])
+    if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
+      throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
+    }
+    return { size: range.total, headers }
+  }
+
+  /**
+   * The status and headers of an answer: all that the requests at open need. Its body is read
+   * (and dropped) where it is `bodyBytes` long, to keep the connection; else left unread.
+   */
+  private async ask(method: 'GET' | 'HEAD', headers: Headers, signal: AbortSignal, bodyBytes = 0): Promise<{ status: number; headers: Headers }> {
+    let redirect: Hop | undefined
+    if (this.useDirect) {
+      const body = Buffer.alloc(bodyBytes)
+      const head = await this.direct!.request(method, this.path, headers, body, (answer) => answer.contentLength === bodyBytes, signal)
+      if (!REDIRECT_STATUSES.has(head.status)) return head
+      redirect = { status: head.status, location: head.headers.location }
+      this.leaveDirect(`a redirect (${head.status})`)
+    }
+    const { response } = await this.exchange(method, headers, signal, redirect)
+    await response.body.dump()
+    return { status: response.statusCode, headers: flatten(response.headers) }
   }
 
   private async fetchRange(offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer> {
@@ -216,7 +229,7 @@ export class HttpBackend implements StorageBackend {
         if (head.contentLength !== length) throw new BadResponseError(this.redactedUrl, `Content-Length ${head.contentLength} for ${length} bytes`)
         return true
       }
-      const head = await this.direct!.get(this.path, headers, target, inspect, signal)
+      const head = await this.direct!.request('GET', this.path, headers, target, inspect, signal)
       if (head.status === 206 && head.contentLength !== undefined) return target
       if (head.status !== 206) redirect = { status: head.status, location: head.headers.location }
       this.leaveDirect(head.status === 206 ? 'a 206 without Content-Length' : `a redirect (${head.status})`)
@@ -233,7 +246,7 @@ export class HttpBackend implements StorageBackend {
   private leaveDirect(why: string): void {
     if (!this.useDirect) return
     this.useDirect = false
-    this.options.logger.info(`${this.redactedUrl} answered a range with ${why}: its ranges go through the general HTTP client from now on`)
+    this.options.logger.info(`${this.redactedUrl} answered with ${why}: its requests go through the general HTTP client from now on`)
   }
 
   /** Throws unless an answer is exactly the pinned version's bytes `offset`..`last` (both paths). */
@@ -256,13 +269,14 @@ export class HttpBackend implements StorageBackend {
    * `redirected` is a redirect the direct path already received for this request.
    */
   private async exchange(method: 'GET' | 'HEAD', headers: Headers, signal: AbortSignal, redirected?: Hop): Promise<{ response: Dispatcher.ResponseData; url: URL }> {
+    const { dispatcher, request } = await this.generalClient()
     let url = new URL(this.options.url)
     let redirects = 0
     if (redirected) url = this.nextHop(url, redirected, redirects++)
     for (;;) {
       const ownOrigin = url.origin === this.origin
       const response = await request(url, {
-        dispatcher: this.dispatcher,
+        dispatcher,
         method,
         headers: ownOrigin ? { ...this.options.headers, ...headers } : headers,
         signal,
@@ -272,6 +286,11 @@ export class HttpBackend implements StorageBackend {
       url = this.nextHop(url, { status: response.statusCode, location: flatten(response.headers).location }, redirects++)
     }
     /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
+  }
+
+  private generalClient(): Promise<GeneralClient> {
+    this.general ??= import('undici').then((undici) => ({ dispatcher: buildDispatcher(undici, this.options), request: undici.request }))
+    return this.general
   }
 
   /** Where a redirect leads, unless it is one too many, has no Location or leaves https. */
@@ -322,21 +341,13 @@ export class HttpBackend implements StorageBackend {
   }
 }
 
-function buildDispatcher(options: HttpBackendOptions): Dispatcher {
-  const { tls } = options
-  return new EnvHttpProxyAgent({
+function buildDispatcher(undici: typeof import('undici'), options: HttpBackendOptions): Dispatcher {
+  return new undici.EnvHttpProxyAgent({
     ...options.proxy,
     connections: options.connections,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
-    connect: {
-      timeout: options.connectTimeoutMs,
-      // Node's `ca` replaces the bundled roots; keep them and add the user's.
-      ...(tls.ca !== undefined && { ca: [...rootCertificates, tls.ca] }),
-      ...(tls.cert !== undefined && { cert: tls.cert }),
-      ...(tls.key !== undefined && { key: tls.key }),
-      rejectUnauthorized: !tls.insecureSkipVerify,
-    },
+    connect: { timeout: options.connectTimeoutMs, ...tlsOptions(options.tls) },
   })
 }
 
@@ -347,15 +358,9 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
   // EnvHttpProxyAgent sends https through http_proxy too when https_proxy is unset.
   const proxied = https ? options.proxy.httpsProxy !== '' || options.proxy.httpProxy !== '' : options.proxy.httpProxy !== ''
   if (proxied) return undefined
-  const { tls } = options
   return new RangeClient({
     origin,
-    tls: {
-      ...(tls.ca !== undefined && { ca: [...rootCertificates, tls.ca] }),
-      ...(tls.cert !== undefined && { cert: tls.cert }),
-      ...(tls.key !== undefined && { key: tls.key }),
-      rejectUnauthorized: !tls.insecureSkipVerify,
-    },
+    tls: tlsOptions(options.tls),
     headers: options.headers,
     connections: options.connections,
     connectTimeoutMs: options.connectTimeoutMs,
@@ -364,6 +369,17 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
     url,
     onResend: (cause) => options.logger.warn(`GET ${url}: ${describe(cause)} on a kept-alive connection before any answer; sent again on a new one`),
   })
+}
+
+/** What both clients are given for TLS. */
+function tlsOptions({ ca, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
+  return {
+    // Node's `ca` replaces the bundled roots; keep them and add the user's.
+    ...(ca !== undefined && { ca: [...rootCertificates, ca] }),
+    ...(cert !== undefined && { cert }),
+    ...(key !== undefined && { key }),
+    rejectUnauthorized: !insecureSkipVerify,
+  }
 }
 
 function validatorFrom(headers: Headers): Validator {

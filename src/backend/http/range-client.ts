@@ -57,13 +57,16 @@ export class RangeClient {
     }
   }
 
-  /** GETs `path` (with its query) with `headers` besides the fixed ones; see HeadInspector for `inspect`. */
-  async get(path: string, headers: Record<string, string>, target: Buffer, inspect: HeadInspector, signal: AbortSignal): Promise<ResponseHead> {
-    const requestHead = `GET ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${this.fixedFields}${fields(headers)}\r\n`
+  /**
+   * Sends `method` for `path` (with its query) with `headers` besides the fixed ones; see
+   * HeadInspector for `inspect` (not asked for a HEAD, whose answer has no body).
+   */
+  async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, target: Buffer, inspect: HeadInspector, signal: AbortSignal): Promise<ResponseHead> {
+    const requestHead = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${this.fixedFields}${fields(headers)}\r\n`
     for (;;) {
       const connection = await this.acquire(signal)
       try {
-        return await connection.send(requestHead, target, inspect, signal)
+        return await connection.send(requestHead, target, inspect, signal, method === 'HEAD')
       } catch (err) {
         if (!(err instanceof StaleConnectionError)) throw err
         this.options.onResend?.(err.cause)

@@ -44,6 +44,7 @@ interface Exchange {
   filled: number
   /** Whether any byte of an answer arrived: a kept-alive connection that fails before is stale. */
   answered: boolean
+  bodyless: boolean
 }
 
 /**
@@ -83,8 +84,9 @@ export class RangeConnection {
   /**
    * Sends a request head and reads the answer. Resolves with the response head once the body is
    * in `target` (or at once if `inspect` declined it); the connection is usable again after.
+   * `bodyless` is for a HEAD: its answer has no body, whatever its Content-Length says.
    */
-  send(requestHead: string, target: Buffer, inspect: HeadInspector, signal: AbortSignal): Promise<ResponseHead> {
+  send(requestHead: string, target: Buffer, inspect: HeadInspector, signal: AbortSignal, bodyless = false): Promise<ResponseHead> {
     if (!this.usable || this.exchange) throw new Error('RangeConnection.send on a busy or closed connection')
     return new Promise<ResponseHead>((resolve, reject) => {
       const onAbort = () => this.fail(signal.reason)
@@ -98,6 +100,7 @@ export class RangeConnection {
         head: undefined,
         filled: 0,
         answered: false,
+        bodyless,
       }
       if (signal.aborted) return this.fail(signal.reason)
       if (this.connected) this.armHeadersTimeout()
@@ -150,9 +153,13 @@ export class RangeConnection {
         if (next >= 0) this.onHead(exchange, next)
         return
       }
-      wanted = exchange.inspect(head)
+      wanted = !exchange.bodyless && exchange.inspect(head)
     } catch (err) {
       return this.fail(err)
+    }
+    if (exchange.bodyless && this.scratchUsed === end + HEAD_END.length) {
+      this.scratchUsed = 0
+      return this.complete(exchange, head)
     }
     if (!wanted) {
       this.exchange = undefined

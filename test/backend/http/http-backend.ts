@@ -565,7 +565,7 @@ t.test('the direct path hands over to undici for good on a 206 without Content-L
   const [a, b] = await Promise.all([backend.readExact(0, 100), backend.readExact(5000, 100)])
   t.ok(a.equals(OBJECT.subarray(0, 100)) && b.equals(OBJECT.subarray(5000, 5100)), 'both reads at once are right')
   t.ok((await backend.readExact(SIZE - 10, 10)).equals(OBJECT.subarray(SIZE - 10)), 'and a later one')
-  t.match(lines.filter((line) => line.startsWith('info:')), [/answered a range with a 206 without Content-Length: its ranges go through the general HTTP client from now on$/])
+  t.match(lines.filter((line) => line.startsWith('info:')), [/answered with a 206 without Content-Length: its requests go through the general HTTP client from now on$/])
 })
 
 t.test('behind a proxy, https ranges go through undici (http_proxy serves https too when https_proxy is unset)', async (t) => {

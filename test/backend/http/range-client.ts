@@ -26,7 +26,7 @@ const take206 = (head: ResponseHead) => head.status === 206
 
 async function range(c: RangeClient, offset: number, length: number, signal = new AbortController().signal, path = '/disk.img'): Promise<Buffer> {
   const target = Buffer.alloc(length)
-  const head = await c.get(path, { range: `bytes=${offset}-${offset + length - 1}` }, target, take206, signal)
+  const head = await c.request('GET', path, { range: `bytes=${offset}-${offset + length - 1}` }, target, take206, signal)
   if (head.status !== 206) throw new Error(`status ${head.status}`)
   return target
 }
@@ -82,7 +82,7 @@ t.test('sends the fixed and the per-request header fields, and refuses ones that
   await range(c, 10, 10, undefined, '/disk.img?sig=abc')
   t.match(server.requests[0], { path: '/disk.img?sig=abc', headers: { 'x-api-key': 'k1', range: 'bytes=10-19', host: new URL(server.origin).host } })
   t.throws(() => client(t, server.origin, { headers: { 'x-api-key': 'k1\r\nx-evil: 1' } }), /header "x-api-key" has a line break or NUL/)
-  await t.rejects(c.get('/disk.img', { '': 'v' }, Buffer.alloc(1), take206, new AbortController().signal), TypeError)
+  await t.rejects(c.request('GET', '/disk.img', { '': 'v' }, Buffer.alloc(1), take206, new AbortController().signal), TypeError)
 })
 
 t.test('faults become typed errors, and the connection is not used again', async (t) => {
@@ -109,7 +109,7 @@ t.test('a connection the server closed while idle is replaced without an error',
   const c = client(t, server.origin, { connections: 1 })
   const target = Buffer.alloc(4)
   for (let i = 0; i < 3; i++) {
-    await c.get('/x', {}, target, take206, new AbortController().signal)
+    await c.request('GET', '/x', {}, target, take206, new AbortController().signal)
     t.equal(target.toString(), 'abcd')
   }
   t.equal(server.connections(), 3)
@@ -127,10 +127,10 @@ t.test('a request on a connection the server closes unanswered is sent again on 
   const c = client(t, server.origin, { connections: 2, onResend: (cause) => resent.push(cause) })
   const target = Buffer.alloc(4)
   const signal = new AbortController().signal
-  await Promise.all([c.get('/x', {}, target, take206, signal), c.get('/x', {}, Buffer.alloc(4), take206, signal)])
+  await Promise.all([c.request('GET', '/x', {}, target, take206, signal), c.request('GET', '/x', {}, Buffer.alloc(4), take206, signal)])
   t.equal(server.connections(), 2)
   target.fill(0)
-  await c.get('/x', {}, target, take206, signal)
+  await c.request('GET', '/x', {}, target, take206, signal)
   t.equal(target.toString(), 'abcd')
   t.match(resent, [{ code: 'E_CONNECTION_CLOSED' }], 'the resend is reported with its cause')
   t.equal(server.connections(), 3, 'one new connection: the other idle one was dropped, not tried')
@@ -160,7 +160,7 @@ t.test('answers no sane server gives', async (t) => {
   const c = client(t, server.origin, { connections: 1 })
   const get = async () => {
     const target = Buffer.alloc(4)
-    await c.get('/x', {}, target, take206, new AbortController().signal)
+    await c.request('GET', '/x', {}, target, take206, new AbortController().signal)
     return target.toString()
   }
   t.equal(await get(), 'wxyz', 'an interim 103 in the same packet is skipped')
@@ -181,11 +181,11 @@ t.test('the inspector decides before any body byte is stored', async (t) => {
   const c = client(t, server.origin)
   const target = Buffer.alloc(10, 7)
   const signal = new AbortController().signal
-  const head = await c.get('/disk.img', { range: 'bytes=0-9' }, target, () => false, signal)
+  const head = await c.request('GET', '/disk.img', { range: 'bytes=0-9' }, target, () => false, signal)
   t.equal(head.status, 206, 'declined: the head comes back')
   t.same(target, Buffer.alloc(10, 7), 'and the target is untouched')
-  await t.rejects(c.get('/disk.img', { range: 'bytes=0-9' }, target, () => { throw new Error('no thanks') }, signal), /no thanks/)
-  await t.rejects(c.get('/disk.img', { range: 'bytes=0-19' }, target, () => true, signal), /inspector accepted a body of 20 bytes for a 10-byte target/)
+  await t.rejects(c.request('GET', '/disk.img', { range: 'bytes=0-9' }, target, () => { throw new Error('no thanks') }, signal), /no thanks/)
+  await t.rejects(c.request('GET', '/disk.img', { range: 'bytes=0-19' }, target, () => true, signal), /inspector accepted a body of 20 bytes for a 10-byte target/)
   t.same(target, Buffer.alloc(10, 7))
 })
 
@@ -242,4 +242,26 @@ t.test('default ports and SNI: nothing listens on 80 or 443 here, so the attempt
   for (const origin of ['http://127.0.0.1', 'https://localhost']) {
     await t.rejects(range(client(t, origin), 0, 1), { code: 'ECONNREFUSED' }, origin)
   }
+})
+
+t.test('HEAD: the answer has no body whatever its Content-Length; a server that sends one anyway loses the connection', async (t) => {
+  const answers = [
+    (socket: Socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n'),
+    (socket: Socket) => socket.write(head206(4) + 'wxyz'),
+    (socket: Socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\njunk'),
+    (socket: Socket) => socket.write(head206(4) + 'wxyz'),
+  ]
+  const server = await scripted(t, (socket, index) => answers[index]!(socket))
+  const c = client(t, server.origin, { connections: 1 })
+  const signal = new AbortController().signal
+  const never = () => t.fail('a HEAD answer is not inspected') as never
+  t.equal((await c.request('HEAD', '/x', {}, Buffer.alloc(0), never, signal)).headers['content-length'], '1000')
+  const target = Buffer.alloc(4)
+  await c.request('GET', '/x', {}, target, take206, signal)
+  t.equal(target.toString(), 'wxyz', 'the next request on the same connection reads its own answer')
+  t.equal(server.connections(), 1)
+  t.equal((await c.request('HEAD', '/x', {}, Buffer.alloc(0), never, signal)).status, 200)
+  await c.request('GET', '/x', {}, target.fill(0), take206, signal)
+  t.equal(target.toString(), 'wxyz')
+  t.equal(server.connections(), 2, 'the HEAD answered with a body cost its connection')
 })
