@@ -1057,9 +1057,12 @@ async function measureRss() {
       title: `snapmount --cache-size-mib ${RSS_CACHE_MIB}`,
       command: (mnt) => [join(ROOT, 'bin/snapmount'), 'mount', '--cache-size-mib', String(RSS_CACHE_MIB), mnt, `${NAME}=${url}`],
     }
-    const r = await withDaemon(mount, async (file) => {
+    const r = await withDaemon(mount, async (file, daemon) => {
       const seq = await counted(proxy, () => fioSeq(file, { bytesEach: BIG_IMAGE_BYTES, seconds: 180 }))
-      return { seq, sliceOk: (await sliceSha256(file, 'direct', BIG_SLICES)) === expectedSha }
+      // The target is the peak during the read; the slice check after it is another workload
+      // (16 random 1 MiB O_DIRECT reads), whose peak is reported beside it.
+      const readPeakMiB = await peakRssMiB(daemon)
+      return { seq, readPeakMiB, sliceOk: (await sliceSha256(file, 'direct', BIG_SLICES)) === expectedSha }
     }, { timeoutMs: 240_000 })
     await stopService(proxy)
     const result = {
@@ -1068,12 +1071,13 @@ async function measureRss() {
       mbps: r.seq.mbps,
       bytesRead: r.seq.bytes,
       fetchPerByte: r.seq.traffic.amp,
-      peakRssMiB: r.peakRssMiB,
+      peakRssMiB: r.readPeakMiB,
+      peakWithCheckMiB: r.peakRssMiB,
       sliceOk: r.sliceOk,
       exit: r.exit,
       ok: r.sliceOk && r.cleanExit && r.seq.bytes === BIG_IMAGE_BYTES,
     }
-    progress(`rss: ${fmt(result.bytesRead / 2 ** 20)} MiB read at ${fmt(result.mbps)} MB/s, fetched x${fmtAmp(result.fetchPerByte)}; peak RSS ${fmt(result.peakRssMiB)} MiB; slices ${okOr(result.sliceOk)}; exit ${result.exit}`)
+    progress(`rss: ${fmt(result.bytesRead / 2 ** 20)} MiB read at ${fmt(result.mbps)} MB/s, fetched x${fmtAmp(result.fetchPerByte)}; peak RSS ${fmt(result.peakRssMiB)} MiB (${fmt(result.peakWithCheckMiB)} after the slice check); slices ${okOr(result.sliceOk)}; exit ${result.exit}`)
     return result
   } finally {
     await stopService(nginx)
@@ -1118,7 +1122,7 @@ function evaluateTargets(results) {
   if (results.rss) {
     const limit = RSS_CACHE_MIB + RSS_SLACK_MIB
     const r = results.rss
-    add('4 GiB seq', `peak RSS <= cache bound + ${RSS_SLACK_MIB} MiB`, r.peakRssMiB, limit, r.peakRssMiB <= limit && r.bytesRead === BIG_IMAGE_BYTES, `${fmt(r.peakRssMiB)} vs ${RSS_CACHE_MIB} + ${RSS_SLACK_MIB} MiB (${fmt(r.bytesRead / 2 ** 20)} MiB read)`)
+    add('4 GiB seq', `peak RSS <= cache bound + ${RSS_SLACK_MIB} MiB`, r.peakRssMiB, limit, r.peakRssMiB <= limit && r.bytesRead === BIG_IMAGE_BYTES, `${fmt(r.peakRssMiB)} vs ${RSS_CACHE_MIB} + ${RSS_SLACK_MIB} MiB (${fmt(r.bytesRead / 2 ** 20)} MiB read; ${fmt(r.peakWithCheckMiB)} after the slice check)`)
   } else add('4 GiB seq', `peak RSS <= cache bound + ${RSS_SLACK_MIB} MiB`, undefined, undefined, undefined, 'part rss not run')
   const local = results.local?.mounts
   if (local?.qemu) {
@@ -1315,7 +1319,7 @@ async function main() {
       ok &&= results.rss.ok
       const r = results.rss
       out(`\nRSS: snapmount --cache-size-mib ${RSS_CACHE_MIB} reading the 4 GiB image from nginx (0 ms) once, sequentially: ${fmt(r.bytesRead / 2 ** 20)} MiB at ${fmt(r.mbps)} MB/s, `)
-      out(`server bytes per byte read ${fmtAmp(r.fetchPerByte)}; peak RSS ${fmt(r.peakRssMiB)} MiB; slices ${okOr(r.sliceOk)}; exit ${r.exit}\n`)
+      out(`server bytes per byte read ${fmtAmp(r.fetchPerByte)}; peak RSS ${fmt(r.peakRssMiB)} MiB during the read, ${fmt(r.peakWithCheckMiB)} MiB after the O_DIRECT slice check; slices ${okOr(r.sliceOk)}; exit ${r.exit}\n`)
     }
     results.targets = evaluateTargets(results)
     out(`\nTargets (issue 5; RTT = ${RTT_MS} ms, configured; n/a = not measured in this run)\n\n${targetsReport(results.targets)}\n`)

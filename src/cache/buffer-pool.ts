@@ -10,6 +10,9 @@
  * GC, whatever their size: the sizes in use now are the ones given back last, and a pool clogged
  * with the odd sizes of a stream's first requests would drop every buffer of the size in use
  * (measured: a 4 GiB read through a 256 MiB cache allocated every one of its 1,024 fetch buffers).
+ * When the size asked for changes (a scan's 4 MiB requests, then 128 KiB random reads), a new
+ * size is cut from a larger idle buffer rather than allocated: the pieces share its memory, which
+ * the cache keeps recycling, instead of new memory arriving while the old waits for the GC.
  */
 export class BufferPool {
   private readonly idle = new Map<number, Buffer[]>()
@@ -21,17 +24,22 @@ export class BufferPool {
 
   /** A buffer of exactly `length` bytes with undefined contents, reused when one is idle. */
   take(length: number): Buffer {
-    const reused = this.idle.get(length)?.pop()
-    if (!reused) return Buffer.allocUnsafeSlow(length)
-    this.age.delete(reused)
-    this.idleBytes -= length
-    return reused
+    const reused = this.idle.get(length)?.at(-1)
+    if (reused) {
+      this.remove(reused)
+      return reused
+    }
+    return this.cut(length) ?? Buffer.allocUnsafeSlow(length)
   }
 
   /** Takes back a buffer nobody reads any more. */
   give(buffer: Buffer): void {
     if (buffer.length > this.maxIdleBytes) return
     while (this.idleBytes + buffer.length > this.maxIdleBytes) this.dropOldest()
+    this.keep(buffer)
+  }
+
+  private keep(buffer: Buffer): void {
     const list = this.idle.get(buffer.length)
     if (list) list.push(buffer)
     else this.idle.set(buffer.length, [buffer])
@@ -44,12 +52,25 @@ export class BufferPool {
     return this.idleBytes
   }
 
+  /** Cuts `length` bytes off the largest idle buffer longer than that; the rest stays idle. */
+  private cut(length: number): Buffer | undefined {
+    let largest: Buffer | undefined
+    for (const buffer of this.age) if (buffer.length > length && buffer.length > (largest?.length ?? 0)) largest = buffer
+    if (!largest) return undefined
+    this.remove(largest)
+    this.keep(largest.subarray(length))
+    return largest.subarray(0, length)
+  }
+
   private dropOldest(): void {
-    const oldest = this.age.values().next().value!
-    this.age.delete(oldest)
-    const list = this.idle.get(oldest.length)!
-    list.splice(list.indexOf(oldest), 1)
-    if (list.length === 0) this.idle.delete(oldest.length)
-    this.idleBytes -= oldest.length
+    this.remove(this.age.values().next().value!)
+  }
+
+  private remove(buffer: Buffer): void {
+    this.age.delete(buffer)
+    const list = this.idle.get(buffer.length)!
+    list.splice(list.indexOf(buffer), 1)
+    if (list.length === 0) this.idle.delete(buffer.length)
+    this.idleBytes -= buffer.length
   }
 }

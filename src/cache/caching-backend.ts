@@ -216,7 +216,8 @@ export class CachingBackend implements StorageBackend {
         try {
           controller.signal.throwIfAborted()
           const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into })
-          const pooled = bytes.buffer === into.buffer
+          // Pooled buffers may be pieces of one allocation: only `into` itself is ours.
+          const pooled = bytes === into
           if (!pooled) this.cache.giveBack(into)
           this.forget(fetch)
           const extent = this.cache.insert(this.owner, firstBlock, bytes, stream, { readahead, reserved, pooled })

@@ -45,3 +45,22 @@ t.test('a buffer larger than the cap is never kept', async (t) => {
   t.equal(pool.idleSize, 100, 'and does not push out what is there')
   t.equal(pool.take(100), small)
 })
+
+t.test('a size with no idle buffer is cut from the largest idle one, whose rest stays idle', async (t) => {
+  const pool = new BufferPool(1000)
+  const [small, big, bigger] = [pool.take(100), pool.take(400), pool.take(500)]
+  for (const buffer of [small, big, bigger]) pool.give(buffer)
+  const piece = pool.take(150)
+  t.equal(piece.length, 150)
+  t.equal(piece.buffer, bigger.buffer, 'cut from the largest')
+  t.equal(piece.byteOffset, bigger.byteOffset)
+  t.equal(pool.idleSize, 850, 'its other 350 bytes are still idle')
+  const rest = pool.take(350)
+  t.equal(rest.buffer, bigger.buffer, 'and serve a take of their size')
+  t.equal(rest.byteOffset, bigger.byteOffset + 150, 'without overlapping the piece')
+  t.equal(pool.take(100), small, 'an exact size still comes first')
+  t.equal(pool.take(400), big)
+  t.equal(pool.idleSize, 0)
+  const fresh = pool.take(50)
+  t.not(fresh.buffer, bigger.buffer, 'with nothing idle, a new buffer')
+})
