@@ -10,6 +10,8 @@ import { seededBytes } from '../../fixtures/test-data.js'
 import { tempDir } from '../../fixtures/temp-dir.js'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 
 /**
  * S3Backend in this process: against fauxqs for the S3 protocol, and against our fault server
@@ -137,6 +139,31 @@ t.test('against a misbehaving server', async (t) => {
     t.ok((await backend.readExact(1000, 50_000)).equals(OBJECT.subarray(1000, 51_000)), 'exact bytes in the end')
     t.equal(lines.filter((line) => / retry \d\/4 in /.test(line)).length, 4, 'four retries logged')
     t.ok((await backend.readExact(5000, 70_000)).equals(OBJECT.subarray(5000, 75_000)), 'and the next read is clean')
+  })
+
+  t.test('a final status after open is asked again through the SDK, which types it', async (t) => {
+    const backend = await S3Backend.open(options(server.origin))
+    t.teardown(() => backend.close())
+    const mark = server.requests.length
+    server.plan({ kind: 'status', status: 404 }, { kind: 'status', status: 404 })
+    await t.rejects(backend.readExact(0, 100), { code: 'E_HTTP_STATUS', status: 404 })
+    t.equal(server.requests.length - mark, 2, 'the direct GET, then the SDK\'s')
+    t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)), 'and the next read is right')
+  })
+
+  t.test('a 206 whose Content-Length is not the range is refused before any byte is stored', async (t) => {
+    const store = createServer((req, res) => {
+      const headers = { etag: '"v1"', 'last-modified': new Date(0).toUTCString() }
+      if (req.method === 'HEAD') return res.writeHead(200, { ...headers, 'content-length': OBJECT.length }).end()
+      const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')!
+      const body = OBJECT.subarray(Number(first), Number(last) + 2)
+      res.writeHead(206, { ...headers, 'content-range': `bytes ${first}-${last}/${OBJECT.length}`, 'content-length': body.length }).end(body)
+    })
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => new Promise((resolve) => store.close(resolve)))
+    const backend = await S3Backend.open(options(`http://127.0.0.1:${(store.address() as AddressInfo).port}`, { retry: { maxAttempts: 1, deadlineMs: 1000, baseDelayMs: 10, maxDelayMs: 10 } }))
+    t.teardown(() => backend.close())
+    await t.rejects(backend.readExact(0, 100), { code: 'E_RETRIES_EXHAUSTED', cause: { code: 'E_BAD_RESPONSE', message: /Content-Length 101 for 100 bytes$/ } })
   })
 
   t.test('a denial at open names the S3 error code from a one-byte GET', async (t) => {
