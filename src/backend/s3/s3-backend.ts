@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3'
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException, type GetObjectCommandInput } from '@aws-sdk/client-s3'
 import type { Logger } from '../../log.js'
 import type { S3SnapshotSpec } from '../../config/config.js'
 import type { ReadOptions, StorageBackend } from '../storage-backend.js'
@@ -15,7 +15,7 @@ import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 import type { RemoteObserver } from '../remote/observer.js'
 import { RangeClient } from '../http/range-client.js'
 import type { ResponseHead } from '../http/response-head.js'
-import { signedRequest } from './signed-request.js'
+import { GetObjectSigner } from './signed-request.js'
 
 /** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {
@@ -50,12 +50,14 @@ export class S3Backend implements StorageBackend {
    * Made for the origin the SDK's first request goes to.
    */
   private direct: RangeClient | undefined
+  private readonly signer: GetObjectSigner
 
   private constructor(
     private readonly options: S3BackendOptions,
     private readonly client: S3Client,
   ) {
     this.where = `s3://${options.bucket}/${options.key}`
+    this.signer = new GetObjectSigner(client)
   }
 
   static async open(options: S3BackendOptions): Promise<S3Backend> {
@@ -90,17 +92,16 @@ export class S3Backend implements StorageBackend {
     if (length === 0) return Buffer.alloc(0)
     const last = offset + length - 1
     return this.retrying(`GetObject ${this.where} bytes ${offset}-${last}`, async (abortSignal) => {
-      const command = () =>
-        new GetObjectCommand({
-          Bucket: this.options.bucket,
-          Key: this.options.key,
-          Range: `bytes=${offset}-${last}`,
-          IfMatch: this.etag,
-          ...(this.version !== undefined && { VersionId: this.version }),
-        })
-      const direct = await this.readDirect(command(), offset, length, abortSignal, options?.into)
+      const input = {
+        Bucket: this.options.bucket,
+        Key: this.options.key,
+        Range: `bytes=${offset}-${last}`,
+        IfMatch: this.etag,
+        ...(this.version !== undefined && { VersionId: this.version }),
+      }
+      const direct = await this.readDirect(input, offset, length, abortSignal, options?.into)
       if (direct) return direct
-      const response = await this.call(() => this.client.send(command(), { abortSignal }))
+      const response = await this.call(() => this.client.send(new GetObjectCommand(input), { abortSignal }))
       const body = response.Body as unknown as Readable | undefined
       try {
         this.checkRange(response.ContentRange, offset, last)
@@ -116,8 +117,8 @@ export class S3Backend implements StorageBackend {
    * One GetObject sent by the direct client; undefined when the answer is not one it handles
    * (a status whose S3 error code matters: the SDK asks again and types it).
    */
-  private async readDirect(command: GetObjectCommand, offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer | undefined> {
-    const request = await signedRequest(this.client, command, signal)
+  private async readDirect(input: GetObjectCommandInput & { Range: string; IfMatch: string }, offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer | undefined> {
+    const request = await this.signer.sign(input, signal)
     // The SDK resolves one endpoint per bucket; were it ever another, the store would refuse the
     // signature for the host we sent to, and the SDK would ask again below.
     this.direct ??= new RangeClient({
