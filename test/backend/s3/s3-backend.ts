@@ -151,6 +151,12 @@ t.test('against a misbehaving server', async (t) => {
     t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)), 'and the next read is right')
     server.plan({ kind: 'status', status: 403 })
     t.ok((await backend.readExact(200, 100)).equals(OBJECT.subarray(200, 300)), 'a one-off 403 (a clock skew, say): the SDK\'s request gets the bytes')
+    server.plan({ kind: 'status', status: 403 })
+    const into = Buffer.alloc(100)
+    t.equal(await backend.readExact(300, 100, { into }), into, 'into the buffer the cache offered')
+    t.ok(into.equals(OBJECT.subarray(300, 400)))
+    server.plan({ kind: 'status', status: 403 }, { kind: 'status', status: 412 })
+    await t.rejects(backend.readExact(0, 100), { code: 'E_REMOTE_CHANGED' }, 'a 412 to the SDK\'s request is a changed object too')
   })
 
   t.test('a 206 whose Content-Length is not the range is refused before any byte is stored', async (t) => {
