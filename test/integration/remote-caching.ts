@@ -42,6 +42,17 @@ t.test('remote snapshots through the caches', async (t) => {
   const entry = await mountEntry(mountpoint)
   t.equal(await readFile(`/sys/class/bdi/${entry!.device}/read_ahead_kb`, 'utf8'), `${KERNEL_READAHEAD_KIB}\n`, 'the kernel reads ahead 1 MiB on the mount')
   const gets = async () => (await nginx.requests()).filter((request) => request.status === 206)
+  // nginx logs a request after sending its last byte, so a reader may finish first; and readahead
+  // may still be landing. Counts are taken once the log has stopped growing for `quietMs`.
+  const settledGets = async (quietMs = 100) => {
+    let seen = await gets()
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, quietMs))
+      const now = await gets()
+      if (now.length === seen.length) return now
+      seen = now
+    }
+  }
 
   const before = (await gets()).length
   const expected = await sha256(image)
@@ -51,15 +62,7 @@ t.test('remote snapshots through the caches', async (t) => {
   t.ok(fetched <= 1.1 * size, `fetched ${(fetched / size).toFixed(3)} bytes per byte read`)
   t.ok(sequential.length < size / (128 * 1024) / 2, `${sequential.length} ranged GETs for ${size} bytes: readahead asks for large ranges`)
 
-  // nginx logs a request after sending its last byte, so the reader may finish first: wait for
-  // the log to stop growing before counting.
-  let afterFirst = (await gets()).length
-  for (let settled = false; !settled; ) {
-    await new Promise((resolve) => setTimeout(resolve, 100))
-    const now = (await gets()).length
-    settled = now === afterFirst
-    afterFirst = now
-  }
+  const afterFirst = (await settledGets()).length
   t.equal(await sha256(mounted), expected, 'read again, by a new open')
   t.equal((await gets()).length, afterFirst, 'the second pass never reached the server: the kernel kept the pages across opens')
 
@@ -71,20 +74,13 @@ t.test('remote snapshots through the caches', async (t) => {
 
   // Let the readahead the direct read started land, then read far from it, where the daemon's
   // cache no longer holds the first pass (it kept the most recent 64 MiB).
-  let settled = (await gets()).length
-  for (;;) {
-    await new Promise((resolve) => setTimeout(resolve, 300))
-    const now = (await gets()).length
-    if (now === settled) break
-    settled = now
-  }
-  const beforeRandom = await gets()
+  const beforeRandom = await settledGets(300)
   const offsets = [12, 18, 24, 29].map((mib) => mib * MiB + 12 * 4096)
   for (const offset of offsets) {
     const got = await ddRange(mounted, offset, 4096, { direct: true, blockSize: 4096 })
     t.ok(got.equals(await readSource(image, offset, 4096)), `4 KiB at ${offset}`)
   }
-  const random = (await gets()).slice(beforeRandom.length)
+  const random = (await settledGets()).slice(beforeRandom.length)
   t.equal(random.length, offsets.length, 'one request per random read')
   t.ok(random.every((request) => request.bytes <= 128 * 1024), `random reads fetched ${random.map((r) => r.bytes).join(', ')} bytes`)
 })
