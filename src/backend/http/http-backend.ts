@@ -6,7 +6,7 @@ import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { collectBody, discardBody } from '../remote/body.js'
 import { withRetries } from '../remote/retrying.js'
-import { parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
+import { assertContentRange, parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
 import {
   BadResponseError,
   HttpStatusError,
@@ -256,10 +256,7 @@ export class HttpBackend implements StorageBackend {
     if (status === 200) throw new RangeIgnoredError(this.redactedUrl)
     if (status !== 206) throw this.statusError(status, answer)
     this.checkSameVersion(answer)
-    const range = parseContentRange(answer['content-range'])
-    if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
-      throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(answer['content-range'])} for bytes ${offset}-${last}/${this.size}`)
-    }
+    assertContentRange(answer['content-range'], offset, last, this.size, this.redactedUrl)
     const encoding = answer['content-encoding']
     if (encoding !== undefined && encoding !== 'identity') throw new BadResponseError(this.redactedUrl, `Content-Encoding ${encoding}`)
   }

@@ -1,3 +1,5 @@
+import { BadResponseError } from './remote-errors.js'
+
 /** A parsed `Content-Range: bytes first-last/total` (RFC 9110 §14.4); `total` may be unknown (`*`). */
 export interface ContentRange {
   first: number
@@ -18,4 +20,15 @@ export function parseContentRange(header: string | undefined): ContentRange | un
 export function parseUnsatisfiedRange(header: string | undefined): number | undefined {
   const match = header === undefined ? null : /^bytes \*\/(\d+)$/.exec(header.trim())
   return match ? Number(match[1]) : undefined
+}
+
+/**
+ * Throws unless `header` says exactly bytes `offset`..`last` of an object of `size` bytes (an
+ * unknown total, `*`, is taken): what a ranged answer must say before its body counts.
+ */
+export function assertContentRange(header: string | undefined, offset: number, last: number, size: number, url: string): void {
+  const range = parseContentRange(header)
+  if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== size)) {
+    throw new BadResponseError(url, `Content-Range ${JSON.stringify(header)} for bytes ${offset}-${last}/${size}`)
+  }
 }

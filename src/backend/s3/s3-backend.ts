@@ -9,7 +9,7 @@ import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { collectBody, discardBody } from '../remote/body.js'
 import { withRetries } from '../remote/retrying.js'
-import { parseContentRange } from '../remote/content-range.js'
+import { assertContentRange } from '../remote/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../remote/remote-errors.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 import type { RemoteObserver } from '../remote/observer.js'
@@ -104,7 +104,7 @@ export class S3Backend implements StorageBackend {
       const response = await this.call(() => this.client.send(new GetObjectCommand(input), { abortSignal }))
       const body = response.Body as unknown as Readable | undefined
       try {
-        this.checkRange(response.ContentRange, offset, last)
+        assertContentRange(response.ContentRange, offset, last, this.size, this.where)
         this.checkEtag(response.ETag)
         return await collectBody(body!, length, this.where, options?.into)
       } finally {
@@ -139,7 +139,7 @@ export class S3Backend implements StorageBackend {
         if (error.retryable) throw error
         return false
       }
-      this.checkRange(headers['content-range'], offset, last)
+      assertContentRange(headers['content-range'], offset, last, this.size, this.where)
       this.checkEtag(headers.etag)
       if (contentLength !== length) throw new BadResponseError(this.where, `Content-Length ${contentLength} for ${length} bytes`)
       return true
@@ -147,13 +147,6 @@ export class S3Backend implements StorageBackend {
     const target = into ?? Buffer.allocUnsafe(length)
     const head = await this.direct.request('GET', request.target, request.headers, target, inspect, signal)
     return head.status === 206 ? target : undefined
-  }
-
-  private checkRange(header: string | undefined, offset: number, last: number): void {
-    const range = parseContentRange(header)
-    if (!range || range.first !== offset || range.last !== last || (range.total !== undefined && range.total !== this.size)) {
-      throw new BadResponseError(this.where, `Content-Range ${JSON.stringify(header)} for bytes ${offset}-${last}/${this.size}`)
-    }
   }
 
   /** A store that ignores IfMatch still shows the ETag: a new one is a new version. */
