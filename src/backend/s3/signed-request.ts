@@ -42,16 +42,14 @@ async function capture(client: S3Client, command: GetObjectCommand, abortSignal:
     },
     { relation: 'after', toMiddleware: 'httpSigningMiddleware', name: 'snapmountCaptureSigned' },
   )
-  let request: CapturedRequest
   try {
     await client.send(command, { abortSignal })
     /* c8 ignore next -- the capture above throws before anything is sent */
     throw new Error('the SDK sent a request snapmount meant to send itself')
   } catch (err) {
     if (!(err instanceof Captured)) throw err
-    request = err.request
+    return err.request
   }
-  return request
 }
 
 /** A captured (or signed here) request as RangeClient sends it. */
