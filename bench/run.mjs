@@ -75,6 +75,15 @@ const RTT_MS = 10
  * here: 5 ms asked, 5.1-5.5 ms given (p10-p90).
  */
 const PROXY_TIMER_SLACK_MS = 0.5
+/**
+ * What one proxied connection may have in flight each way (tools/delay-proxy.mjs's windowBytes):
+ * a real 10 ms link carries one TCP stream at window / RTT, and without this bound one stream
+ * through the proxy ran at ~0.9-1.2 GB/s. Calibrated on the issue's measurement of one curl stream
+ * over a real 10 ms link on these machines (netem): ~310 MB/s, i.e. ~3.1 MB in flight. It agrees
+ * with the kernel: a sender keeps at most its send buffer in flight (net.ipv4.tcp_wmem's maximum,
+ * 4 MiB here), and Linux refills that buffer only once a third of it is free.
+ */
+const PROXY_WINDOW_BYTES = 3 * 1024 * 1024
 /** The rss part's daemon runs with this cache bound: the target is this plus 100 MiB. */
 const RSS_CACHE_MIB = 256
 const RSS_SLACK_MIB = 100
@@ -749,7 +758,7 @@ const DELAYS = [
 ]
 
 async function startProxy(port, oneWayDelayMs) {
-  const proxy = await startDelayProxy({ host: '127.0.0.1', port }, oneWayDelayMs, { timerSlackMs: PROXY_TIMER_SLACK_MS })
+  const proxy = await startDelayProxy({ host: '127.0.0.1', port }, oneWayDelayMs, { timerSlackMs: PROXY_TIMER_SLACK_MS, windowBytes: PROXY_WINDOW_BYTES })
   proxy.stop = proxy.close
   services.add(proxy)
   return proxy

@@ -18,6 +18,13 @@ export interface DelayProxyOptions {
    * Default 0: a chunk never leaves early, so `oneWayDelayMs` is a lower bound tests can assert.
    */
   timerSlackMs?: number
+  /**
+   * Bytes one connection may have in flight each way, unacknowledged, as a TCP sender's window:
+   * one connection then carries at most windowBytes / (2 × oneWayDelayMs). At least 64 KiB.
+   * Default: no bound (only latency is added). The bench passes the kernel's largest send buffer
+   * (net.ipv4.tcp_wmem's maximum), which is what bounds one of its connections on a real link.
+   */
+  windowBytes?: number
 }
 
 /**
