@@ -1,5 +1,5 @@
 import type { CacheStats } from './cache-stats.js'
-import { BufferPool } from './buffer-pool.js'
+import { BufferArena } from './buffer-arena.js'
 
 export interface BlockCacheOptions {
   /**
@@ -16,7 +16,7 @@ export interface BlockCacheOptions {
  * of eviction: its blocks are views of the one buffer the request filled, so dropping an extent
  * frees exactly its bytes and nothing is copied to cache it.
  *
- * Its buffer goes back to the pool for another fetch once the extent is out of the cache and
+ * Its buffer goes back to the arena for another fetch once the extent is out of the cache and
  * unpinned. A reader that holds views of an extent across an `await` (a read waiting for another
  * block to arrive) pins it first; views used within the same turn of the event loop need no pin,
  * since a recycled buffer is only written by a later socket event.
@@ -33,7 +33,7 @@ export interface Extent {
   queue: 'small' | 'main' | 'none'
   /** Readers holding views of it across an await. */
   pins: number
-  /** Whether its buffer came from the pool (and goes back to it). */
+  /** Whether its buffer came from the arena (and goes back to it). */
   readonly pooled: boolean
   /** Fetched ahead of its reader: until its last block has been read, it gets one extra pass of the small queue. */
   readonly readahead: boolean
@@ -48,11 +48,12 @@ const SMALL_QUEUE_SHARE = 0.1
 /** S3-FIFO's frequency cap: an extent can survive at most this many passes of the main queue. */
 const MAX_FREQUENCY = 3
 /**
- * Idle fetch buffers kept for reuse, outside the bound: a buffer freed by an eviction is taken
- * again at once by the fetch that made room for it, so one of the largest requests (4 MiB) is
- * enough; a second measured no faster and added its 4 MiB to the daemon's RSS.
+ * The buffer arena's room beyond the bound: the bound covers cached extents and fetches in flight,
+ * but an evicted extent a reader still holds, and a demand fetch made with no room left, have
+ * buffers too. One of the largest requests (4 MiB) covers the usual case; past it, buffers are
+ * allocated apart.
  */
-const IDLE_POOL_BYTES = 4 * 1024 * 1024
+const ARENA_HEADROOM_BYTES = 4 * 1024 * 1024
 
 /**
  * The bounded, shared block cache of remote snapshots. Data goes in only after its request
@@ -89,7 +90,7 @@ export class BlockCache {
   /** Room promised to fetches in flight: the bound covers their buffers too. */
   private reservedBytes = 0
   private nextOwner = 1
-  private readonly pool: BufferPool
+  private readonly arena: BufferArena
   private readonly counters = { hits: 0, misses: 0, evictions: 0, fetches: 0, fetchedBytes: 0, readaheadBytes: 0 }
 
   constructor(options: BlockCacheOptions) {
@@ -103,7 +104,7 @@ export class BlockCache {
     this.blockBytes = blockBytes
     this.capacityBytes = capacityBytes
     this.ghostLimit = Math.ceil(capacityBytes / blockBytes)
-    this.pool = new BufferPool(IDLE_POOL_BYTES)
+    this.arena = new BufferArena({ arenaBytes: capacityBytes + ARENA_HEADROOM_BYTES, unitBytes: blockBytes })
   }
 
   /** A new owner id: each snapshot's blocks are kept apart, and dropped together. */
@@ -148,14 +149,14 @@ export class BlockCache {
     if (extent.pins === 0 && extent.queue === 'none') this.recycle(extent)
   }
 
-  /** A buffer for a fetch of `length` bytes, from the pool. */
+  /** A buffer for a fetch of `length` bytes, from the arena. */
   take(length: number): Buffer {
-    return this.pool.take(length)
+    return this.arena.take(length)
   }
 
   /** Takes back a buffer from `take` that no fetch filled. */
   giveBack(buffer: Buffer): void {
-    this.pool.give(buffer)
+    this.arena.give(buffer)
   }
 
   /** Whether block `block` is cached, without counting a hit or a reference. */
@@ -220,7 +221,7 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { ...this.counters, bytesInUse: this.bytesInUse, bytesReserved: this.reservedBytes, capacityBytes: this.capacityBytes, bytesIdle: this.pool.idleSize }
+    return { ...this.counters, bytesInUse: this.bytesInUse, bytesReserved: this.reservedBytes, capacityBytes: this.capacityBytes, bytesApart: this.arena.bytesApart }
   }
 
   /** Bytes held for one owner: for `snapmount status`. */
@@ -301,6 +302,6 @@ export class BlockCache {
   }
 
   private recycle(extent: Extent): void {
-    if (extent.pooled) this.pool.give(extent.data)
+    if (extent.pooled) this.arena.give(extent.data)
   }
 }

@@ -1,18 +1,16 @@
 /**
- * Buffers of fetched ranges, kept for the next fetch of the same size once the cache lets them
- * go. Reading a remote image at hundreds of MB/s through fresh 4 MiB buffers costs more CPU than
- * the HTTP parsing: every new buffer is new pages for the kernel to fault in, and the churn of
- * external memory makes V8 collect garbage a few times per 100 MB, with the garbage adding to the
- * daemon's RSS until it does. Sequential readahead asks for one size over and over, so a free list
- * per exact size serves nearly every fetch.
+ * Read buffers kept for the next read of the same size once their reader is done with them: the
+ * local file backend's, which hands each kernel read a recycled buffer. Reading at GB/s through
+ * fresh buffers costs more CPU than the reads: every new buffer is new pages for the kernel to
+ * fault in, and the churn of external memory makes V8 collect garbage a few times per 100 MB.
+ * The kernel asks for a few sizes over and over, so a free list per exact size serves nearly
+ * every read. (The block cache's fetch buffers come from buffer-arena.ts instead.)
  *
  * Idle buffers are capped (`maxIdleBytes`). Past the cap the oldest idle buffers are left to the
  * GC, whatever their size: the sizes in use now are the ones given back last, and a pool clogged
- * with the odd sizes of a stream's first requests would drop every buffer of the size in use
- * (measured: a 4 GiB read through a 256 MiB cache allocated every one of its 1,024 fetch buffers).
- * When the size asked for changes (a scan's 4 MiB requests, then 128 KiB random reads), a new
- * size is cut from a larger idle buffer rather than allocated: the pieces share its memory, which
- * the cache keeps recycling, instead of new memory arriving while the old waits for the GC.
+ * with odd sizes would drop every buffer of the size in use. When the size asked for changes, a
+ * new size is cut from a larger idle buffer rather than allocated: the pieces share its memory,
+ * which keeps being recycled, instead of new memory arriving while the old waits for the GC.
  */
 export class BufferPool {
   private readonly idle = new Map<number, Buffer[]>()

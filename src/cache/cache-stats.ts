@@ -15,8 +15,8 @@ export interface CacheStats {
   bytesReserved: number
   /** The hard bound on bytesInUse plus bytesReserved. */
   capacityBytes: number
-  /** Fetch buffers kept for reuse, outside the bound (at most 8 MiB). */
-  bytesIdle: number
+  /** Fetch buffers held outside the cache's buffer arena (it had no free run long enough). */
+  bytesApart: number
   /** Requests sent to the source, and the bytes they brought (demand and readahead). */
   fetches: number
   fetchedBytes: number

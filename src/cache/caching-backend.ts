@@ -216,7 +216,7 @@ export class CachingBackend implements StorageBackend {
         try {
           controller.signal.throwIfAborted()
           const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into })
-          // Pooled buffers may be pieces of one allocation: only `into` itself is ours.
+          // Arena buffers are pieces of a slab: only `into` itself is ours to give back.
           const pooled = bytes === into
           if (!pooled) this.cache.giveBack(into)
           this.forget(fetch)

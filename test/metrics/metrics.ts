@@ -55,7 +55,7 @@ t.test('the series: reads and remote requests as they happen, snapshots and the 
   t.match(body, /^process_cpu_seconds_total /m, "Node's process series beside ours")
   t.notMatch(body, /^snapmount_cache_hits_total \d/m, 'no cache, no cache series')
 
-  const stats: CacheStats = { hits: 5, misses: 2, evictions: 1, bytesInUse: 4096, bytesReserved: 0, capacityBytes: 1 << 20, fetches: 3, fetchedBytes: 8192, readaheadBytes: 4096, bytesIdle: 0 }
+  const stats: CacheStats = { hits: 5, misses: 2, evictions: 1, bytesInUse: 4096, bytesReserved: 0, capacityBytes: 1 << 20, fetches: 3, fetchedBytes: 8192, readaheadBytes: 4096, bytesApart: 0 }
   metrics.attach({ snapshots: () => [], cache: { stats: () => stats } })
   const withCache = (await get(server.url)).body
   for (const [metric, value] of [[METRICS.cacheHits, 5], [METRICS.cacheMisses, 2], [METRICS.cacheEvictions, 1], [METRICS.cacheBytes, 4096], [METRICS.cacheCapacity, 1 << 20], [METRICS.cacheFetchedBytes, 8192], [METRICS.cacheReadaheadBytes, 4096]] as const) {

@@ -1,0 +1,118 @@
+import t from 'tap'
+import { BufferArena } from '../../src/cache/buffer-arena.js'
+
+const UNIT = 16
+
+/** Where a buffer sits: its slab (ArrayBuffer) and byte range in it. */
+const place = (buffer: Buffer) => ({ slab: buffer.buffer, start: buffer.byteOffset, end: buffer.byteOffset + buffer.length })
+
+t.test('buffers are runs of whole units of one slab, allocated when first needed', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 10 * UNIT, unitBytes: UNIT })
+  t.equal(arena.bytesInSlabs, 0, 'nothing before the first take')
+  const a = arena.take(20)
+  const b = arena.take(16)
+  t.equal(a.length, 20)
+  t.equal(b.length, 16)
+  t.equal(arena.bytesInSlabs, 10 * UNIT, 'the whole arena in one slab')
+  t.equal(a.buffer, b.buffer, 'the same slab')
+  t.equal(b.byteOffset - a.byteOffset, 2 * UNIT, '20 bytes took two units')
+  t.equal(arena.bytesApart, 0)
+})
+
+t.test('a take uses the shortest free run that is long enough', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 10 * UNIT, unitBytes: UNIT })
+  const [a, gap2, b, gap4, c] = [arena.take(UNIT), arena.take(2 * UNIT), arena.take(UNIT), arena.take(4 * UNIT), arena.take(UNIT)]
+  arena.give(gap4)
+  arena.give(gap2)
+  // Free now: 2 units after a, 4 after b, 1 at the end.
+  t.equal(arena.take(UNIT).byteOffset, c.byteOffset + UNIT, 'one unit: the one-unit run at the end')
+  t.equal(arena.take(2 * UNIT).byteOffset, a.byteOffset + UNIT, 'two units: the two-unit run, not the four')
+  t.equal(arena.take(3 * UNIT).byteOffset, b.byteOffset + UNIT, 'three: the four-unit run')
+  t.equal(arena.take(UNIT).byteOffset, b.byteOffset + 4 * UNIT, 'and its rest')
+  t.equal(arena.bytesApart, 0)
+})
+
+t.test('a freed run merges with free neighbours on both sides', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 6 * UNIT, unitBytes: UNIT })
+  const [a, b, c] = [arena.take(2 * UNIT), arena.take(2 * UNIT), arena.take(2 * UNIT)]
+  arena.give(a)
+  arena.give(c)
+  arena.give(b)
+  const whole = arena.take(6 * UNIT)
+  t.same(place(whole), place(Buffer.from(a.buffer, a.byteOffset, 6 * UNIT)), 'the whole slab is one run again')
+  t.equal(arena.bytesApart, 0)
+})
+
+t.test('slabs grow up to the arena; runs of two slabs never merge', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 7 * UNIT, unitBytes: UNIT, maxSlabBytes: 4 * UNIT + 5 })
+  const first = arena.take(4 * UNIT)
+  t.equal(arena.bytesInSlabs, 4 * UNIT, 'a slab is whole units, at most maxSlabBytes')
+  const second = arena.take(3 * UNIT)
+  t.not(second.buffer, first.buffer, 'a second slab')
+  t.equal(arena.bytesInSlabs, 7 * UNIT, 'the rest of the arena')
+  arena.give(first)
+  arena.give(second)
+  const big = arena.take(5 * UNIT)
+  t.equal(arena.bytesApart, 5 * UNIT, 'no run of five: the slabs did not merge, so apart')
+  t.not(big.buffer, first.buffer)
+  t.not(big.buffer, second.buffer)
+  t.equal(arena.take(4 * UNIT).buffer, first.buffer, 'each slab is still whole')
+  t.equal(arena.take(3 * UNIT).buffer, second.buffer)
+  arena.give(big)
+  t.equal(arena.bytesApart, 0, 'a buffer given back is no longer counted')
+})
+
+t.test('when the arena is used up, buffers are allocated apart', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 2 * UNIT, unitBytes: UNIT })
+  const inArena = arena.take(2 * UNIT)
+  const apart = arena.take(UNIT)
+  t.not(apart.buffer, inArena.buffer)
+  t.equal(arena.bytesApart, UNIT)
+  arena.give(apart)
+  arena.give(apart)
+  t.equal(arena.bytesApart, 0, 'given back twice: counted once')
+  arena.give(Buffer.alloc(UNIT))
+  t.equal(arena.bytesApart, 0, 'a buffer not from the arena is ignored')
+  t.not(arena.take(UNIT).buffer, inArena.buffer, 'still full: apart again')
+  t.equal(arena.bytesApart, UNIT)
+})
+
+t.test('bad sizes are refused with the value named', async (t) => {
+  t.throws(() => new BufferArena({ arenaBytes: 64, unitBytes: 0 }), /unitBytes must be a whole number above 0, not 0/)
+  t.throws(() => new BufferArena({ arenaBytes: 64, unitBytes: 16, maxSlabBytes: 8 }), /maxSlabBytes must be a whole number of at least one unit, not 8/)
+  t.throws(() => new BufferArena({ arenaBytes: -1, unitBytes: 16 }), /arenaBytes must be a whole number, not -1/)
+  const arena = new BufferArena({ arenaBytes: 64, unitBytes: 16 })
+  t.throws(() => arena.take(0), /length must be a whole number above 0, not 0/)
+  t.throws(() => arena.take(1.5), /not 1.5/)
+})
+
+t.test('random takes and gives: live buffers never overlap, and all given back, every slab is whole again', async (t) => {
+  let seed = 7
+  const random = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+  const arena = new BufferArena({ arenaBytes: 64 * UNIT, unitBytes: UNIT, maxSlabBytes: 24 * UNIT })
+  const live: Buffer[] = []
+  let overlaps = 0
+  for (let step = 0; step < 3000; step++) {
+    if (live.length > 0 && random(2) === 0) {
+      arena.give(live.splice(random(live.length), 1)[0]!)
+      continue
+    }
+    const buffer = arena.take(1 + random(8 * UNIT))
+    const p = place(buffer)
+    for (const other of live) {
+      const o = place(other)
+      if (o.slab === p.slab && o.start < p.end && p.start < o.end) overlaps++
+    }
+    live.push(buffer)
+  }
+  t.equal(overlaps, 0, 'no two live buffers share a byte')
+  t.ok(arena.bytesInSlabs <= 64 * UNIT, 'slabs stay within the arena')
+  for (const buffer of live) arena.give(buffer)
+  t.equal(arena.bytesApart, 0)
+  const slabs = [arena.take(24 * UNIT), arena.take(24 * UNIT), arena.take(16 * UNIT)]
+  t.equal(new Set(slabs.map((buffer) => buffer.buffer)).size, 3, 'three whole slabs')
+  t.equal(arena.bytesApart, 0, 'none of them apart')
+})
