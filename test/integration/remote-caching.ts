@@ -64,23 +64,34 @@ t.test('remote snapshots through the caches', async (t) => {
 
   const afterFirst = (await settledGets()).length
   t.equal(await sha256(mounted), expected, 'read again, by a new open')
-  t.equal((await gets()).length, afterFirst, 'the second pass never reached the server: the kernel kept the pages across opens')
+  // The test machines run DAMON's proactive reclaim (a `pageout` scheme on physical memory): it
+  // may page out a region holding a few of the pages just read, which the second pass then reads
+  // again (seen: 2 x 256 KiB, about one run in four). Without the kernel keeping the pages across
+  // opens, the second pass would fetch the whole image again.
+  const again = (await settledGets()).slice(afterFirst)
+  const refetched = again.reduce((sum, request) => sum + request.bytes, 0)
+  t.ok(refetched <= 0.02 * size, `the second pass fetched ${refetched} bytes in ${again.length} GETs: the kernel kept the pages across opens`)
 
   // O_DIRECT skips the page cache, so the same range now reaches the daemon, and the daemon's
   // cache (smaller than the image) no longer holds the start: the check above can fail.
   const direct = await ddRange(mounted, 0, MiB, { direct: true, blockSize: 128 * 1024 })
   t.ok(direct.equals(await readSource(image, 0, MiB)))
-  t.ok((await gets()).length > afterFirst, 'a direct read of evicted data does reach the server')
+  t.ok((await gets()).length > afterFirst + again.length, 'a direct read of evicted data does reach the server')
 
   // Let the readahead the direct read started land, then read far from it, where the daemon's
-  // cache no longer holds the first pass (it kept the most recent 64 MiB).
-  const beforeRandom = await settledGets(300)
+  // cache most likely no longer holds the first pass (it kept about the most recent 64 MiB; which
+  // extents it kept exactly depends on timing: readahead not yet read through when it reaches the
+  // small queue's end gets a second pass). Each read must cost at most one small range.
+  await settledGets(300)
   const offsets = [12, 18, 24, 29].map((mib) => mib * MiB + 12 * 4096)
+  const fetchedByRead: number[][] = []
   for (const offset of offsets) {
+    const before = (await settledGets()).length
     const got = await ddRange(mounted, offset, 4096, { direct: true, blockSize: 4096 })
     t.ok(got.equals(await readSource(image, offset, 4096)), `4 KiB at ${offset}`)
+    fetchedByRead.push((await settledGets()).slice(before).map((request) => request.bytes))
   }
-  const random = (await settledGets()).slice(beforeRandom.length)
-  t.equal(random.length, offsets.length, 'one request per random read')
-  t.ok(random.every((request) => request.bytes <= 128 * 1024), `random reads fetched ${random.map((r) => r.bytes).join(', ')} bytes`)
+  const summary = JSON.stringify(fetchedByRead)
+  t.ok(fetchedByRead.every((bytes) => bytes.length <= 1 && bytes.every((length) => length <= 128 * 1024)), `each random read fetched at most one 128 KiB block: ${summary}`)
+  t.ok(fetchedByRead.some((bytes) => bytes.length === 1), 'and reads of evicted data reached the server')
 })
