@@ -23,6 +23,14 @@ export interface StorageBackend {
    * blocks), so the caller copies each byte once instead of once to join them and once more.
    */
   readPieces?(offset: number, length: number, options?: ReadOptions): Promise<readonly Buffer[]>
+  /**
+   * The bytes of `[offset, offset + length)` at once, as views like `readPieces`, when every one
+   * of them is at hand (cached and validated); undefined, having done nothing, when any must be
+   * waited for or the read cannot be made: the caller then reads as usual and gets the error
+   * there. The views are valid until the caller yields to the event loop. A cache hit so needs no
+   * deadline, no AbortController and no chain of promises. `stream` is `ReadOptions.stream`.
+   */
+  readNow?(offset: number, length: number, stream?: number): readonly Buffer[] | undefined
   close(): Promise<void>
   /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
   describe?(): string

@@ -111,17 +111,37 @@ export class CachingBackend implements StorageBackend {
       this.readAhead(access)
       const fetches = [...new Set(sources.filter(isFetch))]
       const fetched = fetches.length === 0 ? undefined : await this.waitFor(fetches, options.signal, pinned)
-      const end = offset + length
-      return sources.map((source, index) => {
-        const block = this.cache.blockOf(isFetch(source) ? fetched!.get(source)! : source, firstBlock + index)
-        const blockStart = (firstBlock + index) * this.blockBytes
-        return block.subarray(Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + block.length) - blockStart)
-      })
+      return sources.map((source, index) => this.view(isFetch(source) ? fetched!.get(source)! : source, firstBlock + index, offset, offset + length))
     } finally {
       // After the caller's copy, which happens before it yields to the event loop. No pin is
       // added after this point: waitFor stops pinning arrivals once it has returned.
       if (pinned.length > 0) setImmediate(() => pinned.forEach((extent) => this.cache.unpin(extent)))
     }
+  }
+
+  /**
+   * A read whose blocks are all cached, answered at once with the same effects as `readPieces`
+   * (a reference to each block, the stream's readahead); undefined, with no effect, otherwise.
+   */
+  readNow(offset: number, length: number, stream?: number): Buffer[] | undefined {
+    if (this.closed || length <= 0 || offset < 0 || offset + length > this.length) return undefined
+    const firstBlock = Math.floor(offset / this.blockBytes)
+    const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
+    for (let block = firstBlock; block <= lastBlock; block++) if (!this.cache.has(this.owner, block)) return undefined
+    const access = this.tracker.observe(offset, length, stream)
+    const extents: Extent[] = []
+    for (let block = firstBlock; block <= lastBlock; block++) extents.push(this.cache.lookup(this.owner, block, access.stream)!)
+    // Views taken now stay valid until the caller yields, even if readahead evicts their extent:
+    // a recycled buffer is only written by a later socket event.
+    this.readAhead(access)
+    return extents.map((extent, index) => this.view(extent, firstBlock + index, offset, offset + length))
+  }
+
+  /** The part of block `block` (held by `extent`) inside `[offset, end)`. */
+  private view(extent: Extent, block: number, offset: number, end: number): Buffer {
+    const bytes = this.cache.blockOf(extent, block)
+    const blockStart = block * this.blockBytes
+    return bytes.subarray(Math.max(offset, blockStart) - blockStart, Math.min(end, blockStart + bytes.length) - blockStart)
   }
 
   async close(): Promise<void> {

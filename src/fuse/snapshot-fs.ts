@@ -234,7 +234,9 @@ export class SnapshotFs {
    * and the bytes are copied into `target` only while the request is still unanswered: `target`
    * is the kernel request's memory, which is gone once a timeout has answered it.
    */
-  read(handle: number, target: Buffer, length: number, position: number): Promise<number> {
+  read(handle: number, target: Buffer, length: number, position: number): number | Promise<number> {
+    const now = this.readNow(handle, target, length, position)
+    if (now !== undefined) return now
     const reading = this.readHandle(handle, target, length, position)
     this.reads.add(reading)
     const forget = () => this.reads.delete(reading)
@@ -318,6 +320,18 @@ export class SnapshotFs {
     await served.backend?.close()
   }
 
+  /**
+   * The read answered at once, with no deadline to keep, when the backend has every byte at hand
+   * (a cache hit); undefined when it must be waited for, or fails, which readHandle then reports.
+   */
+  private readNow(handle: number, target: Buffer, length: number, position: number): number | undefined {
+    const backend = this.handles.get(handle)?.backend
+    if (!backend?.readNow) return undefined
+    if (position >= backend.length) return 0
+    const pieces = backend.readNow(position, Math.min(length, backend.length - position), handle)
+    return pieces && copyPieces(pieces, target)
+  }
+
   private async readHandle(handle: number, target: Buffer, length: number, position: number): Promise<number> {
     const served = this.handles.get(handle)
     if (!served) throw new BadHandleError(handle)
@@ -335,9 +349,7 @@ export class SnapshotFs {
       abort.abort(timeout)
       return timeout
     })
-    let copied = 0
-    for (const piece of pieces) copied += piece.copy(target, copied)
-    return copied
+    return copyPieces(pieces, target)
   }
 
   private nextHandle(): number {
@@ -361,6 +373,13 @@ export class SnapshotFs {
     if (!backend) throw new UnavailableError(path)
     return backend
   }
+}
+
+/** Copies consecutive pieces into `target`: the one copy of each byte the FUSE read path makes. */
+function copyPieces(pieces: readonly Buffer[], target: Buffer): number {
+  let copied = 0
+  for (const piece of pieces) copied += piece.copy(target, copied)
+  return copied
 }
 
 /** Settles like `work`, or rejects with `timeoutError()` if `work` has not settled by `ms`. */

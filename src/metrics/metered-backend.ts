@@ -74,24 +74,41 @@ export class MeteredBackend implements StorageBackend {
     return this.meter(length, () => readPieces(this.inner, offset, length, options))
   }
 
-  private async meter<T>(length: number, read: () => Promise<T>): Promise<T> {
+  /** Passed through; a read answered at once is counted like any other. */
+  readNow(offset: number, length: number, stream?: number): readonly Buffer[] | undefined {
     const started = this.now()
-    this.inFlight++
-    this.observer?.started()
+    const pieces = this.inner.readNow?.(offset, length, stream)
+    // Undefined is not a read: the caller makes it the usual way, which counts it then.
+    if (pieces) this.end(this.begin(started), length, false)
+    return pieces
+  }
+
+  private async meter<T>(length: number, read: () => Promise<T>): Promise<T> {
+    const started = this.begin(this.now())
     let failed = true
     try {
       const result = await read()
       failed = false
       return result
     } finally {
-      const durationMs = this.now() - started
-      this.inFlight--
-      this.reads++
-      if (failed) this.errors++
-      else this.bytes += length
-      this.record(durationMs)
-      this.observer?.finished({ durationMs, bytes: failed ? 0 : length, failed })
+      this.end(started, length, failed)
     }
+  }
+
+  private begin(started: number): number {
+    this.inFlight++
+    this.observer?.started()
+    return started
+  }
+
+  private end(started: number, length: number, failed: boolean): void {
+    const durationMs = this.now() - started
+    this.inFlight--
+    this.reads++
+    if (failed) this.errors++
+    else this.bytes += length
+    this.record(durationMs)
+    this.observer?.finished({ durationMs, bytes: failed ? 0 : length, failed })
   }
 
   close(): Promise<void> {

@@ -257,6 +257,43 @@ t.test('pieces are views of cached blocks: one copy to the caller\'s buffer', as
   t.ok(Buffer.concat(pieces).equals(bytes.subarray(BLOCK - 10, 2 * BLOCK + 10)))
 })
 
+t.test('readNow answers a read whose blocks are all cached at once, and otherwise does nothing', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB)
+  t.equal(backend.readNow(BLOCK - 10, 20, 1), undefined, 'nothing cached yet')
+  t.equal(source.reads.length, 0, 'and nothing fetched for it')
+  t.equal(cache.stats().misses, 0, 'nor counted')
+  await backend.readPieces(0, 2 * BLOCK, { stream: 1 })
+  const hitsBefore = cache.stats().hits
+  const pieces = backend.readNow(BLOCK - 10, 20, 1)!
+  t.equal(pieces.length, 2, 'a view of each block')
+  t.ok(Buffer.concat(pieces).equals(bytes.subarray(BLOCK - 10, BLOCK + 10)))
+  t.equal(cache.stats().hits, hitsBefore + 2, 'counted as hits')
+  t.equal(backend.readNow(BLOCK, BLOCK + 1, 1), undefined, 'one block past the cached ones: undefined')
+  t.same(backend.readNow(5, 0, 1), undefined, 'nothing to read')
+  t.equal(backend.readNow(MIB - 1, 2, 1), undefined, 'out of range: the usual read reports it')
+  t.equal(backend.readNow(-1, 2, 1), undefined)
+  await backend.close()
+  t.equal(backend.readNow(0, 10, 1), undefined, 'closed: the usual read reports it')
+})
+
+t.test('readNow keeps readahead going: a sequential reader served from the cache still reads ahead', async (t) => {
+  const { bytes, source, backend } = setup(4 * MIB)
+  const read = 32 * KIB
+  let offset = 0
+  // Three reads in a row start readahead; from then on the reader finds its blocks cached.
+  for (; offset < 3 * read; offset += read) await backend.readPieces(offset, read, { stream: 1 })
+  await settle()
+  let now = 0
+  for (let i = 0; i < 64; i++, offset += read) {
+    const pieces = backend.readNow(offset, read, 1) ?? (await backend.readPieces(offset, read, { stream: 1 }))
+    if (!Buffer.concat(pieces).equals(bytes.subarray(offset, offset + read))) t.fail(`bytes at ${offset}`)
+    if (backend.readNow(offset + read, 1, 1) !== undefined) now++
+    await settle()
+  }
+  t.ok(now > 48, `${now} of 64 next reads were at hand`)
+  t.ok(Math.max(...source.reads.map((r) => r.offset + r.length)) > offset, 'fetched ahead of the reader')
+})
+
 t.test('in-flight fetches count against the bound: readahead waits for room, demand reads go ahead uncached', async (t) => {
   const { bytes, source, cache, backend } = setup(MIB, { capacity: 4 * BLOCK, connections: 8 })
   source.hold = true

@@ -61,10 +61,10 @@ t.test('read: exact bytes, short only at EOF, 0 past it', async (t) => {
   t.equal(await fs.read(handle, target, 4096, SIZE), 0, 'at EOF')
   t.equal(await fs.read(handle, target, 4096, SIZE + 5000), 0, 'past EOF')
   t.equal(await fs.read(empty, target, 4096, 0), 0, 'empty file')
-  await t.rejects(fs.read(999_999, target, 1, 0), { code: 'E_BAD_HANDLE', handle: 999_999 })
+  await t.rejects(async () => fs.read(999_999, target, 1, 0), { code: 'E_BAD_HANDLE', handle: 999_999 })
   await fs.release(handle)
   await fs.release(empty)
-  await t.rejects(fs.read(handle, target, 1, 0), { code: 'E_BAD_HANDLE' }, 'a released handle reads no more')
+  await t.rejects(async () => fs.read(handle, target, 1, 0), { code: 'E_BAD_HANDLE' }, 'a released handle reads no more')
   await t.rejects(fs.release(handle), { code: 'E_BAD_HANDLE' }, 'nor is released twice')
 })
 
@@ -72,17 +72,37 @@ t.test('a read that outlives its deadline fails E_READ_TIMEOUT and never writes 
   const held = new HeldBackend(1000)
   const slow = new SnapshotFs([{ name: 'slow', backend: held }], options)
   const target = Buffer.alloc(100, 0xee)
-  await t.rejects(slow.read(slow.open('/slow', 0), target, 100, 0), { code: 'E_READ_TIMEOUT', offset: 0, length: 100, timeoutMs: 50 })
+  await t.rejects(async () => slow.read(slow.open('/slow', 0), target, 100, 0), { code: 'E_READ_TIMEOUT', offset: 0, length: 100, timeoutMs: 50 })
   t.equal(held.pending, 1, 'the backend read is still out')
   held.release(0x11)
   await new Promise((resolve) => setImmediate(resolve))
   t.ok(target.equals(Buffer.alloc(100, 0xee)), 'the late answer did not land in the answered request buffer')
 })
 
+t.test('a read the backend has at hand is answered at once; one it has not, as usual', async (t) => {
+  const bytes = ramp(0, 1000)
+  let atHand = true
+  const backend = Object.assign(new MemoryBackend(bytes), {
+    readNow: (offset: number, length: number) => (atHand ? [bytes.subarray(offset, offset + 3), bytes.subarray(offset + 3, offset + length)] : undefined),
+  })
+  const hits = new SnapshotFs([{ name: 'h', backend }], options)
+  const handle = hits.open('/h', 0)
+  const target = Buffer.alloc(100)
+  t.equal(hits.read(handle, target, 100, 950), 50, 'a number, not a promise: clamped at EOF, the pieces copied in order')
+  t.ok(target.subarray(0, 50).equals(ramp(950, 50)))
+  t.equal(hits.read(handle, target, 100, 1000), 0, 'at EOF: 0 at once')
+  atHand = false
+  const waited = hits.read(handle, target, 10, 20)
+  t.type(waited, Promise, 'not at hand: the usual read')
+  t.equal(await waited, 10)
+  t.ok(target.subarray(0, 10).equals(ramp(20, 10)))
+  await t.rejects(async () => hits.read(999_999, target, 1, 0), { code: 'E_BAD_HANDLE' }, 'a bad handle fails as usual')
+})
+
 t.test('backend errors come through as they are', async (t) => {
   const held = new HeldBackend(1000)
   const failing = new SnapshotFs([{ name: 'f', backend: held }], { ...options, readTimeoutMs: 10_000 })
-  const reading = failing.read(failing.open('/f', 0), Buffer.alloc(10), 10, 0)
+  const reading = Promise.resolve(failing.read(failing.open('/f', 0), Buffer.alloc(10), 10, 0))
   held.release(Object.assign(new Error('disk on fire'), { code: 'E_SOURCE_READ' }))
   await t.rejects(reading, { code: 'E_SOURCE_READ' })
 })

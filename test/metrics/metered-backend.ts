@@ -29,6 +29,27 @@ t.test('counts reads, bytes, errors and reads in flight, and tells the observer'
   await t.rejects(metered.readExact(0, 1), { code: 'E_CLOSED' }, 'close reaches the backend')
 })
 
+t.test('readNow: passed through; a read answered at once is counted, an undefined one is not', async (t) => {
+  const events: string[] = []
+  const observer: ReadObserver = {
+    started: () => events.push('started'),
+    finished: ({ bytes, failed }) => events.push(`finished ${bytes} ${failed}`),
+  }
+  const bytes = ramp(0, 100)
+  const plain = new MeteredBackend(new MemoryBackend(bytes), 'file', observer)
+  t.equal(plain.readNow(0, 10), undefined, 'a backend without readNow: undefined')
+  let atHand = true
+  const inner: StorageBackend = Object.assign(new MemoryBackend(bytes), {
+    readNow: (offset: number, length: number) => (atHand ? [bytes.subarray(offset, offset + length)] : undefined),
+  })
+  const metered = new MeteredBackend(inner, 'http', observer)
+  t.ok(Buffer.concat(metered.readNow(10, 5)!).equals(ramp(10, 5)))
+  atHand = false
+  t.equal(metered.readNow(10, 5), undefined)
+  t.match(metered.stats(), { reads: 1, bytes: 5, errors: 0, inFlight: 0 })
+  t.same(events, ['started', 'finished 5 false'])
+})
+
 t.test('recent latency: percentiles of the last minute, from a bounded ring', async (t) => {
   const time = clock()
   const slow: StorageBackend = {
