@@ -72,7 +72,7 @@ export async function startDelayProxy(target, oneWayDelayMs, options = {}) {
         buffer: reads.next,
         callback(bytes, buffer) {
           totals.bytesFromTarget += bytes
-          fromUpstream.push({ chunk: reads.took(buffer, bytes) })
+          fromUpstream.push(reads.took(buffer, bytes))
         },
       },
     })
@@ -122,23 +122,37 @@ export async function startDelayProxy(target, oneWayDelayMs, options = {}) {
 
 /**
  * Where the server's side is read into: each read goes into the unused rest of a 1 MiB slab and
- * is passed on as a view of it, with no copy; a slab with less than MIN_READ_BYTES left is
- * replaced, and the GC frees it once every chunk read into it has been written.
+ * is passed on as a view of it, with no copy. A slab with less than MIN_READ_BYTES left is
+ * replaced, and used again once every chunk read into it has been written (`took` gives each chunk
+ * its `written` callback): a proxy allocating a new buffer per read had V8 collecting garbage for
+ * a quarter of its CPU time (the bench's process holds the AWS SDK, a large heap to mark).
  */
 function readSpace() {
-  let slab = Buffer.allocUnsafe(READ_BUFFER_BYTES)
-  let used = 0
+  const idle = []
+  const fresh = () => idle.pop() ?? { data: Buffer.allocUnsafe(READ_BUFFER_BYTES), used: 0, unwritten: 0, current: true }
+  let slab = fresh()
+  const recycle = (done) => {
+    done.used = 0
+    done.current = true
+    idle.push(done)
+  }
   return {
     next: () => {
-      if (slab.length - used < MIN_READ_BYTES) {
-        slab = Buffer.allocUnsafe(READ_BUFFER_BYTES)
-        used = 0
+      if (slab.data.length - slab.used < MIN_READ_BYTES) {
+        slab.current = false
+        if (slab.unwritten === 0) recycle(slab)
+        slab = fresh()
       }
-      return slab.subarray(used)
+      return slab.data.subarray(slab.used)
     },
     took(buffer, bytes) {
-      used += bytes
-      return buffer.subarray(0, bytes)
+      const from = slab
+      from.used += bytes
+      from.unwritten++
+      const written = () => {
+        if (--from.unwritten === 0 && !from.current) recycle(from)
+      }
+      return { chunk: buffer.subarray(0, bytes), written }
     },
   }
 }
@@ -174,7 +188,7 @@ function delayedWriter(from, to, link, notBefore) {
   const write = (item) => {
     if (item.chunk) {
       if (item.waiting) waitingBytes -= item.chunk.length
-      if (!to.destroyed && !to.write(item.chunk) && !flow.holds('drain')) {
+      if (!to.destroyed && !to.write(item.chunk, item.written) && !flow.holds('drain')) {
         flow.hold('drain')
         to.once('drain', () => flow.release('drain'))
       }
@@ -219,12 +233,15 @@ function delayedWriter(from, to, link, notBefore) {
       if (!item.chunk) finished = true
       if (!window || !item.chunk) return enqueue(item, 0)
       const now = performance.now()
+      // The chunk's memory is written once its last piece is.
+      let pieces = Math.ceil(item.chunk.length / SEGMENT_BYTES)
+      const written = item.written && (() => --pieces === 0 && item.written())
       for (let start = 0; start < item.chunk.length; start += SEGMENT_BYTES) {
         const piece = item.chunk.subarray(start, start + SEGMENT_BYTES)
         const leaves = window.send(piece.length, Math.max(now, notBefore))
         const waiting = leaves > now
         if (waiting) waitingBytes += piece.length
-        enqueue({ chunk: piece, waiting }, leaves)
+        enqueue({ chunk: piece, waiting, written }, leaves)
       }
       if (waitingBytes >= windowBytes) flow.hold('window')
     },
