@@ -21,6 +21,7 @@ import { RangeClient } from './range-client.js'
 import type { ResponseHead } from './response-head.js'
 import type { RemoteObserver } from '../remote/observer.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
+import { usesProxy, type ProxySettings } from './proxy-rules.js'
 
 export interface HttpBackendOptions {
   url: string
@@ -44,7 +45,7 @@ export interface HttpBackendOptions {
   bodyTimeoutMs: number
   retry: RetryPolicy
   /** Proxy settings as the environment gives them; '' for none. */
-  proxy: { httpProxy: string; httpsProxy: string; noProxy: string }
+  proxy: ProxySettings
   logger: Logger
   /** Told of every request attempt and retry, for metrics. */
   observer?: RemoteObserver | undefined
@@ -348,13 +349,10 @@ function buildDispatcher(undici: typeof import('undici'), options: HttpBackendOp
   })
 }
 
-/** The direct client, unless a proxy is configured for the URL's scheme (undici's proxy agent handles that). */
+/** The direct client, unless requests to the URL go through a proxy (undici's proxy agent handles those). */
 function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient | undefined {
   const origin = new URL(options.url)
-  const https = origin.protocol === 'https:'
-  // EnvHttpProxyAgent sends https through http_proxy too when https_proxy is unset.
-  const proxied = https ? options.proxy.httpsProxy !== '' || options.proxy.httpProxy !== '' : options.proxy.httpProxy !== ''
-  if (proxied) return undefined
+  if (usesProxy(origin, options.proxy)) return undefined
   return new RangeClient({
     origin,
     tls: tlsOptions(options.tls),

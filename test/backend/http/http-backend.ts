@@ -568,6 +568,13 @@ t.test('the direct path hands over to undici for good on a 206 without Content-L
   t.match(lines.filter((line) => line.startsWith('info:')), [/answered with a 206 without Content-Length: its requests go through the general HTTP client from now on$/])
 })
 
+t.test('a host no_proxy exempts is read directly even with a proxy set', async (t) => {
+  const url = await scripted(t, (req, res) => serve(req, res, OBJECT, { etag: '"np"' }))
+  // The proxy would refuse every connection: reads that work did not go through it.
+  const { backend } = await open(t, `${url}/disk.img`, { proxy: { httpProxy: 'http://127.0.0.1:9', httpsProxy: '', noProxy: 'localhost,127.0.0.1' } })
+  t.ok((await backend.readExact(1000, 100)).equals(OBJECT.subarray(1000, 1100)))
+})
+
 t.test('behind a proxy, https ranges go through undici (http_proxy serves https too when https_proxy is unset)', async (t) => {
   const { error } = await openFails('https://127.0.0.1:9/disk.img', { proxy: { httpProxy: 'http://127.0.0.1:9', httpsProxy: '', noProxy: '' }, retry: { ...RETRY, maxAttempts: 1 } })
   t.match(error, { code: 'E_SOURCE_OPEN', message: /ECONNREFUSED/ })
