@@ -44,6 +44,8 @@ export class BufferArena {
   private readonly arenaBytes: number
   private readonly slabs: Slab[] = []
   private slabBytes = 0
+  /** Set once allocating a slab failed: no more attempts, every buffer is allocated apart. */
+  private slabRefused = false
   /** The free runs of units: first unit -> length, and end (past the last) -> first unit. */
   private readonly freeByStart = new Map<number, number>()
   private readonly freeByEnd = new Map<number, number>()
@@ -135,11 +137,20 @@ export class BufferArena {
   private addSlab(units: number): number | undefined {
     const bytes = Math.min(this.maxSlabBytes, this.arenaBytes - this.slabBytes)
     const slabUnits = Math.floor(bytes / this.unitBytes)
-    if (slabUnits < units) return undefined
+    if (slabUnits < units || this.slabRefused) return undefined
+    let data: Buffer
+    try {
+      data = Buffer.allocUnsafeSlow(slabUnits * this.unitBytes)
+    } catch {
+      // A host that commits memory strictly (vm.overcommit_memory=2) may refuse the whole bound
+      // at once: buffers are then allocated apart, one fetch at a time, as they were before slabs.
+      this.slabRefused = true
+      return undefined
+    }
     const last = this.slabs.at(-1)
     // One unused number between slabs: runs of two slabs never touch, so never merge.
     const firstUnit = last ? last.firstUnit + last.data.length / this.unitBytes + 1 : 0
-    this.slabs.push({ data: Buffer.allocUnsafeSlow(slabUnits * this.unitBytes), firstUnit })
+    this.slabs.push({ data, firstUnit })
     this.slabBytes += slabUnits * this.unitBytes
     this.link(firstUnit, slabUnits)
     return firstUnit

@@ -235,7 +235,12 @@ export class SnapshotFs {
    * is the kernel request's memory, which is gone once a timeout has answered it.
    */
   read(handle: number, target: Buffer, length: number, position: number): number | Promise<number> {
-    const now = this.readNow(handle, target, length, position)
+    let now: number | undefined
+    try {
+      now = this.readNow(handle, target, length, position)
+    } catch {
+      // Never an exception into the FUSE glue: the usual read makes it again and reports its error.
+    }
     if (now !== undefined) return now
     const reading = this.readHandle(handle, target, length, position)
     this.reads.add(reading)

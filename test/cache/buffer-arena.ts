@@ -77,6 +77,19 @@ t.test('when the arena is used up, buffers are allocated apart', async (t) => {
   t.equal(arena.bytesApart, UNIT)
 })
 
+t.test('a slab the system will not allocate: buffers are allocated apart, and no slab is tried again', async (t) => {
+  // Larger than Node's largest Buffer (4 GiB), so allocating it throws, as a refused one would.
+  const arena = new BufferArena({ arenaBytes: 8 * 2 ** 30, unitBytes: UNIT, maxSlabBytes: 8 * 2 ** 30 })
+  const first = arena.take(UNIT)
+  t.equal(first.length, UNIT)
+  t.equal(arena.bytesInSlabs, 0, 'no slab')
+  t.equal(arena.bytesApart, UNIT, 'the buffer was allocated apart')
+  arena.take(2 * UNIT)
+  t.equal(arena.bytesApart, 3 * UNIT)
+  arena.give(first)
+  t.equal(arena.bytesApart, 2 * UNIT)
+})
+
 t.test('bad sizes are refused with the value named', async (t) => {
   t.throws(() => new BufferArena({ arenaBytes: 64, unitBytes: 0 }), /unitBytes must be a whole number above 0, not 0/)
   t.throws(() => new BufferArena({ arenaBytes: 64, unitBytes: 16, maxSlabBytes: 8 }), /maxSlabBytes must be a whole number of at least one unit, not 8/)

@@ -97,6 +97,12 @@ t.test('a read the backend has at hand is answered at once; one it has not, as u
   t.equal(await waited, 10)
   t.ok(target.subarray(0, 10).equals(ramp(20, 10)))
   await t.rejects(async () => hits.read(999_999, target, 1, 0), { code: 'E_BAD_HANDLE' }, 'a bad handle fails as usual')
+
+  const throwing = new SnapshotFs([{ name: 't', backend: Object.assign(new MemoryBackend(bytes), { readNow: () => { throw new Error('bug') } }) }], options)
+  const reading = throwing.read(throwing.open('/t', 0), target, 10, 30)
+  t.type(reading, Promise, 'a readNow that throws: the usual read, no exception')
+  t.equal(await reading, 10)
+  t.ok(target.subarray(0, 10).equals(ramp(30, 10)))
 })
 
 t.test('backend errors come through as they are', async (t) => {
