@@ -1,4 +1,4 @@
-/** The part of fuse-native 2.2.6 snapmount uses; the package ships no types. */
+/** The part of fuse-native 2.2.6 (vendor/fuse-native: built on libfuse 3) snapmount uses; it ships no types. */
 declare module 'fuse-native' {
   type Callback = (result: number, ...values: unknown[]) => void
 
