@@ -1,7 +1,7 @@
 /**
  * Sequential-stream detection and readahead sizing for one snapshot (one file).
  *
- * The kernel hands the daemon reads of at most 128 KiB with about two in flight; QEMU issues its
+ * The kernel hands the daemon reads of at most 1 MiB with a few in flight; QEMU issues its
  * guest's reads from many threads at once; several guests may read one image. So streams are
  * tracked per file, in a small table (like Linux's per-file readahead state, or ZFS's zfetch
  * streams), not per handle: a read belongs to a stream when it starts near where the stream has
@@ -57,15 +57,16 @@ interface Stream {
 }
 
 /**
- * How far from a young stream's end a read may start and still continue it: two kernel requests
- * either way, as the kernel's two reads in flight may arrive swapped. A random read lands this
+ * How far from a young stream's end a read may start and still continue it: two 128 KiB reads
+ * either way, as the kernel's reads in flight may arrive swapped. (Its 1 MiB readahead requests,
+ * swapped, start a second stream, which the first absorbs once they meet.) A random read lands this
  * close to one of 16 streams in a 1 GiB image 0.8 % of the time, and must do so twice in a row
  * on the same stream to start readahead.
  */
 const YOUNG_SLACK_BYTES = 256 * 1024
 /**
  * The same for an established stream: reads issued in order by several threads (QEMU's pool,
- * a guest's deep queue) arrive several requests out of order. 1 MiB is eight kernel requests.
+ * a guest's deep queue) arrive several requests out of order. 1 MiB is eight 128 KiB requests.
  */
 const MATCH_SLACK_BYTES = 1024 * 1024
 /** Reads that must continue a stream before it reads ahead (the one that started it not counted). */
@@ -78,7 +79,7 @@ const CONFIRMING_READS = 2
 export const STREAM_IDLE_MS = 250
 /** Streams tracked per file: more than the readers a file usually has at once (QEMU's queues, a few guests). */
 const MAX_STREAMS = 16
-/** The first window: four kernel requests, small enough to waste little if the guess is wrong. */
+/** The first window: four 128 KiB reads, small enough to waste little if the guess is wrong. */
 export const INITIAL_WINDOW_BYTES = 512 * 1024
 /** Ranges in flight per window: parallel requests are what beats one TCP stream's rate. */
 const REQUESTS_PER_WINDOW = 4

@@ -40,8 +40,9 @@ export interface MountOptions extends ObservabilityOptions {
    */
   cacheBytes: number
   /**
-   * Cache block size (`cache_block_kib`): the least a remote read fetches. Default 128 KiB, the
-   * largest read the kernel sends, so a 4 KiB random read costs one small request.
+   * Cache block size (`cache_block_kib`): the least a remote read fetches. Default 128 KiB, so a
+   * 4 KiB random read costs one small request; the kernel's larger reads (up to 1 MiB) span
+   * several blocks and fetch their missing ones in one request.
    */
   blockBytes: number
 }

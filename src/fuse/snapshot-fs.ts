@@ -99,9 +99,10 @@ const FILE_MODE = constants.S_IFREG | 0o444
 const STAT_BLOCK_BYTES = 512
 /**
  * Advertised as the preferred I/O size: the largest read the kernel passes to FUSE in one
- * request, so tools that size their buffers from st_blksize (cp, dd with no bs) ask for that much.
+ * request (libfuse 3 lets it send 1 MiB), so tools that size their buffers from st_blksize
+ * (cp, cat) ask for that much.
  */
-const PREFERRED_IO_BYTES = 128 * 1024
+const PREFERRED_IO_BYTES = 1024 * 1024
 const STATFS_BLOCK_BYTES = 4096
 const NAME_MAX = 255
 /** Linux's mask for the access mode in open flags; Node's fs.constants leaves it out. */

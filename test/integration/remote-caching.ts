@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, stat } from 'node:fs/promises'
 import { KERNEL_READAHEAD_KIB } from '../../src/fuse/kernel-readahead.js'
 import { mountEntry } from '../../src/fuse/mountpoint.js'
 import { join } from 'node:path'
@@ -94,4 +94,30 @@ t.test('remote snapshots through the caches', async (t) => {
   const summary = JSON.stringify(fetchedByRead)
   t.ok(fetchedByRead.every((bytes) => bytes.length <= 1 && bytes.every((length) => length <= 128 * 1024)), `each random read fetched at most one 128 KiB block: ${summary}`)
   t.ok(fetchedByRead.some((bytes) => bytes.length === 1), 'and reads of evicted data reached the server')
+})
+
+/**
+ * libfuse 3 (vendor/fuse-native) lets the kernel pass a read of up to 1 MiB in one request, where
+ * libfuse 2 cut every read into 128 KiB ones: one O_DIRECT 1 MiB read of a cold cache must reach
+ * the daemon whole and cost one 1 MiB range, not eight 128 KiB ones.
+ */
+t.test('a 1 MiB read reaches the daemon as one request and costs one range', async (t) => {
+  const dir = await tempDir(t)
+  const www = join(dir, 'www')
+  await mkdir(www)
+  const image = await makeRandomImage(www, 'disk.raw', 16 * MiB, 22)
+  const nginx = await startNginx(t, www)
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const daemon = await startDaemon(t, mountpoint, [mountpoint, nginx.url('/disk.raw')])
+  t.teardown(() => daemon.stop())
+  const mounted = join(mountpoint, 'disk.raw')
+  t.equal((await stat(mounted)).blksize, MiB, 'st_blksize advertises 1 MiB reads')
+
+  const ranges = async () => (await nginx.requests()).filter((request) => request.status === 206).map((request) => request.bytes)
+  const before = (await ranges()).length
+  const got = await ddRange(mounted, 8 * MiB, MiB, { direct: true, blockSize: MiB })
+  t.ok(got.equals(await readSource(image, 8 * MiB, MiB)), 'the bytes')
+  await new Promise((resolve) => setTimeout(resolve, 200)) // nginx logs a request once it has sent it
+  t.same((await ranges()).slice(before), [MiB], 'one ranged GET of 1 MiB')
 })
