@@ -5,7 +5,7 @@ import type { Logger } from '../log.js'
 import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } from '../fuse/snapshot-fs.js'
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
-import { checkAllowOther, resolveId } from '../fuse/access.js'
+import { checkAllowOther, checkFuseDevice, resolveId } from '../fuse/access.js'
 import { openForServing } from './open-snapshots.js'
 import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
@@ -44,6 +44,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
   await checkAllowOther(config.options.allowOther, process.getuid!())
+  await checkFuseDevice(process.getuid!())
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openForServing(config.snapshots, context)
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })

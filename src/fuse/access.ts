@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { readFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { access, readFile } from 'node:fs/promises'
 import { promisify } from 'node:util'
 import { InputError } from '../errors.js'
 
@@ -10,6 +11,8 @@ export class AccessError extends InputError {
 
 /** Where FUSE's own settings live; `user_allow_other` there lets non-root users use allow_other. */
 export const FUSE_CONF = '/etc/fuse.conf'
+/** The device every FUSE daemon talks to the kernel through. */
+export const FUSE_DEVICE = '/dev/fuse'
 
 const run = promisify(execFile)
 
@@ -42,5 +45,30 @@ export async function checkAllowOther(allowOther: boolean, daemonUid: number, fu
   throw new AccessError(
     `allow_other needs user_allow_other in ${fuseConf} when snapmount does not run as root (uid ${daemonUid})`,
     `add a line user_allow_other to ${fuseConf}, run snapmount as root, or drop allow_other (--no-allow-other)`,
+  )
+}
+
+/**
+ * libfuse opens the FUSE device itself before it mounts (a user's mount goes through the setuid
+ * fusermount only after that), and fuse-native reports a refusal only as "fuse failed". So the
+ * device is checked here, before mounting, with the fix in the message.
+ */
+export async function checkFuseDevice(daemonUid: number, device = FUSE_DEVICE): Promise<void> {
+  try {
+    await access(device, constants.R_OK | constants.W_OK)
+  } catch (cause) {
+    throw fuseDeviceError(device, (cause as NodeJS.ErrnoException).code, daemonUid, cause)
+  }
+}
+
+/** What a failed check of the FUSE device means, and its fix. */
+export function fuseDeviceError(device: string, code: string | undefined, daemonUid: number, cause?: unknown): AccessError {
+  if (code === 'ENOENT') {
+    return new AccessError(`${device} does not exist`, 'load the fuse kernel module (modprobe fuse), or give the container the device (docker run --device /dev/fuse)', { cause })
+  }
+  return new AccessError(
+    `snapmount (uid ${daemonUid}) cannot open ${device} for reading and writing (${code})`,
+    `run snapmount as root, or give its user read-write access to ${device} (most hosts make it 0666; containers often leave it 0600)`,
+    { cause },
   )
 }

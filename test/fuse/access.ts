@@ -1,7 +1,7 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { checkAllowOther, resolveId } from '../../src/fuse/access.js'
+import { checkAllowOther, checkFuseDevice, fuseDeviceError, resolveId } from '../../src/fuse/access.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
 t.test('resolveId: numbers as they are, names through getent', async (t) => {
@@ -28,4 +28,15 @@ t.test('checkAllowOther: root, or no allow_other, never look; others need user_a
   const enabled = join(dir, 'enabled.conf')
   await writeFile(enabled, '#mount_max = 1000\n  user_allow_other  \n')
   await checkAllowOther(true, 1000, enabled)
+})
+
+t.test('checkFuseDevice: a missing device or one the daemon may not open, with the fix', async (t) => {
+  const dir = await tempDir(t)
+  const device = join(dir, 'fuse')
+  await t.rejects(checkFuseDevice(1000, device), { code: 'E_ACCESS', message: `${device} does not exist`, fix: /modprobe fuse/ })
+  await writeFile(device, '')
+  await checkFuseDevice(process.getuid!(), device)
+  const refused = fuseDeviceError('/dev/fuse', 'EACCES', 1000)
+  t.equal(refused.message, 'snapmount (uid 1000) cannot open /dev/fuse for reading and writing (EACCES)')
+  t.match(refused.fix, /run snapmount as root, or give its user read-write access to \/dev\/fuse/)
 })

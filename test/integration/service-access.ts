@@ -66,3 +66,18 @@ t.test('allow_other from a daemon that is not root, without user_allow_other: a 
   t.equal(result.code, 2, 'exit 2: bad input')
   t.match(result.stderr, /allow_other needs user_allow_other in \/etc\/fuse\.conf when snapmount does not run as root \(uid 65534\); add a line user_allow_other to \/etc\/fuse\.conf, run snapmount as root, or drop allow_other/)
 })
+
+const nobodyOpensFuse = await run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'test', '-r', '/dev/fuse', '-a', '-w', '/dev/fuse']).then(
+  () => true,
+  () => false,
+)
+const skipDevice = nobodyOpensFuse && 'nobody may open /dev/fuse on this machine (containers usually leave it 0600)'
+t.test('a daemon that may not open /dev/fuse: a clear refusal before mounting', { skip: skipDevice }, async (t) => {
+  const { dir, mountpoint, image } = await setUp(t)
+  const result = await run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', SNAPMOUNT, 'mount', '--no-allow-other', mountpoint, image], { cwd: dir }).then(
+    () => ({ code: 0, stderr: '' }),
+    (err: { code: number; stderr: string }) => err,
+  )
+  t.equal(result.code, 2, 'exit 2: bad input')
+  t.match(result.stderr, /snapmount \(uid 65534\) cannot open \/dev\/fuse for reading and writing \(EACCES\); run snapmount as root, or give its user read-write access to \/dev\/fuse/)
+})
