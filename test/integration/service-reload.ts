@@ -3,6 +3,7 @@ import { constants } from 'node:fs'
 import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startDaemon, type Daemon } from '../fixtures/daemon.js'
+import { startNginx } from '../fixtures/nginx.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { readRange } from '../fixtures/readers.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -166,4 +167,22 @@ t.test('lazy: a snapshot whose source is missing is listed, fails EIO, and serve
   await write(`  - { name: keep, type: file, path: keep.raw }\n  - { name: later, type: file, path: later.raw, lazy: true }\n`)
   t.match(await reload(daemon), /later: source .* does not exist; listed anyway[^]*reloaded: added later; removed late; replaced none; 1 unchanged/, 'a reload can add a lazy one too')
   t.equal(await daemon.stop(), 0, 'and stopping cancels its retries')
+})
+
+t.test('lazy over HTTP: a 404 at start is listed as EIO, retried, and served through the cache once the server has it', async (t) => {
+  const { dir, mountpoint, images, config, write } = await setUp(t)
+  const www = join(dir, 'www')
+  await mkdir(www)
+  const nginx = await startNginx(t, www)
+  await write(`  - { name: keep, type: file, path: keep.raw }\n  - { name: web, type: http, url: "${nginx.url('/web.raw')}", lazy: true }\n`)
+  const daemon = await startDaemon(t, mountpoint, ['--config', config])
+  t.match(daemon.stderr(), /warn: web: .*listed anyway \(lazy\), unreadable \(EIO\) until it answers, retried in the background/)
+  t.same(await listing(mountpoint), ['keep', 'web'], 'listed')
+  await t.rejects(readFile(join(mountpoint, 'web')), { code: 'EIO' }, 'no bytes while the server answers 404')
+  await until(() => /web: source still cannot be opened \(attempt 2\)/.test(daemon.stderr()), 'a retry')
+  await rename(images.added, join(www, 'web.raw'))
+  await until(() => /web: source opened on attempt \d+; now readable/.test(daemon.stderr()), 'the source to open')
+  t.equal((await stat(join(mountpoint, 'web'))).size, MiB, 'the real size')
+  t.ok((await readFile(join(mountpoint, 'web'))).equals(await readFile(join(www, 'web.raw'))), 'and the bytes')
+  t.equal(await daemon.stop(), 0)
 })
