@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { constants } from 'node:fs'
 import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { startDaemon, type Daemon } from '../fixtures/daemon.js'
 import { startNginx } from '../fixtures/nginx.js'
 import { makeRandomImage } from '../fixtures/images.js'
@@ -149,6 +149,19 @@ t.test('started from the command line, SIGHUP re-reads the same arguments: nothi
   t.equal(await daemon.stop(), 0)
 })
 
+/**
+ * A lazy snapshot's source appears (`image` moved to `source`) once the daemon has retried it: the
+ * retry loop notices, and the mounted file then has the source's size and bytes.
+ */
+async function servesOnceItAppears(t: Test, daemon: Daemon, mounted: string, image: string, source: string): Promise<void> {
+  const name = basename(mounted)
+  await until(() => new RegExp(`${name}: source still cannot be opened \\(attempt 2\\)`).test(daemon.stderr()), 'a retry')
+  await rename(image, source)
+  await until(() => new RegExp(`${name}: source opened on attempt \\d+; now readable`).test(daemon.stderr()), 'the source to open')
+  t.equal((await stat(mounted)).size, MiB, 'the real size')
+  t.ok((await readFile(mounted)).equals(await readFile(source)), 'and the bytes')
+}
+
 t.test('lazy: a snapshot whose source is missing is listed, fails EIO, and serves once the source appears', async (t) => {
   const { dir, mountpoint, images, config, write } = await setUp(t)
   await write(`  - { name: keep, type: file, path: keep.raw }\n  - { name: late, type: file, path: late.raw, lazy: true }\n`)
@@ -158,11 +171,7 @@ t.test('lazy: a snapshot whose source is missing is listed, fails EIO, and serve
   t.same(await listing(mountpoint), ['keep', 'late'], 'listed')
   await t.rejects(stat(join(mountpoint, 'late')), { code: 'EIO' }, 'no attributes to show yet')
   await t.rejects(readFile(join(mountpoint, 'late')), { code: 'EIO' }, 'nor bytes')
-  await until(() => /late: source still cannot be opened \(attempt 2\)/.test(daemon.stderr()), 'a retry')
-  await rename(images.added, join(dir, 'late.raw'))
-  await until(() => /late: source opened on attempt \d+; now readable/.test(daemon.stderr()), 'the source to open')
-  t.equal((await stat(join(mountpoint, 'late'))).size, MiB, 'the real size')
-  t.ok((await readFile(join(mountpoint, 'late'))).equals(await readFile(join(dir, 'late.raw'))), 'and the bytes')
+  await servesOnceItAppears(t, daemon, join(mountpoint, 'late'), images.added, join(dir, 'late.raw'))
 
   await write(`  - { name: keep, type: file, path: keep.raw }\n  - { name: later, type: file, path: later.raw, lazy: true }\n`)
   t.match(await reload(daemon), /later: source .* does not exist; listed anyway[^]*reloaded: added later; removed late; replaced none; 1 unchanged/, 'a reload can add a lazy one too')
@@ -179,10 +188,6 @@ t.test('lazy over HTTP: a 404 at start is listed as EIO, retried, and served thr
   t.match(daemon.stderr(), /warn: web: .*listed anyway \(lazy\), unreadable \(EIO\) until it answers, retried in the background/)
   t.same(await listing(mountpoint), ['keep', 'web'], 'listed')
   await t.rejects(readFile(join(mountpoint, 'web')), { code: 'EIO' }, 'no bytes while the server answers 404')
-  await until(() => /web: source still cannot be opened \(attempt 2\)/.test(daemon.stderr()), 'a retry')
-  await rename(images.added, join(www, 'web.raw'))
-  await until(() => /web: source opened on attempt \d+; now readable/.test(daemon.stderr()), 'the source to open')
-  t.equal((await stat(join(mountpoint, 'web'))).size, MiB, 'the real size')
-  t.ok((await readFile(join(mountpoint, 'web'))).equals(await readFile(join(www, 'web.raw'))), 'and the bytes')
+  await servesOnceItAppears(t, daemon, join(mountpoint, 'web'), images.added, join(www, 'web.raw'))
   t.equal(await daemon.stop(), 0)
 })
