@@ -10,9 +10,10 @@ import { mountEntry } from './mountpoint.js'
  * 128 KiB requests in flight and waits a daemon round trip for every 128 KiB, even when the
  * daemon already holds the bytes. A larger window lets the kernel send larger requests (up to
  * 1 MiB, which libfuse 3 allows) and more of them at once (up to FUSE's 12 background requests),
- * which the daemon answers in parallel from its cache and readahead. FUSE's mount options cannot raise it (`max_readahead` only lowers it); root can, by
- * writing the device's sysfs entry after the mount. Where that fails (not root, a read-only /sys),
- * the mount works as before and a log line says so.
+ * which the daemon answers in parallel from its cache and readahead. FUSE's mount options cannot
+ * raise it (`max_readahead` only lowers it); root can, by writing the device's sysfs entry after
+ * the mount. Where that fails (not root, a read-only /sys), the mount works as before and a log
+ * line says so.
  */
 /**
  * The kernel's readahead on a snapmount mount. Measured here through a mount of an nginx image,
