@@ -58,10 +58,11 @@ interface Stream {
 
 /**
  * How far from a young stream's end a read may start and still continue it: two 128 KiB reads
- * either way, as the kernel's reads in flight may arrive swapped. (Its 1 MiB readahead requests,
- * swapped, start a second stream, which the first absorbs once they meet.) A random read lands this
- * close to one of 16 streams in a 1 GiB image 0.8 % of the time, and must do so twice in a row
- * on the same stream to start readahead.
+ * either way, as the kernel's reads in flight may arrive swapped. (A 1 MiB read that arrives
+ * after the next one starts a stream of its own, which idles out; its bytes are read on demand
+ * and the stream it belonged to goes on.) A random read lands this close to one of 16 streams
+ * in a 1 GiB image 0.8 % of the time, and must do so twice in a row on the same stream to start
+ * readahead.
  */
 const YOUNG_SLACK_BYTES = 256 * 1024
 /**
