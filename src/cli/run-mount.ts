@@ -44,13 +44,14 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
   await checkAllowOther(config.options.allowOther, process.getuid!())
-  await checkFuseDevice(process.getuid!())
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openForServing(config.snapshots, context)
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
   const signalled = waitForSignal()
   let mount
   try {
+    // Last, so a problem with the config or a source is reported first.
+    await checkFuseDevice(process.getuid!())
     mount = await mountFuse(config.mountpoint, fs, { allowOther: config.options.allowOther }, logger)
   } catch (err) {
     await fs.close()
