@@ -51,7 +51,12 @@ export async function withRetries<T>(
       cancel?.throwIfAborted()
       const now = Date.now()
       const elapsed = now - started
-      if (!hooks.isRetryable(err)) throw err
+      if (!hooks.isRetryable(err)) {
+        // The retries before were logged; say how the sequence ended, since the error itself
+        // (kept as it is: its code decides the errno) does not carry the count.
+        if (attempts > 1) hooks.logger.warn(`${what}: ${describe(err)} on attempt ${attempts}; not retried`, { attempts })
+        throw err
+      }
       if (attempts >= policy.maxAttempts || now >= deadline) throw new RetriesExhaustedError(what, attempts, elapsed, err)
       const askedFor = hooks.retryAfterMs(err)
       const wait = Math.max(askedFor, backoffDelay(policy, attempts, hooks.random))

@@ -63,3 +63,18 @@ t.test('without a cancel signal: retries until it works, each attempt observed',
   t.equal(result.length, 7)
   t.same(events.filter((event) => !event.startsWith('warn')), ['failed attempt', 'retry', 'failed attempt', 'retry', 'attempt'])
 })
+
+t.test('an error that may not be retried, after retries: thrown as it is, the count logged', async (t) => {
+  const events: string[] = []
+  const fast = { ...POLICY, baseDelayMs: 1, maxDelayMs: 1 }
+  const changed = Object.assign(new Error('412: the object changed'), { final: true })
+  let attempts = 0
+  const read = withRetries('GET x', fast, { ...hooks(events), isRetryable: (err) => !(err as { final?: boolean }).final }, async () => {
+    throw ++attempts < 2 ? new Error('503') : changed
+  })
+  await t.rejects(read, changed, 'the same error, not a wrapper')
+  t.same(events, ['failed attempt', 'retry', 'warn GET x: 503; retry 1/4 in 1 ms', 'failed attempt', 'warn GET x: 412: the object changed on attempt 2; not retried'])
+  events.length = 0
+  await t.rejects(withRetries('GET x', fast, { ...hooks(events), isRetryable: () => false }, async () => { throw changed }), changed)
+  t.same(events, ['failed attempt'], 'a first attempt that may not be retried logs nothing here')
+})
