@@ -770,8 +770,6 @@ Fuse.EDQUOT = -122
 Fuse.ENOMEDIUM = -123
 Fuse.EMEDIUMTYPE = -124
 
-// Forward configuration functions through the exported class.
-
 module.exports = Fuse
 
 function getStatfsArray (statfs) {
