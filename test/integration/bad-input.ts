@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
 import { chmod, lstat, mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { detach, isMounted, runCli, SNAPMOUNT, startDaemon, type CliResult } from '../fixtures/daemon.js'
+import { detach, isMounted, NOBODY, runCli, startDaemon, type CliResult } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { sha256 } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -173,20 +173,9 @@ t.test('source that is a directory', async (t) => {
  */
 async function unprivilegedRunner(): Promise<{ run: (args: string[]) => Promise<CliResult> } | { skip: string }> {
   if (process.getuid?.() !== 0) return { run: runCli }
-  const setpriv = ['--reuid=65534', '--regid=65534', '--clear-groups']
-  const probe = await new Promise<Error | null>((resolve) => execFile('setpriv', [...setpriv, 'true'], (err) => resolve(err)))
-  if (probe) return { skip: `running as root and cannot drop to uid 65534 with setpriv (${probe.message.split('\n')[0]}), so a mode-0000 file is readable` }
-  // tap's coverage hook, which tap re-adds to NODE_OPTIONS of every child it spawns, would write
-  // into .tap/ on exit, where nobody may not: env drops it between setpriv and node.
-  const unhooked = ['env', '-u', 'NODE_OPTIONS']
-  return {
-    run: (args) =>
-      new Promise((resolve) => {
-        execFile('setpriv', [...setpriv, ...unhooked, SNAPMOUNT, ...args], { timeout: 20_000 }, (err, stdout, stderr) => {
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr })
-        })
-      }),
-  }
+  const probe = await new Promise<Error | null>((resolve) => execFile('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', 'true'], (err) => resolve(err)))
+  if (probe) return { skip: `running as root and cannot drop to uid ${NOBODY} with setpriv (${probe.message.split('\n')[0]}), so a mode-0000 file is readable` }
+  return { run: (args) => runCli(args, { asNobody: true }) }
 }
 
 const unprivileged = await unprivilegedRunner()

@@ -4,12 +4,11 @@ import { readFileSync } from 'node:fs'
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { runCli, SNAPMOUNT, startDaemon } from '../fixtures/daemon.js'
+import { NOBODY, runCli, startDaemon } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
 const run = promisify(execFile)
-const NOBODY = 65534
 
 async function setUp(t: Test) {
   const dir = await tempDir(t)
@@ -55,18 +54,11 @@ const userAllowOther = (() => {
   }
 })()
 
-/** Runs snapmount as nobody; resolves with its exit code and stderr. */
-const asNobody = (cwd: string, args: string[]) =>
-  run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', SNAPMOUNT, ...args], { cwd }).then(
-    () => ({ code: 0, stderr: '' }),
-    (err: { code: number; stderr: string }) => err,
-  )
-
 const skipAllowOther = userAllowOther && 'this machine has user_allow_other in /etc/fuse.conf'
 t.test('allow_other from a daemon that is not root, without user_allow_other: a clear refusal before mounting', { skip: skipAllowOther }, async (t) => {
   const { dir, mountpoint, image } = await setUp(t)
   // The user needs no access to anything: the check comes before the mountpoint and the sources.
-  const result = await asNobody(dir, ['mount', '--allow-other', mountpoint, image])
+  const result = await runCli(['mount', '--allow-other', mountpoint, image], { asNobody: true, cwd: dir })
   t.equal(result.code, 2, 'exit 2: bad input')
   t.match(result.stderr, /allow_other needs user_allow_other in \/etc\/fuse\.conf when snapmount does not run as root \(uid 65534\); add a line user_allow_other to \/etc\/fuse\.conf, run snapmount as root, or drop allow_other/)
 })
@@ -78,7 +70,7 @@ const nobodyOpensFuse = await run('setpriv', [`--reuid=${NOBODY}`, `--regid=${NO
 const skipDevice = nobodyOpensFuse && 'nobody may open /dev/fuse on this machine (containers usually leave it 0600)'
 t.test('a daemon that may not open /dev/fuse: a clear refusal before mounting', { skip: skipDevice }, async (t) => {
   const { dir, mountpoint, image } = await setUp(t)
-  const result = await asNobody(dir, ['mount', '--no-allow-other', mountpoint, image])
+  const result = await runCli(['mount', '--no-allow-other', mountpoint, image], { asNobody: true, cwd: dir })
   t.equal(result.code, 2, 'exit 2: bad input')
   t.match(result.stderr, /snapmount \(uid 65534\) cannot open \/dev\/fuse for reading and writing \(EACCES\); run snapmount as root, or give its user read-write access to \/dev\/fuse/)
 })
