@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { startDaemon } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
-import { startNginx } from '../fixtures/nginx.js'
+import { startNginx, type Nginx } from '../fixtures/nginx.js'
 import { ddRange } from '../fixtures/readers.js'
 import { readSource } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -19,6 +19,25 @@ const MiB = 2 ** 20
 async function sha256(path: string): Promise<string> {
   const { stdout } = await run('sha256sum', [path])
   return stdout.split(' ')[0]!
+}
+
+/** The ranged GETs nginx has answered (206) so far. */
+async function rangedGets(nginx: Nginx) {
+  return (await nginx.requests()).filter((request) => request.status === 206)
+}
+
+/**
+ * nginx logs a request after sending its last byte, so a reader may finish first; and readahead
+ * may still be landing. Counts are taken once the log has stopped growing for `quietMs`.
+ */
+async function settledRangedGets(nginx: Nginx, quietMs = 100) {
+  let seen = await rangedGets(nginx)
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, quietMs))
+    const now = await rangedGets(nginx)
+    if (now.length === seen.length) return now
+    seen = now
+  }
 }
 
 /**
@@ -41,18 +60,8 @@ t.test('remote snapshots through the caches', async (t) => {
   const mounted = join(mountpoint, 'disk.raw')
   const entry = await mountEntry(mountpoint)
   t.equal(await readFile(`/sys/class/bdi/${entry!.device}/read_ahead_kb`, 'utf8'), `${KERNEL_READAHEAD_KIB}\n`, 'the kernel reads ahead 1 MiB on the mount')
-  const gets = async () => (await nginx.requests()).filter((request) => request.status === 206)
-  // nginx logs a request after sending its last byte, so a reader may finish first; and readahead
-  // may still be landing. Counts are taken once the log has stopped growing for `quietMs`.
-  const settledGets = async (quietMs = 100) => {
-    let seen = await gets()
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, quietMs))
-      const now = await gets()
-      if (now.length === seen.length) return now
-      seen = now
-    }
-  }
+  const gets = () => rangedGets(nginx)
+  const settledGets = (quietMs?: number) => settledRangedGets(nginx, quietMs)
 
   const before = (await gets()).length
   const expected = await sha256(image)
@@ -114,10 +123,8 @@ t.test('a 1 MiB read reaches the daemon as one request and costs one range', asy
   const mounted = join(mountpoint, 'disk.raw')
   t.equal((await stat(mounted)).blksize, MiB, 'st_blksize advertises 1 MiB reads')
 
-  const ranges = async () => (await nginx.requests()).filter((request) => request.status === 206).map((request) => request.bytes)
-  const before = (await ranges()).length
+  const before = (await rangedGets(nginx)).length
   const got = await ddRange(mounted, 8 * MiB, MiB, { direct: true, blockSize: MiB })
   t.ok(got.equals(await readSource(image, 8 * MiB, MiB)), 'the bytes')
-  await new Promise((resolve) => setTimeout(resolve, 200)) // nginx logs a request once it has sent it
-  t.same((await ranges()).slice(before), [MiB], 'one ranged GET of 1 MiB')
+  t.same((await settledRangedGets(nginx)).slice(before).map((request) => request.bytes), [MiB], 'one ranged GET of 1 MiB')
 })
