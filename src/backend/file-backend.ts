@@ -3,7 +3,7 @@ import type { StorageBackend } from './storage-backend.js'
 import { BackendClosedError, PartialReadError, SourceReadError } from './errors.js'
 import { assertInRange } from './range.js'
 import { openLocalSource } from './open-source.js'
-import { BufferPool } from '../cache/buffer-pool.js'
+import { BufferPool } from '../buffers/buffer-pool.js'
 
 /** Read buffers kept for reuse: the kernel's reads in flight (about a dozen of 128 KiB) and some. */
 const IDLE_BUFFER_BYTES = 4 * 1024 * 1024

@@ -1,5 +1,5 @@
 import type { CacheStats } from './cache-stats.js'
-import { BufferArena } from './buffer-arena.js'
+import { BufferArena } from '../buffers/buffer-arena.js'
 
 export interface BlockCacheOptions {
   /**

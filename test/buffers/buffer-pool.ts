@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BufferPool } from '../../src/cache/buffer-pool.js'
+import { BufferPool } from '../../src/buffers/buffer-pool.js'
 
 t.test('a given-back buffer serves the next take of its exact size', async (t) => {
   const pool = new BufferPool(1024)

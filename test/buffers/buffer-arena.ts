@@ -1,5 +1,5 @@
 import t from 'tap'
-import { BufferArena } from '../../src/cache/buffer-arena.js'
+import { BufferArena } from '../../src/buffers/buffer-arena.js'
 
 const UNIT = 16
 
