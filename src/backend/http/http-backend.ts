@@ -17,8 +17,8 @@ import {
   isRetryable,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
-import { RangeClient } from './range-client.js'
-import type { ResponseHead } from './response-head.js'
+import { RangeClient } from '../remote/range-client.js'
+import type { ResponseHead } from '../remote/response-head.js'
 import type { RemoteObserver } from '../remote/observer.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 import { usesProxy, type ProxySettings } from './proxy-rules.js'
@@ -96,9 +96,9 @@ export class HttpBackend implements StorageBackend {
   private validator: Validator = { kind: 'none' }
   private openLatencyMs = 0
   /**
-   * The fast path (range-client.ts), used while `useDirect`: not behind a proxy, and off for good
-   * once the URL redirects or sends a 206 not delimited by Content-Length. undici handles those
-   * cases; it is loaded only then (`general`), as it alone adds ~20 MiB to the daemon's RSS.
+   * The fast path (../remote/range-client.ts), used while `useDirect`: not behind a proxy, and off
+   * for good once the URL redirects or sends a 206 not delimited by Content-Length. undici handles
+   * those cases; it is loaded only then (`general`), as it alone adds ~20 MiB to the daemon's RSS.
    */
   private direct: RangeClient | undefined
   private useDirect = false

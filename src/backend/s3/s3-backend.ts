@@ -13,8 +13,8 @@ import { assertContentRange } from '../remote/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../remote/remote-errors.js'
 import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
 import type { RemoteObserver } from '../remote/observer.js'
-import { RangeClient } from '../http/range-client.js'
-import type { ResponseHead } from '../http/response-head.js'
+import { RangeClient } from '../remote/range-client.js'
+import type { ResponseHead } from '../remote/response-head.js'
 import { GetObjectSigner } from './signed-request.js'
 
 /** Where the object is and how to reach it (documented on the config type), plus the retry budget. */

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseResponseHead } from '../../../src/backend/http/response-head.js'
+import { parseResponseHead } from '../../../src/backend/remote/response-head.js'
 
 const URL = 'http://host/disk.img'
 

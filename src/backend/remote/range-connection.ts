@@ -1,6 +1,6 @@
 import { connect as connectTcp, type Socket } from 'node:net'
 import { connect as connectTls, type ConnectionOptions } from 'node:tls'
-import { BadResponseError, ConnectionClosedError, ResponseTimeoutError, TruncatedBodyError } from '../remote/remote-errors.js'
+import { BadResponseError, ConnectionClosedError, ResponseTimeoutError, TruncatedBodyError } from './remote-errors.js'
 import { parseResponseHead, type ResponseHead } from './response-head.js'
 
 /** Where to connect and how long to wait; TLS options make it HTTPS. */

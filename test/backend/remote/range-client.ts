@@ -1,8 +1,8 @@
 import t, { type Test } from 'tap'
 import { createServer, type Socket } from 'node:net'
-import { RangeClient, type RangeClientOptions } from '../../../src/backend/http/range-client.js'
-import { RangeConnection } from '../../../src/backend/http/range-connection.js'
-import type { ResponseHead } from '../../../src/backend/http/response-head.js'
+import { RangeClient, type RangeClientOptions } from '../../../src/backend/remote/range-client.js'
+import { RangeConnection } from '../../../src/backend/remote/range-connection.js'
+import type { ResponseHead } from '../../../src/backend/remote/response-head.js'
 import { startFaultServer } from '../../fixtures/fault-server.js'
 import { seededBytes } from '../../fixtures/test-data.js'
 

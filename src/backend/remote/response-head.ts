@@ -1,4 +1,4 @@
-import { BadResponseError } from '../remote/remote-errors.js'
+import { BadResponseError } from './remote-errors.js'
 
 /** An HTTP/1.x response's status line and header fields (RFC 9112 §4, §5). */
 export interface ResponseHead {
