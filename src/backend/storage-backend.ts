@@ -12,6 +12,10 @@
  * - `options.signal`, when given, aborts the read: work started only for it stops and the read
  *   rejects. `options.stream` names the reader (a FUSE file handle) so layers that detect
  *   sequential access can tell interleaved readers apart; backends without such a layer ignore it.
+ * - `inspect()`, where a backend or layer has facts to report (`snapmount status`, metrics), gives
+ *   them merged over those of the backend it wraps: a layer returns `{ ...inner.inspect?.(), ...its
+ *   own }`, and one with nothing to say leaves it out or passes the inner's on. A new layer so
+ *   reaches `status` by adding its field to `SnapshotInspection`, and no caller unwraps layers.
  */
 export interface StorageBackend {
   readonly length: number
@@ -34,6 +38,39 @@ export interface StorageBackend {
   close(): Promise<void>
   /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
   describe?(): string
+  /** What this backend and the layers below it report about the snapshot (see above); cheap enough for every status call and scrape. */
+  inspect?(): SnapshotInspection
+}
+
+/**
+ * What the layers of one snapshot report about it, each field filled by the layer that knows it;
+ * absent where no layer does (a snapshot opened without metering, a local one without a cache).
+ */
+export interface SnapshotInspection {
+  /** The backend type from the config (file, mmap, http, s3): the metering layer's. */
+  type?: string
+  /** The mount's reads of the snapshot since it was opened: the metering layer's. */
+  reads?: ReadStats
+  /** Bytes of the snapshot in the block cache now: the caching layer's (remote snapshots). */
+  cachedBytes?: number
+}
+
+/** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */
+export interface ReadStats {
+  reads: number
+  bytes: number
+  errors: number
+  inFlight: number
+  recent: RecentLatency
+}
+
+/** Latency of the reads that finished within the last `windowSeconds` (the newest samples kept of them). */
+export interface RecentLatency {
+  windowSeconds: number
+  count: number
+  p50Ms: number | null
+  p99Ms: number | null
+  maxMs: number | null
 }
 
 
@@ -48,6 +85,11 @@ export interface ReadOptions {
    * recycle memory (the block cache does). Backends that do not use it resolve with their own.
    */
   into?: Buffer
+  /**
+   * The daemon's own read (`snapmount warm`, `verify`), not one of the mount's readers: layers that
+   * count the mount's reads (metering) pass it on uncounted; the others treat it as any read.
+   */
+  maintenance?: boolean
 }
 
 /** Reads as pieces where the backend can, else as the one buffer `readExact` gives. */

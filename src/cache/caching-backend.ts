@@ -1,4 +1,4 @@
-import type { ReadOptions, StorageBackend } from '../backend/storage-backend.js'
+import type { ReadOptions, SnapshotInspection, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
 import type { BlockCache, Extent } from './block-cache.js'
@@ -84,6 +84,11 @@ export class CachingBackend implements StorageBackend {
   /** Bytes of this snapshot in the cache now. */
   cachedBytes(): number {
     return this.cache.bytesOf(this.owner)
+  }
+
+  /** The source's facts, and this snapshot's bytes in the cache. */
+  inspect(): SnapshotInspection {
+    return { ...this.source.inspect?.(), cachedBytes: this.cachedBytes() }
   }
 
   /** A copy: the caller may keep it, while cached buffers are recycled once evicted. */

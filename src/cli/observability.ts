@@ -1,12 +1,11 @@
 import type { Argv } from 'yargs'
 import type { Config } from '../config/config.js'
-import type { OpenContext } from '../backend/open-backend.js'
-import type { StorageBackend } from '../backend/storage-backend.js'
+import type { OpenContext } from '../backend/open-context.js'
+import type { SnapshotContext } from '../snapshots/open-snapshot.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { ObservabilityOptions } from '../config/config.js'
 import { LOG_LEVELS } from '../log.js'
 import { describe } from '../backend/errors.js'
-import { MeteredBackend } from '../metrics/metered-backend.js'
 import type { SnapmountMetrics } from '../metrics/metrics.js'
 import { serveMetrics, type MetricsServer } from '../metrics/server.js'
 import { serveControl, type ControlServer } from '../control/server.js'
@@ -52,8 +51,8 @@ export interface ServedFs {
 
 /** The daemon's metrics and control socket, set up around one mount. */
 export interface Observability {
-  /** Spread into the OpenContext every snapshot is opened with, at start and on reload. */
-  readonly hooks: Pick<OpenContext, 'observe' | 'meter'>
+  /** Spread into the context every snapshot is opened with, at start and on reload. */
+  readonly hooks: Pick<SnapshotContext, 'observe' | 'metering'>
   /**
    * Starts the metrics endpoint (when configured) and the control socket for the mounted `fs`.
    * A failure is logged and the daemon goes on serving: observability never takes disks away.
@@ -63,8 +62,9 @@ export interface Observability {
 }
 
 /**
- * Every snapshot is metered (MeteredBackend, outermost: what `status` shows); with `metrics`
- * configured its reads and its remote requests also feed the Prometheus series.
+ * Every snapshot is metered (the metering layer, put on in src/snapshots/open-snapshot.ts: what
+ * `status` shows); with `metrics` configured its reads and its remote requests also feed the
+ * Prometheus series.
  */
 export async function observability(config: Config, { env, logger }: Pick<OpenContext, 'env' | 'logger'>): Promise<Observability> {
   const { metrics: listen, controlSocket } = config.options
@@ -76,7 +76,7 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
   return {
     hooks: {
       observe: metrics && ((name: string) => metrics.remoteObserver(name)),
-      meter: (spec, backend: StorageBackend) => new MeteredBackend(backend, spec.type, metrics?.readObserver(spec.name)),
+      metering: { observer: (name: string) => metrics?.readObserver(name) },
     },
     async serve(fs, cache) {
       if (metrics && listen) {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { SnapshotSpec } from '../config/config.js'
-import { openBackend, type OpenContext } from '../backend/open-backend.js'
+import { openSnapshot, type SnapshotContext } from '../snapshots/open-snapshot.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { PendingSnapshot, Snapshot } from '../fuse/snapshot-fs.js'
 
@@ -13,10 +13,11 @@ const LAZY_RETRY_FIRST_MS = 1000
 const LAZY_RETRY_MAX_MS = 60_000
 
 /**
- * Opens every snapshot's backend, all at once. If any fails, the ones already open are closed
- * before the error goes up: a refused start leaves nothing open behind it.
+ * Opens every snapshot, all at once, each inside its layers (src/snapshots/open-snapshot.ts). If
+ * any fails, the ones already open are closed before the error goes up: a refused start leaves
+ * nothing open behind it.
  */
-export async function openSnapshots(specs: SnapshotSpec[], context: OpenContext): Promise<Snapshot[]> {
+export async function openSnapshots(specs: SnapshotSpec[], context: SnapshotContext): Promise<Snapshot[]> {
   return (await openAll(specs, context, false)) as Snapshot[]
 }
 
@@ -25,12 +26,12 @@ export async function openSnapshots(specs: SnapshotSpec[], context: OpenContext)
  * source cannot be opened is returned pending, listed but unreadable, while its open is retried
  * in the background with backoff, each failure logged.
  */
-export async function openForServing(specs: SnapshotSpec[], context: OpenContext): Promise<Array<Snapshot | PendingSnapshot>> {
+export async function openForServing(specs: SnapshotSpec[], context: SnapshotContext): Promise<Array<Snapshot | PendingSnapshot>> {
   return openAll(specs, context, true)
 }
 
-async function openAll(specs: SnapshotSpec[], context: OpenContext, allowLazy: boolean): Promise<Array<Snapshot | PendingSnapshot>> {
-  const results = await Promise.allSettled(specs.map((spec) => open(spec, context)))
+async function openAll(specs: SnapshotSpec[], context: SnapshotContext, allowLazy: boolean): Promise<Array<Snapshot | PendingSnapshot>> {
+  const results = await Promise.allSettled(specs.map((spec) => openSnapshot(spec, context)))
   const failure = results.find((result, index) => result.status === 'rejected' && !(allowLazy && specs[index]!.lazy))
   if (failure) {
     await Promise.allSettled(results.map((result) => (result.status === 'fulfilled' ? result.value.close() : undefined)))
@@ -45,14 +46,14 @@ async function openAll(specs: SnapshotSpec[], context: OpenContext, allowLazy: b
 }
 
 /** Retries opening `spec` until it opens or `cancel()` is called; the first attempt has failed. */
-function openLazily(spec: SnapshotSpec, context: OpenContext): PendingSnapshot {
+function openLazily(spec: SnapshotSpec, context: SnapshotContext): PendingSnapshot {
   const abort = new AbortController()
   const ready = (async (): Promise<StorageBackend> => {
     let delay = LAZY_RETRY_FIRST_MS
     for (let attempt = 2; ; attempt++) {
       await sleep(delay, undefined, { signal: abort.signal })
       try {
-        const backend = await open(spec, context)
+        const backend = await openSnapshot(spec, context)
         context.logger.info(`${spec.name}: source opened on attempt ${attempt}; now readable`)
         return backend
       } catch (err) {
@@ -66,12 +67,6 @@ function openLazily(spec: SnapshotSpec, context: OpenContext): PendingSnapshot {
   })()
   /* c8 ignore stop */
   return { name: spec.name, spec, ready, cancel: () => abort.abort() }
-}
-
-/** Opens one backend, inside the context's metering layer when it has one (status, metrics). */
-async function open(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
-  const backend = await openBackend(spec, context)
-  return context.meter ? context.meter(spec, backend) : backend
 }
 
 function message(err: unknown): string {

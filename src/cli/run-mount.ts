@@ -1,5 +1,6 @@
 import type { Config, SnapshotSpec } from '../config/config.js'
-import type { OpenContext } from '../backend/open-backend.js'
+import type { OpenContext } from '../backend/open-context.js'
+import type { SnapshotContext } from '../snapshots/open-snapshot.js'
 import { InputError } from '../errors.js'
 import type { Logger } from '../log.js'
 import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } from '../fuse/snapshot-fs.js'
@@ -39,7 +40,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
   const cache = new BlockCache({ capacityBytes: config.options.cacheBytes, blockBytes: config.options.blockBytes })
-  const context: OpenContext = { ...processContext, ...observed.hooks, cache }
+  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
@@ -59,7 +60,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   }
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
-  await observed.serve(fs, context.cache)
+  await observed.serve(fs, cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
   const reloads = watchReloads(fs, config, reload, context)
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
@@ -129,7 +130,7 @@ function watchMount(mountpoint: string): Wait<string> {
  * finished, so shutdown never closes backends a reload is handing over; a SIGHUP after it is
  * ignored with a log line (still listened for: Node's default would end the process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: OpenContext): { stop(): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext): { stop(): Promise<void> } {
   let current = started
   let queue = Promise.resolve()
   let stopping = false
@@ -154,7 +155,7 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
  * remount: they are logged and kept. If anything fails (the config, an id, a source that is not
  * lazy) nothing changes. Resolves with the config now in force.
  */
-async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: OpenContext): Promise<Config> {
+async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: SnapshotContext): Promise<Config> {
   const { logger } = context
   let next: Config
   let ids: Awaited<ReturnType<typeof resolveIds>>

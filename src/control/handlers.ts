@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto'
-import type { StorageBackend } from '../backend/storage-backend.js'
+import type { ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
-import { MeteredBackend } from '../metrics/metered-backend.js'
-import { CachingBackend } from '../cache/caching-backend.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
 import type { ControlHandler } from './server.js'
 import type { ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
@@ -33,6 +31,8 @@ const CHUNKS_IN_FLIGHT = 8
 /** Progress lines are sent at most this often (and once at the end). */
 const PROGRESS_EVERY_MS = 200
 const SHA256_HEX = /^[0-9a-f]{64}$/
+/** What status shows for a snapshot no metering layer counts. */
+const NO_READS: ReadStats = { reads: 0, bytes: 0, errors: 0, inFlight: 0, recent: { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null } }
 
 /** Answers status, warm and verify against `state`. */
 export function controlHandler(state: DaemonState, now: () => number = Date.now): ControlHandler {
@@ -46,19 +46,16 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
-    const metered = backend instanceof MeteredBackend ? backend : undefined
-    const stats = metered?.stats()
+    // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
+    const { type, reads, cachedBytes } = backend.inspect?.() ?? {}
     return {
       name,
-      type: metered?.type ?? 'unknown',
+      type: type ?? 'unknown',
       size: backend.length,
       source: backend.describe?.() ?? null,
-      reads: stats?.reads ?? 0,
-      bytes: stats?.bytes ?? 0,
-      errors: stats?.errors ?? 0,
-      inFlight: stats?.inFlight ?? 0,
-      recent: stats?.recent ?? { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null },
-      cachedBytes: cachedBytes(metered?.inner ?? backend),
+      ...(reads ?? NO_READS),
+      // null for a local snapshot, which has no cache of ours.
+      cachedBytes: cachedBytes ?? null,
     }
   })
   return {
@@ -72,21 +69,11 @@ function status(state: DaemonState, now: () => number): StatusReport {
   }
 }
 
-/** Bytes of a remote snapshot in the block cache; null for a local one, which has no cache of ours. */
-function cachedBytes(backend: StorageBackend): number | null {
-  return backend instanceof CachingBackend ? backend.cachedBytes() : null
-}
-
 function find(state: DaemonState, name: unknown): ServedSnapshot {
   const served = state.snapshots()
   const snapshot = served.find((candidate) => candidate.name === name)
   if (!snapshot) throw new UnknownSnapshotError(String(name), served.map((s) => s.name))
   return snapshot
-}
-
-/** Below the metering layer: warm and verify are not reads of the mount and stay out of its series. */
-function source(backend: StorageBackend): StorageBackend {
-  return backend instanceof MeteredBackend ? backend.inner : backend
 }
 
 /**
@@ -100,8 +87,7 @@ async function warm(name: string, backend: StorageBackend, offset = 0, length: n
     throw new BadRequestError(`range offset ${offset} length ${length ?? '(to the end)'} is not inside ${name} (${size} bytes)`, `give an offset and length within 0..${size}`)
   }
   const started = now()
-  const reader = source(backend)
-  await readInOrder(reader, offset, span, signal, throttled(progress, span, now), () => {})
+  await readInOrder(backend, offset, span, signal, throttled(progress, span, now), () => {})
   return { name, offset, length: span, seconds: (now() - started) / 1000 }
 }
 
@@ -112,7 +98,7 @@ async function verify(name: string, backend: StorageBackend, expected: unknown, 
   const started = now()
   const hash = createHash('sha256')
   const size = backend.length
-  await readInOrder(source(backend), 0, size, signal, throttled(progress, size, now), (chunk) => hash.update(chunk))
+  await readInOrder(backend, 0, size, signal, throttled(progress, size, now), (chunk) => hash.update(chunk))
   const sha256 = hash.digest('hex')
   return { name, bytes: size, sha256, expected: want, match: sha256 === want, seconds: (now() - started) / 1000 }
 }
@@ -121,7 +107,8 @@ type Progress = (done: number, total: number) => void
 
 /**
  * Reads the range in CHUNK_BYTES pieces with up to CHUNKS_IN_FLIGHT reads outstanding, handing
- * each chunk to `consume` in order. The first failure (or an abort) fails the whole.
+ * each chunk to `consume` in order. The first failure (or an abort) fails the whole. The reads are
+ * `maintenance` ones: they are not reads of the mount, and stay out of its counts and series.
  */
 async function readInOrder(backend: StorageBackend, offset: number, length: number, signal: AbortSignal, progress: (done: number) => void, consume: (chunk: Buffer) => void): Promise<void> {
   const end = offset + length
@@ -130,7 +117,7 @@ async function readInOrder(backend: StorageBackend, offset: number, length: numb
   let done = 0
   const start = () => {
     const size = Math.min(CHUNK_BYTES, end - next)
-    const read = backend.readExact(next, size, { signal })
+    const read = backend.readExact(next, size, { signal, maintenance: true })
     read.catch(() => {}) // awaited below in order; an early failure must not go unhandled meanwhile
     pending.push(read)
     next += size

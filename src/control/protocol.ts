@@ -1,5 +1,5 @@
+import type { ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
-import type { RecentLatency } from '../metrics/metered-backend.js'
 
 /**
  * The control socket's protocol: line-delimited JSON over a Unix socket. The client sends one
@@ -29,20 +29,17 @@ export interface StatusReport {
   snapshots: SnapshotStatus[]
 }
 
-export interface SnapshotStatus {
+/**
+ * One snapshot in `status`: the reads the mount's readers made since it was opened, what came of
+ * them and their latency in the last minute (ReadStats), and the facts below.
+ */
+export interface SnapshotStatus extends ReadStats {
   name: string
   /** Backend type: file, mmap, http, s3. */
   type: string
   size: number
   /** What `check` shows beside the size for remote snapshots (redacted URL, validator); else null. */
   source: string | null
-  /** Reads the mount's readers made since the snapshot was opened, and what came of them. */
-  reads: number
-  bytes: number
-  errors: number
-  inFlight: number
-  /** Latency of the reads that finished in the last minute. */
-  recent: RecentLatency
   /** Bytes of this snapshot in the block cache; null for local snapshots (the kernel caches those). */
   cachedBytes: number | null
 }

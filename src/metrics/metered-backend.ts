@@ -1,27 +1,9 @@
-import { readPieces, type ReadOptions, type StorageBackend } from '../backend/storage-backend.js'
+import { readPieces, type ReadOptions, type ReadStats, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
 
 /** Told of every read a MeteredBackend passes on: the Prometheus series hang off this. */
 export interface ReadObserver {
   started(): void
   finished(event: { durationMs: number; bytes: number; failed: boolean }): void
-}
-
-/** What `snapmount status` shows for one snapshot: totals since it was opened, and recent latency. */
-export interface ReadStats {
-  reads: number
-  bytes: number
-  errors: number
-  inFlight: number
-  recent: RecentLatency
-}
-
-/** Latency of the reads that finished within the last `windowSeconds` (at most RECENT_SAMPLES of them). */
-export interface RecentLatency {
-  windowSeconds: number
-  count: number
-  p50Ms: number | null
-  p99Ms: number | null
-  maxMs: number | null
 }
 
 /** "Recent" means the last minute, the span an operator looking at `status` cares about. */
@@ -33,7 +15,8 @@ const RECENT_SAMPLES = 1024
  * A metering layer around a snapshot's backend (style rule 6: layers are decorators with the same
  * contract). It sits outermost, above any cache, so it sees reads as the mount's readers do: a
  * cache hit is a fast read. It counts reads, bytes, failures and reads in flight, keeps the latest
- * latencies for `status`, and tells an optional observer (the Prometheus series).
+ * latencies for `status` (`inspect`), and tells an optional observer (the Prometheus series).
+ * Reads marked `maintenance` (warm, verify) are not the mount's and pass through uncounted.
  */
 export class MeteredBackend implements StorageBackend {
   readonly describe?: () => string
@@ -46,9 +29,9 @@ export class MeteredBackend implements StorageBackend {
   private next = 0
 
   constructor(
-    readonly inner: StorageBackend,
+    private readonly inner: StorageBackend,
     /** The backend type from the config (file, mmap, http, s3), for status and the info series. */
-    readonly type: string,
+    private readonly type: string,
     private readonly observer?: ReadObserver | undefined,
     /** A monotonic clock in milliseconds; injected by tests. */
     private readonly now: () => number = () => performance.now(),
@@ -66,12 +49,14 @@ export class MeteredBackend implements StorageBackend {
   }
 
   readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    return this.meter(length, () => this.inner.readExact(offset, length, options))
+    const read = () => this.inner.readExact(offset, length, options)
+    return options?.maintenance ? read() : this.meter(length, read)
   }
 
   /** Passed through, so that the FUSE layer still copies each byte of a cached read once. */
   readPieces(offset: number, length: number, options?: ReadOptions): Promise<readonly Buffer[]> {
-    return this.meter(length, () => readPieces(this.inner, offset, length, options))
+    const read = () => readPieces(this.inner, offset, length, options)
+    return options?.maintenance ? read() : this.meter(length, read)
   }
 
   /** Passed through; a read answered at once is counted like any other. */
@@ -118,6 +103,11 @@ export class MeteredBackend implements StorageBackend {
 
   close(): Promise<void> {
     return this.inner.close()
+  }
+
+  /** The layers below, with the type this layer was given and its read counts. */
+  inspect(): SnapshotInspection {
+    return { ...this.inner.inspect?.(), type: this.type, reads: this.stats() }
   }
 
   stats(): ReadStats {

@@ -1,14 +1,14 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
+import type { StorageBackend } from '../backend/storage-backend.js'
 import type { ReadObserver } from './metered-backend.js'
-import { MeteredBackend } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
 
 /** A snapshot as the daemon serves it now; the list changes when the config is reloaded. */
 export interface LiveSnapshot {
   readonly name: string
-  readonly backend: { readonly length: number }
+  readonly backend: Pick<StorageBackend, 'length' | 'inspect'>
 }
 
 /** What the series read when scraped: the live snapshot list and, once there is one, the block cache. */
@@ -51,7 +51,7 @@ export class SnapmountMetrics {
       collect() {
         this.reset()
         for (const { name, backend } of self.sources.snapshots()) {
-          this.set({ [snapshot]: name, [type]: backend instanceof MeteredBackend ? backend.type : 'unknown' }, 1)
+          this.set({ [snapshot]: name, [type]: backend.inspect?.().type ?? 'unknown' }, 1)
         }
       },
     })

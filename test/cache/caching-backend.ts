@@ -231,6 +231,7 @@ t.test('close aborts fetches in flight, drops the cached blocks and closes the s
   const { source, cache, backend } = setup(MIB)
   await backend.readExact(0, 10)
   t.ok(backend.cachedBytes() > 0)
+  t.same(backend.inspect(), { cachedBytes: backend.cachedBytes() }, 'inspect reports the bytes cached (the source reports nothing)')
   source.hold = true
   const pending = backend.readExact(50 * BLOCK, 10)
   await settle()

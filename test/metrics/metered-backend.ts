@@ -83,3 +83,23 @@ t.test('a read in flight is counted until it settles', async (t) => {
   await read
   t.equal(metered.stats().inFlight, 0)
 })
+
+t.test('inspect: the type and read counts, over what the layers below report', async (t) => {
+  const inner: StorageBackend = Object.assign(new MemoryBackend(ramp(0, 100)), { inspect: () => ({ cachedBytes: 42, type: 'below' }) })
+  const metered = new MeteredBackend(inner, 'http')
+  await metered.readExact(0, 10)
+  t.match(metered.inspect(), { type: 'http', cachedBytes: 42, reads: { reads: 1, bytes: 10, errors: 0, inFlight: 0 } }, "its own facts win over the inner's")
+  t.same(Object.keys(new MeteredBackend(new MemoryBackend(ramp(0, 1)), 'file').inspect()).sort(), ['reads', 'type'], 'a backend with nothing to report adds nothing')
+})
+
+t.test('maintenance reads (warm, verify) pass through uncounted', async (t) => {
+  const events: string[] = []
+  const observer: ReadObserver = { started: () => events.push('started'), finished: () => events.push('finished') }
+  const metered = new MeteredBackend(new MemoryBackend(ramp(0, 100)), 'file', observer)
+  t.ok((await metered.readExact(10, 5, { maintenance: true })).equals(ramp(10, 5)))
+  t.ok(Buffer.concat(await metered.readPieces(20, 5, { maintenance: true })).equals(ramp(20, 5)))
+  t.match(metered.stats(), { reads: 0, bytes: 0 })
+  t.same(events, [], 'nor told to the observer')
+  await metered.readPieces(20, 5)
+  t.match(metered.stats(), { reads: 1, bytes: 5 }, 'a reader\'s readPieces is counted')
+})

@@ -1,27 +1,9 @@
 import { readFile } from 'node:fs/promises'
-import type { HttpSnapshotSpec, SecretSource, SnapshotSpec } from '../../config/config.js'
-import type { StorageBackend } from '../storage-backend.js'
-import type { Logger } from '../../log.js'
+import type { HttpSnapshotSpec, SecretSource } from '../../config/config.js'
+import type { OpenContext } from '../open-context.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { HttpBackend } from './http-backend.js'
 import { remoteRetryPolicy } from '../remote/retry-policy.js'
-import type { RemoteObserver } from '../remote/observer.js'
-import type { BlockCache } from '../../cache/block-cache.js'
-
-/** What opening a remote backend takes from the process: its environment and its log. */
-export interface OpenContext {
-  env: Record<string, string | undefined>
-  logger: Logger
-  /** Gives the observer a remote snapshot reports its requests to (metrics); none when absent. */
-  observe?: ((snapshot: string) => RemoteObserver) | undefined
-  /** The block cache remote snapshots share; read straight from the source when absent (`check`). */
-  cache?: BlockCache | undefined
-  /**
-   * Wraps each opened snapshot's backend in the metering layer (src/metrics/metered-backend.ts),
-   * outermost, for `snapmount status` and the read metrics; backends are used as opened when absent.
-   */
-  meter?: ((spec: SnapshotSpec, backend: StorageBackend) => StorageBackend) | undefined
-}
 
 /** Reads the secrets and certificates a spec points at, then opens the backend. */
 export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger, observe }: OpenContext): Promise<HttpBackend> {

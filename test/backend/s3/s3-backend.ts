@@ -1,8 +1,6 @@
 import t, { type Test } from 'tap'
 import { S3Backend, type S3BackendOptions } from '../../../src/backend/s3/s3-backend.js'
 import { openBackend } from '../../../src/backend/open-backend.js'
-import { BlockCache } from '../../../src/cache/block-cache.js'
-import { CachingBackend } from '../../../src/cache/caching-backend.js'
 import { backendConformance } from '../../fixtures/backend-conformance.js'
 import { startFaultServer } from '../../fixtures/fault-server.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../../fixtures/fauxqs.js'
@@ -67,21 +65,15 @@ t.test('against fauxqs', async (t) => {
 
   t.test('keeps the contract', (t) => backendConformance(t, () => S3Backend.open(options(s3.endpoint)), OBJECT))
 
-  t.test('openBackend: an s3 spec opens through the cache when there is one, straight otherwise', async (t) => {
+  t.test('openBackend: an s3 spec opens the S3 backend itself, its requests told to the observer', async (t) => {
     const spec = { name: 'disk.raw', type: 's3' as const, ...options(s3.endpoint), maxAttempts: 5, readDeadlineMs: 8000 }
-    const logger = collectingLogger().logger
-    const straight = await openBackend(spec, { env: {}, logger })
-    t.teardown(() => straight.close())
-    t.ok(straight instanceof S3Backend, 'no cache (as for check): the S3 backend itself')
-    const cache = new BlockCache({ capacityBytes: 1 << 20, blockBytes: 64 * 1024 })
     const requests: number[] = []
     const observe = () => ({ request: ({ bytes }: { bytes: number }) => requests.push(bytes), retry: () => {} })
-    const cached = await openBackend(spec, { env: {}, logger, cache, observe })
-    t.teardown(() => cached.close())
-    t.ok(cached instanceof CachingBackend, 'with the daemon\'s cache: read through it')
-    t.ok((await cached.readExact(100_000, 50_000)).equals(OBJECT.subarray(100_000, 150_000)))
-    t.ok(cache.stats().bytesInUse > 0)
-    t.ok(requests.some((bytes) => bytes >= 50_000), 'the observer is told of the ranged GETs')
+    const backend = await openBackend(spec, { env: {}, logger: collectingLogger().logger, observe })
+    t.teardown(() => backend.close())
+    t.ok(backend instanceof S3Backend, 'no layer around it: those are put on where snapshots are opened')
+    t.ok((await backend.readExact(100_000, 50_000)).equals(OBJECT.subarray(100_000, 150_000)))
+    t.ok(requests.some((bytes) => bytes === 50_000), 'the observer is told of the ranged GETs')
   })
 
   t.test('check describes what was found at open', async (t) => {

@@ -1,0 +1,15 @@
+import type { Logger } from '../log.js'
+import type { RemoteObserver } from './remote/observer.js'
+
+/**
+ * What opening a backend takes from the process: its environment (header secrets, proxies), its
+ * log, and where remote requests are reported. The layers above a backend (cache, metering) are
+ * not part of it: they are put around the opened backend where snapshots are opened
+ * (src/snapshots/open-snapshot.ts).
+ */
+export interface OpenContext {
+  env: Record<string, string | undefined>
+  logger: Logger
+  /** Gives the observer a remote snapshot reports its requests to (metrics); none when absent. */
+  observe?: ((snapshot: string) => RemoteObserver) | undefined
+}

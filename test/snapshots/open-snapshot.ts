@@ -1,0 +1,91 @@
+import t from 'tap'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { HttpSnapshotSpec } from '../../src/config/config.js'
+import { BlockCache } from '../../src/cache/block-cache.js'
+import type { ReadObserver } from '../../src/metrics/metered-backend.js'
+import { openSnapshot, type SnapshotContext } from '../../src/snapshots/open-snapshot.js'
+import { startFaultServer } from '../fixtures/fault-server.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+import { seededBytes } from '../fixtures/test-data.js'
+
+/**
+ * The layers a snapshot is read through, as `mount` and `check` open them: a local file and an
+ * HTTP object (our fault server, which behaves until told otherwise), with and without the
+ * layers' shared pieces. Which layers are there shows through `inspect`, as `status` sees it.
+ */
+const BYTES = seededBytes(15, 300_000)
+const quiet = { info: () => {}, warn: () => {}, error: () => {} }
+
+function httpSpec(url: string): HttpSnapshotSpec {
+  return {
+    name: 'web.img',
+    type: 'http',
+    url,
+    headers: {},
+    caFile: undefined,
+    clientCertFile: undefined,
+    clientKeyFile: undefined,
+    insecureSkipVerify: false,
+    connections: 2,
+    connectTimeoutMs: 2000,
+    headersTimeoutMs: 2000,
+    bodyTimeoutMs: 2000,
+    maxAttempts: 2,
+    readDeadlineMs: 4000,
+  }
+}
+
+/** Everything a mount gives: the shared cache and metering, whose observer records what it is told. */
+function mountContext() {
+  const told: string[] = []
+  const observer = (name: string): ReadObserver => ({ started: () => {}, finished: ({ bytes }) => told.push(`${name} ${bytes}`) })
+  const cache = new BlockCache({ capacityBytes: 1 << 20, blockBytes: 64 * 1024 })
+  const context: SnapshotContext = { env: {}, logger: quiet, cache, metering: { observer } }
+  return { told, cache, context }
+}
+
+t.test('without the layers\' pieces (check): the backend as opened', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'disk.img')
+  await writeFile(path, BYTES)
+  const local = await openSnapshot({ name: 'disk.img', type: 'file', path }, { env: {}, logger: quiet })
+  t.teardown(() => local.close())
+  t.equal(local.inspect, undefined, 'nothing around a local backend, which reports nothing')
+  const server = await startFaultServer(t, BYTES)
+  const remote = await openSnapshot(httpSpec(server.url()), { env: {}, logger: quiet })
+  t.teardown(() => remote.close())
+  t.equal(remote.inspect, undefined, 'nor around a remote one')
+  t.ok((await remote.readExact(1000, 10)).equals(BYTES.subarray(1000, 1010)))
+})
+
+t.test('a local snapshot in a mount: metered, not cached (the kernel caches its source)', async (t) => {
+  const dir = await tempDir(t)
+  const path = join(dir, 'disk.img')
+  await writeFile(path, BYTES)
+  const { told, cache, context } = mountContext()
+  const backend = await openSnapshot({ name: 'disk.img', type: 'mmap', path }, context)
+  t.teardown(() => backend.close())
+  t.ok((await backend.readExact(5, 100)).equals(BYTES.subarray(5, 105)))
+  t.same(Object.keys(backend.inspect!()).sort(), ['reads', 'type'])
+  t.match(backend.inspect!(), { type: 'mmap', reads: { reads: 1, bytes: 100 } })
+  t.same(told, ['disk.img 100'], 'its reads told to the metering observer')
+  t.equal(cache.stats().fetches, 0, 'the cache never asked')
+})
+
+t.test('a remote snapshot in a mount: read through the shared cache, metered outermost', async (t) => {
+  const server = await startFaultServer(t, BYTES)
+  const { told, cache, context } = mountContext()
+  const backend = await openSnapshot(httpSpec(server.url()), context)
+  t.teardown(() => backend.close())
+  t.ok((await backend.readExact(70_000, 10)).equals(BYTES.subarray(70_000, 70_010)))
+  const gets = server.requests.filter((request) => request.method === 'GET').length
+  t.ok((await backend.readExact(70_010, 10)).equals(BYTES.subarray(70_010, 70_020)), 'a second read of the block')
+  t.equal(server.requests.filter((request) => request.method === 'GET').length, gets, 'is a cache hit')
+  t.match(backend.inspect!(), { type: 'http', cachedBytes: 64 * 1024, reads: { reads: 2, bytes: 20 } }, 'each layer reports through inspect')
+  t.equal(cache.stats().hits, 1)
+  await backend.readExact(0, 10, { maintenance: true })
+  t.match(backend.inspect!(), { cachedBytes: 2 * 64 * 1024, reads: { reads: 2 } }, 'a maintenance read fills the cache and is not counted')
+  t.same(told, ['web.img 10', 'web.img 10'])
+  t.match(backend.describe!(), /^http:\/\/127\.0\.0\.1:\d+\/disk\.img; etag /, 'describe reaches through the layers')
+})
