@@ -1,11 +1,11 @@
 import { rootCertificates, type ConnectionOptions } from 'node:tls'
 import type { Dispatcher } from 'undici'
-import type { Logger } from '../../log.js'
-import type { ReadOptions, StorageBackend } from '../storage-backend.js'
-import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
-import { assertInRange } from '../range.js'
+import type { HttpSnapshotSpec } from '../../config/config.js'
+import type { ReadOptions } from '../storage-backend.js'
+import { SourceOpenError, describe } from '../errors.js'
 import { collectBody, discardBody } from '../remote/body.js'
-import { withRetries } from '../remote/retrying.js'
+import type { RemoteRetryOptions } from '../remote/retrying.js'
+import { RemoteBackend } from '../remote/remote-backend.js'
 import { assertContentRange, parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
 import {
   BadResponseError,
@@ -14,17 +14,20 @@ import {
   RedirectError,
   RemoteChangedError,
   RetriesExhaustedError,
-  isRetryable,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
 import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
-import type { RemoteObserver } from '../remote/observer.js'
-import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
+import { retryAfterMs } from '../remote/retry-policy.js'
 import { usesProxy, type ProxySettings } from './proxy-rules.js'
 
-export interface HttpBackendOptions {
-  url: string
+/**
+ * Where the object is and how to reach it (the connection fields as documented on the config
+ * type), with the header values and TLS files read, and the retry setup.
+ */
+export interface HttpBackendOptions
+  extends Pick<HttpSnapshotSpec, 'url' | 'connections' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs'>,
+    RemoteRetryOptions {
   /** Sent to the snapshot's own origin only; never across a redirect to another origin. */
   headers: Record<string, string>
   tls: {
@@ -36,21 +39,8 @@ export interface HttpBackendOptions {
     /** Skip certificate checks. Logged loudly at open. */
     insecureSkipVerify: boolean
   }
-  /** Keep-alive connections per origin: how many ranges can be in flight at once. */
-  connections: number
-  connectTimeoutMs: number
-  /** Longest wait for response headers. */
-  headersTimeoutMs: number
-  /** Longest silence between two chunks of a body. */
-  bodyTimeoutMs: number
-  retry: RetryPolicy
   /** Proxy settings as the environment gives them; '' for none. */
   proxy: ProxySettings
-  logger: Logger
-  /** Told of every request attempt and retry, for metrics. */
-  observer?: RemoteObserver | undefined
-  /** Injected for tests; Math.random otherwise. */
-  random?: () => number
 }
 
 /** Redirects followed per request before giving up; browsers allow 20, a snapshot URL needs few. */
@@ -82,17 +72,13 @@ type Headers = Record<string, string>
  * validator and every answer is checked against it, so a replaced object fails reads instead of
  * mixing versions. Only a 206 whose Content-Range and body length are exactly the request's counts;
  * anything else is an error, never data. Network faults and 408/429/5xx are retried with backoff
- * inside the policy's per-read deadline (see retry.ts).
+ * inside the policy's per-read deadline (see ../remote/retrying.ts).
  */
-export class HttpBackend implements StorageBackend {
-  private closed = false
+export class HttpBackend extends RemoteBackend {
   private readonly redactedUrl: string
   private readonly origin: string
   /** The URL's path and query: what the direct path asks for. */
   private readonly path: string
-  private readonly random: () => number
-  private size = 0
-  private modified = new Date()
   private validator: Validator = { kind: 'none' }
   private openLatencyMs = 0
   /**
@@ -105,11 +91,12 @@ export class HttpBackend implements StorageBackend {
   private general: Promise<GeneralClient> | undefined
 
   private constructor(private readonly options: HttpBackendOptions) {
+    // Without Last-Modified, mtime is the time of open.
+    super(options, new Date())
     const url = new URL(options.url)
     this.redactedUrl = redactUrl(url)
     this.origin = url.origin
     this.path = url.pathname + url.search
-    this.random = options.random ?? Math.random
   }
 
   static async open(options: HttpBackendOptions): Promise<HttpBackend> {
@@ -128,26 +115,15 @@ export class HttpBackend implements StorageBackend {
     return backend
   }
 
-  get length(): number {
-    return this.size
-  }
-
-  get mtime(): Date {
-    return this.modified
-  }
-
   /** For `snapmount check`: what was learnt at open. */
   describe(): string {
     const validator = this.validator.kind === 'none' ? 'no validator' : `${this.validator.kind} ${this.validator.value}`
     return `${this.redactedUrl}; ${validator}; ranges ok; ${this.openLatencyMs} ms round trip`
   }
 
-  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.size)
-    if (length === 0) return Buffer.alloc(0)
+  protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
-    return this.withRetries(what, (signal) => this.fetchRange(offset, length, signal, options?.into), options?.signal)
+    return this.retrying(what, (signal) => this.fetchRange(offset, length, signal, options?.into), options?.signal)
   }
 
   async close(): Promise<void> {
@@ -160,8 +136,8 @@ export class HttpBackend implements StorageBackend {
   /** HEAD for size and validator, then a one-byte ranged GET that proves ranges work. */
   private async learnObject(): Promise<void> {
     const started = performance.now()
-    const head = await this.withRetries(`HEAD ${this.redactedUrl}`, (signal) => this.headObject(signal))
-    const probe = await this.withRetries(`GET ${this.redactedUrl} bytes 0-0`, (signal) => this.probeRange(signal))
+    const head = await this.retrying(`HEAD ${this.redactedUrl}`, (signal) => this.headObject(signal))
+    const probe = await this.retrying(`GET ${this.redactedUrl} bytes 0-0`, (signal) => this.probeRange(signal))
     this.openLatencyMs = Math.round((performance.now() - started) / (head ? 2 : 1))
     const headers = head?.headers ?? probe.headers
     if (head?.size !== undefined && head.size !== probe.size) {
@@ -300,16 +276,6 @@ export class HttpBackend implements StorageBackend {
       throw new RedirectError(this.redactedUrl, `refusing a redirect from https to ${redactUrl(next)}`)
     }
     return next
-  }
-
-  private withRetries<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
-    return withRetries(what, this.options.retry, {
-      isRetryable,
-      retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
-      logger: this.options.logger,
-      random: this.random,
-      observer: this.options.observer,
-    }, attempt, cancel)
   }
 
   private conditionHeaders(): Headers {

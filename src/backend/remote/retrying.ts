@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from '../../log.js'
 import { describe } from '../errors.js'
-import { RetriesExhaustedError } from './remote-errors.js'
+import { HttpStatusError, RetriesExhaustedError, isRetryable } from './remote-errors.js'
 import { backoffDelay, type RetryPolicy } from './retry-policy.js'
 import type { RemoteObserver } from './observer.js'
 
@@ -19,7 +19,7 @@ export interface RetryHooks {
 /**
  * Runs `attempt` until it succeeds, fails for good, runs out of attempts or reaches the policy's
  * deadline. Each attempt gets a signal that fires at the deadline, so none outlives it; a backoff
- * wait that would end past it is not started (see retry.ts for the policy itself). `cancel`
+ * wait that would end past it is not started (see retry-policy.ts for the policy itself). `cancel`
  * stops everything at once: the attempt in flight is aborted and no retry follows.
  */
 export async function withRetries<T>(
@@ -75,4 +75,32 @@ export async function withRetries<T>(
     }
   }
   /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
+}
+
+/** What a remote backend (HTTP, S3) is given for its retries; part of both backends' options. */
+export interface RemoteRetryOptions {
+  retry: RetryPolicy
+  logger: Logger
+  /** Told of every request attempt and retry, for metrics. */
+  observer?: RemoteObserver | undefined
+  /** Injected for tests; Math.random otherwise. */
+  random?: () => number
+}
+
+/** Runs one request with retries: `withRetries` less the policy and hooks a remote backend fixes once. */
+export type Retrying = <T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal) => Promise<T>
+
+/**
+ * The retry loop as HTTP and S3 snapshots run it: remote errors decide whether another attempt
+ * could succeed (`isRetryable`), and a status error's Retry-After is the least wait.
+ */
+export function remoteRetrying({ retry, logger, observer, random = Math.random }: RemoteRetryOptions): Retrying {
+  const hooks: RetryHooks = {
+    isRetryable,
+    retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
+    logger,
+    random,
+    observer,
+  }
+  return (what, attempt, cancel) => withRetries(what, retry, hooks, attempt, cancel)
 }

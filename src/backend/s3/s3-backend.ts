@@ -2,45 +2,33 @@ import type { Readable } from 'node:stream'
 import { Agent as HttpAgent } from 'node:http'
 import { Agent as HttpsAgent } from 'node:https'
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, S3Client, S3ServiceException, type GetObjectCommandInput } from '@aws-sdk/client-s3'
-import type { Logger } from '../../log.js'
 import type { S3SnapshotSpec } from '../../config/config.js'
-import type { ReadOptions, StorageBackend } from '../storage-backend.js'
-import { BackendClosedError, SourceOpenError, describe } from '../errors.js'
-import { assertInRange } from '../range.js'
+import type { ReadOptions } from '../storage-backend.js'
+import { SourceOpenError, describe } from '../errors.js'
 import { collectBody, discardBody } from '../remote/body.js'
-import { withRetries } from '../remote/retrying.js'
+import type { RemoteRetryOptions } from '../remote/retrying.js'
+import { RemoteBackend } from '../remote/remote-backend.js'
 import { assertContentRange } from '../remote/content-range.js'
-import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable } from '../remote/remote-errors.js'
-import { retryAfterMs, type RetryPolicy } from '../remote/retry-policy.js'
-import type { RemoteObserver } from '../remote/observer.js'
+import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError } from '../remote/remote-errors.js'
+import { retryAfterMs } from '../remote/retry-policy.js'
 import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { GetObjectSigner } from './signed-request.js'
 
-/** Where the object is and how to reach it (documented on the config type), plus the retry budget. */
-export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & {
-  retry: RetryPolicy
-  logger: Logger
-  /** Told of every request attempt and retry, for metrics. */
-  observer?: RemoteObserver | undefined
-  /** Injected for tests; Math.random otherwise. */
-  random?: () => number
-}
+/** Where the object is and how to reach it (documented on the config type), and the retry setup. */
+export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & RemoteRetryOptions
 
 /**
  * Serves one S3 object with a ranged GetObject per read, pinned to the object seen at open:
  * `IfMatch` with its ETag (and its version id when one was given), so an overwritten object fails
  * reads instead of mixing versions. The SDK makes one attempt per call; retries, backoff and the
- * per-read deadline are the same loop HTTP snapshots use (../retrying.ts), which also covers a
- * body cut short after the headers arrived — something the SDK's own retries never see.
+ * per-read deadline are the same loop HTTP snapshots use (../remote/retrying.ts), which also
+ * covers a body cut short after the headers arrived — something the SDK's own retries never see.
  */
-export class S3Backend implements StorageBackend {
-  private closed = false
+export class S3Backend extends RemoteBackend {
   private readonly where: string
   private etag = ''
   private version: string | undefined
-  private size = 0
-  private modified = new Date(0)
   private openLatencyMs = 0
   private region = ''
   /**
@@ -56,6 +44,7 @@ export class S3Backend implements StorageBackend {
     private readonly options: S3BackendOptions,
     private readonly client: S3Client,
   ) {
+    super(options, new Date(0))
     this.where = `s3://${options.bucket}/${options.key}`
     this.signer = new GetObjectSigner(client)
   }
@@ -72,24 +61,13 @@ export class S3Backend implements StorageBackend {
     return backend
   }
 
-  get length(): number {
-    return this.size
-  }
-
-  get mtime(): Date {
-    return this.modified
-  }
-
   describe(): string {
     /* c8 ignore next: tests reach only stores on loopback, never AWS itself */
     const store = this.options.endpoint ?? 'AWS'
     return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${store} ${this.region}; ${this.openLatencyMs} ms round trip`
   }
 
-  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.size)
-    if (length === 0) return Buffer.alloc(0)
+  protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const last = offset + length - 1
     return this.retrying(`GetObject ${this.where} bytes ${offset}-${last}`, async (abortSignal) => {
       const input = {
@@ -191,16 +169,6 @@ export class S3Backend implements StorageBackend {
       const retryAfter = retryAfterMs(answered.$response?.headers?.['retry-after'], Date.now())
       throw Object.assign(new HttpStatusError(status, this.where, retryAfter), { cause: err })
     }
-  }
-
-  private retrying<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal): Promise<T> {
-    return withRetries(what, this.options.retry, {
-      isRetryable,
-      retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
-      logger: this.options.logger,
-      random: this.options.random ?? Math.random,
-      observer: this.options.observer,
-    }, attempt, cancel)
   }
 
   /** A refusal to start that names the problem: missing bucket or key, denied, wrong region, unreachable. */
