@@ -83,7 +83,15 @@ export interface LocalSnapshotSpec {
 /** A value that may be secret: given in the config, or read from the environment or a file at open. */
 export type SecretSource = { value: string } | { env: string } | { file: string }
 
-export interface HttpSnapshotSpec {
+/** How hard a remote snapshot (http, s3) tries to answer one read: `max_attempts`, `read_deadline_ms`. */
+export interface RetryBudget {
+  /** Attempts per read, the first included. Default 5. */
+  maxAttempts: number
+  /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */
+  readDeadlineMs: number
+}
+
+export interface HttpSnapshotSpec extends RetryBudget {
   name: string
   lazy?: boolean | undefined
   type: 'http'
@@ -105,13 +113,9 @@ export interface HttpSnapshotSpec {
   headersTimeoutMs: number
   /** Longest silence within a body. Default 5000. */
   bodyTimeoutMs: number
-  /** Attempts per read, the first included. Default 5. */
-  maxAttempts: number
-  /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */
-  readDeadlineMs: number
 }
 
-export interface S3SnapshotSpec {
+export interface S3SnapshotSpec extends RetryBudget {
   name: string
   lazy?: boolean | undefined
   type: 's3'
@@ -135,10 +139,6 @@ export interface S3SnapshotSpec {
   connectTimeoutMs: number
   /** Longest wait for a response or within one. Default 5000. */
   requestTimeoutMs: number
-  /** Attempts per read, the first included. Default 5. */
-  maxAttempts: number
-  /** Budget of one read, retries included; below read_timeout_ms. Default 80 % of it. */
-  readDeadlineMs: number
 }
 
 export const READ_TIMEOUT_MS = { default: 10_000, min: 100, max: 14_000 } as const

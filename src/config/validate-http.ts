@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import type { HttpSnapshotSpec, SecretSource } from './config.js'
 import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
 
 export const HTTP_FIELDS = [
   'name',
@@ -15,8 +16,7 @@ export const HTTP_FIELDS = [
   'connect_timeout_ms',
   'headers_timeout_ms',
   'body_timeout_ms',
-  'max_attempts',
-  'read_deadline_ms',
+  ...RETRY_BUDGET_FIELDS,
 ] as const
 
 /** Headers whose values are credentials: they must come from the environment or a file. */
@@ -35,7 +35,6 @@ export function validateHttpSnapshot(entry: Record<string, unknown>, field: stri
   if ((clientCertFile === undefined) !== (clientKeyFile === undefined)) {
     throw fail(`${field}.client_cert_file`, 'client_cert_file and client_key_file go together', 'give both, or neither')
   }
-  const deadlineMax = readTimeoutMs - 1
   return {
     type: 'http',
     url: url.toString(),
@@ -49,13 +48,7 @@ export function validateHttpSnapshot(entry: Record<string, unknown>, field: stri
     connectTimeoutMs: wholeNumber(entry.connect_timeout_ms, { min: 10, max: 60_000, fallback: 3000 }, `${field}.connect_timeout_ms`, fail),
     headersTimeoutMs: wholeNumber(entry.headers_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.headers_timeout_ms`, fail),
     bodyTimeoutMs: wholeNumber(entry.body_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.body_timeout_ms`, fail),
-    maxAttempts: wholeNumber(entry.max_attempts, { min: 1, max: 20, fallback: 5 }, `${field}.max_attempts`, fail),
-    readDeadlineMs: wholeNumber(
-      entry.read_deadline_ms,
-      { min: 10, max: deadlineMax, fallback: Math.floor(readTimeoutMs * 0.8) },
-      `${field}.read_deadline_ms`,
-      fail,
-    ),
+    ...validateRetryBudget(entry, field, readTimeoutMs, fail),
   }
 }
 

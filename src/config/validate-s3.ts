@@ -1,5 +1,6 @@
 import type { S3SnapshotSpec } from './config.js'
 import { booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
 
 export const S3_FIELDS = [
   'name',
@@ -14,8 +15,7 @@ export const S3_FIELDS = [
   'connections',
   'connect_timeout_ms',
   'request_timeout_ms',
-  'max_attempts',
-  'read_deadline_ms',
+  ...RETRY_BUDGET_FIELDS,
 ] as const
 
 /** Splits `s3://bucket/key` (the key may hold slashes), or returns a problem to report. */
@@ -49,12 +49,6 @@ export function validateS3Snapshot(entry: Record<string, unknown>, field: string
     connections: wholeNumber(entry.connections, { min: 1, max: 1024, fallback: 64 }, `${field}.connections`, fail),
     connectTimeoutMs: wholeNumber(entry.connect_timeout_ms, { min: 10, max: 60_000, fallback: 3000 }, `${field}.connect_timeout_ms`, fail),
     requestTimeoutMs: wholeNumber(entry.request_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.request_timeout_ms`, fail),
-    maxAttempts: wholeNumber(entry.max_attempts, { min: 1, max: 20, fallback: 5 }, `${field}.max_attempts`, fail),
-    readDeadlineMs: wholeNumber(
-      entry.read_deadline_ms,
-      { min: 10, max: readTimeoutMs - 1, fallback: Math.floor(readTimeoutMs * 0.8) },
-      `${field}.read_deadline_ms`,
-      fail,
-    ),
+    ...validateRetryBudget(entry, field, readTimeoutMs, fail),
   }
 }
