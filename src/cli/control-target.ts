@@ -7,6 +7,9 @@ import type { MountOptions } from '../config/config.js'
 import { loadConfig } from '../config/load-config.js'
 import { runtimeDir, socketPathFor } from '../control/socket-path.js'
 import { ControlUnavailableError, DaemonError } from '../control/errors.js'
+import { controlRequest } from '../control/client.js'
+import type { ControlRequest } from '../control/protocol.js'
+import { progress } from './progress.js'
 
 /** How main() runs a command: `work` resolves to an exit code, or to nothing for 0. */
 export type Runner = (work: () => Promise<void | number>) => () => Promise<void>
@@ -71,4 +74,20 @@ export function reportControlFailure(err: unknown, logger: Logger): number {
     return err.fix ? 2 : 1
   }
   throw err
+}
+
+/**
+ * Sends a long request (warm, verify) to the daemon with a progress bar on stderr, finished before
+ * anything else is written; `show` prints the result and gives the exit code.
+ */
+export async function requestWithProgress<T>(args: TargetArgs, context: ControlCommandContext, label: string, request: ControlRequest, show: (result: T) => number): Promise<number> {
+  const bar = progress(context.stderr, label)
+  try {
+    const result = (await controlRequest(await controlSocketFor(args, context), request, bar.update)) as T
+    bar.finish()
+    return show(result)
+  } catch (err) {
+    bar.finish()
+    return reportControlFailure(err, context.logger)
+  }
 }

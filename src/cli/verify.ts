@@ -1,9 +1,7 @@
 import type { CommandModule } from 'yargs'
-import { controlRequest } from '../control/client.js'
 import type { VerifyResult } from '../control/protocol.js'
 import { formatSize } from './format.js'
-import { progress } from './progress.js'
-import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestWithProgress, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface VerifyArgs extends TargetArgs {
   name?: string | undefined
@@ -26,11 +24,8 @@ export function verifyCommand(context: ControlCommandContext): CommandModule<obj
         .example('$0 verify base.img --sha256 $(cut -d" " -f1 base.img.sha256)', 'check base.img against its published digest') as never,
     handler: (args) =>
       context.run(async () => {
-        const bar = progress(context.stderr, `verify ${args.name}`)
-        try {
-          const request = { op: 'verify' as const, name: args.name!, sha256: args.sha256! }
-          const result = (await controlRequest(await controlSocketFor(args, context), request, bar.update)) as VerifyResult
-          bar.finish()
+        const request = { op: 'verify' as const, name: args.name!, sha256: args.sha256! }
+        return requestWithProgress(args, context, `verify ${args.name}`, request, (result: VerifyResult) => {
           context.stdout.write(`${result.sha256}  ${result.name}\n`)
           if (!result.match) {
             context.logger.error(`${result.name}: SHA-256 mismatch: got ${result.sha256}, expected ${result.expected}`, { code: 'E_DIGEST_MISMATCH', snapshot: result.name })
@@ -38,10 +33,7 @@ export function verifyCommand(context: ControlCommandContext): CommandModule<obj
           }
           context.logger.info(`${result.name}: SHA-256 matches (${formatSize(result.bytes)} in ${result.seconds.toFixed(1)} s)`)
           return 0
-        } catch (err) {
-          bar.finish()
-          return reportControlFailure(err, context.logger)
-        }
+        })
       })(),
   }
 }

@@ -1,9 +1,7 @@
 import type { CommandModule } from 'yargs'
-import { controlRequest } from '../control/client.js'
 import type { WarmResult } from '../control/protocol.js'
 import { formatSize } from './format.js'
-import { progress } from './progress.js'
-import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestWithProgress, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface WarmArgs extends TargetArgs {
   name?: string | undefined
@@ -25,17 +23,11 @@ export function warmCommand(context: ControlCommandContext): CommandModule<objec
         .example('$0 warm base.img --offset 0 --length 1073741824', 'only its first GiB') as never,
     handler: (args) =>
       context.run(async () => {
-        const bar = progress(context.stderr, `warm ${args.name}`)
-        try {
-          const request = { op: 'warm' as const, name: args.name!, offset: args.offset, length: args.length }
-          const result = (await controlRequest(await controlSocketFor(args, context), request, bar.update)) as WarmResult
-          bar.finish()
+        const request = { op: 'warm' as const, name: args.name!, offset: args.offset, length: args.length }
+        return requestWithProgress(args, context, `warm ${args.name}`, request, (result: WarmResult) => {
           context.stdout.write(`warmed ${result.name}: ${formatSize(result.length)} from offset ${result.offset} in ${result.seconds.toFixed(1)} s\n`)
           return 0
-        } catch (err) {
-          bar.finish()
-          return reportControlFailure(err, context.logger)
-        }
+        })
       })(),
   }
 }
