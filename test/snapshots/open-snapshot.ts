@@ -1,11 +1,13 @@
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { HttpSnapshotSpec } from '../../src/config/config.js'
+import type { SnapshotSpec } from '../../src/config/config.js'
+import { validateConfig } from '../../src/config/validate-config.js'
 import { BlockCache } from '../../src/cache/block-cache.js'
 import type { ReadObserver } from '../../src/metrics/metered-backend.js'
 import { openSnapshot, type SnapshotContext } from '../../src/snapshots/open-snapshot.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
+import { mountOptions } from '../fixtures/mount-options.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes } from '../fixtures/test-data.js'
 
@@ -17,23 +19,10 @@ import { seededBytes } from '../fixtures/test-data.js'
 const BYTES = seededBytes(15, 300_000)
 const quiet = { info: () => {}, warn: () => {}, error: () => {} }
 
-function httpSpec(url: string): HttpSnapshotSpec {
-  return {
-    name: 'web.img',
-    type: 'http',
-    url,
-    headers: {},
-    caFile: undefined,
-    clientCertFile: undefined,
-    clientKeyFile: undefined,
-    insecureSkipVerify: false,
-    connections: 2,
-    connectTimeoutMs: 2000,
-    headersTimeoutMs: 2000,
-    bodyTimeoutMs: 2000,
-    maxAttempts: 2,
-    readDeadlineMs: 4000,
-  }
+/** An http snapshot of `url` as the config gives it: the documented defaults, two connections. */
+function httpSpec(url: string): SnapshotSpec {
+  const raw = { mountpoint: '/mnt', snapshots: [{ type: 'http', name: 'web.img', url, connections: 2 }] }
+  return validateConfig(raw, { origin: 'test', baseDir: '/', defaults: mountOptions() }).snapshots[0]!
 }
 
 /** Everything a mount gives: the shared cache and metering, whose observer records what it is told. */
