@@ -16,6 +16,14 @@ const ERRNO_BY_CODE: Readonly<Record<string, number>> = {
   // (ENOENT would tell a hypervisor its disk is gone, and some tools cache that answer).
   E_SHUTTING_DOWN: errno.EBUSY,
   E_BAD_HANDLE: errno.EBADF,
+  // A source that changed since it was mounted (a new validator or ETag, a 412, another size; a
+  // changed local file later) is EIO, where mountpoint-s3 answers ESTALE. A hypervisor turns every
+  // errno into the same I/O error for its guest, so ESTALE would tell the guest nothing more; and
+  // ESTALE makes the kernel's VFS and NFS-aware tools look the path up again and retry, which here
+  // reaches the same pinned version and fails again. Operators tell it apart by its log line
+  // (code E_REMOTE_CHANGED); the metrics count it with the other failed reads. Listed, though EIO
+  // is the default, so that the choice is made here and pinned by a test.
+  E_REMOTE_CHANGED: errno.EIO,
 }
 
 /** A positive errno for `err`; fuse-native wants it negated. */

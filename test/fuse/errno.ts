@@ -3,6 +3,7 @@ import { constants } from 'node:os'
 import { errnoFor, isRoutine } from '../../src/fuse/errno.js'
 import { NotFoundError, ReadOnlyError, ReadTimeoutError } from '../../src/fuse/fs-errors.js'
 import { OutOfRangeError, PartialReadError, SourceReadError } from '../../src/backend/errors.js'
+import { RemoteChangedError } from '../../src/backend/remote/remote-errors.js'
 
 const { errno } = constants
 
@@ -15,6 +16,14 @@ t.test('each typed error has one errno', async (t) => {
   t.equal(errnoFor(new OutOfRangeError(0, 10, 5)), errno.EIO)
   t.equal(errnoFor(new TypeError('a bug')), errno.EIO, 'a bug is EIO, not a crash')
   t.equal(errnoFor(undefined), errno.EIO)
+})
+
+t.test('a source changed since it was mounted is EIO, not ESTALE (the reason is in errno.ts)', async (t) => {
+  const changed = new RemoteChangedError('https://h/disk.img', 'etag was "v1", now "v2"')
+  t.equal(changed.code, 'E_REMOTE_CHANGED')
+  t.equal(errnoFor(changed), errno.EIO)
+  t.not(errnoFor(changed), errno.ESTALE)
+  t.notOk(isRoutine(changed), 'and it is logged')
 })
 
 t.test('only lookups of missing names go unlogged', async (t) => {
