@@ -5,7 +5,10 @@ import { assertInRange } from './range.js'
 import { openLocalSource } from './open-source.js'
 import { BufferPool } from '../buffers/buffer-pool.js'
 
-/** Read buffers kept for reuse: the kernel's reads in flight (about a dozen of 128 KiB) and some. */
+/**
+ * Idle read buffers kept for reuse: four of the kernel's largest reads (1 MiB), more than one
+ * sequential reader has in flight with the mount's 1 MiB readahead (kernel-readahead.ts).
+ */
 const IDLE_BUFFER_BYTES = 4 * 1024 * 1024
 
 /**
@@ -37,8 +40,8 @@ export class FileBackend implements StorageBackend {
 
   /**
    * The same bytes in a recycled buffer, valid until the caller yields to the event loop (the
-   * FUSE layer copies them at once). A fresh 128 KiB buffer per kernel read costs more CPU than
-   * the read itself: new pages to fault in, and garbage for V8 to collect.
+   * FUSE layer copies them at once). A fresh buffer per kernel read costs more CPU than the read
+   * itself: new pages to fault in, and garbage for V8 to collect.
    */
   async readPieces(offset: number, length: number): Promise<Buffer[]> {
     if (this.closed) throw new BackendClosedError()

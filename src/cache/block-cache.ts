@@ -71,7 +71,7 @@ const ARENA_HEADROOM_BYTES = 4 * 1024 * 1024
  * another reader), sits in the main queue.
  *
  * A re-reference is a read by a different access stream than the one that last read the extent:
- * a sequential reader going through a block in eight 128 KiB steps is one reference, not eight.
+ * a sequential reader going through a 4 MiB extent in four 1 MiB reads is one reference, not four.
  * Readahead whose reader has not got through it when it reaches the small queue's end goes round
  * once more, so a window larger than the small queue is not dropped just before it is read.
  */

@@ -7,7 +7,7 @@ export interface CacheStats {
   hits: number
   /** Blocks a read needed that were not cached and had to be fetched. */
   misses: number
-  /** Blocks dropped to stay under the bound. */
+  /** Extents (the blocks one fetch brought, the unit of eviction) dropped to stay under the bound. */
   evictions: number
   /** Bytes of blocks held now (fully fetched and validated). */
   bytesInUse: number

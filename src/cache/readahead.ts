@@ -57,17 +57,18 @@ interface Stream {
 }
 
 /**
- * How far from a young stream's end a read may start and still continue it: two 128 KiB reads
- * either way, as the kernel's reads in flight may arrive swapped. (A 1 MiB read that arrives
- * after the next one starts a stream of its own, which idles out; its bytes are read on demand
- * and the stream it belonged to goes on.) A random read lands this close to one of 16 streams
- * in a 1 GiB image 0.8 % of the time, and must do so twice in a row on the same stream to start
- * readahead.
+ * How far from a young stream's end a read may start and still continue it: two reads either way
+ * of a reader whose reads are 128 KiB (a Linux guest's own readahead, through QEMU), as reads in
+ * flight may arrive swapped. (A 1 MiB read, the kernel's largest, that arrives after the next one
+ * starts a stream of its own, which idles out; its bytes are read on demand and the stream it
+ * belonged to goes on.) A random read lands this close to one of 16 streams in a 1 GiB image
+ * 0.8 % of the time, and must do so twice in a row on the same stream to start readahead.
  */
 const YOUNG_SLACK_BYTES = 256 * 1024
 /**
  * The same for an established stream: reads issued in order by several threads (QEMU's pool,
- * a guest's deep queue) arrive several requests out of order. 1 MiB is eight 128 KiB requests.
+ * a guest's deep queue) arrive several requests out of order. 1 MiB is eight of a guest's
+ * 128 KiB requests, or one of the kernel's largest reads.
  */
 const MATCH_SLACK_BYTES = 1024 * 1024
 /** Reads that must continue a stream before it reads ahead (the one that started it not counted). */
@@ -80,7 +81,7 @@ const CONFIRMING_READS = 2
 export const STREAM_IDLE_MS = 250
 /** Streams tracked per file: more than the readers a file usually has at once (QEMU's queues, a few guests). */
 const MAX_STREAMS = 16
-/** The first window: four 128 KiB reads, small enough to waste little if the guess is wrong. */
+/** The first window: half of one of the kernel's largest reads, small enough to waste little if the guess is wrong. */
 export const INITIAL_WINDOW_BYTES = 512 * 1024
 /** Ranges in flight per window: parallel requests are what beats one TCP stream's rate. */
 const REQUESTS_PER_WINDOW = 4

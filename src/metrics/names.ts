@@ -21,7 +21,7 @@ export const METRICS = {
   backendRetries: { name: 'snapmount_backend_retries_total', help: 'Failed remote request attempts that were retried' },
   cacheHits: { name: 'snapmount_cache_hits_total', help: 'Reads (or parts of reads) the block cache answered' },
   cacheMisses: { name: 'snapmount_cache_misses_total', help: 'Blocks a read needed that the cache had to fetch' },
-  cacheEvictions: { name: 'snapmount_cache_evictions_total', help: 'Blocks the cache dropped to stay under its bound' },
+  cacheEvictions: { name: 'snapmount_cache_evictions_total', help: 'Extents (the blocks one request fetched, evicted together) the cache dropped to stay under its bound' },
   cacheBytes: { name: 'snapmount_cache_bytes', help: 'Bytes of blocks the cache holds now' },
   cacheCapacity: { name: 'snapmount_cache_capacity_bytes', help: 'The hard bound on snapmount_cache_bytes' },
   cacheFetchedBytes: { name: 'snapmount_cache_fetched_bytes_total', help: 'Bytes the cache fetched from sources, readahead included' },

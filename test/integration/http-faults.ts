@@ -12,9 +12,10 @@ import { seededBytes } from '../fixtures/test-data.js'
  * HTTP faults through real mounts: a daemon child process per mount, reading from our
  * misbehaving server. Every read is O_DIRECT, one whole 128 KiB cache block never read before,
  * at least 1 MiB from any other read (so no readahead starts), so it reaches the daemon as exactly
- * one FUSE read and the backend as one ranged GET (plus its retries): faults planned on the
- * server are taken by the read that follows, in order. Each case ends in the object's exact
- * bytes or a clean EIO, and a good read afterwards shows the mount still serves.
+ * one FUSE read (the kernel passes O_DIRECT reads of up to 1 MiB whole) and the backend as one
+ * ranged GET (plus its retries): faults planned on the server are taken by the read that follows,
+ * in order. Each case ends in the object's exact bytes or a clean EIO, and a good read afterwards
+ * shows the mount still serves.
  *
  * Not covered here: a redirect from https to http must be refused, but the fault server speaks
  * plain HTTP only and the TLS nginx fixture cannot be told to redirect, so that case has no test
@@ -23,7 +24,7 @@ import { seededBytes } from '../fixtures/test-data.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-/** The largest read the kernel hands FUSE in one request, so one dd read is one backend read. */
+/** One block of the default cache (cache_block_kib 128): one dd read of it is one FUSE read and one ranged GET. */
 const BLOCK = 128 * KiB
 /** 64 MiB with a ragged tail, so the last read is clamped at EOF; room for reads 1 MiB apart. */
 const SIZE = 64 * MiB + 77_777
