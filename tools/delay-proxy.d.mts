@@ -1,10 +1,32 @@
-import type { CountProxyCounters } from './count-proxy.mjs'
+/** What the proxy has seen since it started; take two and subtract for an interval. */
+export interface DelayProxyCounters {
+  /** Connections accepted. */
+  connections: number
+  /** Bytes the target sent through the proxy (response headers and bodies). */
+  bytesFromTarget: number
+  /** Bytes the clients sent through the proxy (requests). */
+  bytesToTarget: number
+  /**
+   * Requests seen, read as header blocks on the clients' side: right for the bodiless GETs and
+   * HEADs of a read-only client; a request with a body (a PUT) is miscounted.
+   */
+  requests: number
+  /** Of which GETs. */
+  gets: number
+  /** Sum of the sizes of the closed ranges those GETs asked for (`Range: bytes=A-B`). */
+  rangeBytesAsked: number
+  /**
+   * Requests so far on each connection, by connection number (1 for the first accepted): the
+   * connections whose count changed between two readings are those the interval used.
+   */
+  requestsByConnection: Record<string, number>
+}
 
 export interface DelayProxy {
   /** The proxy listens on 127.0.0.1:port. */
   port: number
-  /** What passed through since it started (bytes each way, connections, requests); see CountProxyCounters. */
-  counters(): CountProxyCounters
+  /** What passed through since it started (bytes each way, connections, requests). */
+  counters(): DelayProxyCounters
   /** Stops listening and destroys every proxied connection. Idempotent. */
   close(): Promise<void>
 }
@@ -32,7 +54,7 @@ export interface DelayProxyOptions {
  * chunk, each way, arrives `oneWayDelayMs` after it was sent, so a request and its response cost
  * one round trip of 2 × oneWayDelayMs, and a new connection's first bytes one more (the handshake).
  * Bytes are never reordered; a FIN or a reset arrives after the bytes sent before it. It counts
- * what passes as tools/count-proxy.mjs does (that proxy is this one with no delay).
+ * what passes (DelayProxyCounters); with a delay of 0 it only counts.
  * Not a tap fixture (the benchmark uses it too): the caller closes it.
  */
 export declare function startDelayProxy(

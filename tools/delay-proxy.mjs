@@ -2,8 +2,8 @@
 // (test/http/fixtures.ts) and the benchmark's "10 ms RTT" condition (bench/run.mjs): this kernel
 // has no netem. It also counts what passes (bytes each way, connections, GETs and the ranges they
 // ask for), so the benchmark's one hop between a daemon and its server both delays and counts;
-// with a delay of 0 it is tools/count-proxy.mjs. Plain JavaScript so the bench runs it as is; the
-// types are in delay-proxy.d.mts.
+// with a delay of 0 it only counts. Plain JavaScript so the bench runs it as is; the types are in
+// delay-proxy.d.mts.
 //
 // Each direction is a FIFO of chunks stamped with the time they may leave (arrival + delay),
 // released in order, in batches, by one timer per direction armed for the oldest: bytes never
