@@ -90,7 +90,8 @@ const run = promisify(execFile)
 export async function mountFuse(mountpoint: string, fs: SnapshotFs, options: FuseMountOptions, logger: Logger): Promise<FuseMount> {
   const ops = fuseOperations(fs, logger)
   const fuse = new Fuse(mountpoint, ops, {
-    fsname: 'snapmount,ro', // fuse-native has no read-only option; the kernel reads `ro` from here
+    readOnly: true,
+    fsname: 'snapmount',
     subtype: 'snapmount',
     allowOther: options.allowOther,
     defaultPermissions: true, // the kernel enforces the 0444 modes, so access() needs no daemon

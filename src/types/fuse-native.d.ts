@@ -3,6 +3,8 @@ declare module 'fuse-native' {
   type Callback = (result: number, ...values: unknown[]) => void
 
   interface FuseOptions {
+    /** Mounts read-only (`-o ro`): the patched binding's option (vendor/fuse-native/SNAPMOUNT.md). */
+    readOnly?: boolean
     allowOther?: boolean
     defaultPermissions?: boolean
     kernelCache?: boolean

@@ -3,10 +3,10 @@
     "target_name": "fuse",
     "include_dirs": [
       "<!(node -e \"require('napi-macros')\")",
-      "/usr/include/fuse3"
+      "<!@(pkg-config --cflags-only-I fuse3 | sed 's/-I//g')"
     ],
     "libraries": [
-      "-lfuse3"
+      "<!@(pkg-config --libs fuse3)"
     ],
     "sources": [
       "fuse-native.c"

@@ -127,6 +127,7 @@ typedef struct {
   napi_ref handlers[35];
 
   struct fuse *fuse;
+  struct fuse_loop_config *loop_config;
   char mnt[1024];
   char mntopts[1024];
   int mounted;
@@ -215,15 +216,9 @@ static void populate_stat (uint32_t *ints, struct stat* stat) {
   stat->st_rdev = *ints++;
   stat->st_blksize = *ints++;
   stat->st_blocks = uint32s_to_uint64(&ints);
-#ifdef __APPLE__
-  uint32s_to_timespec(&stat->st_atimespec, &ints);
-  uint32s_to_timespec(&stat->st_mtimespec, &ints);
-  uint32s_to_timespec(&stat->st_ctimespec, &ints);
-#else
   uint32s_to_timespec(&stat->st_atim, &ints);
   uint32s_to_timespec(&stat->st_mtim, &ints);
   uint32s_to_timespec(&stat->st_ctim, &ints);
-#endif
 }
 
 static void populate_statvfs (uint32_t *ints, struct statvfs* statvfs) {
@@ -421,8 +416,6 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
       struct stat st;
       populate_stat(stats_array, &st);
 
-      // TODO: It turns out readdirplus likely won't work with FUSE 29...
-      // Metadata caching between readdir/getattr will be enabled when we upgrade fuse-shared-library
       int err = l->readdir_filler((char *) l->buf, name, (struct stat *) &st, 0, 0);
       if (err == 1) {
         break;
@@ -430,42 +423,6 @@ FUSE_METHOD(readdir, 1, 2, (const char *path, void *buf, fuse_fill_dir_t filler,
     }
   }
 })
-
-#ifdef __APPLE__
-
-FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *value, size_t size, int flags, uint32_t position), {
-  l->path = path;
-  l->name = name;
-  l->value = value;
-  l->size = size;
-  l->flags = flags;
-  l->position = position;
-}, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
-  napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
-  napi_create_uint32(env, l->position, &(argv[5]));
-  napi_create_uint32(env, l->flags, &(argv[6]));
-}, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
-})
-
-FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, size_t size, uint32_t position), {
-  l->path = path;
-  l->name = name;
-  l->value = value;
-  l->size = size;
-  l->position = position;
-}, {
-  napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
-  napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
-  napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
-  napi_create_uint32(env, l->position, &(argv[5]));
-}, {
-  if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
-})
-
-#else
 
 FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *value, size_t size, int flags), {
   l->path = path;
@@ -477,7 +434,7 @@ FUSE_METHOD(setxattr, 5, 1, (const char *path, const char *name, const char *val
   napi_create_string_utf8(env, l->path, NAPI_AUTO_LENGTH, &(argv[2]));
   napi_create_string_utf8(env, l->name, NAPI_AUTO_LENGTH, &(argv[3]));
   napi_create_external_buffer(env, l->size, (char *) l->value, NULL, NULL, &(argv[4]));
-  napi_create_uint32(env, 0, &(argv[5])); // normalize apis between mac and linux
+  napi_create_uint32(env, 0, &(argv[5])); // no position on Linux: the JS handler's argument is 0
   napi_create_uint32(env, l->flags, &(argv[6]));
 }, {
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
@@ -497,7 +454,6 @@ FUSE_METHOD(getxattr, 4, 1, (const char *path, const char *name, char *value, si
   if (IS_ARRAY_BUFFER_DETACH_SUPPORTED == 1) assert(napi_detach_arraybuffer(env, argv[2]) == napi_ok);
 })
 
-#endif
 
 FUSE_METHOD(listxattr, 2, 1, (const char *path, char *list, size_t size), {
   l->path = path;
@@ -760,11 +716,8 @@ static const unsigned int FUSE_NATIVE_MAX_THREADS = 64;
 
 static void* start_fuse_thread (void *data) {
   fuse_thread_t *ft = (fuse_thread_t *) data;
-  struct fuse_loop_config *config = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(config, FUSE_NATIVE_MAX_THREADS);
-  fuse_loop_cfg_set_idle_threads(config, FUSE_NATIVE_MAX_THREADS);
-  fuse_loop_mt(ft->fuse, config);
-  fuse_loop_cfg_destroy(config);
+  fuse_loop_mt(ft->fuse, ft->loop_config);
+  fuse_loop_cfg_destroy(ft->loop_config);
 
   fuse_unmount(ft->fuse);
   fuse_destroy(ft->fuse);
@@ -832,11 +785,22 @@ NAPI_METHOD(fuse_native_mount) {
     (char *) mntopts
   };
 
+  // The loop's settings are made here, where a failure can still fail the mount: on the FUSE
+  // thread nobody could be told, and fuse_loop_mt would run with libfuse's idle-exiting threads.
+  struct fuse_loop_config *loop_config = fuse_loop_cfg_create();
+  if (loop_config == NULL) {
+    napi_throw_error(env, "fuse failed", "fuse failed: no memory for the loop's settings");
+    return NULL;
+  }
+  fuse_loop_cfg_set_max_threads(loop_config, FUSE_NATIVE_MAX_THREADS);
+  fuse_loop_cfg_set_idle_threads(loop_config, FUSE_NATIVE_MAX_THREADS);
+
   struct fuse_args args = FUSE_ARGS_INIT(_argc, _argv);
   struct fuse *fuse = fuse_new(&args, &ops, sizeof(struct fuse_operations), ft);
 
   if (fuse == NULL || fuse_mount(fuse, mnt) != 0) {
     if (fuse != NULL) fuse_destroy(fuse);
+    fuse_loop_cfg_destroy(loop_config);
     napi_throw_error(env, "fuse failed", "fuse failed");
     return NULL;
   }
@@ -847,6 +811,7 @@ NAPI_METHOD(fuse_native_mount) {
   strncpy(ft->mnt, mnt, 1024);
   strncpy(ft->mntopts, mntopts, 1024);
   ft->fuse = fuse;
+  ft->loop_config = loop_config;
   ft->mounted++;
 
   int err = uv_async_init(uv_default_loop(), &(ft->async), (uv_async_cb) fuse_native_async_init);

@@ -1,4 +1,3 @@
-const os = require('os')
 const fs = require('fs')
 const path = require('path')
 const { exec } = require('child_process')
@@ -7,12 +6,9 @@ const Nanoresource = require('nanoresource')
 
 const binding = require('./build/Release/fuse.node')
 
-const IS_OSX = os.platform() === 'darwin'
-const OSX_FOLDER_ICON = '/System/Library/CoreServices/CoreTypes.bundle/Contents/Resources/GenericFolderIcon.icns'
-const HAS_FOLDER_ICON = IS_OSX && fs.existsSync(OSX_FOLDER_ICON)
 const DEFAULT_TIMEOUT = 15 * 1000
-const TIMEOUT_ERRNO = IS_OSX ? -60 : -110
-const ENOTCONN = IS_OSX ? -57 : -107
+const TIMEOUT_ERRNO = -110 // ETIMEDOUT
+const ENOTCONN = -107
 
 const OpcodesAndDefaults = new Map([
   ['init', {
@@ -169,6 +165,7 @@ class Fuse extends Nanoresource {
     const options = []
 
     if ((/\*|(^,)fuse-bindings(,$)/.test(process.env.DEBUG)) || this.opts.debug) options.push('debug')
+    if (this.opts.readOnly) options.push('ro')
     if (this.opts.allowOther) options.push('allow_other')
     if (this.opts.allowRoot) options.push('allow_root')
     if (this.opts.autoUnmount) options.push('auto_unmount')
@@ -191,11 +188,6 @@ class Fuse extends Nanoresource {
     if (this.opts.noforget) options.push('noforget')
     if (this.opts.remember) options.push('remember=' + this.opts.remember)
     if (this.opts.modules) options.push('modules=' + this.opts.modules)
-
-    if (this.opts.displayFolder && IS_OSX) { // only works on osx
-      options.push('volname=' + path.basename(this.opts.name || this.mnt))
-      if (HAS_FOLDER_ICON) options.push('volicon=' + OSX_FOLDER_ICON)
-    }
 
     return options.length ? '-o' + options.join(',') : ''
   }
@@ -282,8 +274,7 @@ class Fuse extends Nanoresource {
 
   static unmount (mnt, cb) {
     mnt = JSON.stringify(mnt)
-    const cmd = IS_OSX ? `diskutil unmount force ${mnt}` : `fusermount -uz ${mnt}`
-    exec(cmd, err => {
+    exec(`fusermount -uz ${mnt}`, err => {
       if (err) return cb(err)
       return cb(null)
     })
@@ -501,7 +492,7 @@ class Fuse extends Nanoresource {
   _op_getxattr (signal, path, name, valueBuf, position) {
     this.ops.getxattr(path, name, position, (err, value) => {
       if (!err) {
-        if (!value) return signal(IS_OSX ? -93 : -61, valueBuf.buffer)
+        if (!value) return signal(-61, valueBuf.buffer) // ENODATA
         value.copy(valueBuf)
         return signal(value.length, valueBuf.buffer)
       }
@@ -515,7 +506,6 @@ class Fuse extends Nanoresource {
         if (!listBuf.length) {
           let size = 0
           for (const name of list) size += Buffer.byteLength(name) + 1
-          size += 128 // fuse yells if we do not signal room for some mac stuff also
           return signal(size, listBuf.buffer)
         }
 
