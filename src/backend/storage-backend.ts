@@ -38,7 +38,10 @@ export interface StorageBackend {
   close(): Promise<void>
   /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
   describe?(): string
-  /** What this backend and the layers below it report about the snapshot (see above); cheap enough for every status call and scrape. */
+  /**
+   * What this backend and the layers below it report about the snapshot (see above): cheap, as
+   * every `status` call and every metrics scrape asks.
+   */
   inspect?(): SnapshotInspection
 }
 

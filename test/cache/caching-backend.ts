@@ -231,7 +231,6 @@ t.test('close aborts fetches in flight, drops the cached blocks and closes the s
   const { source, cache, backend } = setup(MIB)
   await backend.readExact(0, 10)
   t.ok(backend.cachedBytes() > 0)
-  t.same(backend.inspect(), { cachedBytes: backend.cachedBytes() }, 'inspect reports the bytes cached (the source reports nothing)')
   source.hold = true
   const pending = backend.readExact(50 * BLOCK, 10)
   await settle()
@@ -374,4 +373,14 @@ t.test('property: views from readPieces, copied at once as the FUSE layer does, 
   await Promise.all(reads)
   t.equal(wrong, 0, 'every read right while buffers were recycled under it')
   t.ok(cache.stats().evictions > 100, `${cache.stats().evictions} evictions`)
+})
+
+t.test('inspect: the snapshot\'s bytes in the cache, over what the source reports', async (t) => {
+  const { backend } = setup(MIB)
+  t.same(backend.inspect(), { cachedBytes: 0 }, 'a source with nothing to report: the cache\'s fact alone')
+  await backend.readExact(0, 10)
+  t.same(backend.inspect(), { cachedBytes: BLOCK })
+  const reporting = Object.assign(new MemoryBackend(ramp(0, 1000)), { inspect: () => ({ type: 'http', cachedBytes: 7 }) })
+  const layered = new CachingBackend(reporting, new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK }), { connections: 1 })
+  t.same(layered.inspect(), { type: 'http', cachedBytes: 0 }, 'the source\'s facts kept, its own cachedBytes over theirs')
 })
