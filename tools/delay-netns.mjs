@@ -37,6 +37,7 @@ import { access, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/prom
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { terminate } from './terminate.mjs'
 
 export const IP = '/usr/sbin/ip'
 export const IPTABLES = '/usr/sbin/iptables'
@@ -71,7 +72,7 @@ const DEFAULT_SYSCTLS = {
 }
 /** The program binds its queue in milliseconds; 10 s means something is wrong. */
 const START_WAIT_MS = 10_000
-/** SIGTERM makes the program accept what it holds and exit at once; after this it is killed. */
+/** SIGTERM makes the program (or a relay) exit at once, the program accepting what it holds; after this it is killed. */
 const EXIT_WAIT_MS = 2_000
 /** The most a round trip may be: beyond this an argument is a unit mistake. */
 const MAX_RTT_MS = 10_000
@@ -327,13 +328,7 @@ async function startDelayer([command, args]) {
   const alive = () => child.exitCode === null && child.signalCode === null && child.pid !== undefined
   const report = () => `nfqueue-delay exited (${child.exitCode ?? child.signalCode}): ${stderr.trim()}`
   let stopping
-  const stop = () =>
-    (stopping ??= (async () => {
-      if (alive()) child.kill('SIGTERM')
-      const timer = setTimeout(() => alive() && child.kill('SIGKILL'), EXIT_WAIT_MS)
-      await exited
-      clearTimeout(timer)
-    })())
+  const stop = () => (stopping ??= terminate(child, exited, EXIT_WAIT_MS))
   const deadline = Date.now() + START_WAIT_MS
   while (!stdout.startsWith('ready\n')) {
     if (!alive()) {
@@ -411,11 +406,7 @@ async function startRelay(wrap, port) {
   let closed
   return {
     port: hostPort,
-    close: () =>
-      (closed ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-        await exited
-      })()),
+    close: () => (closed ??= terminate(child, exited, EXIT_WAIT_MS)),
   }
 }
 

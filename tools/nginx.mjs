@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { freePort } from './free-port.mjs'
+import { terminate } from './terminate.mjs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -184,14 +185,8 @@ async function run(dir, text, netns) {
   const closed = new Promise((resolve) => child.once('close', resolve))
   const alive = () => child.exitCode === null && child.signalCode === null
   let stopping
-  const stop = () =>
-    (stopping ??= (async () => {
-      // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for.
-      if (alive()) child.kill('SIGTERM')
-      const timer = setTimeout(() => alive() && child.kill('SIGKILL'), EXIT_WAIT_MS)
-      await exited
-      clearTimeout(timer)
-    })())
+  // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for.
+  const stop = () => (stopping ??= terminate(child, exited, EXIT_WAIT_MS))
 
   const log = async () => `${stderr}${await readFile(errorLog, 'utf8').catch(() => '')}`
   const deadline = Date.now() + START_WAIT_MS
