@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap'
+import { GetObjectCommand } from '@aws-sdk/client-s3'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { access, mkdir, readdir, readFile, readlink } from 'node:fs/promises'
@@ -15,6 +16,7 @@ import {
   type DelayNetnsOptions,
 } from '../../tools/delay-netns.mjs'
 import { startNginx } from '../../tools/nginx.mjs'
+import { startRadosgw } from '../../tools/radosgw.mjs'
 import { detach, isMounted, SNAPMOUNT } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -79,30 +81,51 @@ t.test('a namespace comes up delaying and goes away leaving nothing', { skip }, 
   await t.rejects(access(netns.path), 'no longer listed')
   t.notOk((await readdir('/run/netns')).includes(netns.name))
   t.same(await pidsInNamespace(inode), [], 'no process in the namespace: it, and its rules, are gone')
-  await t.rejects(access(`/proc/${netns.pid}`), 'the delaying program exited')
+  t.ok(await hasEnded(netns.pid), 'the delaying program exited')
 })
 
-t.test('clearStale removes what a killed creator left, and nothing live', { skip }, async (t) => {
-  const prefix = `${PREFIX}stale-`
-  const mine = await delayNetns(t, { prefix })
-  // A creator SIGKILLed after starting its namespace: no exit handler runs.
-  const creator = spawn(process.execPath, [
+t.test('a start that fails removes what it made', { skip }, async (t) => {
+  const prefix = `${PREFIX}fail-`
+  await t.rejects(startDelayNetns({ rttMs: RTT_MS, prefix, sysctls: { 'net.ipv4.no_such_setting': 1 } }), /cannot set \/proc\/sys\/net\/ipv4\/no_such_setting/)
+  t.same((await readdir('/run/netns')).filter((name) => name.startsWith(prefix)), [], 'no namespace left')
+})
+
+/**
+ * A process that starts a namespace with `prefix`, prints its name and the program's pid, then
+ * ends as `ending` says: 'exit' (process.exit without stop()) or 'hang' (until killed).
+ */
+async function creator(prefix: string, ending: 'exit' | 'hang'): Promise<{ child: ChildProcess; name: string; pid: number }> {
+  const child = spawn(process.execPath, [
     '--input-type=module',
     '-e',
     `const { startDelayNetns } = await import(${JSON.stringify(DELAY_NETNS)})
      const netns = await startDelayNetns({ rttMs: ${RTT_MS}, prefix: ${JSON.stringify(prefix)} })
      console.log(JSON.stringify({ name: netns.name, pid: netns.pid }))
-     setInterval(() => {}, 1000)`,
+     ${ending === 'exit' ? 'process.exit(0)' : 'setInterval(() => {}, 1000)'}`,
   ])
-  const [line] = (await once(creator.stdout!, 'data')) as [Buffer]
-  const left = JSON.parse(line.toString()) as { name: string; pid: number }
-  creator.kill('SIGKILL')
-  await once(creator, 'exit')
+  const [line] = (await once(child.stdout!, 'data')) as [Buffer]
+  return { child, ...(JSON.parse(line.toString()) as { name: string; pid: number }) }
+}
+
+t.test('a creator that exits without stop() leaves nothing', { skip }, async (t) => {
+  const { child, name, pid } = await creator(`${PREFIX}exit-`, 'exit')
+  t.same(await once(child, 'exit'), [0, null])
+  await t.rejects(access(`/run/netns/${name}`), 'its exit handler deleted the namespace')
+  t.ok(await hasEnded(pid), 'and killed the program')
+})
+
+t.test('clearStale removes what a killed creator left, and nothing live', { skip }, async (t) => {
+  const prefix = `${PREFIX}stale-`
+  const mine = await delayNetns(t, { prefix })
+  // SIGKILLed after starting its namespace: no exit handler runs.
+  const left = await creator(prefix, 'hang')
+  left.child.kill('SIGKILL')
+  await once(left.child, 'exit')
   t.ok((await processesIn(left.name)).includes(left.pid), 'its program still runs in it')
 
   t.same(await clearStaleDelayNetns(prefix), [left.name], 'only the dead creator’s namespace')
   await t.rejects(access(`/run/netns/${left.name}`))
-  await t.rejects(access(`/proc/${left.pid}`), 'its program was killed')
+  t.ok(await hasEnded(left.pid), 'its program was killed')
   await t.resolves(access(mine.path), 'a live creator’s namespace stays')
   t.same(await clearStaleDelayNetns(prefix), [], 'nothing more to clear')
 })
@@ -149,6 +172,21 @@ t.test('in a 10 ms namespace', { skip }, async (t) => {
   })
 })
 
+t.test('radosgw runs inside; this process reaches it through a relay', { skip }, async (t) => {
+  // 2 ms: Ceph's start takes many round trips (~10 s at 10 ms).
+  const netns = await delayNetns(t, { rttMs: 2 })
+  const radosgw = await startRadosgw({ netns, prefix: 'snapmount-test-netns-radosgw-' })
+  t.teardown(() => radosgw.stop())
+  const inside = await Promise.all((await processesIn(netns.name)).map((pid) => readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')))
+  t.same(['ceph-mon', 'ceph-osd', 'radosgw'].filter((name) => !inside.includes(`${name}\n`)), [], 'the cluster runs in the namespace')
+  const dir = await tempDir(t)
+  const image = await makeRandomImage(dir, 'disk.raw', 3 * 2 ** 20 + 7, 18)
+  await radosgw.createBucket('images')
+  await radosgw.uploadFile('images', 'disk.raw', image)
+  const got = await radosgw.client.send(new GetObjectCommand({ Bucket: 'images', Key: 'disk.raw' }))
+  t.equal(sha256(await got.Body!.transformToByteArray()), sha256(await readFile(image)), 'uploaded and read back through the relay')
+})
+
 t.test('after an idle second the window starts small again, unless told not to', { skip }, async (t) => {
   type Idle = { openMs: number; afterIdleMs: number }
   const [stock, kept] = await Promise.all([delayNetns(t), delayNetns(t, { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } })])
@@ -159,6 +197,15 @@ t.test('after an idle second the window starts small again, unless told not to',
   t.ok(restarted.afterIdleMs - restarted.openMs >= RTT_MS, 'the pause costs at least a round trip more')
   t.ok(open.afterIdleMs - open.openMs < RTT_MS, 'without slow start after idle, less than one')
 })
+
+/**
+ * Whether `pid` has ended: gone from /proc, or a zombie (an orphan waits for init to reap it;
+ * its namespace is released at exit).
+ */
+async function hasEnded(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  return stat === '' || stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')
+}
 
 /** The pids whose network namespace has this inode (found by scanning /proc). */
 async function pidsInNamespace(inode: string): Promise<number[]> {
