@@ -134,13 +134,15 @@ t.test('in a 10 ms namespace', { skip }, async (t) => {
   const netns = await delayNetns(t)
 
   t.test('a connect and each request/response take one round trip', async (t) => {
-    const { connectMs, roundTripsMs } = await probe<{ connectMs: number; roundTripsMs: number[] }>(netns, 'rtt', '5')
+    const { connectMs, roundTripsMs } = await probe<{ connectMs: number; roundTripsMs: number[] }>(netns, 'rtt', '10')
     t.comment(`connect ${connectMs.toFixed(2)} ms, round trips ${roundTripsMs.map((ms) => ms.toFixed(2)).join(' ')} ms`)
-    // Each way is held at least half the round trip; a delay applied twice or not at all fails.
+    // Each way is held at least half the round trip, so no exchange is faster than one: a
+    // missing delay fails here. A busy machine only adds (the probe runs at normal priority), so
+    // the fastest of ten is the link's own: a delay applied twice (2 x RTT) fails the second.
     t.ok(connectMs >= RTT_MS, `connect ${connectMs} ms >= ${RTT_MS}`)
     for (const ms of roundTripsMs) t.ok(ms >= RTT_MS, `${ms} ms >= ${RTT_MS}`)
-    const median = roundTripsMs.sort((a, b) => a - b)[2]!
-    t.ok(median < 3 * RTT_MS, `median ${median} ms < ${3 * RTT_MS}`)
+    const fastest = Math.min(...roundTripsMs)
+    t.ok(fastest < 1.5 * RTT_MS, `fastest ${fastest} ms < ${1.5 * RTT_MS}`)
   })
 
   const dir = await tempDir(t)
