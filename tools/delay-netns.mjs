@@ -22,9 +22,9 @@
 // the order sent; that CPU only queues them, the rest of their path runs in our verdicts.
 //
 // Inside, TCP is set up as on a stock Linux host rather than inherited from this one: slow start
-// after idle on, the kernel's default buffers, a 1500-byte MTU (loopback's 64 KiB would make ten
-// initial segments 640 KiB and hide slow start), and cubic as congestion control where the host
-// lets a namespace choose it, else reno. See DEFAULT_SYSCTLS and congestionControl().
+// after idle on, the kernel's default buffers, a 1500-byte MTU (TCP counts its window in segments:
+// loopback's 64 KiB ones would make each step of slow start 45 times larger), and cubic where the
+// host lets a namespace choose it, else reno. See DEFAULT_SYSCTLS and congestionControl().
 //
 // Commands run inside through `nsenter --net` (not `ip netns exec`, which also makes a mount
 // namespace of its own: a FUSE mount made inside would be invisible outside), so a daemon inside
