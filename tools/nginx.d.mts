@@ -1,3 +1,5 @@
+import type { NetnsCommands } from './delay-netns.mjs'
+
 /** Debian's nginx (nginx-light). */
 export declare const NGINX: string
 
@@ -23,6 +25,13 @@ export interface NginxOptions {
    * own, so it never stops someone else's nginx.
    */
   prefix?: string
+  /**
+   * A network namespace to run nginx in (tools/delay-netns.mjs). It then listens on 127.0.0.1 in
+   * that namespace: `origin` and `url()` are for processes inside it (started with the
+   * namespace's spawn/run), and the host reaches it only through the namespace's forward().
+   * Default: the caller's own namespace.
+   */
+  netns?: NetnsCommands
 }
 
 /** One request from the access log. */

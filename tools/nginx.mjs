@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { freePort } from './free-port.mjs'
+import { terminate } from './terminate.mjs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -40,13 +41,13 @@ process.once('exit', () => {
  * the temp prefix.
  */
 export async function startNginx(root, options = {}) {
-  const { tls, acceptRangesOnPartial = false, prefix = DEFAULT_PREFIX } = options
+  const { tls, acceptRangesOnPartial = false, prefix = DEFAULT_PREFIX, netns } = options
   const dir = await mkdtemp(join(tmpdir(), prefix))
   try {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort()
       try {
-        const stopped = await run(dir, config(dir, root, port, { tls, acceptRangesOnPartial }))
+        const stopped = await run(dir, config(dir, root, port, { tls, acceptRangesOnPartial }), netns)
         const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
         const accessLog = () => readFile(join(dir, 'access.log'), 'utf8').catch(() => '')
         let removed
@@ -162,17 +163,20 @@ http {
 `
 }
 
-/** Starts nginx with `text` as its config; resolves once it listens, to a function that stops it. */
-async function run(dir, text) {
+/**
+ * Starts nginx with `text` as its config, inside `netns` when given; resolves once it listens, to
+ * a function that stops it.
+ */
+async function run(dir, text, netns) {
   const configFile = join(dir, 'nginx.conf')
   const pidFile = join(dir, 'nginx.pid')
   const errorLog = join(dir, 'error.log')
   await writeFile(configFile, text)
   // -e: the error log for messages before the config is read (the built-in default may be a
   // path under /var/log on other builds); -p: relative paths resolve in the temp dir.
-  const child = spawn(NGINX, ['-p', dir, '-e', errorLog, '-c', configFile, '-g', 'daemon off;'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  })
+  const args = ['-p', dir, '-e', errorLog, '-c', configFile, '-g', 'daemon off;']
+  // nsenter execs nginx in place: the child's pid stays nginx's, as the pid file check expects.
+  const child = (netns?.spawn ?? spawn)(NGINX, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   running.add(child)
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk) => (stderr += chunk))
@@ -181,14 +185,8 @@ async function run(dir, text) {
   const closed = new Promise((resolve) => child.once('close', resolve))
   const alive = () => child.exitCode === null && child.signalCode === null
   let stopping
-  const stop = () =>
-    (stopping ??= (async () => {
-      // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for.
-      if (alive()) child.kill('SIGTERM')
-      const timer = setTimeout(() => alive() && child.kill('SIGKILL'), EXIT_WAIT_MS)
-      await exited
-      clearTimeout(timer)
-    })())
+  // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for.
+  const stop = () => (stopping ??= terminate(child, exited, EXIT_WAIT_MS))
 
   const log = async () => `${stderr}${await readFile(errorLog, 'utf8').catch(() => '')}`
   const deadline = Date.now() + START_WAIT_MS

@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3'
+import type { NetnsCommands } from './delay-netns.mjs'
 
 export declare const CEPH_MON: string
 export declare const CEPH_OSD: string
@@ -22,6 +23,14 @@ export interface RadosgwOptions {
    * Incompressible data gains nothing from it (the benchmark turns it off).
    */
   compression?: string
+  /**
+   * A network namespace to run the cluster in (tools/delay-netns.mjs): its daemons and tools run
+   * there, talking over its loopback. `endpoint` is then the gateway's address inside it, for
+   * processes started there; `client`, `createBucket` and `uploadFile` reach the gateway through
+   * the namespace's forward() (a relay inside it, so they pass its delay too). Default: the
+   * caller's own namespace.
+   */
+  netns?: NetnsCommands
 }
 
 /** radosgw's `rgw` performance counters (`ceph daemon client.rgw perf dump`), the fields used here. */
@@ -43,7 +52,10 @@ export interface RadosgwPerfCounters {
 
 /** A real S3 server on 127.0.0.1, and a user allowed to use it. */
 export interface Radosgw {
-  /** `http://127.0.0.1:PORT` (path-style addressing: buckets are not subdomains). */
+  /**
+   * `http://127.0.0.1:PORT` (path-style addressing: buckets are not subdomains); inside the
+   * namespace when started in one.
+   */
   endpoint: string
   region: string
   accessKeyId: string

@@ -91,7 +91,7 @@ export function s3Client(server, credentials) {
  * `stop()` kills the daemons and removes the temp dir. See radosgw.d.mts for the options.
  */
 export async function startRadosgw(options = {}) {
-  const { prefix = DEFAULT_PREFIX, compression = DEFAULT_COMPRESSION } = options
+  const { prefix = DEFAULT_PREFIX, compression = DEFAULT_COMPRESSION, netns } = options
   const dir = await mkdtemp(join(tmpdir(), prefix))
   const daemons = []
   const killAll = () => Promise.all(daemons.map((daemon) => daemon.kill()))
@@ -106,7 +106,7 @@ export async function startRadosgw(options = {}) {
     cluster = await retryLostPortRace(async (attempt) => {
       const clusterDir = join(dir, `attempt-${attempt}`)
       try {
-        return { dir: clusterDir, endpoint: await startCluster(clusterDir, daemons, deadline, credentials, compression) }
+        return { dir: clusterDir, ...(await startCluster(clusterDir, daemons, deadline, credentials, compression, netns)) }
       } catch (err) {
         // A fresh cluster, not just a fresh gateway: a gateway that died leaves its watches on
         // the cluster's control objects, and the next one's first bucket then waits 20 s on them.
@@ -121,7 +121,7 @@ export async function startRadosgw(options = {}) {
   }
 
   const { endpoint } = cluster
-  const client = s3Client({ endpoint, region: REGION }, credentials)
+  const client = s3Client({ endpoint: cluster.clientEndpoint, region: REGION }, credentials)
   let stopped
   return {
     endpoint,
@@ -138,6 +138,7 @@ export async function startRadosgw(options = {}) {
     stop: () =>
       (stopped ??= (async () => {
         client.destroy()
+        await cluster.relay?.close()
         // The daemons go before their files.
         await killAll()
         await rm(dir, { recursive: true, force: true })
@@ -174,8 +175,12 @@ export async function clearStaleRadosgw(prefix) {
   return dirs
 }
 
-/** Starts the monitor, the OSD and the gateway with all their files in `dir`; resolves with the endpoint. */
-async function startCluster(dir, daemons, deadline, credentials, compression) {
+/**
+ * Starts the monitor, the OSD and the gateway with all their files in `dir`, inside `netns` when
+ * given; resolves with the gateway's endpoint, the endpoint this process reaches it at (through a
+ * relay of the namespace's, then also returned) and that relay.
+ */
+async function startCluster(dir, daemons, deadline, credentials, compression, netns) {
   const fsid = randomUUID()
   const monPort = await freePort()
   const conf = join(dir, 'ceph.conf')
@@ -184,37 +189,40 @@ async function startCluster(dir, daemons, deadline, credentials, compression) {
   const log = (name) => join(dir, 'log', `${name}.log`)
 
   const monmap = join(dir, 'monmap')
-  await run(MONMAPTOOL, ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${monPort}]`, monmap], daemons, deadline)
-  await run(CEPH_MON, ['-c', conf, '--mkfs', '-i', 'a', '--monmap', monmap], daemons, deadline)
-  daemons.push(new Daemon('ceph-mon', CEPH_MON, ['-c', conf, '-i', 'a', '-f'], log('mon.a')))
+  await run(MONMAPTOOL, ['--create', '--fsid', fsid, '--addv', 'a', `[v2:127.0.0.1:${monPort}]`, monmap], daemons, deadline, netns)
+  await run(CEPH_MON, ['-c', conf, '--mkfs', '-i', 'a', '--monmap', monmap], daemons, deadline, netns)
+  daemons.push(new Daemon('ceph-mon', CEPH_MON, ['-c', conf, '-i', 'a', '-f'], log('mon.a'), netns))
 
   // `osd new` waits for the monitor to form its one-member quorum, then registers the OSD.
   const osdUuid = randomUUID()
-  const id = (await run(CEPH, ['-c', conf, 'osd', 'new', osdUuid], daemons, deadline)).trim()
-  await run(CEPH_OSD, ['-c', conf, '-i', id, '--mkfs', '--osd-uuid', osdUuid], daemons, deadline)
-  daemons.push(new Daemon('ceph-osd', CEPH_OSD, ['-c', conf, '-i', id, '-f'], log(`osd.${id}`)))
+  const id = (await run(CEPH, ['-c', conf, 'osd', 'new', osdUuid], daemons, deadline, netns)).trim()
+  await run(CEPH_OSD, ['-c', conf, '-i', id, '--mkfs', '--osd-uuid', osdUuid], daemons, deadline, netns)
+  daemons.push(new Daemon('ceph-osd', CEPH_OSD, ['-c', conf, '-i', id, '-f'], log(`osd.${id}`), netns))
 
   // The first radosgw-admin call waits for the OSD to boot, then creates the gateway's pools and
   // its default zone. The placement is set before the gateway starts, which reads it once.
-  const admin = (args) => run(RADOSGW_ADMIN, ['-c', conf, ...args], daemons, deadline)
+  const admin = (args) => run(RADOSGW_ADMIN, ['-c', conf, ...args], daemons, deadline, netns)
   await admin(['user', 'create', '--uid=snapmount', '--display-name=snapmount', `--access-key=${credentials.accessKeyId}`, `--secret-key=${credentials.secretAccessKey}`])
   if (compression !== 'none') {
     await admin(['zone', 'placement', 'modify', '--rgw-zone=default', '--placement-id=default-placement', `--compression=${compression}`])
   }
 
   const port = await freePort()
-  const gateway = new Daemon('radosgw', RADOSGW, ['-c', conf, '-n', 'client.rgw', '-f', `--rgw_frontends=beast endpoint=127.0.0.1:${port} tcp_nodelay=1`], log('client.rgw'))
+  const gateway = new Daemon('radosgw', RADOSGW, ['-c', conf, '-n', 'client.rgw', '-f', `--rgw_frontends=beast endpoint=127.0.0.1:${port} tcp_nodelay=1`], log('client.rgw'), netns)
   daemons.push(gateway)
   const endpoint = `http://127.0.0.1:${port}`
-  const client = s3Client({ endpoint, region: REGION }, credentials)
+  // In a namespace the gateway's 127.0.0.1 is not ours: this process reaches it through a relay.
+  const relay = netns ? await netns.forward(port) : undefined
+  const clientEndpoint = relay ? `http://127.0.0.1:${relay.port}` : endpoint
+  const client = s3Client({ endpoint: clientEndpoint, region: REGION }, credentials)
   try {
     await waitFor(daemons, deadline, 'radosgw to answer a signed request', async () => {
       try {
         await client.send(new ListBucketsCommand({}))
         return true
       } catch (err) {
-        // Refused until the gateway listens.
-        if (err.code === 'ECONNREFUSED') return false
+        // Refused until the gateway listens (a relay into a namespace turns that into a reset).
+        if (err.code === 'ECONNREFUSED' || (relay && err.code === 'ECONNRESET')) return false
         // Anything else is a real failure (403: no such user), unless it came from whoever took
         // the port first, in which case the gateway is about to exit failing to bind it.
         await Promise.race([gateway.exited, new Promise((resolve) => setTimeout(resolve, 2_000))])
@@ -222,10 +230,13 @@ async function startCluster(dir, daemons, deadline, credentials, compression) {
         throw err
       }
     })
+  } catch (err) {
+    await relay?.close()
+    throw err
   } finally {
     client.destroy()
   }
-  return endpoint
+  return { endpoint, clientEndpoint, relay }
 }
 
 /**
@@ -319,10 +330,11 @@ class Daemon {
   #stderr = ''
   #gone = false
 
-  constructor(name, command, args, logFile) {
+  constructor(name, command, args, logFile, netns) {
     this.name = name
     this.logFile = logFile
-    this.child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: cephEnv() })
+    // In a namespace, nsenter execs the daemon in place: the child's pid and signals are its own.
+    this.child = (netns?.spawn ?? spawn)(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: cephEnv() })
     this.child.stderr.setEncoding('utf8').on('data', (chunk) => (this.#stderr = (this.#stderr + chunk).slice(-16_384)))
     running.add(this.child)
     this.exited = new Promise((resolve) => {
@@ -366,8 +378,8 @@ class Daemon {
 }
 
 /** Runs a tool to completion and resolves with its stdout; fails if a daemon dies meanwhile. */
-async function run(command, args, daemons, deadline) {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cephEnv() })
+async function run(command, args, daemons, deadline, netns) {
+  const child = (netns?.spawn ?? spawn)(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: cephEnv() })
   running.add(child)
   let stdout = ''
   let stderr = ''
