@@ -73,8 +73,11 @@ export declare function ensureGuestImage(options?: { onBuild?: (path: string) =>
  */
 export declare function chooseAccel(env?: NodeJS.ProcessEnv): Promise<AccelChoice>
 
-/** QEMU's arguments for booting the guest from `disk` (a path: a local file or a mounted snapshot). */
-export declare function qemuArgs(disk: string, options: BootOptions): string[]
+/**
+ * QEMU's arguments for booting the guest from `disk` (a path: a local file or a mounted snapshot),
+ * with a QMP server on the unix socket `qmpSocket` when given.
+ */
+export declare function qemuArgs(disk: string, options: BootOptions, qmpSocket?: string): string[]
 
 /**
  * Boots the guest from `disk`; resolves once it printed its marker and QEMU exited. Rejects with

@@ -21,12 +21,13 @@ export const READY_MARKER = 'SNAPMOUNT-GUEST-READY'
 /** The marker's line: the number of failed units, then their names. */
 const READY_LINE = /SNAPMOUNT-GUEST-READY failed-units=(\d+)([^\r\n]*)\r?\n/
 
-/** The build takes ~1.5 min here (mostly mmdebstrap's downloads); a slow mirror gets ten times that. */
+/** The build takes 70 to 90 s here (mostly mmdebstrap's downloads); a slow mirror gets ten times that. */
 export const BUILD_TIMEOUT_MS = 15 * 60_000
 
 /**
- * From QEMU's start to the marker: KVM takes seconds. TCG took 55 s on 2 busy cores (load 6),
- * where every instruction of the kernel and of systemd is translated; five times that.
+ * From QEMU's start to the marker: KVM takes seconds. TCG, which translates every instruction of
+ * the kernel and of systemd, took 20 to 40 s on 2 cores busy with others' work (load 4 to 7);
+ * 300 s lets a machine several times slower through.
  */
 export const BOOT_TIMEOUT_MS = { kvm: 60_000, tcg: 300_000 }
 
@@ -85,7 +86,7 @@ export async function chooseAccel(env = process.env) {
   return { accel: 'kvm', reason: '/dev/kvm opens and KVM is the hardware one' }
 }
 
-/** QEMU's arguments for booting `disk` (see linux-guest.d.mts for the options). */
+/** QEMU's arguments for booting `disk` (see linux-guest.d.mts), with QMP on `qmpSocket` if given. */
 export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512 }, qmpSocket) {
   if (accel !== 'kvm' && accel !== 'tcg') throw new TypeError(`accel must be kvm or tcg, not ${accel}`)
   if (cache !== 'default' && cache !== 'none') throw new TypeError(`cache must be default or none, not ${cache}`)
