@@ -21,7 +21,7 @@ export const READY_MARKER = 'SNAPMOUNT-GUEST-READY'
 /** The marker's line: the number of failed units, then their names. */
 const READY_LINE = /SNAPMOUNT-GUEST-READY failed-units=(\d+)([^\r\n]*)\r?\n/
 
-/** The build takes 70 to 90 s here (mostly mmdebstrap's downloads); a slow mirror gets ten times that. */
+/** The build takes 70 to 150 s here (mostly mmdebstrap's downloads); a slow mirror gets several times that. */
 export const BUILD_TIMEOUT_MS = 15 * 60_000
 
 /**
