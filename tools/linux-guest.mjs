@@ -26,8 +26,8 @@ export const BUILD_TIMEOUT_MS = 15 * 60_000
 
 /**
  * From QEMU's start to the marker: KVM takes seconds. TCG, which translates every instruction of
- * the kernel and of systemd, took 20 to 40 s on 2 cores busy with others' work (load 4 to 7);
- * 300 s lets a machine several times slower through.
+ * the kernel and of systemd, took 20 to 40 s on 2 cores busy with others' work (load 4 to 7),
+ * up to 82 s at load 10 to 18; 300 s lets a machine slower still through.
  */
 export const BOOT_TIMEOUT_MS = { kvm: 60_000, tcg: 300_000 }
 
