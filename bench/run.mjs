@@ -7,7 +7,7 @@
 //   s3      the image as an object in Ceph's radosgw on loopback, at 0 ms and 10 ms, through
 //           snapmount, s3fs and rclone mount, beside a raw SDK client;
 //   rss     snapmount's peak RSS while a 4 GiB image is read sequentially with a 256 MiB cache;
-// then evaluates issue 5's targets from those numbers, prints every table and writes it
+// then evaluates issues 5 and 17's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
 // s3-10ms` runs only the parts named.
@@ -26,12 +26,13 @@ import { access, mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { clearStaleNginx } from '../tools/nginx.mjs'
+import { clockTicksPerSecond } from './lib/cpu.mjs'
 import { clearStaleMounts, clearStaleProcesses } from './lib/daemons.mjs'
 import { SourceImage } from './lib/images.mjs'
 import { QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { footer, localSection, peersSection, remoteSection, rssSection, targetsSection } from './lib/report.mjs'
+import { footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { measureHttp } from './parts/http.mjs'
@@ -95,8 +96,8 @@ async function main(procs, settings) {
   await clearStaleMounts(procs, settings.benchDir)
   for (const dir of await clearStaleNginx(NGINX_PREFIX)) progress(`cleared nginx left by an earlier run in ${dir}`)
   await clearStaleS3()
-  /** What every part is handed: the settings, the run's processes, the 1 GiB image. */
-  const ctx = { settings, procs, image: new SourceImage(procs, settings.imagePath, IMAGE_BYTES) }
+  /** What every part is handed: the settings, the run's processes, the 1 GiB image, /proc's clock unit. */
+  const ctx = { settings, procs, image: new SourceImage(procs, settings.imagePath, IMAGE_BYTES), ticksPerSecond: await clockTicksPerSecond(procs) }
   const image = await ctx.image.ensure()
   const peers = await findPeers(procs, args, runs)
   const fioVersion = (await procs.run('fio', ['--version'])).stdout.trim()
@@ -110,7 +111,7 @@ async function main(procs, settings) {
     quick: settings.quick,
     parts: args.parts,
     host,
-    settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons },
+    settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons, startRuns: settings.startRuns },
     peers: Object.fromEntries(Object.entries(peers).filter(([, p]) => p?.note).map(([k, p]) => [k, p.note])),
   }
   let ok = true
@@ -121,14 +122,14 @@ async function main(procs, settings) {
       const partBegan = Date.now()
       results.local = await measureLocal(ctx, peers.qemu, results.sourceSeq)
       results.local.seconds = (Date.now() - partBegan) / 1000
-      ok &&= ['file', 'mmap', 'null'].every((k) => results.local.mounts[k].ok)
+      ok &&= ['file', 'mmap', 'null'].every((k) => results.local.mounts[k].ok && results.local.starts.mounts[k].cleanExit)
       out(localSection(results.local, results.settings))
     }
     results.remote = {}
     if (runs('http')) Object.assign(results.remote, await measureHttp(ctx, peers, args.parts))
     if (runs('s3')) Object.assign(results.remote, await measureS3(ctx, peers, args.parts))
     for (const c of Object.values(results.remote)) {
-      ok &&= c.mounts.snapmount.ok
+      ok &&= c.mounts.snapmount.ok && (c.starts?.mounts.snapmount.cleanExit ?? true)
       out(remoteSection(c, results.sourceSeq, results.settings))
     }
     out(peersSection(results))
@@ -137,6 +138,7 @@ async function main(procs, settings) {
       ok &&= results.rss.ok
       out(rssSection(results.rss))
     }
+    out(startSection(results))
     results.targets = evaluateTargets(results)
     out(targetsSection(results.targets))
     results.seconds = (Date.now() - began) / 1000

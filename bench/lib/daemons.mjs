@@ -15,16 +15,19 @@ import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promis
 import { join } from 'node:path'
 import { progress } from './progress.mjs'
 import { DAEMON_TIMEOUT_MS, NAME, WORK_TIMEOUT_MS } from './settings.mjs'
+import { median } from './stats.mjs'
 
 /** How often mountinfo is read while waiting for a peer that does not say "mounted". */
 const MOUNT_POLL_MS = 10
+/** The start table's finer grain: its peers mount in 15-100 ms. */
+const START_POLL_MS = 2
 
 /**
  * Spawns a daemon and resolves once it logs "mounted" (or, for a peer that does not say, once its
  * mount is listed in mountinfo); rejects if it exits or hangs first. The daemon is registered with
  * `procs` until stopDaemon has unmounted it.
  */
-export async function startDaemon({ procs, settings }, mount) {
+export async function startDaemon({ procs, settings }, mount, { pollMs = MOUNT_POLL_MS } = {}) {
   procs.refuseIfStopping(mount.title)
   const mnt = await mkdtemp(join(settings.benchDir, `mnt-${mount.key}-`))
   const mountPath = mount.fileMount ? join(mnt, NAME) : mnt
@@ -48,7 +51,7 @@ export async function startDaemon({ procs, settings }, mount) {
       // "unmounted" contains "mounted" too, but not as a word.
       if (!mount.listedWhenMounted && /\bmounted\b/.test(daemon.log)) mounted()
     })
-    if (mount.listedWhenMounted) poll = setInterval(() => mountedPaths().then((paths) => paths.includes(mountPath) && mounted(), reject), MOUNT_POLL_MS)
+    if (mount.listedWhenMounted) poll = setInterval(() => mountedPaths().then((paths) => paths.includes(mountPath) && mounted(), reject), pollMs)
     child.on('error', reject)
     exited.then(({ code, signal }) => {
       clearTimeout(timer)
@@ -134,6 +137,37 @@ export async function withDaemon(ctx, mount, work, { timeoutMs = WORK_TIMEOUT_MS
     if (result) result.exit = signal ?? code
   }
   return { ...result, mountMs: daemon.mountMs, peakRssMiB: peak, cleanExit: result.exit === (mount.sigtermExit ?? 0) }
+}
+
+/**
+ * The start table's numbers: each mount started `settings.startRuns` times on a fresh daemon and
+ * stopped at once, nothing read, one after the other: spawn to "mounted" (to listed in mountinfo
+ * for a peer, polled every START_POLL_MS) in ms, each run's and the median, and whether every
+ * daemon exited cleanly. A mount that fails is noted in `notes` and left out if `optional(mount)`
+ * (a peer), else it fails the bench.
+ */
+export async function measureStarts(ctx, mounts, notes, optional) {
+  const results = {}
+  for (const mount of mounts) {
+    const ms = []
+    const exits = []
+    try {
+      for (let i = 0; i < ctx.settings.startRuns; i++) {
+        const daemon = await startDaemon(ctx, mount, { pollMs: START_POLL_MS })
+        ms.push(daemon.mountMs)
+        const { code, signal } = await daemon.stop()
+        exits.push(signal ?? code)
+      }
+    } catch (err) {
+      if (!optional(mount) || ctx.procs.stopping) throw err
+      notes.push(`${mount.title}: start not measured: ${err.message.split('\n')[0]}`)
+      progress(notes.at(-1))
+      continue
+    }
+    results[mount.key] = { title: mount.title, ms, medianMs: median(ms), exits, cleanExit: exits.every((exit) => exit === (mount.sigtermExit ?? 0)) }
+    progress(`${mount.title}: start to mounted ${ms.map((t) => t.toFixed(1)).join(', ')} ms; exits ${[...new Set(exits)].join(', ')}`)
+  }
+  return results
 }
 
 /**

@@ -28,6 +28,18 @@ export function fmtCount(value) {
   return value === undefined ? 'n/a' : Math.round(value).toLocaleString('en-US')
 }
 
+/** CPU seconds (per GiB): two decimals, the grain of /proc's 10 ms ticks over a GiB. */
+export function fmtCpu(value) {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a'
+  return value.toFixed(2)
+}
+
+/** A share (0..1) as a whole percentage. */
+export function fmtShare(value) {
+  if (value === undefined || !Number.isFinite(value)) return 'n/a'
+  return `${Math.round(value * 100)} %`
+}
+
 export function okOr(ok) {
   return ok === undefined ? 'n/a' : ok ? 'OK' : 'MISMATCH'
 }

@@ -83,6 +83,8 @@ export function benchSettings(env) {
     rawRateSeconds: quick ? 2 : 3,
     /** Cold daemons per local backend for the sequential reads; each costs ~0.3 s to start plus two reads. */
     seqDaemons: quick ? 1 : 3,
+    /** Daemons started and stopped, nothing read, per mount for the start table: its median and spread. */
+    startRuns: quick ? 3 : 7,
   })
 }
 

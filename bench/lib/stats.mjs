@@ -9,3 +9,9 @@ export function max(values) {
   const defined = values.filter((v) => v !== undefined)
   return defined.length ? Math.max(...defined) : undefined
 }
+
+/** The smallest defined value; undefined if none. */
+export function min(values) {
+  const defined = values.filter((v) => v !== undefined)
+  return defined.length ? Math.min(...defined) : undefined
+}

@@ -94,7 +94,7 @@ export async function measureHttp(ctx, peers, which) {
         delay,
         port: nginx.port,
         notes: [],
-        measureRaw: (origin) => {
+        rawClient: (origin) => {
           progress(`HTTP ${delay.title}: ${origin}/${file}`)
           return measureRawHttp(ctx, `${nginx.origin}/${file}`, `${origin}/${file}`, delay.title)
         },

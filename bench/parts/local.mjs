@@ -2,7 +2,8 @@
 // null backend and QEMU's FUSE export, beside the file read directly.
 
 import { join } from 'node:path'
-import { withDaemon } from '../lib/daemons.mjs'
+import { withCpu } from '../lib/cpu.mjs'
+import { measureStarts, withDaemon } from '../lib/daemons.mjs'
 import { fmt, okOr } from '../lib/format.mjs'
 import { zeroSha256 } from '../lib/images.mjs'
 import { qemuMount } from '../lib/peers.mjs'
@@ -52,11 +53,20 @@ async function measureSource({ procs, image, settings }, sourceSeq) {
   return result
 }
 
+/** The median daemon CPU per GiB and idle share of the samples' `key` reads. */
+function medianCpu(samples, key) {
+  return {
+    daemonSecondsPerGiB: median(samples.map((s) => s[key].daemonSecondsPerGiB)),
+    idleShare: median(samples.map((s) => s[key].idleShare)),
+  }
+}
+
 /**
  * One local mount: settings.seqDaemons cold daemons each read the whole file twice with dd-like
  * 1 MiB reads (the first read after mount is the number that matters and can only be taken once
- * per mount, and a 2-CPU VM is noisy, so the median is reported); the first daemon also runs the
- * random reads and the checksums (whole file, cached and O_DIRECT).
+ * per mount, and a 2-CPU VM is noisy, so the median is reported), each read's daemon CPU and idle
+ * share beside it; the first daemon also runs the random reads and the checksums (whole file,
+ * cached and O_DIRECT).
  */
 async function measureLocalMount(ctx, mount, expectedSha) {
   const { procs, image, settings } = ctx
@@ -64,22 +74,26 @@ async function measureLocalMount(ctx, mount, expectedSha) {
   for (let i = 0; i < settings.seqDaemons; i++) {
     await image.warm() // fio O_DIRECT on the source or another mount must not have left it cold
     samples.push(
-      await withDaemon(ctx, mount, async (file) => {
-        const seqCold = (await fioSeq(procs, file, { bytesEach: IMAGE_BYTES })).mbps // every page from the daemon
-        const seqWarm = (await fioSeq(procs, file, { bytesEach: IMAGE_BYTES })).mbps // from the page cache the first read filled, if kept
-        if (i > 0) return { seqCold, seqWarm }
+      await withDaemon(ctx, mount, async (file, daemon) => {
+        const read = () => withCpu(daemon.child.pid, ctx.ticksPerSecond, () => fioSeq(procs, file, { bytesEach: IMAGE_BYTES }))
+        const cold = await read() // every page from the daemon
+        const warm = await read() // from the page cache the first read filled, if kept
+        const seq = { seqCold: cold.mbps, seqColdCpu: cold.cpu, seqWarm: warm.mbps, seqWarmCpu: warm.cpu }
+        if (i > 0) return seq
         const rand1 = await fioRand(procs, file, { jobs: 1, seconds: settings.fioSeconds })
         const rand8 = await fioRand(procs, file, { jobs: 8, seconds: settings.fioSeconds })
         // Cached: what readers saw, filled by the first read. Direct: what the daemon answers now.
         const shaCached = (await sha256File(procs, file)) === expectedSha
         const shaDirect = (await sha256Direct(procs, file)) === expectedSha
-        return { seqCold, seqWarm, rand1, rand8, shaCached, shaDirect }
+        return { ...seq, rand1, rand8, shaCached, shaDirect }
       }),
     )
   }
   const result = { ...samples[0] }
   result.seqCold = median(samples.map((s) => s.seqCold))
   result.seqWarm = median(samples.map((s) => s.seqWarm))
+  result.seqColdCpu = medianCpu(samples, 'seqColdCpu')
+  result.seqWarmCpu = medianCpu(samples, 'seqWarmCpu')
   result.mountMs = median(samples.map((s) => s.mountMs))
   result.peakRssMiB = max(samples.map((s) => s.peakRssMiB))
   result.exit = samples.map((s) => s.exit).find((exit) => exit !== 0) ?? 0
@@ -87,16 +101,22 @@ async function measureLocalMount(ctx, mount, expectedSha) {
   const list = (key) => samples.map((s) => fmt(s[key])).join(', ')
   progress(
     `${mount.title}: seq MB/s first read ${list('seqCold')}; cached ${list('seqWarm')}; start ms ${list('mountMs')}; ` +
+      `daemon CPU s/GiB first read ${samples.map((s) => s.seqColdCpu.daemonSecondsPerGiB?.toFixed(2)).join(', ')}; ` +
       `O_DIRECT randread ${fmt(result.rand1.iops)} / ${fmt(result.rand8.iops)} IOPS; sha256 ${okOr(result.shaCached)} / ${okOr(result.shaDirect)}`,
   )
   return result
 }
 
-/** The source, then each mount's reads. QEMU failing is noted and left out; anything else failing fails the bench. */
+/**
+ * The source, then each mount's start times (fresh daemons, nothing read), then each mount's
+ * reads. QEMU failing is noted and left out; anything else failing fails the bench.
+ */
 export async function measureLocal(ctx, qemu, sourceSeq) {
   const source = await measureSource(ctx, sourceSeq)
   const zeros = zeroSha256(IMAGE_BYTES)
   const mounts = localMounts(ctx.image.path, qemu)
+  const starts = { mounts: {}, notes: [] }
+  starts.mounts = await measureStarts(ctx, mounts, starts.notes, (mount) => mount.key === 'qemu')
   const results = {}
   for (const mount of mounts) {
     try {
@@ -107,5 +127,5 @@ export async function measureLocal(ctx, qemu, sourceSeq) {
       progress(qemu.note)
     }
   }
-  return { source, mounts: results, qemuNote: qemu.note }
+  return { source, mounts: results, qemuNote: qemu.note, starts }
 }

@@ -4,8 +4,9 @@
 
 import { loadavg } from 'node:os'
 import { startDelayProxy } from '../../tools/delay-proxy.mjs'
-import { withDaemon } from '../lib/daemons.mjs'
-import { fmt, fmtAmp, fmtMs, okOr } from '../lib/format.mjs'
+import { ownMicros, withCpu } from '../lib/cpu.mjs'
+import { measureStarts, withDaemon } from '../lib/daemons.mjs'
+import { fmt, fmtAmp, fmtCpu, fmtMs, okOr } from '../lib/format.mjs'
 import { KIB4_SLICES, MIB_SLICES, sliceSha256 } from '../lib/images.mjs'
 import { progress } from '../lib/progress.mjs'
 import { fioRand, fioSeq } from '../lib/readers.mjs'
@@ -62,11 +63,16 @@ function traffic(before, after, bytesRead) {
   }
 }
 
-/** Runs `work()` (resolving to { bytes, ... }) and adds what the proxy saw meanwhile as `traffic`. */
-export async function counted(proxy, work) {
+/**
+ * Runs `work()` (resolving to { bytes, ... }) against `daemon` and adds what the proxy saw
+ * meanwhile as `traffic` and what it cost in CPU as `cpu` (lib/cpu.mjs: the daemon, the proxy in
+ * this process, the machine's idle share), both read once the traffic has settled.
+ */
+export async function counted(ctx, daemon, proxy, work) {
   const before = proxy.counters()
-  const result = await work()
-  return { ...result, traffic: traffic(before, await settledCounters(proxy), result.bytes) }
+  let after
+  const result = await withCpu(daemon.child.pid, ctx.ticksPerSecond, work, async () => (after = await settledCounters(proxy)))
+  return { ...result, traffic: traffic(before, after, result.bytes) }
 }
 
 /** KiB the server sent per 4 KiB read, from a random-read run's traffic. */
@@ -92,18 +98,18 @@ function askedKibPer4k(t) {
 async function measureRemoteMount(ctx, mount, proxy) {
   const { procs, image, settings } = ctx
   const want = { mib: await image.expectedSha(MIB_SLICES), kib4: await image.expectedSha(KIB4_SLICES) }
-  const a = await withDaemon(ctx, mount, async (file) => {
-    const seq = await counted(proxy, () => fioSeq(procs, file, { bytesEach: IMAGE_BYTES, seconds: settings.seqSeconds }))
-    const warm = await counted(proxy, () => fioSeq(procs, file, { bytesEach: seq.bytes }))
+  const a = await withDaemon(ctx, mount, async (file, daemon) => {
+    const seq = await counted(ctx, daemon, proxy, () => fioSeq(procs, file, { bytesEach: IMAGE_BYTES, seconds: settings.seqSeconds }))
+    const warm = await counted(ctx, daemon, proxy, () => fioSeq(procs, file, { bytesEach: seq.bytes }))
     return { seq, warm, sliceOk: (await sliceSha256(procs, file, 'direct', MIB_SLICES)) === want.mib }
   })
-  const b = await withDaemon(ctx, mount, async (file) => {
-    const seq4 = await counted(proxy, () => fioSeq(procs, file, { jobs: SEQ_READERS, bytesEach: IMAGE_BYTES / SEQ_READERS, seconds: settings.seqSeconds }))
+  const b = await withDaemon(ctx, mount, async (file, daemon) => {
+    const seq4 = await counted(ctx, daemon, proxy, () => fioSeq(procs, file, { jobs: SEQ_READERS, bytesEach: IMAGE_BYTES / SEQ_READERS, seconds: settings.seqSeconds }))
     return { seq4, sliceOk: (await sliceSha256(procs, file, 'direct', MIB_SLICES)) === want.mib }
   })
   const random = (jobs) =>
-    withDaemon(ctx, mount, async (file) => {
-      const rand = await counted(proxy, () => fioRand(procs, file, { jobs, seconds: settings.fioSeconds }))
+    withDaemon(ctx, mount, async (file, daemon) => {
+      const rand = await counted(ctx, daemon, proxy, () => fioRand(procs, file, { jobs, seconds: settings.fioSeconds }))
       return { rand, sliceOk: (await sliceSha256(procs, file, 'direct', KIB4_SLICES)) === want.kib4 }
     })
   const c = await random(1)
@@ -112,9 +118,9 @@ async function measureRemoteMount(ctx, mount, proxy) {
   const rand = (r) => ({ iops: r.iops, p50Ms: r.p50Ms, p99Ms: r.p99Ms, bytesRead: r.bytes, fetched: r.traffic.sent, kibPerRead: kibPer4k(r.traffic), askedKibPerRead: askedKibPer4k(r.traffic), getsPerRead: r.traffic.gets / (r.bytes / 4096) })
   const result = {
     mountMs: median(daemons.map((x) => x.mountMs)),
-    seq1: { mbps: a.seq.mbps, bytesRead: a.seq.bytes, fetched: a.seq.traffic.sent, fetchPerByte: a.seq.traffic.amp, gets: a.seq.traffic.gets, connections: a.seq.traffic.connections },
-    warm: { mbps: a.warm.mbps, bytesRead: a.warm.bytes, fetched: a.warm.traffic.sent },
-    seq4: { mbps: b.seq4.mbps, bytesRead: b.seq4.bytes, fetched: b.seq4.traffic.sent, fetchPerByte: b.seq4.traffic.amp },
+    seq1: { mbps: a.seq.mbps, bytesRead: a.seq.bytes, fetched: a.seq.traffic.sent, fetchPerByte: a.seq.traffic.amp, gets: a.seq.traffic.gets, connections: a.seq.traffic.connections, cpu: a.seq.cpu },
+    warm: { mbps: a.warm.mbps, bytesRead: a.warm.bytes, fetched: a.warm.traffic.sent, cpu: a.warm.cpu },
+    seq4: { mbps: b.seq4.mbps, bytesRead: b.seq4.bytes, fetched: b.seq4.traffic.sent, fetchPerByte: b.seq4.traffic.amp, cpu: b.seq4.cpu },
     rand1: rand(c.rand),
     rand8: rand(d.rand),
     peakRssMiB: max(daemons.map((x) => x.peakRssMiB)),
@@ -124,7 +130,8 @@ async function measureRemoteMount(ctx, mount, proxy) {
   }
   result.ok = result.slicesOk && result.cleanExit
   progress(
-    `${mount.title}: seq ${fmt(result.seq1.mbps)} MB/s (${fmt(result.seq1.bytesRead / 1e6)} MB, fetched x${fmtAmp(result.seq1.fetchPerByte)}), ` +
+    `${mount.title}: seq ${fmt(result.seq1.mbps)} MB/s (${fmt(result.seq1.bytesRead / 1e6)} MB, fetched x${fmtAmp(result.seq1.fetchPerByte)}, ` +
+      `daemon CPU ${fmtCpu(result.seq1.cpu.daemonSecondsPerGiB)} s/GiB), ` +
       `x${SEQ_READERS} ${fmt(result.seq4.mbps)} MB/s, 2nd pass ${fmt(result.warm.mbps)} MB/s; ` +
       `rand ${fmt(result.rand1.iops)} IOPS p50 ${fmtMs(result.rand1.p50Ms)} ms (${fmt(result.rand1.kibPerRead)} KiB/read) / ${fmt(result.rand8.iops)} IOPS; ` +
       `RSS ${fmt(result.peakRssMiB)} MiB; slices ${okOr(result.slicesOk)}; exits ${result.exits.join(', ')}`,
@@ -158,13 +165,17 @@ function rawRate(r) {
 /**
  * The raw client's figures, taken alike for both protocols: one stream straight to the server
  * (`seqDirect()`), then 1, SEQ_READERS and 8 streams at once through the proxy (`seq(streams)`),
- * each resolving to MB/s; then 4 KiB reads by 1 and 8 clients (`rate(clients, seconds)`,
- * resolving to bench/rate.mjs's result). `names` ({ label, stream, request }) word the progress line.
+ * each resolving to MB/s and reading the whole image; then 4 KiB reads by 1 and 8 clients
+ * (`rate(clients, seconds)`, resolving to bench/rate.mjs's result). `names` ({ label, stream,
+ * request }) word the progress line. The one stream through the proxy also gives the proxy's CPU
+ * per GiB (this process's), the reference for the mounts' proxy rows.
  */
 export async function measureRaw({ settings }, names, { seqDirect, seq, rate }) {
   const raw = {}
   raw.seqDirect = await seqDirect()
+  const before = ownMicros()
   raw.seq1 = await seq(1)
+  raw.seq1ProxyCpuPerGiB = (ownMicros() - before) / 1e6 / (IMAGE_BYTES / 2 ** 30)
   raw.seq4 = await seq(SEQ_READERS)
   raw.seq8 = await seq(8)
   raw.rand1 = rawRate(await rate(1, settings.rawRateSeconds))
@@ -178,19 +189,28 @@ export async function measureRaw({ settings }, names, { seqDirect, seq, rate }) 
 
 /**
  * One condition of one protocol: a proxy to the `server`'s `port` (its name and version, for the
- * table's title) with the condition's delay, the
- * raw client (`measureRaw(origin)`), then every mount (`mountsOf(origin)`) on its four daemons.
- * `notes` start the condition's notes (printed above its table).
+ * table's title) with the condition's delay, the raw client (`rawClient(origin)`, measureRaw's
+ * figures), at 0 ms each mount's start times (fresh daemons, nothing read: the start table), then
+ * every mount (`mountsOf(origin)`) on its four daemons. `notes` start the condition's notes
+ * (printed above its table).
  */
-export async function measureCondition(ctx, { proto, server, delay, port, notes, measureRaw, mountsOf }) {
+export async function measureCondition(ctx, { proto, server, delay, port, notes, rawClient, mountsOf }) {
   const key = `${proto}-${delay.suffix}`
   const began = Date.now()
   const load = loadavg()[0]
   const proxy = await startProxy(ctx.procs, port, delay.oneWayDelayMs)
   const origin = `http://127.0.0.1:${proxy.port}`
-  const raw = await measureRaw(origin)
-  const mounts = await measureMounts(ctx, mountsOf(origin), proxy, notes)
+  const raw = await rawClient(origin)
+  const mounts = mountsOf(origin)
+  let starts
+  if (delay.oneWayDelayMs === 0) {
+    starts = { mounts: {}, notes: [] }
+    starts.mounts = await measureStarts(ctx, mounts, starts.notes, (mount) => mount.key !== 'snapmount')
+  }
+  const results = await measureMounts(ctx, mounts, proxy, notes)
   await ctx.procs.stopService(proxy)
   const title = `${proto === 'http' ? 'HTTP' : 'S3'}, ${delay.title}`
-  return { key, proto, title, server, rttMs: delay.oneWayDelayMs * 2, raw, mounts, notes, seconds: (Date.now() - began) / 1000, loadBefore: load, loadAfter: loadavg()[0] }
+  const condition = { key, proto, title, server, rttMs: delay.oneWayDelayMs * 2, raw, mounts: results, notes, seconds: (Date.now() - began) / 1000, loadBefore: load, loadAfter: loadavg()[0] }
+  if (starts) condition.starts = starts
+  return condition
 }

@@ -3,7 +3,7 @@
 import { basename } from 'node:path'
 import { startNginx } from '../../tools/nginx.mjs'
 import { peakRssMiB, withDaemon } from '../lib/daemons.mjs'
-import { fmt, fmtAmp, okOr } from '../lib/format.mjs'
+import { fmt, fmtAmp, fmtCpu, okOr } from '../lib/format.mjs'
 import { SourceImage, sliceSet, sliceSha256 } from '../lib/images.mjs'
 import { progress } from '../lib/progress.mjs'
 import { fioSeq } from '../lib/readers.mjs'
@@ -34,7 +34,7 @@ export async function measureRss(ctx) {
       command: (mnt) => [SNAPMOUNT, 'mount', '--cache-size-mib', String(RSS_CACHE_MIB), mnt, `${NAME}=${url}`],
     }
     const r = await withDaemon(ctx, mount, async (file, daemon) => {
-      const seq = await counted(proxy, () => fioSeq(procs, file, { bytesEach: BIG_IMAGE_BYTES, seconds: 180 }))
+      const seq = await counted(ctx, daemon, proxy, () => fioSeq(procs, file, { bytesEach: BIG_IMAGE_BYTES, seconds: 180 }))
       // The target is the peak during the read; the slice check after it is another workload
       // (16 random 1 MiB O_DIRECT reads), whose peak is reported beside it.
       const readPeakMiB = await peakRssMiB(daemon)
@@ -47,13 +47,14 @@ export async function measureRss(ctx) {
       mbps: r.seq.mbps,
       bytesRead: r.seq.bytes,
       fetchPerByte: r.seq.traffic.amp,
+      cpu: r.seq.cpu,
       peakRssMiB: r.readPeakMiB,
       peakWithCheckMiB: r.peakRssMiB,
       sliceOk: r.sliceOk,
       exit: r.exit,
       ok: r.sliceOk && r.cleanExit && r.seq.bytes === BIG_IMAGE_BYTES,
     }
-    progress(`rss: ${fmt(result.bytesRead / 2 ** 20)} MiB read at ${fmt(result.mbps)} MB/s, fetched x${fmtAmp(result.fetchPerByte)}; peak RSS ${fmt(result.peakRssMiB)} MiB (${fmt(result.peakWithCheckMiB)} after the slice check); slices ${okOr(result.sliceOk)}; exit ${result.exit}`)
+    progress(`rss: ${fmt(result.bytesRead / 2 ** 20)} MiB read at ${fmt(result.mbps)} MB/s, fetched x${fmtAmp(result.fetchPerByte)}, daemon CPU ${fmtCpu(result.cpu.daemonSecondsPerGiB)} s/GiB; peak RSS ${fmt(result.peakRssMiB)} MiB (${fmt(result.peakWithCheckMiB)} after the slice check); slices ${okOr(result.sliceOk)}; exit ${result.exit}`)
     return result
   } finally {
     await procs.stopService(nginx)

@@ -121,7 +121,7 @@ export async function measureS3(ctx, peers, which) {
         delay,
         port: Number(new URL(rgw.endpoint).port),
         notes: [`radosgw ${version} started in ${startSeconds.toFixed(1)} s, 1 GiB uploaded in ${uploadSeconds.toFixed(1)} s`],
-        measureRaw: (endpoint) => {
+        rawClient: (endpoint) => {
           progress(`S3 ${delay.title}: ${endpoint}`)
           return measureRawS3(ctx, { rgw, env, key, endpoint, title: delay.title })
         },

@@ -1,6 +1,6 @@
 // How the bench writes numbers and tables (bench/lib/format.mjs).
 import t from 'tap'
-import { fmt, fmtAmp, fmtCount, fmtKib, fmtMs, latency, okOr, table } from '../../bench/lib/format.mjs'
+import { fmt, fmtAmp, fmtCount, fmtCpu, fmtKib, fmtMs, fmtShare, latency, okOr, table } from '../../bench/lib/format.mjs'
 
 t.test('rates: one decimal below 100, whole and grouped from 100', async (t) => {
   t.equal(fmt(0), '0.0')
@@ -33,9 +33,15 @@ t.test('KiB per read: one decimal up to 10,000, so a block plus its headers is n
   t.equal(fmtKib(undefined), 'n/a')
 })
 
-t.test('counts, checks, latency pairs', async (t) => {
+t.test('counts, CPU seconds, shares, checks, latency pairs', async (t) => {
   t.equal(fmtCount(8192), '8,192')
   t.equal(fmtCount(undefined), 'n/a')
+  t.equal(fmtCpu(1.875), '1.88')
+  t.equal(fmtCpu(0), '0.00')
+  t.equal(fmtCpu(NaN), 'n/a')
+  t.equal(fmtShare(0.125), '13 %')
+  t.equal(fmtShare(0), '0 %')
+  t.equal(fmtShare(undefined), 'n/a')
   t.equal(okOr(true), 'OK')
   t.equal(okOr(false), 'MISMATCH')
   t.equal(okOr(undefined), 'n/a')

@@ -1,4 +1,4 @@
-// The bench's printed report (bench/lib/report.mjs): from the results of a real quick run
+// The bench's printed report (bench/lib/report.mjs): from the results of a real run
 // (results-sample.json) it prints exactly what that run printed (results-sample.txt), so the JSON
 // holds every number shown; and each table's rules on copies changed at their edges.
 import t from 'tap'
@@ -11,6 +11,8 @@ import {
   remoteReport,
   remoteSection,
   rssSection,
+  startReport,
+  startSection,
   targetsReport,
   targetsSection,
 } from '../../bench/lib/report.mjs'
@@ -46,13 +48,13 @@ t.test('the sample run prints again exactly as it did, from its JSON alone', asy
   const results = sample()
   let text = localSection(results.local!, results.settings)
   for (const c of Object.values(results.remote!)) text += remoteSection(c, results.sourceSeq, results.settings)
-  text += peersSection(results) + rssSection(results.rss!) + targetsSection(results.targets!) + footer(results, RESULTS_FILE)
+  text += peersSection(results) + rssSection(results.rss!) + startSection(results) + targetsSection(results.targets!) + footer(results, RESULTS_FILE)
   t.equal(text, PRINTED)
 })
 
 t.test('every row of a table has one cell per column, and the columns line up', async (t) => {
   const results = sample()
-  for (const table of [localReport(results.local!), ...Object.values(results.remote!).map((c) => remoteReport(c, results.sourceSeq, results.settings)), targetsReport(results.targets!)]) {
+  for (const table of [localReport(results.local!), ...Object.values(results.remote!).map((c) => remoteReport(c, results.sourceSeq, results.settings)), startReport(results)!, targetsReport(results.targets!)]) {
     const lines = table.split('\n')
     const widths = new Set(lines.map((line) => line.length))
     t.equal(widths.size, 1, 'every line as long as the header')
@@ -134,4 +136,48 @@ t.test('rclone settings are printed only when rclone ran; peers only when noted'
   for (const c of Object.values(results.remote!)) delete c.mounts.rclone
   results.peers = {}
   t.equal(peersSection(results), '')
+})
+
+t.test("CPU rows: the daemon's seconds per GiB with the machine's idle share, the proxy's beside the raw stream's", async (t) => {
+  const results = sample()
+  const c = condition(results, 'http-0ms')
+  const s = c.mounts.snapmount!
+  s.seq1.cpu = { daemonSecondsPerGiB: 1.875, idleShare: 0.125, proxySecondsPerGiB: 1.1 }
+  s.seq4.cpu = { daemonSecondsPerGiB: 2, idleShare: 0, proxySecondsPerGiB: 0.95 }
+  s.warm.cpu = { daemonSecondsPerGiB: 0.001, idleShare: 0.5 }
+  c.raw.seq1ProxyCpuPerGiB = 1.004
+  const table = remoteReport(c, results.sourceSeq, results.settings)
+  t.equal(row(table, '  daemon CPU s per GiB read, 1 reader (machine idle during it)')[0], '1.88 (13 %)')
+  t.equal(row(table, '  daemon CPU s per GiB read, 4 readers (machine idle during it)')[0], '2.00 (0 %)')
+  t.same(row(table, '  proxy CPU s per GiB read, 1 / 4 readers (raw: 1 stream)').filter((_, i, all) => i === 0 || i === all.length - 1), ['1.10 / 0.95', '1.00'])
+  t.equal(row(table, '  daemon CPU s per GiB during the 2nd pass (machine idle during it)')[0], '0.00 (50 %)')
+  s.seq1.cpu = {}
+  t.equal(row(remoteReport(c, results.sourceSeq, results.settings), '  daemon CPU s per GiB read, 1 reader (machine idle during it)')[0], 'n/a (n/a)', 'a daemon gone: n/a, not 0')
+  const local = results.local!
+  local.mounts.file!.seqColdCpu = { daemonSecondsPerGiB: 0.5, idleShare: 0.2 }
+  t.same(row(localReport(local), '  daemon CPU s per GiB, 1st read (machine idle during it)').slice(0, 1), ['0.50 (20 %)'])
+})
+
+t.test('the start table: every part that measured starts, snapmount judged on the local file and over HTTP', async (t) => {
+  const results = sample()
+  const local = results.local!.starts!.mounts
+  local.file!.ms = [300, 240, 250]
+  local.file!.medianMs = 250
+  const table = startReport(results)!
+  const rows = cells(table)
+  t.same(rows[0], ['source', 'daemon', 'median ms', 'min - max ms', 'starts', 'target (issue 17)'])
+  t.same(rows[1], ['local file', 'snapmount file', '250', '240 - 300', '3', '<= 250 ms: PASS'])
+  const expected = [
+    ...Object.values(local).map((s) => ['local file', s.title]),
+    ...Object.values(results.remote!)
+      .filter((c) => c.starts)
+      .flatMap((c) => Object.values(c.starts!.mounts).map((s) => [c.title, s.title])),
+  ]
+  t.same(rows.slice(1).map((r) => r.slice(0, 2)), expected, 'a row per mount of the local part and of each 0 ms condition')
+  const judged = rows.slice(1).filter((r) => r[5] !== '-')
+  t.same(judged.map((r) => r.slice(0, 2)), [['local file', 'snapmount file'], ['HTTP, 0 ms', 'snapmount']], 'only snapmount local and HTTP are judged')
+  delete results.local
+  for (const c of Object.values(results.remote!)) delete c.starts
+  t.equal(startReport(results), undefined, 'no table when no part measured starts')
+  t.equal(startSection(results), '')
 })
