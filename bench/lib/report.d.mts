@@ -1,0 +1,14 @@
+import type { BenchResults, LocalResults, RemoteCondition, RssResults, Target } from './results.mjs'
+
+export declare function localReport(local: Pick<LocalResults, 'source' | 'mounts'>): string
+export declare function remoteReport(condition: RemoteCondition, sourceSeq: number, settings: { seqSeconds: number }): string
+/** undefined when no part measured starts. */
+export declare function startReport(results: BenchResults): string | undefined
+export declare function targetsReport(targets: Target[]): string
+export declare function localSection(local: LocalResults, settings: { seqDaemons: number; fioSeconds: number }): string
+export declare function remoteSection(condition: RemoteCondition, sourceSeq: number, settings: { seqSeconds: number }): string
+export declare function peersSection(results: BenchResults): string
+export declare function rssSection(rss: RssResults): string
+export declare function startSection(results: BenchResults): string
+export declare function targetsSection(targets: Target[]): string
+export declare function footer(results: BenchResults, file: string): string

@@ -1,0 +1,163 @@
+// The printed report: every table and the lines around them, pure functions of the results (the
+// object written as JSON), so they are tested without running anything.
+
+import { fmt, fmtAmp, fmtCount, fmtCpu, fmtKib, fmtMs, fmtShare, latency, okOr, table } from './format.mjs'
+import { RCLONE_SETTINGS } from './peers.mjs'
+import { IMAGE_BYTES, RSS_CACHE_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
+import { max, min } from './stats.mjs'
+import { START_LIMIT_MS } from './targets.mjs'
+
+const LOCAL_TITLES = { file: 'snapmount file', mmap: 'snapmount mmap', null: 'null backend', qemu: 'QEMU FUSE export' }
+const PEER_TITLES = { snapmount: 'snapmount', httpfs2: 'httpfs2', rclone: 'rclone mount', qemu: 'QEMU curl+FUSE', s3fs: 's3fs' }
+
+/** A read's daemon CPU per GiB with the machine's idle share during it: "1.88 (12 %)". */
+function cpuCell(cpu) {
+  return `${fmtCpu(cpu?.daemonSecondsPerGiB)} (${fmtShare(cpu?.idleShare)})`
+}
+
+/** The local part's table: a column per mount, then the source file read directly. */
+export function localReport({ source, mounts }) {
+  const keys = ['file', 'mmap', 'null', 'qemu'].filter((k) => mounts[k])
+  const cols = keys.map((k) => mounts[k])
+  const rows = [['measurement', ...keys.map((k) => LOCAL_TITLES[k]), 'source file directly']]
+  const row = (label, cell, sourceCell) => rows.push([label, ...cols.map(cell), sourceCell])
+  row('daemon start to "mounted" (ms)', (m) => fmt(m.mountMs), '-')
+  row('seq MB/s, 1st read after mount (median of cold daemons)', (m) => `${fmt(m.seqCold)} (${(m.seqCold / source.seq).toFixed(2)}x)`, `${fmt(source.seq)} (page cache)`)
+  row('seq MB/s, 2nd read, same mount', (m) => `${fmt(m.seqWarm)} (${(m.seqWarm / source.seq).toFixed(2)}x)`, fmt(source.seq))
+  row('  daemon CPU s per GiB, 1st read (machine idle during it)', (m) => cpuCell(m.seqColdCpu), '-')
+  row('  daemon CPU s per GiB, 2nd read (machine idle during it)', (m) => cpuCell(m.seqWarmCpu), '-')
+  row('4K randread IOPS, 1 reader (mount O_DIRECT; source buffered)', (m) => fmt(m.rand1.iops), fmt(source.rand1.iops))
+  row('  p50 / p99 ms', (m) => latency(m.rand1), latency(source.rand1))
+  row('4K randread IOPS, 8 readers', (m) => fmt(m.rand8.iops), fmt(source.rand8.iops))
+  row('  p50 / p99 ms', (m) => latency(m.rand8), latency(source.rand8))
+  row('source 4K randread IOPS O_DIRECT, 1 / 8 readers', () => '-', source.rand1Direct ? `${fmt(source.rand1Direct.iops)} / ${fmt(source.rand8Direct.iops)}` : 'n/a')
+  row('sha256 of the whole file (cached read / O_DIRECT read)', (m) => `${okOr(m.shaCached)} / ${okOr(m.shaDirect)}`, `${source.sha.slice(0, 12)}... (null: zeros)`)
+  row('daemon peak RSS MiB (VmHWM)', (m) => fmt(m.peakRssMiB), '-')
+  row('daemon exit status after SIGTERM', (m) => String(m.exit), '-')
+  return table(rows)
+}
+
+/** One remote condition's table: a column per mount, then the raw client. */
+export function remoteReport(c, sourceSeq, { seqSeconds }) {
+  const keys = Object.keys(c.mounts)
+  const cols = keys.map((k) => c.mounts[k])
+  const rawTitle = c.proto === 'http' ? 'raw client (curl; undici for 4K)' : 'raw client (AWS SDK)'
+  const rows = [['measurement', ...keys.map((k) => PEER_TITLES[k] ?? k), rawTitle]]
+  const row = (label, cell, rawCell = '-') => rows.push([label, ...cols.map(cell), rawCell])
+  const gib = (m) => (m.seq1.bytesRead < IMAGE_BYTES ? ` [${fmt(m.seq1.bytesRead / 2 ** 20)} MiB in ${seqSeconds} s]` : '')
+  row('daemon start to "mounted" (ms), median of 4 daemons', (m) => fmt(m.mountMs))
+  row('seq MB/s, 1 reader, cold (raw: 1 stream)', (m) => `${fmt(m.seq1.mbps)}${gib(m)}`, fmt(c.raw.seq1))
+  row(`seq MB/s, ${SEQ_READERS} readers on own quarters, aggregate (raw: ${SEQ_READERS} streams)`, (m) => fmt(m.seq4.mbps), fmt(c.raw.seq4))
+  row('  server bytes per byte read, 1 reader (GETs; connections)', (m) => `${fmtAmp(m.seq1.fetchPerByte)} (${fmtCount(m.seq1.gets)}; ${m.seq1.connections})`)
+  row(`  server bytes per byte read, ${SEQ_READERS} readers`, (m) => fmtAmp(m.seq4.fetchPerByte))
+  row('  daemon CPU s per GiB read, 1 reader (machine idle during it)', (m) => cpuCell(m.seq1.cpu))
+  row(`  daemon CPU s per GiB read, ${SEQ_READERS} readers (machine idle during it)`, (m) => cpuCell(m.seq4.cpu))
+  row(`  proxy CPU s per GiB read, 1 / ${SEQ_READERS} readers (raw: 1 stream)`, (m) => `${fmtCpu(m.seq1.cpu?.proxySecondsPerGiB)} / ${fmtCpu(m.seq4.cpu?.proxySecondsPerGiB)}`, fmtCpu(c.raw.seq1ProxyCpuPerGiB))
+  row('2nd pass over the 1-reader bytes, MB/s (x source from page cache)', (m) => `${fmt(m.warm.mbps)} (${(m.warm.mbps / sourceSeq).toFixed(2)}x)`, `source ${fmt(sourceSeq)}`)
+  row('  MB fetched from the server during the 2nd pass', (m) => fmt(m.warm.fetched / 1e6))
+  row('  daemon CPU s per GiB during the 2nd pass (machine idle during it)', (m) => cpuCell(m.warm.cpu))
+  row('4K randread IOPS, 1 reader, O_DIRECT (raw: 1 client)', (m) => fmt(m.rand1.iops), fmt(c.raw.rand1.iops))
+  row('  p50 / p99 ms', (m) => latency(m.rand1), latency(c.raw.rand1))
+  row('  KiB received per 4 KiB read (KiB asked in Range; GETs per read)', (m) => `${fmtKib(m.rand1.kibPerRead)} (${fmtKib(m.rand1.askedKibPerRead)}; ${m.rand1.getsPerRead.toFixed(2)})`)
+  row('4K randread IOPS, 8 readers (raw: 8 clients)', (m) => fmt(m.rand8.iops), fmt(c.raw.rand8.iops))
+  row('  p50 / p99 ms', (m) => latency(m.rand8), latency(c.raw.rand8))
+  row('  KiB received per 4 KiB read (KiB asked in Range)', (m) => `${fmtKib(m.rand8.kibPerRead)} (${fmtKib(m.rand8.askedKibPerRead)})`)
+  row('daemon peak RSS MiB (max VmHWM of its 4 daemons)', (m) => fmt(m.peakRssMiB))
+  row('bytes check: sha256 of O_DIRECT slices on each daemon', (m) => okOr(m.slicesOk))
+  row('daemon exit status after SIGTERM', (m) => [...new Set(m.exits.map(String))].join(', '))
+  return table(rows)
+}
+
+/**
+ * Each part's start measurements (local, and the 0 ms remote conditions), in run order: the
+ * part's title and its starts ({ mounts, notes }).
+ */
+function startSources(results) {
+  const sources = []
+  if (results.local?.starts) sources.push({ title: 'local file', starts: results.local.starts, judged: 'file' })
+  for (const c of Object.values(results.remote ?? {})) if (c.starts) sources.push({ title: c.title, starts: c.starts, judged: c.proto === 'http' ? 'snapmount' : undefined })
+  return sources
+}
+
+/**
+ * The start table: spawn to mounted for every mount of the parts run, fresh daemons with nothing
+ * read; undefined when no part measured starts. The rows issue 17's target judges (snapmount on
+ * a local file and over HTTP) say PASS or FAIL in the last column, as the targets table does.
+ */
+export function startReport(results) {
+  const sources = startSources(results)
+  if (!sources.length) return undefined
+  const rows = [['source', 'daemon', 'median ms', 'min - max ms', 'starts', `target (issue 17)`]]
+  for (const { title, starts, judged } of sources) {
+    for (const [key, s] of Object.entries(starts.mounts)) {
+      const target = key === judged ? `<= ${START_LIMIT_MS} ms: ${s.medianMs <= START_LIMIT_MS ? 'PASS' : 'FAIL'}` : '-'
+      rows.push([title, s.title, fmt(s.medianMs), `${fmt(min(s.ms))} - ${fmt(max(s.ms))}`, String(s.ms.length), target])
+    }
+  }
+  return table(rows)
+}
+
+export function targetsReport(targets) {
+  const rows = [['scope', 'target', 'result', 'numbers']]
+  for (const t of targets) rows.push([t.scope, t.target, t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL', t.detail])
+  return table(rows)
+}
+
+/** The local part's title lines and table. */
+export function localSection(local, settings) {
+  return (
+    `\nLocal: the 1 GiB image as a local file (page-cached), ${settings.seqDaemons} cold daemons per mount for the sequential rows, ${settings.fioSeconds} s of fio per IOPS figure; part ${local.seconds.toFixed(0)} s\n` +
+    `QEMU FUSE export: ${local.qemuNote}; qemu-storage-daemon --blockdev driver=file,read-only=on --export type=fuse,writable=off\n\n` +
+    `${localReport(local)}\n`
+  )
+}
+
+/** One remote condition's title lines, notes and table. */
+export function remoteSection(c, sourceSeq, settings) {
+  return (
+    `\n${c.title}: ${c.server} on 127.0.0.1 through tools/delay-proxy.mjs (${c.rttMs / 2} ms each way, counting bytes); part ${c.seconds.toFixed(0)} s, load ${c.loadBefore.toFixed(2)} -> ${c.loadAfter.toFixed(2)}\n` +
+    `proxy check: 1 raw stream straight to the server ${fmt(c.raw.seqDirect)} MB/s; through the proxy 1 / ${SEQ_READERS} / 8 streams ${fmt(c.raw.seq1)} / ${fmt(c.raw.seq4)} / ${fmt(c.raw.seq8)} MB/s (a mount near the last figure is held by the proxy)\n` +
+    c.notes.map((note) => `${note}\n`).join('') +
+    `\n${remoteReport(c, sourceSeq, settings)}\n`
+  )
+}
+
+/** What follows the remote tables: rclone's settings (when it ran) and the peers' notes. */
+export function peersSection(results) {
+  let text = ''
+  if (Object.values(results.remote ?? {}).some((c) => c.mounts.rclone)) text += `\nrclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n`
+  const peerNotes = Object.entries(results.peers).map(([k, note]) => `${k}: ${note}`)
+  if (peerNotes.length) text += `peers: ${peerNotes.join('; ')}\n`
+  return text
+}
+
+export function rssSection(r) {
+  return (
+    `\nRSS: snapmount --cache-size-mib ${RSS_CACHE_MIB} reading the 4 GiB image from nginx (0 ms) once, sequentially: ${fmt(r.bytesRead / 2 ** 20)} MiB at ${fmt(r.mbps)} MB/s, ` +
+    `server bytes per byte read ${fmtAmp(r.fetchPerByte)}, daemon CPU ${fmtCpu(r.cpu?.daemonSecondsPerGiB)} s per GiB (machine idle ${fmtShare(r.cpu?.idleShare)}); ` +
+    `peak RSS ${fmt(r.peakRssMiB)} MiB during the read, ${fmt(r.peakWithCheckMiB)} MiB after the O_DIRECT slice check; slices ${okOr(r.sliceOk)}; exit ${r.exit}\n`
+  )
+}
+
+/** The start table with its title and the notes of mounts whose start was not measured; '' if no part measured starts. */
+export function startSection(results) {
+  const report = startReport(results)
+  if (!report) return ''
+  const notes = startSources(results).flatMap(({ starts }) => starts.notes)
+  return (
+    `\nStart to mounted: spawn until snapmount logs "mounted" (a peer: until mountinfo lists its mount), fresh daemons started one after the other, nothing read; ` +
+    `remote sources through their 0 ms proxy\n${notes.map((note) => `${note}\n`).join('')}\n${report}\n`
+  )
+}
+
+export function targetsSection(targets) {
+  return `\nTargets (issues 5 and 17; RTT = ${RTT_MS} ms, configured; n/a = not measured in this run)\n\n${targetsReport(targets)}\n`
+}
+
+/** The last lines: host, load, where the JSON went, whether every check passed. */
+export function footer(results, file) {
+  return (
+    `\n${results.host}; 1-min load average ${results.load.before.toFixed(2)} before, ${results.load.after.toFixed(2)} after. MB/s = 10^6 bytes/s.\n` +
+    `results: ${file}; total ${results.seconds.toFixed(0)} s; ${results.ok ? 'all checks passed' : 'FAILED: see MISMATCH or exit status above'}\n`
+  )
+}

@@ -1,0 +1,149 @@
+// Types only (no results.mjs): the shape of one run's results, the object run.mjs writes to
+// bench/results/*.json and that targets.mjs and report.mjs read. bench/README.md describes each field.
+
+/** What a read cost in CPU (lib/cpu.mjs cpuUse); undefined where it could not be read. */
+export interface CpuUse {
+  /** The daemon's (and its descendants') user + system seconds during the read and its settling. */
+  daemonSeconds?: number | undefined
+  daemonSecondsPerGiB?: number | undefined
+  /** The bench process's own CPU (the proxy runs there), same interval. */
+  proxySeconds?: number | undefined
+  proxySecondsPerGiB?: number | undefined
+  /** The machine's idle (and iowait) share of all CPU time during the read, 0..1. */
+  idleShare?: number | undefined
+}
+
+/** A random-read figure: fio's for a mount, the rate loop's for a raw client. */
+export interface RandResult {
+  iops: number
+  p50Ms?: number | undefined
+  p99Ms?: number | undefined
+}
+
+export interface RemoteRand extends RandResult {
+  bytesRead: number
+  fetched: number
+  kibPerRead?: number | undefined
+  askedKibPerRead?: number | undefined
+  getsPerRead: number
+}
+
+export interface RemoteMount {
+  mountMs: number
+  peakRssMiB?: number | undefined
+  slicesOk: boolean
+  exits: (number | string | null)[]
+  cleanExit: boolean
+  ok: boolean
+  seq1: { mbps: number; bytesRead: number; fetched: number; fetchPerByte: number; gets: number; connections: number; cpu?: CpuUse }
+  seq4: { mbps: number; bytesRead: number; fetched: number; fetchPerByte: number; cpu?: CpuUse }
+  warm: { mbps: number; bytesRead: number; fetched: number; cpu?: CpuUse }
+  rand1: RemoteRand
+  rand8: RemoteRand
+}
+
+/** One mount's start times (daemons.mjs measureStarts). */
+export interface StartResult {
+  title: string
+  /** Spawn to mounted, one per fresh daemon, in ms. */
+  ms: number[]
+  medianMs: number
+  exits: (number | string | null)[]
+  cleanExit: boolean
+}
+
+export interface Starts {
+  mounts: Record<string, StartResult>
+  /** Mounts whose start could not be measured, and why. */
+  notes: string[]
+}
+
+export interface RemoteCondition {
+  key: string
+  proto: 'http' | 's3'
+  title: string
+  /** The server's name (and version), for the table's title. */
+  server: string
+  rttMs: number
+  raw: {
+    seqDirect: number
+    seq1: number
+    /** The proxy's CPU seconds per GiB while the one raw stream went through it. */
+    seq1ProxyCpuPerGiB?: number
+    seq4: number
+    seq8: number
+    rand1: RandResult
+    rand8: RandResult
+  }
+  mounts: Record<string, RemoteMount>
+  notes: string[]
+  seconds: number
+  loadBefore: number
+  loadAfter: number
+  /** Only at 0 ms. */
+  starts?: Starts
+}
+
+export interface LocalMount {
+  seqCold: number
+  seqWarm: number
+  seqColdCpu?: CpuUse
+  seqWarmCpu?: CpuUse
+  rand1: RandResult
+  rand8: RandResult
+  shaCached: boolean
+  shaDirect: boolean
+  mountMs: number
+  peakRssMiB?: number | undefined
+  exit: number | string | null
+  ok: boolean
+}
+
+export interface LocalResults {
+  source: { sha: string; seq: number; rand1: RandResult; rand8: RandResult; rand1Direct?: RandResult; rand8Direct?: RandResult }
+  mounts: Record<string, LocalMount>
+  qemuNote?: string | undefined
+  starts?: Starts
+  seconds?: number
+}
+
+export interface RssResults {
+  cacheMiB: number
+  mbps: number
+  bytesRead: number
+  fetchPerByte: number
+  cpu?: CpuUse
+  peakRssMiB?: number | undefined
+  peakWithCheckMiB?: number | undefined
+  sliceOk: boolean
+  exit: number | string | null
+  ok: boolean
+}
+
+export interface Target {
+  scope: string
+  target: string
+  value: number | undefined
+  limit: number | undefined
+  /** undefined: not measured in this run (n/a). */
+  pass: boolean | undefined
+  detail: string
+}
+
+export interface BenchResults {
+  schema: 1
+  startedAt: string
+  quick: boolean
+  parts: string[]
+  host: string
+  settings: { fioSeconds: number; seqSeconds: number; rawRateSeconds: number; rttMs: number; rssCacheMiB: number; seqDaemons: number; startRuns: number }
+  peers: Record<string, string>
+  sourceSeq: number
+  local?: LocalResults
+  remote?: Record<string, RemoteCondition>
+  rss?: RssResults
+  targets?: Target[]
+  seconds?: number
+  load?: { before: number; after: number }
+  ok?: boolean
+}

@@ -1,0 +1,17 @@
+/** The median of the defined values (the upper one of an even count); undefined if none. */
+export function median(values) {
+  const sorted = values.filter((v) => v !== undefined).sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]
+}
+
+/** The largest defined value; undefined if none. */
+export function max(values) {
+  const defined = values.filter((v) => v !== undefined)
+  return defined.length ? Math.max(...defined) : undefined
+}
+
+/** The smallest defined value; undefined if none. */
+export function min(values) {
+  const defined = values.filter((v) => v !== undefined)
+  return defined.length ? Math.min(...defined) : undefined
+}
