@@ -14,6 +14,7 @@ import {
   RedirectError,
   RemoteChangedError,
   RetriesExhaustedError,
+  setupProblem,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
 import { RangeClient } from '../remote/range-client.js'
@@ -362,7 +363,6 @@ function flatten(headers: Record<string, string | string[] | undefined>): Header
 /** Open failures become input errors: the daemon refuses to start and says why. */
 function openFailure(url: string, err: unknown): SourceOpenError {
   const cause = err instanceof RetriesExhaustedError ? err.cause : err
-  const code = (cause as NodeJS.ErrnoException)?.code
   if (cause instanceof RangeIgnoredError) {
     return new SourceOpenError(cause.message, 'serve it from a server that supports Range requests (nginx, S3, most CDNs do)', { cause: err })
   }
@@ -370,7 +370,8 @@ function openFailure(url: string, err: unknown): SourceOpenError {
     const fix = cause.status === 404 ? 'check the URL' : cause.status === 401 || cause.status === 403 ? 'check the credentials in headers:' : 'check the URL and the server'
     return new SourceOpenError(`cannot open ${url}: the server answered ${cause.status}`, fix, { cause: err })
   }
-  if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+  if (setupProblem(cause) === 'certificate') {
+    const { code } = cause as NodeJS.ErrnoException
     return new SourceOpenError(`cannot open ${url}: TLS certificate not trusted (${code})`, 'add the CA as ca_file, or fix the server certificate', { cause: err })
   }
   return new SourceOpenError(`cannot open ${url}: ${describe(cause)}`, 'check the URL, and that the server is up and reachable', { cause: err })
