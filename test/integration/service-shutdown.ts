@@ -1,8 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawn } from 'node:child_process'
-import { mkdir, open, readdir } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, stat, writeFile } from 'node:fs/promises'
+import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
-import { isMounted, startDaemon } from '../fixtures/daemon.js'
+import { isMounted, startDaemon, type Daemon } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes } from '../fixtures/test-data.js'
@@ -59,4 +60,132 @@ t.test('a mount busy with no file open (a working directory in it): detached laz
   t.equal(await daemon.stop('SIGTERM'), 0)
   t.match(daemon.stderr(), /was busy \(.*\); no snapshot is open; a process may have its working directory there; detached it lazily/)
   t.notOk(await isMounted(mountpoint), 'detached')
+})
+
+/** Sends `signal` once the daemon has logged `after`, so no two signals merge into one pending one. */
+async function signalAfter(daemon: Daemon, after: RegExp, signal: NodeJS.Signals): Promise<void> {
+  await until(() => after.test(daemon.stderr()), `${after}`)
+  daemon.process.kill(signal)
+}
+
+/** The stop left nothing behind: nothing mounted, an empty directory that stats, no control socket. */
+async function leftClean(t: Test, mountpoint: string, socket: string): Promise<void> {
+  t.notOk(await isMounted(mountpoint), 'nothing mounted there')
+  t.ok((await stat(mountpoint)).isDirectory(), 'the mountpoint stats: not a dead mount')
+  t.same(await readdir(mountpoint), [], 'an empty directory again')
+  await t.rejects(lstat(socket), { code: 'ENOENT' }, 'the control socket is gone')
+}
+
+for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] as const) {
+  t.test(`${signals.join(', ')} with a read in flight: the second hurries the stop, which still unmounts cleanly`, async (t) => {
+    const dir = await tempDir(t)
+    const mountpoint = join(dir, 'mnt')
+    const socket = join(dir, 'control.sock')
+    await mkdir(mountpoint)
+    const bytes = seededBytes(13, 256 * 1024)
+    const server = await startFaultServer(t, bytes)
+    const daemon = await startDaemon(t, mountpoint, [mountpoint, `disk.img=${server.url()}`, '--control-socket', socket])
+    const file = await open(join(mountpoint, 'disk.img'))
+    t.teardown(() => file.close().catch(() => undefined))
+    // The source holds this read for 8 s; unhurried, the stop would wait for it.
+    const SOURCE_HOLDS_MS = 8000
+    server.plan({ kind: 'slow-headers', ms: SOURCE_HOLDS_MS })
+    const reading = file.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0)
+    await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
+    const exited = new Promise<number | null>((resolve) => daemon.process.once('exit', resolve))
+
+    const [first, second, third] = signals
+    daemon.process.kill(first)
+    await signalAfter(daemon, new RegExp(`${first}: refusing new opens`), second)
+    const hurried = Date.now()
+    if (third) await signalAfter(daemon, /while stopping: hurrying/, third)
+    await t.rejects(reading, { code: 'EIO' }, 'the read in flight fails at once')
+    t.equal(await exited, 0, 'exit 0, not killed by the signal')
+    const took = Date.now() - hurried
+    t.ok(took < SOURCE_HOLDS_MS / 2, `stopped ${took} ms after the second signal, without waiting for the source`)
+    await leftClean(t, mountpoint, socket)
+    const log = daemon.stderr()
+    t.match(log, new RegExp(`warn: ${second} while stopping: hurrying: reads in flight fail now \\(EIO\\)`))
+    t.match(log, /error: read \/disk\.img offset=0 length=\d+ failed \(errno 5\): read abandoned: snapmount is stopping in a hurry/)
+    if (third) t.match(log, new RegExp(`warn: ${third} while stopping: already hurrying`))
+    t.match(log, /detached it lazily[^]*info: unmounted\n$/, 'the file still open made the unmount lazy, and the log ends with it')
+  })
+}
+
+/** A TCP server that takes connections and never says a word: a source that never answers. */
+async function silentServer(t: Test): Promise<{ url: string; connected: Promise<void> }> {
+  const sockets = new Set<Socket>()
+  let onConnection!: () => void
+  const connected = new Promise<void>((resolve) => (onConnection = resolve))
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    onConnection()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy()
+    return new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const { port } = server.address() as { port: number }
+  return { url: `http://127.0.0.1:${port}/disk.img`, connected }
+}
+
+/** The reload's wait at a stop (RELOAD_STOP_WAIT_MS in src/cli/run-mount.ts). */
+const RELOAD_WAIT_MS = 2000
+
+t.test('SIGTERM while a reload waits on a source that never answers: the reload is abandoned after 2 s, the stop is clean', async (t) => {
+  const dir = await tempDir(t)
+  const mountpoint = join(dir, 'mnt')
+  const socket = join(dir, 'control.sock')
+  await mkdir(mountpoint)
+  await writeFile(join(dir, 'disk.raw'), seededBytes(14, 4096))
+  const config = join(dir, 'snapmount.yaml')
+  const local = '  - { name: disk, type: file, path: disk.raw }\n'
+  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}`)
+  const daemon = await startDaemon(t, mountpoint, ['--config', config])
+  const silent = await silentServer(t)
+  // Its open would wait 13 s for the first answer, retries included, before failing.
+  const stuck = `  - { name: stuck, type: http, url: "${silent.url}", headers_timeout_ms: 60000, read_deadline_ms: 13000 }\n`
+  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}${stuck}`)
+  daemon.process.kill('SIGHUP')
+  await silent.connected
+  const stopped = Date.now()
+  t.equal(await daemon.stop('SIGTERM'), 0, 'exit 0')
+  const took = Date.now() - stopped
+  t.ok(took < RELOAD_WAIT_MS + 3000, `stopped in ${took} ms: the reload's wait and a clean unmount, not the source's 13 s`)
+  await leftClean(t, mountpoint, socket)
+  t.match(daemon.stderr(), /info: SIGTERM: a reload is under way; waiting for it at most 2000 ms\n[^]*warn: SIGTERM: the reload under way did not finish within 2000 ms: abandoned; what it opens is closed as it arrives\n/)
+  t.notMatch(daemon.stderr(), /SIGHUP: reload/, 'nothing of the reload was applied, nor refused')
+})
+
+t.test('a reload abandoned by the stop that opens its source after all: what it opened is closed, nothing served', async (t) => {
+  const dir = await tempDir(t)
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const bytes = seededBytes(15, 256 * 1024)
+  const server = await startFaultServer(t, bytes)
+  const config = join(dir, 'snapmount.yaml')
+  const disk = `  - { name: disk, type: http, url: "${server.url()}" }\n`
+  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}`)
+  const daemon = await startDaemon(t, mountpoint, ['--config', config])
+  const file = await open(join(mountpoint, 'disk'))
+  t.teardown(() => file.close().catch(() => undefined))
+  // A read the source holds for 6 s keeps the stop going past the reload's wait (2 s) and
+  // past the reload's own open, which the source answers after 3.5 s.
+  server.plan({ kind: 'slow-headers', ms: 6000 })
+  const target = Buffer.alloc(64 * 1024)
+  const reading = file.read(target, 0, target.length, 0)
+  await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
+  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}  - { name: late, type: http, url: "${server.url('/late.img')}" }\n`)
+  server.plan({ kind: 'slow-headers', ms: 3500, method: 'HEAD' })
+  daemon.process.kill('SIGHUP')
+  await until(() => server.requests.some(({ method, path }) => method === 'HEAD' && path === '/late.img'), 'the reload to reach the source')
+  t.equal(await daemon.stop('SIGTERM'), 0)
+  t.equal((await reading).bytesRead, target.length, 'the read in flight was waited for (the stop was not hurried)')
+  t.ok(target.equals(bytes.subarray(0, target.length)), 'with the right bytes')
+  t.match(
+    daemon.stderr(),
+    /the reload under way did not finish within 2000 ms: abandoned[^]*info: SIGHUP: the abandoned reload finished after all; closed the 1 snapshot\(s\) it opened\n[^]*info: unmounted\n$/,
+  )
+  t.notMatch(daemon.stderr(), /SIGHUP: reloaded/, 'nothing of it was served')
 })
