@@ -49,7 +49,10 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
   const cache = new BlockCache({ capacityBytes: config.options.cacheBytes, blockBytes: config.options.blockBytes })
-  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache }
+  // Told of each SIGHUP: what backends read from files besides their sources (header tokens).
+  const reloaded = new Set<() => void>()
+  const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
+  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, onReload }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
@@ -71,7 +74,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
-  const reloads = watchReloads(fs, config, reload, context)
+  const reloads = watchReloads(fs, config, reload, context, () => reloaded.forEach((listener) => listener()))
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
 
   const watch = watchMount(config.mountpoint)
@@ -173,13 +176,14 @@ function watchMount(mountpoint: string): Wait<string> {
 }
 
 /**
- * Applies a reload on each SIGHUP, one at a time. `stop()` waits for a reload under way, at most
+ * Applies a reload on each SIGHUP, one at a time, after telling `notify` (the `onReload`
+ * listeners: header token files are read again whatever the config says). `stop()` waits for a reload under way, at most
  * RELOAD_STOP_WAIT_MS or until `hurry` fires, then abandons it: it changes nothing from then on,
  * and closes what it opens as that arrives, so shutdown never closes backends a reload is handing
  * over and never waits on a source that does not answer. A SIGHUP after `stop()` is ignored with
  * a log line (still listened for: Node's default would end the process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext): { stop(reason: string, hurry: AbortSignal): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurry: AbortSignal): Promise<void> } {
   const { logger } = context
   let current = started
   let queue = Promise.resolve()
@@ -188,6 +192,7 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
   const abandon = new AbortController()
   process.on('SIGHUP', () => {
     if (stopping) return logger.warn('SIGHUP ignored: stopping')
+    notify()
     underWay++
     queue = queue.then(async () => {
       current = await applyReload(fs, current, reload, context, abandon.signal)

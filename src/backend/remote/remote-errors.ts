@@ -78,6 +78,14 @@ export class RedirectError extends SnapmountError {
   }
 }
 
+/** Credentials were refused (401, 403), and have been renewed since the request was sent: try them. */
+export class CredentialsRenewedError extends SnapmountError {
+  readonly code = 'E_CREDENTIALS_RENEWED'
+  constructor(override readonly cause: HttpStatusError) {
+    super(`${cause.message}; the credentials have been renewed since`, { cause })
+  }
+}
+
 /** Every allowed attempt failed, or the read's deadline came first; `cause` is the last failure. */
 export class RetriesExhaustedError extends SnapmountError {
   readonly code = 'E_RETRIES_EXHAUSTED'
@@ -92,7 +100,8 @@ export class RetriesExhaustedError extends SnapmountError {
  * fix are reported once instead of after a retry budget of warnings.
  *
  * Retried, as what a moment can cure: a reset, refused or cut connection, a timeout, a garbled
- * answer (a proxy's hiccup), 408, 429 and 5xx but 501 and 505, S3's RequestTimeout (a 400) and a
+ * answer (a proxy's hiccup), a 401 or 403 to credentials renewed since (a token file rotated),
+ * 408, 429 and 5xx but 501 and 505, S3's RequestTimeout (a 400) and a
  * refusal after which the SDK corrected its clock (the AWS SDK's own retry strategy retries those
  * two; ours replaces it). DNS failures are retried too, ENOTFOUND as well as EAI_AGAIN: a resolver
  * restarting or a VPN reconnecting can deny a name for a moment, and a mistyped host costs only
@@ -124,8 +133,8 @@ export function setupProblem(err: unknown): SetupProblem | undefined {
   return undefined
 }
 
-/** Our errors a retry can cure: a cut or garbled answer, a closed connection, a timeout. */
-const RETRYABLE_CODES = new Set(['E_BAD_RESPONSE', 'E_TRUNCATED_BODY', 'E_CONNECTION_CLOSED', 'E_CONNECT_TIMEOUT', 'E_HEADERS_TIMEOUT', 'E_BODY_TIMEOUT'])
+/** Our errors a retry can cure: a cut or garbled answer, a closed connection, a timeout, renewed credentials. */
+const RETRYABLE_CODES = new Set(['E_BAD_RESPONSE', 'E_TRUNCATED_BODY', 'E_CONNECTION_CLOSED', 'E_CONNECT_TIMEOUT', 'E_HEADERS_TIMEOUT', 'E_BODY_TIMEOUT', 'E_CREDENTIALS_RENEWED'])
 /** 501 Not Implemented and 505 HTTP Version Not Supported say the server never will. */
 const FINAL_SERVER_STATUSES = new Set([501, 505])
 /** Store error codes on a status that is otherwise final, which the AWS SDK retries. */

@@ -15,6 +15,9 @@ import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { GetObjectSigner } from './signed-request.js'
 
+/** The direct client's fixed header fields: none, every GetObject is signed with its own. */
+const NO_HEADERS = {}
+
 /** Where the object is and how to reach it (documented on the config type), and the retry setup. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & RemoteRetryOptions
 
@@ -102,7 +105,7 @@ export class S3Backend extends RemoteBackend {
     this.direct ??= new RangeClient({
       origin: new URL(request.origin),
       tls: {},
-      headers: {},
+      headers: () => NO_HEADERS,
       connections: this.options.connections,
       connectTimeoutMs: this.options.connectTimeoutMs,
       headersTimeoutMs: this.options.requestTimeoutMs,
