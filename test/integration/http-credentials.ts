@@ -1,11 +1,11 @@
 import t from 'tap'
-import { constants } from 'node:fs'
-import { mkdir, open, rename, writeFile } from 'node:fs/promises'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { startDaemon, type Daemon } from '../fixtures/daemon.js'
 import { startFaultServer, type FaultServer } from '../fixtures/fault-server.js'
 import { tempDir } from '../fixtures/temp-dir.js'
-import { seededBytes, seededRandom } from '../fixtures/test-data.js'
+import { keepReading } from '../fixtures/readers.js'
+import { seededBytes } from '../fixtures/test-data.js'
 
 /**
  * A header token read from a file, rotated under a live mount: the server starts accepting only
@@ -22,37 +22,6 @@ async function until(condition: () => boolean, what: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-}
-
-/**
- * Reads random 4 KiB-aligned ranges of `path` with O_DIRECT (so reads reach the daemon, and the
- * cache misses reach the server) until stopped; resolves with the count of reads and the errors.
- */
-function keepReading(path: string) {
-  let stopped = false
-  const done = (async () => {
-    const handle = await open(path, constants.O_RDONLY | constants.O_DIRECT)
-    const random = seededRandom(5)
-    const errors: string[] = []
-    let reads = 0
-    try {
-      while (!stopped) {
-        const offset = 4096 * Math.floor(random() * ((OBJECT.length - 65536) / 4096))
-        const bytes = Buffer.alloc(65536)
-        try {
-          await handle.read(bytes, 0, bytes.length, offset)
-          if (!bytes.equals(OBJECT.subarray(offset, offset + bytes.length))) errors.push(`wrong bytes at ${offset}`)
-        } catch (err) {
-          errors.push(String(err))
-        }
-        reads++
-      }
-    } finally {
-      await handle.close()
-    }
-    return { reads, errors }
-  })()
-  return { stop: () => ((stopped = true), done) }
 }
 
 const tokensSent = (server: FaultServer, token: string) => server.requests.filter(({ method, headers }) => method === 'GET' && headers.authorization === token).length
@@ -81,7 +50,7 @@ t.test('a token file replaced by a rename while a reader reads: the new token is
   )
   await mkdir(join(dir, 'mnt'))
   const daemon = await startDaemon(t, join(dir, 'mnt'), ['--config', config])
-  const reader = keepReading(join(dir, 'mnt', 'disk'))
+  const reader = keepReading(join(dir, 'mnt', 'disk'), OBJECT)
   await until(() => tokensSent(server, 'Bearer first') > 5, 'reads with the first token')
 
   // The server switches at the moment the file is replaced: requests already sent with the old

@@ -16,12 +16,18 @@ async function until(condition: () => boolean | Promise<boolean>, what: string):
   }
 }
 
-t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, then the mount goes (lazily: a file is open)', async (t) => {
+/** A mountpoint in a temp folder, and a fault server serving 256 KiB of seeded bytes. */
+async function setUp(t: Test, seed: number) {
   const dir = await tempDir(t)
   const mountpoint = join(dir, 'mnt')
   await mkdir(mountpoint)
-  const bytes = seededBytes(11, 256 * 1024)
+  const bytes = seededBytes(seed, 256 * 1024)
   const server = await startFaultServer(t, bytes)
+  return { dir, mountpoint, bytes, server, socket: join(dir, 'control.sock') }
+}
+
+t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, then the mount goes (lazily: a file is open)', async (t) => {
+  const { mountpoint, bytes, server } = await setUp(t, 11)
   const daemon = await startDaemon(t, mountpoint, [mountpoint, `disk.img=${server.url()}`])
   const path = join(mountpoint, 'disk.img')
   const file = await open(path)
@@ -50,10 +56,7 @@ t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, t
 })
 
 t.test('a mount busy with no file open (a working directory in it): detached lazily, and the log says so', async (t) => {
-  const dir = await tempDir(t)
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(mountpoint)
-  const server = await startFaultServer(t, seededBytes(12, 4096))
+  const { mountpoint, server } = await setUp(t, 12)
   const daemon = await startDaemon(t, mountpoint, [mountpoint, `disk.img=${server.url()}`])
   const resident = spawn('sleep', ['60'], { cwd: mountpoint, stdio: 'ignore' })
   t.teardown(() => void resident.kill())
@@ -78,12 +81,7 @@ async function leftClean(t: Test, mountpoint: string, socket: string): Promise<v
 
 for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] as const) {
   t.test(`${signals.join(', ')} with a read in flight: the second hurries the stop, which still unmounts cleanly`, async (t) => {
-    const dir = await tempDir(t)
-    const mountpoint = join(dir, 'mnt')
-    const socket = join(dir, 'control.sock')
-    await mkdir(mountpoint)
-    const bytes = seededBytes(13, 256 * 1024)
-    const server = await startFaultServer(t, bytes)
+    const { mountpoint, socket, server } = await setUp(t, 13)
     const daemon = await startDaemon(t, mountpoint, [mountpoint, `disk.img=${server.url()}`, '--control-socket', socket])
     const file = await open(join(mountpoint, 'disk.img'))
     t.teardown(() => file.close().catch(() => undefined))
@@ -159,11 +157,7 @@ t.test('SIGTERM while a reload waits on a source that never answers: the reload 
 })
 
 t.test('a reload abandoned by the stop that opens its source after all: what it opened is closed, nothing served', async (t) => {
-  const dir = await tempDir(t)
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(mountpoint)
-  const bytes = seededBytes(15, 256 * 1024)
-  const server = await startFaultServer(t, bytes)
+  const { dir, mountpoint, bytes, server } = await setUp(t, 15)
   const config = join(dir, 'snapmount.yaml')
   const disk = `  - { name: disk, type: http, url: "${server.url()}" }\n`
   await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}`)
