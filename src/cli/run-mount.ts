@@ -7,7 +7,7 @@ import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } fr
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
 import { checkAllowOther, checkFuseDevice, resolveId } from '../fuse/access.js'
-import { openForServing } from './open-snapshots.js'
+import { closeSnapshots, openForServing } from './open-snapshots.js'
 import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
@@ -82,8 +82,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   watch.cancel()
   fs.stopOpening()
   logger.info(`${reason}: refusing new opens (EBUSY), finishing the reads in flight`)
-  onAbort(signals.hurry, () => fs.abortReads())
-  await Promise.all([reloads.stop(reason, signals.hurry), fs.settleReads()])
+  void signals.hurried.then(() => fs.abortReads())
+  await Promise.all([reloads.stop(reason, signals.hurried), fs.settleReads()])
   if (await mountedType(config.mountpoint)) {
     logger.info(`${reason}: unmounting ${config.mountpoint}`)
     const refusal = await mount.unmount()
@@ -120,8 +120,8 @@ interface Wait<T> {
 interface StopSignals {
   /** Resolves with the first SIGINT or SIGTERM, or with `other`'s reason if that comes first. */
   stopOn(other: Promise<string>): Promise<string>
-  /** Aborted by a signal once the stop has begun: it hurries (reads in flight fail now, a reload is abandoned). */
-  readonly hurry: AbortSignal
+  /** Resolves at a signal once the stop has begun: it hurries (reads in flight fail now, a reload is abandoned). */
+  readonly hurried: Promise<void>
 }
 
 /**
@@ -134,16 +134,19 @@ interface StopSignals {
 function listenForStop(logger: Logger): StopSignals {
   let resolveWith!: (signal: string) => void
   const first = new Promise<string>((resolve) => (resolveWith = resolve))
-  const hurry = new AbortController()
+  let hurry!: () => void
+  const hurried = new Promise<void>((resolve) => (hurry = resolve))
   let stopping = false
+  let hurrying = false
   const onSignal = (signal: NodeJS.Signals) => {
     if (!stopping) {
       stopping = true
       return resolveWith(signal)
     }
-    if (!hurry.signal.aborted) {
+    if (!hurrying) {
+      hurrying = true
       logger.warn(`${signal} while stopping: hurrying: reads in flight fail now (EIO), a reload under way is abandoned, a busy mount is detached lazily`)
-      return hurry.abort()
+      return hurry()
     }
     logger.warn(`${signal} while stopping: already hurrying; the mount goes as soon as it is unmounted`)
   }
@@ -154,14 +157,8 @@ function listenForStop(logger: Logger): StopSignals {
       stopping = true
       return reason
     },
-    hurry: hurry.signal,
+    hurried,
   }
-}
-
-/** Runs `then` when `signal` is aborted, at once if it already is. */
-function onAbort(signal: AbortSignal, then: () => void): void {
-  if (signal.aborted) then()
-  else signal.addEventListener('abort', then, { once: true })
 }
 
 /** Resolves once nothing is mounted at `mountpoint` any more. */
@@ -178,12 +175,12 @@ function watchMount(mountpoint: string): Wait<string> {
 /**
  * Applies a reload on each SIGHUP, one at a time, after telling `notify` (the `onReload`
  * listeners: header token files are read again whatever the config says). `stop()` waits for a reload under way, at most
- * RELOAD_STOP_WAIT_MS or until `hurry` fires, then abandons it: it changes nothing from then on,
+ * RELOAD_STOP_WAIT_MS or until `hurried`, then abandons it: it changes nothing from then on,
  * and closes what it opens as that arrives, so shutdown never closes backends a reload is handing
  * over and never waits on a source that does not answer. A SIGHUP after `stop()` is ignored with
  * a log line (still listened for: Node's default would end the process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurry: AbortSignal): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
   const { logger } = context
   let current = started
   let queue = Promise.resolve()
@@ -200,16 +197,15 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
     })
   })
   return {
-    async stop(reason, hurry) {
+    async stop(reason, hurried) {
       stopping = true
       if (underWay === 0) return
       logger.info(`${reason}: a reload is under way; waiting for it at most ${RELOAD_STOP_WAIT_MS} ms`)
       let timer: NodeJS.Timeout | undefined
-      const given = new Promise<string>((resolve) => {
+      const waited = new Promise<string>((resolve) => {
         timer = setTimeout(() => resolve(`did not finish within ${RELOAD_STOP_WAIT_MS} ms`), RELOAD_STOP_WAIT_MS)
-        onAbort(hurry, () => resolve('is not waited for in a hurry'))
       })
-      const outcome = await Promise.race([queue.then(() => undefined), given])
+      const outcome = await Promise.race([queue.then(() => undefined), waited, hurried.then(() => 'is not waited for in a hurry')])
       clearTimeout(timer)
       if (outcome === undefined) return
       abandon.abort()
@@ -247,7 +243,7 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
   }
   if (abandoned.aborted) {
     // The stop gave up on this reload: nothing of it is served, and the fs may be closed by now.
-    await Promise.allSettled(opened.map((snapshot) => ('backend' in snapshot ? snapshot.backend.close() : snapshot.cancel())))
+    await closeSnapshots(opened)
     logger.info(`SIGHUP: the abandoned reload finished after all; closed the ${opened.length} snapshot(s) it opened`)
     return current
   }

@@ -89,6 +89,8 @@ for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] a
     const SOURCE_HOLDS_MS = 8000
     server.plan({ kind: 'slow-headers', ms: SOURCE_HOLDS_MS })
     const reading = file.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0)
+    // Handled from now on: it may fail while the signals are still being sent.
+    const readFails = t.rejects(reading, { code: 'EIO' }, 'the read in flight fails at once')
     await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
     const exited = new Promise<number | null>((resolve) => daemon.process.once('exit', resolve))
 
@@ -97,7 +99,7 @@ for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] a
     await signalAfter(daemon, new RegExp(`${first}: refusing new opens`), second)
     const hurried = Date.now()
     if (third) await signalAfter(daemon, /while stopping: hurrying/, third)
-    await t.rejects(reading, { code: 'EIO' }, 'the read in flight fails at once')
+    await readFails
     t.equal(await exited, 0, 'exit 0, not killed by the signal')
     const took = Date.now() - hurried
     t.ok(took < SOURCE_HOLDS_MS / 2, `stopped ${took} ms after the second signal, without waiting for the source`)
@@ -131,32 +133,57 @@ async function silentServer(t: Test): Promise<{ url: string; connected: Promise<
 /** The reload's wait at a stop (RELOAD_STOP_WAIT_MS in src/cli/run-mount.ts). */
 const RELOAD_WAIT_MS = 2000
 
-t.test('SIGTERM while a reload waits on a source that never answers: the reload is abandoned after 2 s, the stop is clean', async (t) => {
-  const dir = await tempDir(t)
-  const mountpoint = join(dir, 'mnt')
-  const socket = join(dir, 'control.sock')
-  await mkdir(mountpoint)
-  await writeFile(join(dir, 'disk.raw'), seededBytes(14, 4096))
+for (const signals of [['SIGTERM'], ['SIGTERM', 'SIGINT']] as const) {
+  const [first, second] = signals
+  const hurried = second !== undefined
+  const title = hurried ? `${first} then ${second}: it is abandoned at once` : `${first}: it is abandoned after 2 s`
+  t.test(`a reload waiting on a source that never answers does not hold up the stop; ${title}, and the stop is clean`, async (t) => {
+    const dir = await tempDir(t)
+    const mountpoint = join(dir, 'mnt')
+    const socket = join(dir, 'control.sock')
+    await mkdir(mountpoint)
+    await writeFile(join(dir, 'disk.raw'), seededBytes(14, 4096))
+    const config = join(dir, 'snapmount.yaml')
+    const local = '  - { name: disk, type: file, path: disk.raw }\n'
+    await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}`)
+    const daemon = await startDaemon(t, mountpoint, ['--config', config])
+    const silent = await silentServer(t)
+    // Its open would wait 13 s for the first answer, retries included, before failing.
+    const stuck = `  - { name: stuck, type: http, url: "${silent.url}", headers_timeout_ms: 60000, read_deadline_ms: 13000 }\n`
+    await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}${stuck}`)
+    daemon.process.kill('SIGHUP')
+    await silent.connected
+    const exited = new Promise<number | null>((resolve) => daemon.process.once('exit', resolve))
+    const stopped = Date.now()
+    daemon.process.kill(first)
+    if (hurried) await signalAfter(daemon, /a reload is under way/, second)
+    t.equal(await exited, 0, 'exit 0')
+    const took = Date.now() - stopped
+    const bound = hurried ? RELOAD_WAIT_MS : RELOAD_WAIT_MS + 3000
+    t.ok(took < bound, `stopped in ${took} ms: ${hurried ? 'before the reload\'s wait was up' : 'the reload\'s wait and a clean unmount'}, not the source's 13 s`)
+    await leftClean(t, mountpoint, socket)
+    const outcome = hurried ? 'is not waited for in a hurry' : 'did not finish within 2000 ms'
+    t.match(daemon.stderr(), new RegExp(`info: ${first}: a reload is under way; waiting for it at most 2000 ms\\n[^]*warn: ${first}: the reload under way ${outcome}: abandoned; what it opens is closed as it arrives\\n`))
+    t.notMatch(daemon.stderr(), /SIGHUP: reload/, 'nothing of the reload was applied, nor refused')
+  })
+}
+
+t.test('a reload about to finish when the stop begins is waited for: it applies, then the stop goes on', async (t) => {
+  const { dir, mountpoint, server } = await setUp(t, 16)
   const config = join(dir, 'snapmount.yaml')
-  const local = '  - { name: disk, type: file, path: disk.raw }\n'
-  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}`)
+  const disk = `  - { name: disk, type: http, url: "${server.url()}" }\n`
+  await writeFile(config, `mountpoint: mnt\nsnapshots:\n${disk}`)
   const daemon = await startDaemon(t, mountpoint, ['--config', config])
-  const silent = await silentServer(t)
-  // Its open would wait 13 s for the first answer, retries included, before failing.
-  const stuck = `  - { name: stuck, type: http, url: "${silent.url}", headers_timeout_ms: 60000, read_deadline_ms: 13000 }\n`
-  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 14000, control_socket: ${socket} }\nsnapshots:\n${local}${stuck}`)
+  await writeFile(config, `mountpoint: mnt\nsnapshots:\n${disk}  - { name: late, type: http, url: "${server.url('/late.img')}" }\n`)
+  server.plan({ kind: 'slow-headers', ms: 500, method: 'HEAD' })
   daemon.process.kill('SIGHUP')
-  await silent.connected
-  const stopped = Date.now()
-  t.equal(await daemon.stop('SIGTERM'), 0, 'exit 0')
-  const took = Date.now() - stopped
-  t.ok(took < RELOAD_WAIT_MS + 3000, `stopped in ${took} ms: the reload's wait and a clean unmount, not the source's 13 s`)
-  await leftClean(t, mountpoint, socket)
-  t.match(daemon.stderr(), /info: SIGTERM: a reload is under way; waiting for it at most 2000 ms\n[^]*warn: SIGTERM: the reload under way did not finish within 2000 ms: abandoned; what it opens is closed as it arrives\n/)
-  t.notMatch(daemon.stderr(), /SIGHUP: reload/, 'nothing of the reload was applied, nor refused')
+  await until(() => server.requests.some(({ method, path }) => method === 'HEAD' && path === '/late.img'), 'the reload to reach the source')
+  t.equal(await daemon.stop('SIGTERM'), 0)
+  t.match(daemon.stderr(), /SIGTERM: a reload is under way; waiting for it at most 2000 ms\n[^]*SIGHUP: reloaded: added late; removed none; replaced none; 1 unchanged\n[^]*info: unmounted\n$/)
+  t.notMatch(daemon.stderr(), /abandoned/)
 })
 
-t.test('a reload abandoned by the stop that opens its source after all: what it opened is closed, nothing served', async (t) => {
+t.test('a reload abandoned by the stop that opens its sources after all: what it opened is closed, its lazy retries stopped, nothing served', async (t) => {
   const { dir, mountpoint, bytes, server } = await setUp(t, 15)
   const config = join(dir, 'snapmount.yaml')
   const disk = `  - { name: disk, type: http, url: "${server.url()}" }\n`
@@ -170,7 +197,9 @@ t.test('a reload abandoned by the stop that opens its source after all: what it 
   const target = Buffer.alloc(64 * 1024)
   const reading = file.read(target, 0, target.length, 0)
   await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
-  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}  - { name: late, type: http, url: "${server.url('/late.img')}" }\n`)
+  // And a lazy one whose source is missing: the reload holds it pending, retried in the background.
+  const late = `  - { name: late, type: http, url: "${server.url('/late.img')}" }\n  - { name: later, type: file, path: missing.raw, lazy: true }\n`
+  await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}${late}`)
   server.plan({ kind: 'slow-headers', ms: 3500, method: 'HEAD' })
   daemon.process.kill('SIGHUP')
   await until(() => server.requests.some(({ method, path }) => method === 'HEAD' && path === '/late.img'), 'the reload to reach the source')
@@ -179,7 +208,7 @@ t.test('a reload abandoned by the stop that opens its source after all: what it 
   t.ok(target.equals(bytes.subarray(0, target.length)), 'with the right bytes')
   t.match(
     daemon.stderr(),
-    /the reload under way did not finish within 2000 ms: abandoned[^]*info: SIGHUP: the abandoned reload finished after all; closed the 1 snapshot\(s\) it opened\n[^]*info: unmounted\n$/,
+    /the reload under way did not finish within 2000 ms: abandoned[^]*info: SIGHUP: the abandoned reload finished after all; closed the 2 snapshot\(s\) it opened\n[^]*info: unmounted\n$/,
   )
   t.notMatch(daemon.stderr(), /SIGHUP: reloaded/, 'nothing of it was served')
 })
