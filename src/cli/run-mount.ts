@@ -174,11 +174,12 @@ function watchMount(mountpoint: string): Wait<string> {
 
 /**
  * Applies a reload on each SIGHUP, one at a time, after telling `notify` (the `onReload`
- * listeners: header token files are read again whatever the config says). `stop()` waits for a reload under way, at most
- * RELOAD_STOP_WAIT_MS or until `hurried`, then abandons it: it changes nothing from then on,
- * and closes what it opens as that arrives, so shutdown never closes backends a reload is handing
- * over and never waits on a source that does not answer. A SIGHUP after `stop()` is ignored with
- * a log line (still listened for: Node's default would end the process mid-unmount).
+ * listeners: header token files are read again whatever the config says). `stop()` waits for a
+ * reload under way, at most RELOAD_STOP_WAIT_MS or until `hurried`, then abandons it: it changes
+ * nothing from then on and closes what it opens as that arrives, so shutdown never closes
+ * backends a reload is handing over and never waits on a source that does not answer. A SIGHUP
+ * after `stop()` is ignored with a log line (still listened for: Node's default would end the
+ * process mid-unmount).
  */
 function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
   const { logger } = context
