@@ -12,4 +12,10 @@ export interface OpenContext {
   logger: Logger
   /** Gives the observer a remote snapshot reports its requests to (metrics); none when absent. */
   observe?: ((snapshot: string) => RemoteObserver) | undefined
+  /**
+   * Subscribes `listener` to the daemon's reloads (SIGHUP), returning the unsubscribe: a backend
+   * reads again then what it read from files besides its source (a header's token file). Absent
+   * where nothing reloads (`check`).
+   */
+  onReload?: ((listener: () => void) => () => void) | undefined
 }

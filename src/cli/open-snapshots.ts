@@ -45,28 +45,53 @@ async function openAll(specs: SnapshotSpec[], context: SnapshotContext, allowLaz
   })
 }
 
-/** Retries opening `spec` until it opens or `cancel()` is called; the first attempt has failed. */
+/**
+ * Retries opening `spec` until it opens or `cancel()` is called; the first attempt has failed.
+ * Once cancelled, `ready` rejects, and a backend an attempt under way opens after all is closed:
+ * a cancelled snapshot never hands one out.
+ */
 function openLazily(spec: SnapshotSpec, context: SnapshotContext): PendingSnapshot {
   const abort = new AbortController()
   const ready = (async (): Promise<StorageBackend> => {
     let delay = LAZY_RETRY_FIRST_MS
     for (let attempt = 2; ; attempt++) {
       await sleep(delay, undefined, { signal: abort.signal })
+      let backend: StorageBackend
       try {
-        const backend = await openSnapshot(spec, context)
-        context.logger.info(`${spec.name}: source opened on attempt ${attempt}; now readable`)
-        return backend
+        backend = await openSnapshot(spec, context)
       } catch (err) {
         delay = Math.min(delay * 2, LAZY_RETRY_MAX_MS)
         context.logger.warn(`${spec.name}: source still cannot be opened (attempt ${attempt}): ${message(err)}; next attempt in ${delay / 1000} s`)
+        continue
       }
-      // The loop ends only by returning the backend or by cancel() rejecting the sleep: its
-      // way out at the bottom is never taken.
+      if (abort.signal.aborted) {
+        await backend.close()
+        throw abort.signal.reason
+      }
+      context.logger.info(`${spec.name}: source opened on attempt ${attempt}; now readable`)
+      return backend
+      // The loop ends only by returning the backend or by cancel() rejecting: its way out at the
+      // bottom is never taken.
       /* c8 ignore start */
     }
   })()
   /* c8 ignore stop */
   return { name: spec.name, spec, ready, cancel: () => abort.abort() }
+}
+
+/**
+ * Closes snapshots nobody will serve (what a reload abandoned by a stop opened): their backends,
+ * and the retries of lazy ones, once those have let go.
+ */
+export async function closeSnapshots(snapshots: ReadonlyArray<Snapshot | PendingSnapshot>): Promise<void> {
+  await Promise.allSettled(
+    snapshots.map((snapshot) => {
+      if ('backend' in snapshot) return snapshot.backend.close()
+      snapshot.cancel()
+      // Rejects once cancelled; nobody else waits for it.
+      return snapshot.ready.catch(() => undefined)
+    }),
+  )
 }
 
 function message(err: unknown): string {

@@ -7,7 +7,7 @@ import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } fr
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
 import { checkAllowOther, checkFuseDevice, resolveId } from '../fuse/access.js'
-import { openForServing } from './open-snapshots.js'
+import { closeSnapshots, openForServing } from './open-snapshots.js'
 import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
@@ -15,6 +15,15 @@ import { BlockCache } from '../cache/block-cache.js'
 import { KERNEL_READAHEAD_KIB, setKernelReadahead } from '../fuse/kernel-readahead.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
+/**
+ * How long a stop waits for a reload under way before abandoning it. A reload is of no use once
+ * the daemon stops; it is waited for only so that one about to finish does so (and logs what it
+ * did) instead of being cut off. A healthy one takes a round trip or two per changed remote
+ * snapshot, well under this; a hung one (a source that never answers) is abandoned after it,
+ * while the reads in flight settle alongside, so a stop stays within the reads' own bound
+ * (read_timeout_ms, 14 s at most) and the unit's TimeoutStopSec=30s.
+ */
+const RELOAD_STOP_WAIT_MS = 2000
 /**
  * fuse-native says nothing when the kernel drops the mount (`fusermount -u` by hand, `umount`), so
  * the daemon looks at /proc/self/mountinfo this often and exits when its mount is gone, as
@@ -40,7 +49,10 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
   const cache = new BlockCache({ capacityBytes: config.options.cacheBytes, blockBytes: config.options.blockBytes })
-  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache }
+  // Told of each SIGHUP: what backends read from files besides their sources (header tokens).
+  const reloaded = new Set<() => void>()
+  const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
+  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, onReload }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
@@ -48,7 +60,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openForServing(config.snapshots, context)
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
-  const signalled = waitForSignal()
+  const signals = listenForStop(logger)
   let mount
   try {
     // Last, so a problem with the config or a source is reported first.
@@ -62,17 +74,16 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, cache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
-  const reloads = watchReloads(fs, config, reload, context)
+  const reloads = watchReloads(fs, config, reload, context, () => reloaded.forEach((listener) => listener()))
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
 
   const watch = watchMount(config.mountpoint)
-  const reason = await Promise.race([signalled.promise, watch.promise])
-  signalled.cancel()
+  const reason = await signals.stopOn(watch.promise)
   watch.cancel()
-  await reloads.stop()
   fs.stopOpening()
   logger.info(`${reason}: refusing new opens (EBUSY), finishing the reads in flight`)
-  await fs.settleReads()
+  void signals.hurried.then(() => fs.abortReads())
+  await Promise.all([reloads.stop(reason, signals.hurried), fs.settleReads()])
   if (await mountedType(config.mountpoint)) {
     logger.info(`${reason}: unmounting ${config.mountpoint}`)
     const refusal = await mount.unmount()
@@ -105,13 +116,49 @@ interface Wait<T> {
   cancel(): void
 }
 
-/** Resolves with the first stop signal; listening replaces Node's default of dying mid-mount. */
-function waitForSignal(): Wait<string> {
+/** The daemon's stop signals: what starts the stop, and whether a later one asked to hurry. */
+interface StopSignals {
+  /** Resolves with the first SIGINT or SIGTERM, or with `other`'s reason if that comes first. */
+  stopOn(other: Promise<string>): Promise<string>
+  /** Resolves at a signal once the stop has begun: it hurries (reads in flight fail now, a reload is abandoned). */
+  readonly hurried: Promise<void>
+}
+
+/**
+ * Listens for SIGINT and SIGTERM from now until the process exits (never removed: Node's default
+ * for a signal nobody listens for is to die at once, which would leave a dead mount, "Transport
+ * endpoint is not connected", and a stale control socket). The first starts the stop; one during
+ * the stop (a double Ctrl-C, an impatient supervisor) hurries it; any after that is logged and
+ * changes nothing more: the stop is already as quick as a clean unmount can be.
+ */
+function listenForStop(logger: Logger): StopSignals {
   let resolveWith!: (signal: string) => void
-  const promise = new Promise<string>((resolve) => (resolveWith = resolve))
-  const onSignal = (signal: NodeJS.Signals) => resolveWith(signal)
+  const first = new Promise<string>((resolve) => (resolveWith = resolve))
+  let hurry!: () => void
+  const hurried = new Promise<void>((resolve) => (hurry = resolve))
+  let stopping = false
+  let hurrying = false
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stopping) {
+      stopping = true
+      return resolveWith(signal)
+    }
+    if (!hurrying) {
+      hurrying = true
+      logger.warn(`${signal} while stopping: hurrying: reads in flight fail now (EIO), a reload under way is abandoned, a busy mount is detached lazily`)
+      return hurry()
+    }
+    logger.warn(`${signal} while stopping: already hurrying; the mount goes as soon as it is unmounted`)
+  }
   for (const name of STOP_SIGNALS) process.on(name, onSignal)
-  return { promise, cancel: () => STOP_SIGNALS.forEach((name) => process.off(name, onSignal)) }
+  return {
+    async stopOn(other) {
+      const reason = await Promise.race([first, other])
+      stopping = true
+      return reason
+    },
+    hurried,
+  }
 }
 
 /** Resolves once nothing is mounted at `mountpoint` any more. */
@@ -126,24 +173,44 @@ function watchMount(mountpoint: string): Wait<string> {
 }
 
 /**
- * Applies a reload on each SIGHUP, one at a time. `stop()` resolves once a reload under way has
- * finished, so shutdown never closes backends a reload is handing over; a SIGHUP after it is
- * ignored with a log line (still listened for: Node's default would end the process mid-unmount).
+ * Applies a reload on each SIGHUP, one at a time, after telling `notify` (the `onReload`
+ * listeners: header token files are read again whatever the config says). `stop()` waits for a
+ * reload under way, at most RELOAD_STOP_WAIT_MS or until `hurried`, then abandons it: it changes
+ * nothing from then on and closes what it opens as that arrives, so shutdown never closes
+ * backends a reload is handing over and never waits on a source that does not answer. A SIGHUP
+ * after `stop()` is ignored with a log line (still listened for: Node's default would end the
+ * process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext): { stop(): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
+  const { logger } = context
   let current = started
   let queue = Promise.resolve()
+  let underWay = 0
   let stopping = false
+  const abandon = new AbortController()
   process.on('SIGHUP', () => {
-    if (stopping) return context.logger.warn('SIGHUP ignored: stopping')
+    if (stopping) return logger.warn('SIGHUP ignored: stopping')
+    notify()
+    underWay++
     queue = queue.then(async () => {
-      current = await applyReload(fs, current, reload, context)
+      current = await applyReload(fs, current, reload, context, abandon.signal)
+      underWay--
     })
   })
   return {
-    async stop() {
+    async stop(reason, hurried) {
       stopping = true
-      await queue
+      if (underWay === 0) return
+      logger.info(`${reason}: a reload is under way; waiting for it at most ${RELOAD_STOP_WAIT_MS} ms`)
+      let timer: NodeJS.Timeout | undefined
+      const waited = new Promise<string>((resolve) => {
+        timer = setTimeout(() => resolve(`did not finish within ${RELOAD_STOP_WAIT_MS} ms`), RELOAD_STOP_WAIT_MS)
+      })
+      const outcome = await Promise.race([queue.then(() => undefined), waited, hurried.then(() => 'is not waited for in a hurry')])
+      clearTimeout(timer)
+      if (outcome === undefined) return
+      abandon.abort()
+      logger.warn(`${reason}: the reload under way ${outcome}: abandoned; what it opens is closed as it arrives`)
     },
   }
 }
@@ -155,7 +222,7 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
  * remount: they are logged and kept. If anything fails (the config, an id, a source that is not
  * lazy) nothing changes. Resolves with the config now in force.
  */
-async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: SnapshotContext): Promise<Config> {
+async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: SnapshotContext, abandoned: AbortSignal): Promise<Config> {
   const { logger } = context
   let next: Config
   let ids: Awaited<ReturnType<typeof resolveIds>>
@@ -173,6 +240,12 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
     opened = await openForServing(changed, context)
   } catch (err) {
     logger.error(`SIGHUP: reload refused, nothing changed: ${explain(err)}`)
+    return current
+  }
+  if (abandoned.aborted) {
+    // The stop gave up on this reload: nothing of it is served, and the fs may be closed by now.
+    await closeSnapshots(opened)
+    logger.info(`SIGHUP: the abandoned reload finished after all; closed the ${opened.length} snapshot(s) it opened`)
     return current
   }
   const fresh = new Map(opened.map((snapshot) => [snapshot.name, snapshot]))

@@ -33,7 +33,8 @@ export function validateS3Snapshot(entry: Record<string, unknown>, field: string
   if (typeof location === 'string') throw fail(`${field}.url`, location, 'write url: s3://bucket/path/disk.img')
   const optional = (key: string) => (entry[key] === undefined ? undefined : nonEmptyString(entry[key], `${field}.${key}`, fail))
   const endpoint = optional('endpoint')
-  if (endpoint !== undefined && !/^https?:\/\/[^/]/.test(endpoint)) {
+  // The SDK would take a URL it cannot parse, and fail every request with it.
+  if (endpoint !== undefined && !(/^https?:\/\/[^/]/.test(endpoint) && URL.canParse(endpoint))) {
     throw fail(`${field}.endpoint`, `${JSON.stringify(endpoint)} is not an http(s) URL`, 'write e.g. endpoint: https://minio.example:9000')
   }
   return {

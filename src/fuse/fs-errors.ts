@@ -59,6 +59,14 @@ export class ShuttingDownError extends SnapmountError {
   }
 }
 
+/** A read in flight when a stop was hurried (a second SIGINT or SIGTERM): failed (EIO) at once. */
+export class ReadAbortedError extends SnapmountError {
+  readonly code = 'E_READ_ABORTED'
+  constructor() {
+    super('read abandoned: snapmount is stopping in a hurry')
+  }
+}
+
 /** A read or release named a file handle this file system never gave out (a binding bug). */
 export class BadHandleError extends SnapmountError {
   readonly code = 'E_BAD_HANDLE'

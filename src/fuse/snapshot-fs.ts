@@ -6,6 +6,7 @@ import {
   IsADirectoryError,
   NotADirectoryError,
   NotFoundError,
+  ReadAbortedError,
   ReadOnlyError,
   ReadTimeoutError,
   ShuttingDownError,
@@ -139,9 +140,11 @@ export class SnapshotFs {
   private byName = new Map<string, Served>()
   private readonly handles = new Map<number, Served>()
   private readonly retired = new Set<Served>()
-  private readonly reads = new Set<Promise<unknown>>()
+  /** The reads waiting for their backend, each with what aborts it. */
+  private readonly reads = new Map<Promise<unknown>, AbortController>()
   private lastHandle = 0
   private opening = true
+  private aborting = false
   private options: SnapshotFsOptions
 
   constructor(snapshots: readonly (Snapshot | PendingSnapshot)[], options: SnapshotFsOptions) {
@@ -243,8 +246,10 @@ export class SnapshotFs {
       // Never an exception into the FUSE glue: the usual read makes it again and reports its error.
     }
     if (now !== undefined) return now
-    const reading = this.readHandle(handle, target, length, position)
-    this.reads.add(reading)
+    const abort = new AbortController()
+    if (this.aborting) abort.abort(new ReadAbortedError())
+    const reading = this.readHandle(handle, target, length, position, abort)
+    this.reads.set(reading, abort)
     const forget = () => this.reads.delete(reading)
     reading.then(forget, forget)
     return reading
@@ -266,7 +271,17 @@ export class SnapshotFs {
 
   /** Resolves once every read in flight now has settled; each is bounded by the read deadline. */
   async settleReads(): Promise<void> {
-    await Promise.allSettled([...this.reads])
+    await Promise.allSettled([...this.reads.keys()])
+  }
+
+  /**
+   * For a shutdown told to hurry: fails every read in flight at once (EIO), without waiting for
+   * its backend, whose request is aborted too; and every later read that would wait for one (the
+   * kernel reads a page again on its own after its readahead failed). Cache hits are still served.
+   */
+  abortReads(): void {
+    this.aborting = true
+    for (const abort of this.reads.values()) abort.abort(new ReadAbortedError())
   }
 
   /** The snapshots with open handles, current ones first, for the shutdown log. */
@@ -338,7 +353,7 @@ export class SnapshotFs {
     return pieces && copyPieces(pieces, target)
   }
 
-  private async readHandle(handle: number, target: Buffer, length: number, position: number): Promise<number> {
+  private async readHandle(handle: number, target: Buffer, length: number, position: number, abort: AbortController): Promise<number> {
     const served = this.handles.get(handle)
     if (!served) throw new BadHandleError(handle)
     // open() gave the handle out only once the backend was there, and it stays until closed.
@@ -346,15 +361,11 @@ export class SnapshotFs {
     if (position >= backend.length) return 0
     const count = Math.min(length, backend.length - position)
     const { readTimeoutMs } = this.options
-    // The deadline also aborts the backend read, so requests made only for it stop too. The
-    // handle names the stream, so layers that detect sequential reads tell readers apart.
-    const abort = new AbortController()
+    // The deadline aborts the backend read, so requests made only for it stop too; so does
+    // abortReads(). The handle names the stream, so layers that detect sequential reads tell
+    // readers apart.
     const reading = readPieces(backend, position, count, { signal: abort.signal, stream: handle })
-    const pieces = await withDeadline(reading, readTimeoutMs, () => {
-      const timeout = new ReadTimeoutError(position, count, readTimeoutMs)
-      abort.abort(timeout)
-      return timeout
-    })
+    const pieces = await settleBy(reading, readTimeoutMs, abort, () => new ReadTimeoutError(position, count, readTimeoutMs))
     return copyPieces(pieces, target)
   }
 
@@ -388,11 +399,16 @@ function copyPieces(pieces: readonly Buffer[], target: Buffer): number {
   return copied
 }
 
-/** Settles like `work`, or rejects with `timeoutError()` if `work` has not settled by `ms`. */
-function withDeadline<T>(work: Promise<T>, ms: number, timeoutError: () => Error): Promise<T> {
+/**
+ * Settles like `work`, or rejects with the reason `abort` is aborted with, whether by the caller
+ * or at `ms`, with `timeoutError()`: a backend that does not heed the abort is not waited for.
+ */
+function settleBy<T>(work: Promise<T>, ms: number, abort: AbortController, timeoutError: () => Error): Promise<T> {
   let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError()), ms)
+  const aborted = new Promise<never>((_, reject) => {
+    if (abort.signal.aborted) return reject(abort.signal.reason)
+    abort.signal.addEventListener('abort', () => reject(abort.signal.reason), { once: true })
+    timer = setTimeout(() => abort.abort(timeoutError()), ms)
   })
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+  return Promise.race([work, aborted]).finally(() => clearTimeout(timer))
 }

@@ -48,6 +48,8 @@ t.test('bad s3 fields are refused with the field named', async (t) => {
   refuses(t, s3({ url: undefined }), 'snapshots[0].url', /missing/)
   refuses(t, s3({ url: 's3://bucket-only' }), 'snapshots[0].url', /is not s3:\/\/bucket\/key/)
   refuses(t, s3({ endpoint: 'minio:9000' }), 'snapshots[0].endpoint', /not an http\(s\) URL/)
+  refuses(t, s3({ endpoint: 'http://127.0.0.1:99999' }), 'snapshots[0].endpoint', /not an http\(s\) URL/)
+  refuses(t, s3({ endpoint: 'http://exa mple' }), 'snapshots[0].endpoint', /not an http\(s\) URL/)
   refuses(t, s3({ access_key_id: 'AKIA' }), 'snapshots[0].access_key_id', /unknown field/)
   refuses(t, s3({ anonymous: 'yes' }), 'snapshots[0].anonymous', /true or false/)
   refuses(t, s3({ region: '' }), 'snapshots[0].region', /non-empty string/)

@@ -232,7 +232,7 @@ t.test('a pending (lazy) snapshot is listed, fails getattr and open until its ba
   t.same(lazy.readdir('/'), [], 'a cancelled open that rejects leaves nothing behind')
 })
 
-t.test('shutdown: opens are refused EBUSY, reads in flight are waited for, close reaches retired backends', async (t) => {
+t.test('shutdown: opens are refused EBUSY, reads in flight are waited for or, in a hurry, aborted; close reaches retired backends', async (t) => {
   const held = new HeldBackend(100)
   const stopping = new SnapshotFs([{ name: 'h', backend: held }], { ...options, readTimeoutMs: 10_000 })
   const handle = stopping.open('/h', noWrites)
@@ -249,6 +249,17 @@ t.test('shutdown: opens are refused EBUSY, reads in flight are waited for, close
   t.equal(await reading, 10)
   t.ok(target.equals(Buffer.alloc(10, 0x22)), 'which finished with its bytes')
   t.same(stopping.heldOpen(), [{ name: 'h', handles: 1, retired: false }])
+
+  const late = stopping.read(handle, target, 10, 0) as Promise<number>
+  const ignoringItsSignal = held.pending
+  stopping.abortReads()
+  await t.rejects(late, { code: 'E_READ_ABORTED', message: 'read abandoned: snapmount is stopping in a hurry' }, 'a hurried stop fails a read in flight at once')
+  t.equal(held.pending, ignoringItsSignal, 'without waiting for a backend that ignores the abort')
+  await stopping.settleReads()
+  await t.rejects(stopping.read(handle, target, 10, 0) as Promise<number>, { code: 'E_READ_ABORTED' }, 'and so does a read that comes later')
+  held.release(0x33)
+  await settle()
+  t.ok(target.equals(Buffer.alloc(10, 0x22)), 'and the bytes that come later are never copied into the kernel\'s buffer')
 
   const retiredBackend = new MemoryBackend(Buffer.alloc(4))
   const withRetired = new SnapshotFs([{ name: 'r', backend: retiredBackend }], options)

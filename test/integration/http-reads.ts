@@ -63,6 +63,7 @@ t.test('https: extra CA, mutual TLS, and refusals that say why', async (t) => {
     const result = await runCli(['mount', '--config', file])
     t.equal(result.code, 2)
     t.match(result.stderr, /TLS certificate not trusted .*; add the CA as ca_file/)
+    t.equal(result.stderr.trimEnd().split('\n').length, 1, 'in one line: no retry can make the certificate trusted')
   })
 
   t.test('with ca_file it mounts and reads exact bytes', async (t) => {

@@ -89,7 +89,49 @@ t.test('refusals at start name the missing bucket or key, or the unreachable end
   const noBucket = await attempt('s3://nobucket/disk.raw', s3.endpoint)
   t.equal(noBucket.code, 2)
   t.match(noBucket.stderr, /bucket nobucket does not exist; check the bucket name and the endpoint/)
+  t.equal(noKey.stderr.split('\n').length + noBucket.stderr.split('\n').length, 4, 'one line each: a 404 is final')
   const unreachable = await attempt('s3://snaps/disk.raw', 'http://127.0.0.1:9')
   t.equal(unreachable.code, 2)
   t.match(unreachable.stderr, /endpoint http:\/\/127\.0\.0\.1:9 unreachable \(.*ECONNREFUSED/)
+})
+
+t.test('check with no region, or no credentials: one error line naming the fix, with no retries first', async (t) => {
+  const dir = await tempDir(t)
+  const s3 = await startFauxS3(t)
+  await s3.createBucket('snaps')
+  await s3.putObject('snaps', 'disk.raw', seededBytes(3, 4096))
+  // A budget of many attempts: retried, these would take seconds and log a warning each.
+  const budget = '    max_attempts: 10\n    read_deadline_ms: 9000\n'
+  const config = async (region: string) => {
+    const file = join(dir, `${region || 'no-region'}.yaml`)
+    await writeFile(file, `mountpoint: mnt\nsnapshots:\n  - type: s3\n    url: s3://snaps/disk.raw\n    endpoint: ${s3.endpoint}\n${region}${budget}`)
+    return file
+  }
+  const noConfigFiles = { AWS_CONFIG_FILE: join(dir, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'), AWS_PROFILE: undefined }
+  const cases = [
+    {
+      what: 'no region',
+      file: await config(''),
+      env: { ...noConfigFiles, AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined },
+      line: /^snapmount error: cannot open s3:\/\/snaps\/disk\.raw: no region; set region: in the config or AWS_REGION in the environment$/,
+    },
+    {
+      what: 'no credentials',
+      file: await config('    region: us-east-1\n'),
+      env: { ...noConfigFiles, AWS_ACCESS_KEY_ID: undefined, AWS_SECRET_ACCESS_KEY: undefined, AWS_SESSION_TOKEN: undefined, AWS_EC2_METADATA_DISABLED: 'true', AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined, AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined, AWS_WEB_IDENTITY_TOKEN_FILE: undefined },
+      line: /^snapmount error: cannot open s3:\/\/snaps\/disk\.raw: no AWS credentials found \(.+\); give credentials the usual way \(environment, profile:, SSO, instance role\) or set anonymous: true$/,
+    },
+  ]
+  for (const { what, file, env, line } of cases) {
+    const started = Date.now()
+    const result = await runCli(['check', '--config', file], { env })
+    const elapsed = Date.now() - started
+    t.equal(result.code, 2, `${what}: exit 2`)
+    t.equal(result.stdout, '')
+    const lines = result.stderr.trimEnd().split('\n')
+    t.equal(lines.length, 1, `${what}: exactly one line: ${result.stderr}`)
+    t.match(lines[0], line, `${what}: it names the fix`)
+    t.comment(`${what}: refused in ${elapsed} ms, the process's start included`)
+    t.ok(elapsed < 9000, `${what}: well within the read deadline of 9000 ms`)
+  }
 })

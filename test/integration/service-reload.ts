@@ -5,9 +5,8 @@ import { basename, join } from 'node:path'
 import { startDaemon, type Daemon } from '../fixtures/daemon.js'
 import { startNginx } from '../fixtures/nginx.js'
 import { makeRandomImage } from '../fixtures/images.js'
-import { readRange } from '../fixtures/readers.js'
+import { keepReading, readRange } from '../fixtures/readers.js'
 import { tempDir } from '../fixtures/temp-dir.js'
-import { seededRandom } from '../fixtures/test-data.js'
 
 const MiB = 1024 * 1024
 
@@ -43,38 +42,6 @@ async function setUp(t: Test) {
   const config = join(dir, 'snapmount.yaml')
   const write = (snapshots: string, options = '') => writeFile(config, `mountpoint: mnt\n${options}snapshots:\n${snapshots}`)
   return { dir, mountpoint, images, config, write }
-}
-
-/**
- * Reads random ranges of `path` through one O_DIRECT handle (so every read reaches the daemon)
- * and compares them with `source`, until stopped; resolves with the count of reads and of errors.
- */
-function keepReading(path: string, source: Buffer) {
-  let stopped = false
-  const done = (async () => {
-    const handle = await open(path, constants.O_RDONLY | constants.O_DIRECT)
-    const random = seededRandom(7)
-    let reads = 0
-    const errors: string[] = []
-    try {
-      while (!stopped) {
-        const length = 4096 * (1 + Math.floor(random() * 32))
-        const offset = 4096 * Math.floor(random() * ((source.length - length) / 4096))
-        const bytes = Buffer.alloc(length)
-        try {
-          const { bytesRead } = await handle.read(bytes, 0, length, offset)
-          if (bytesRead !== length || !bytes.equals(source.subarray(offset, offset + length))) errors.push(`wrong bytes at ${offset}`)
-        } catch (err) {
-          errors.push(String(err))
-        }
-        reads++
-      }
-    } finally {
-      await handle.close()
-    }
-    return { reads, errors }
-  })()
-  return { stop: () => ((stopped = true), done) }
 }
 
 t.test('SIGHUP adds, removes and replaces snapshots while a reader keeps reading an untouched one', async (t) => {

@@ -9,17 +9,20 @@ import { RemoteBackend } from '../remote/remote-backend.js'
 import { assertContentRange, parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
 import {
   BadResponseError,
+  CredentialsRenewedError,
   HttpStatusError,
   RangeIgnoredError,
   RedirectError,
   RemoteChangedError,
   RetriesExhaustedError,
+  setupProblem,
 } from '../remote/remote-errors.js'
 import { redactUrl } from './redact.js'
 import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { retryAfterMs } from '../remote/retry-policy.js'
 import { usesProxy, type ProxySettings } from './proxy-rules.js'
+import type { HeaderValues } from './header-values.js'
 
 /**
  * Where the object is and how to reach it (the connection fields as documented on the config
@@ -28,8 +31,11 @@ import { usesProxy, type ProxySettings } from './proxy-rules.js'
 export interface HttpBackendOptions
   extends Pick<HttpSnapshotSpec, 'url' | 'connections' | 'connectTimeoutMs' | 'headersTimeoutMs' | 'bodyTimeoutMs'>,
     RemoteRetryOptions {
-  /** Sent to the snapshot's own origin only; never across a redirect to another origin. */
-  headers: Record<string, string>
+  /**
+   * Sent to the snapshot's own origin only; never across a redirect to another origin. Asked for
+   * at each request (a value from a file follows the file); closed with the backend.
+   */
+  headers: HeaderValues
   tls: {
     /** PEM of extra CAs, trusted beside Node's bundled roots. */
     ca?: string
@@ -123,12 +129,35 @@ export class HttpBackend extends RemoteBackend {
 
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
-    return this.retrying(what, (signal) => this.fetchRange(offset, length, signal, options?.into), options?.signal)
+    return this.retrying(
+      what,
+      async (signal) => {
+        const sent = this.options.headers.current()
+        try {
+          return await this.fetchRange(offset, length, signal, options?.into)
+        } catch (err) {
+          throw await this.renewedSince(sent, err)
+        }
+      },
+      options?.signal,
+    )
+  }
+
+  /**
+   * A 401 or 403 may mean the credentials were rotated a moment ago, before the watch on their
+   * file read them: the files are read again at once, and if a value changed since `sent`, the
+   * refusal becomes one worth another attempt (with the new value). Anything else is as it was.
+   */
+  private async renewedSince(sent: Readonly<Record<string, string>>, err: unknown): Promise<unknown> {
+    if (!(err instanceof HttpStatusError) || (err.status !== 401 && err.status !== 403)) return err
+    await this.options.headers.reread()
+    return this.options.headers.current() === sent ? err : new CredentialsRenewedError(err)
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.options.headers.close()
     this.direct?.close()
     if (this.general) await (await this.general).dispatcher.destroy()
   }
@@ -252,7 +281,7 @@ export class HttpBackend extends RemoteBackend {
       const response = await request(url, {
         dispatcher,
         method,
-        headers: ownOrigin ? { ...this.options.headers, ...headers } : headers,
+        headers: ownOrigin ? { ...this.options.headers.current(), ...headers } : headers,
         signal,
       })
       if (!REDIRECT_STATUSES.has(response.statusCode)) return { response, url }
@@ -322,7 +351,7 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
   return new RangeClient({
     origin,
     tls: tlsOptions(options.tls),
-    headers: options.headers,
+    headers: () => options.headers.current(),
     connections: options.connections,
     connectTimeoutMs: options.connectTimeoutMs,
     headersTimeoutMs: options.headersTimeoutMs,
@@ -362,7 +391,6 @@ function flatten(headers: Record<string, string | string[] | undefined>): Header
 /** Open failures become input errors: the daemon refuses to start and says why. */
 function openFailure(url: string, err: unknown): SourceOpenError {
   const cause = err instanceof RetriesExhaustedError ? err.cause : err
-  const code = (cause as NodeJS.ErrnoException)?.code
   if (cause instanceof RangeIgnoredError) {
     return new SourceOpenError(cause.message, 'serve it from a server that supports Range requests (nginx, S3, most CDNs do)', { cause: err })
   }
@@ -370,7 +398,8 @@ function openFailure(url: string, err: unknown): SourceOpenError {
     const fix = cause.status === 404 ? 'check the URL' : cause.status === 401 || cause.status === 403 ? 'check the credentials in headers:' : 'check the URL and the server'
     return new SourceOpenError(`cannot open ${url}: the server answered ${cause.status}`, fix, { cause: err })
   }
-  if (typeof code === 'string' && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+  if (setupProblem(cause) === 'certificate') {
+    const { code } = cause as NodeJS.ErrnoException
     return new SourceOpenError(`cannot open ${url}: TLS certificate not trusted (${code})`, 'add the CA as ca_file, or fix the server certificate', { cause: err })
   }
   return new SourceOpenError(`cannot open ${url}: ${describe(cause)}`, 'check the URL, and that the server is up and reachable', { cause: err })

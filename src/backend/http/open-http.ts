@@ -1,16 +1,21 @@
 import { readFile } from 'node:fs/promises'
-import type { HttpSnapshotSpec, SecretSource } from '../../config/config.js'
+import type { HttpSnapshotSpec } from '../../config/config.js'
 import type { OpenContext } from '../open-context.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { HttpBackend } from './http-backend.js'
+import { openHeaderValues } from './header-values.js'
 import { remoteRetryPolicy } from '../remote/retry-policy.js'
 
-/** Reads the secrets and certificates a spec points at, then opens the backend. */
-export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger, observe }: OpenContext): Promise<HttpBackend> {
-  const headers: Record<string, string> = {}
-  for (const [name, source] of Object.entries(spec.headers)) headers[name] = await secretValue(spec.name, name, source, env)
+/**
+ * Reads the TLS files and the header values a spec points at (following the header files from
+ * then on: header-values.ts), then opens the backend, which closes them with itself.
+ */
+export async function openHttpBackend(spec: HttpSnapshotSpec, context: OpenContext): Promise<HttpBackend> {
+  const { env, logger, observe } = context
   const pem = (path: string | undefined, what: string) => (path === undefined ? undefined : readPem(spec.name, path, what))
   const [ca, cert, key] = await Promise.all([pem(spec.caFile, 'ca_file'), pem(spec.clientCertFile, 'client_cert_file'), pem(spec.clientKeyFile, 'client_key_file')])
+  // Last, as it is the one with something to close (its watches): HttpBackend.open closes it on failure.
+  const headers = await openHeaderValues(spec.name, spec.headers, context)
   return HttpBackend.open({
     url: spec.url,
     headers,
@@ -28,26 +33,6 @@ export async function openHttpBackend(spec: HttpSnapshotSpec, { env, logger, obs
     logger,
     observer: observe?.(spec.name),
   })
-}
-
-async function secretValue(snapshot: string, header: string, source: SecretSource, env: OpenContext['env']): Promise<string> {
-  if ('value' in source) return source.value
-  if ('env' in source) {
-    const value = env[source.env]
-    if (value === undefined || value === '') {
-      throw new SourceOpenError(
-        `snapshot ${snapshot}: header ${header} comes from the environment variable ${source.env}, which is not set`,
-        `set ${source.env} in the daemon's environment (under systemd: Environment= or EnvironmentFile=)`,
-      )
-    }
-    return value
-  }
-  try {
-    // A trailing newline is how editors and `echo` end files; it is never part of a token.
-    return (await readFile(source.file, 'utf8')).replace(/\r?\n$/, '')
-  } catch (cause) {
-    throw new SourceOpenError(`snapshot ${snapshot}: header ${header}: cannot read ${source.file} (${describe(cause)})`, 'check the file and its permissions', { cause })
-  }
 }
 
 async function readPem(snapshot: string, path: string, what: string): Promise<string> {

@@ -9,8 +9,12 @@ export interface RangeClientOptions {
   origin: URL
   /** TLS options for an https origin (CAs, client certificate, verification). */
   tls: ConnectionOptions
-  /** Header fields sent with every request (credentials for this origin). */
-  headers: Record<string, string>
+  /**
+   * Header fields sent with every request (credentials for this origin), asked for at each
+   * request: a value read from a file changes when the file does. Formatted again only when
+   * another object comes back.
+   */
+  headers: () => Readonly<Record<string, string>>
   /** Connections kept open at most; a request waits for a free one beyond that. */
   connections: number
   connectTimeoutMs: number
@@ -34,7 +38,8 @@ const UNSAFE_FIELD = /[\r\n\0]/
 export class RangeClient {
   private readonly target: ConnectionTarget
   private readonly host: string
-  private readonly fixedFields: string
+  /** `headers()` as last seen, and as request lines. */
+  private fixed: { headers: Readonly<Record<string, string>>; lines: string }
   private readonly idle: RangeConnection[] = []
   private readonly open = new Set<RangeConnection>()
   private readonly waiting = new Set<() => void>()
@@ -45,7 +50,9 @@ export class RangeClient {
     const https = origin.protocol === 'https:'
     const hostname = origin.hostname.replace(/^\[(.*)\]$/, '$1')
     this.host = origin.host
-    this.fixedFields = fields(options.headers)
+    // Formatted here too, so values that could forge fields are refused when the client is made.
+    const headers = options.headers()
+    this.fixed = { headers, lines: fields(headers) }
     this.target = {
       host: hostname,
       port: Number(origin.port || (https ? 443 : 80)),
@@ -62,7 +69,7 @@ export class RangeClient {
    * HeadInspector for `inspect` (not asked for a HEAD, whose answer has no body).
    */
   async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, target: Buffer, inspect: HeadInspector, signal: AbortSignal): Promise<ResponseHead> {
-    const requestHead = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${this.fixedFields}${fields(headers)}\r\n`
+    const requestHead = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${this.fixedFields()}${fields(headers)}\r\n`
     for (;;) {
       const connection = await this.acquire(signal)
       try {
@@ -84,6 +91,12 @@ export class RangeClient {
     this.open.clear()
     this.idle.length = 0
     for (const wake of this.waiting) wake()
+  }
+
+  private fixedFields(): string {
+    const headers = this.options.headers()
+    if (headers !== this.fixed.headers) this.fixed = { headers, lines: fields(headers) }
+    return this.fixed.lines
   }
 
   private async acquire(signal: AbortSignal): Promise<RangeConnection> {
@@ -142,11 +155,16 @@ export class RangeClient {
   }
 }
 
+/** Whether `value` can be sent as a header field's value: nothing in it could end the field early. */
+export function isSafeFieldValue(value: string): boolean {
+  return !UNSAFE_FIELD.test(value)
+}
+
 /** Header fields as request lines; a name or value that could forge others is refused. */
-function fields(headers: Record<string, string>): string {
+function fields(headers: Readonly<Record<string, string>>): string {
   let lines = ''
   for (const [name, value] of Object.entries(headers)) {
-    if (UNSAFE_FIELD.test(name) || UNSAFE_FIELD.test(value) || name === '') throw new TypeError(`header ${JSON.stringify(name)} has a line break or NUL in it`)
+    if (UNSAFE_FIELD.test(name) || !isSafeFieldValue(value) || name === '') throw new TypeError(`header ${JSON.stringify(name)} has a line break or NUL in it`)
     lines += `${name}: ${value}\r\n`
   }
   return lines

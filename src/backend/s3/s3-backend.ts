@@ -9,11 +9,14 @@ import { collectBody, discardBody } from '../remote/body.js'
 import type { RemoteRetryOptions } from '../remote/retrying.js'
 import { RemoteBackend } from '../remote/remote-backend.js'
 import { assertContentRange } from '../remote/content-range.js'
-import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError } from '../remote/remote-errors.js'
+import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable, setupProblem } from '../remote/remote-errors.js'
 import { retryAfterMs } from '../remote/retry-policy.js'
 import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { GetObjectSigner } from './signed-request.js'
+
+/** The direct client's fixed header fields: none, every GetObject is signed with its own. */
+const NO_HEADERS = {}
 
 /** Where the object is and how to reach it (documented on the config type), and the retry setup. */
 export type S3BackendOptions = Omit<S3SnapshotSpec, 'name' | 'type' | 'maxAttempts' | 'readDeadlineMs'> & RemoteRetryOptions
@@ -102,7 +105,7 @@ export class S3Backend extends RemoteBackend {
     this.direct ??= new RangeClient({
       origin: new URL(request.origin),
       tls: {},
-      headers: {},
+      headers: () => NO_HEADERS,
       connections: this.options.connections,
       connectTimeoutMs: this.options.connectTimeoutMs,
       headersTimeoutMs: this.options.requestTimeoutMs,
@@ -114,7 +117,7 @@ export class S3Backend extends RemoteBackend {
       if (status === 412) throw new RemoteChangedError(this.where, 'the pinned ETag no longer matches (412)')
       if (status !== 206) {
         const error = new HttpStatusError(status, this.where, retryAfterMs(headers['retry-after'], Date.now()))
-        if (error.retryable) throw error
+        if (isRetryable(error)) throw error
         return false
       }
       assertContentRange(headers['content-range'], offset, last, this.size, this.where)
@@ -161,13 +164,14 @@ export class S3Backend extends RemoteBackend {
       return await send()
     } catch (err) {
       // An answer the SDK could not parse (a proxy's HTML 503) still carries its status.
-      const answered = err as { $metadata?: { httpStatusCode?: number }; $response?: { statusCode?: number; headers?: Record<string, string> }; name?: string }
+      const answered = err as S3ServiceException & { $metadata: { clockSkewCorrected?: boolean } }
       const status = answered.$metadata?.httpStatusCode
       if (status === undefined) throw err
       // The range lies within the size seen at open, so a changed object answers 412 before any 416.
       if (status === 412) throw new RemoteChangedError(this.where, 'the pinned ETag no longer matches (412)')
       const retryAfter = retryAfterMs(answered.$response?.headers?.['retry-after'], Date.now())
-      throw Object.assign(new HttpStatusError(status, this.where, retryAfter), { cause: err })
+      const store = { errorCode: answered.name, clockSkewCorrected: answered.$metadata.clockSkewCorrected }
+      throw Object.assign(new HttpStatusError(status, this.where, retryAfter, store), { cause: err })
     }
   }
 
@@ -197,12 +201,16 @@ export class S3Backend extends RemoteBackend {
       }
       return fail(`the store answered ${cause.status}`, 'check the endpoint and try again')
     }
-    const name = (cause as Error)?.name
-    if (name === 'CredentialsProviderError') {
-      return fail('no AWS credentials found', 'give credentials the usual way (environment, profile:, SSO, instance role) or set anonymous: true')
-    }
-    if (/region is missing/i.test(String((cause as Error).message))) {
-      return fail('no region', 'set region: in the config or AWS_REGION in the environment')
+    // The client's own setup: final (remote-errors.ts), so this is the first and only report.
+    switch (setupProblem(cause)) {
+      case 'credentials':
+        return fail(`no AWS credentials found (${describe(cause)})`, 'give credentials the usual way (environment, profile:, SSO, instance role) or set anonymous: true')
+      case 'region':
+        return /missing/.test(describe(cause))
+          ? fail('no region', 'set region: in the config or AWS_REGION in the environment')
+          : fail(`the region is not valid (${describe(cause)})`, 'set region: to a region name, e.g. eu-west-1')
+      case 'certificate':
+        return fail(`the store's TLS certificate is not trusted (${(cause as NodeJS.ErrnoException).code})`, "trust its CA with NODE_EXTRA_CA_CERTS=/path/ca.pem in the daemon's environment, or fix the store's certificate")
     }
     /* c8 ignore next: tests reach only stores on loopback, never AWS itself */
     const store = endpoint === undefined ? 'S3' : `endpoint ${endpoint}`

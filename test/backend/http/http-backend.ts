@@ -5,6 +5,7 @@ import { createServer as createHttpsServer, Server as HttpsServer } from 'node:h
 import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import { HttpBackend, type HttpBackendOptions } from '../../../src/backend/http/http-backend.js'
+import type { HeaderValues } from '../../../src/backend/http/header-values.js'
 import { backendConformance } from '../../fixtures/backend-conformance.js'
 import { makeCertificates } from '../../fixtures/certificates.js'
 import { startFaultServer, type FaultServer } from '../../fixtures/fault-server.js'
@@ -30,11 +31,16 @@ interface Opened {
   lines: string[]
 }
 
+/** Header values that never change (header-values.ts follows files; these tests need none). */
+function fixedHeaders(values: Record<string, string>): HeaderValues {
+  return { current: () => values, reread: async () => {}, close() {} }
+}
+
 function options(url: string, overrides: Partial<HttpBackendOptions> = {}): HttpBackendOptions & { lines: string[] } {
   const lines: string[] = []
   return {
     url,
-    headers: {},
+    headers: fixedHeaders({}),
     tls: { insecureSkipVerify: false },
     connections: 4,
     connectTimeoutMs: 1000,
@@ -420,10 +426,37 @@ t.test('reads take only the exact bytes of the version opened', async (t) => {
   })
 })
 
+t.test('a 401 or 403 to credentials rotated since the request: read again and retried with the new ones', async (t) => {
+  const server = await startFaultServer(t, OBJECT)
+  /** Values a rotation replaces on disk: reread() finds `onDisk`. */
+  let sent = { authorization: 'Bearer one' }
+  let onDisk = sent
+  const rotating: HeaderValues = { current: () => sent, reread: async () => void (sent = onDisk), close() {} }
+  const { backend, lines } = await open(t, server.url(), { headers: rotating })
+
+  server.setMode({ authorization: 'Bearer two' })
+  t.teardown(() => server.setMode({ authorization: undefined }))
+  let mark = server.requests.length
+  await t.rejects(backend.readExact(0, 100), { code: 'E_HTTP_STATUS', status: 401 }, 'the file still holds the refused token: final')
+  t.equal(server.requests.length - mark, 1, 'asked once')
+
+  onDisk = { authorization: 'Bearer two' }
+  mark = server.requests.length
+  t.ok((await backend.readExact(100, 100)).equals(OBJECT.subarray(100, 200)), 'rotated on disk: the read gets its bytes')
+  t.same(server.requests.slice(mark).map(({ headers }) => headers.authorization), ['Bearer one', 'Bearer two'], 'the refused token, then the new one')
+  t.match(lines.at(-1), /^warn: GET .* bytes 100-199: .* answered 401; the credentials have been renewed since; retry 1\/2 in \d+ ms$/)
+
+  onDisk = { authorization: 'Bearer three' }
+  server.setMode({ authorization: undefined })
+  server.plan({ kind: 'status', status: 403 })
+  t.ok((await backend.readExact(200, 100)).equals(OBJECT.subarray(200, 300)), 'a 403 too')
+  t.equal(sent.authorization, 'Bearer three')
+})
+
 t.test('reads from the fault server', async (t) => {
   const server = await startFaultServer(t, OBJECT)
   const other = await startFaultServer(t, OBJECT)
-  const { backend } = await open(t, server.url(), { headers: { 'x-api-key': 'k1' } })
+  const { backend } = await open(t, server.url(), { headers: fixedHeaders({ 'x-api-key': 'k1' }) })
 
   t.test('ranges ignored after open: refused at once, not retried', async (t) => {
     const mark = server.requests.length

@@ -16,7 +16,7 @@ const OBJECT = seededBytes(47, 300_000)
 const TIMEOUTS = { connectTimeoutMs: 1000, headersTimeoutMs: 1000, bodyTimeoutMs: 1000 }
 
 function client(t: Test, origin: string, overrides: Partial<RangeClientOptions> = {}): RangeClient {
-  const made = new RangeClient({ origin: new URL(origin), tls: {}, headers: {}, connections: 2, url: origin, ...TIMEOUTS, ...overrides })
+  const made = new RangeClient({ origin: new URL(origin), tls: {}, headers: () => ({}), connections: 2, url: origin, ...TIMEOUTS, ...overrides })
   t.teardown(() => made.close())
   return made
 }
@@ -78,11 +78,24 @@ t.test('reads ranges of a real server exactly, on kept-alive connections', async
 
 t.test('sends the fixed and the per-request header fields, and refuses ones that could forge others', async (t) => {
   const server = await startFaultServer(t, OBJECT)
-  const c = client(t, server.origin, { headers: { 'x-api-key': 'k1' } })
+  const c = client(t, server.origin, { headers: () => ({ 'x-api-key': 'k1' }) })
   await range(c, 10, 10, undefined, '/disk.img?sig=abc')
   t.match(server.requests[0], { path: '/disk.img?sig=abc', headers: { 'x-api-key': 'k1', range: 'bytes=10-19', host: new URL(server.origin).host } })
-  t.throws(() => client(t, server.origin, { headers: { 'x-api-key': 'k1\r\nx-evil: 1' } }), /header "x-api-key" has a line break or NUL/)
+  t.throws(() => client(t, server.origin, { headers: () => ({ 'x-api-key': 'k1\r\nx-evil: 1' }) }), /header "x-api-key" has a line break or NUL/)
   await t.rejects(c.request('GET', '/disk.img', { '': 'v' }, Buffer.alloc(1), take206, new AbortController().signal), TypeError)
+})
+
+t.test('the fixed header fields are asked for at each request: a rotated token goes out from the next one', async (t) => {
+  const server = await startFaultServer(t, OBJECT)
+  let values: Record<string, string> = { authorization: 'Bearer one' }
+  const c = client(t, server.origin, { headers: () => values })
+  await range(c, 0, 10)
+  await range(c, 10, 10)
+  values = { authorization: 'Bearer two' }
+  await range(c, 20, 10)
+  t.same(server.requests.map(({ headers }) => headers.authorization), ['Bearer one', 'Bearer one', 'Bearer two'])
+  values = { authorization: 'Bearer three\r\nx-evil: 1' }
+  await t.rejects(range(c, 30, 10), TypeError, 'a value that could forge fields is refused at the request too')
 })
 
 t.test('faults become typed errors, and the connection is not used again', async (t) => {

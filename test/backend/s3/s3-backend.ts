@@ -6,9 +6,11 @@ import { startFaultServer } from '../../fixtures/fault-server.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../../fixtures/fauxqs.js'
 import { seededBytes } from '../../fixtures/test-data.js'
 import { tempDir } from '../../fixtures/temp-dir.js'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { makeCertificates } from '../../fixtures/certificates.js'
 import type { AddressInfo } from 'node:net'
 
 /**
@@ -102,12 +104,24 @@ t.test('against fauxqs', async (t) => {
       AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
       AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
     })
-    await t.rejects(S3Backend.open(options(s3.endpoint)), { code: 'E_SOURCE_OPEN', message: /no AWS credentials found/, fix: /anonymous: true/ })
+    const { lines, logger } = collectingLogger()
+    await t.rejects(S3Backend.open(options(s3.endpoint, { logger })), {
+      code: 'E_SOURCE_OPEN',
+      message: /no AWS credentials found \(Could not load credentials from any providers\)$/,
+      fix: /anonymous: true/,
+    })
+    t.same(lines, [], 'at once: no retry can find credentials')
   })
 
-  t.test('no region anywhere: refused, saying so', async (t) => {
+  t.test('no region anywhere, or one that is not a region: refused at once, saying so', async (t) => {
     withEnv(t, { AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined, AWS_CONFIG_FILE: '/nonexistent', AWS_PROFILE: undefined })
-    await t.rejects(S3Backend.open(options(s3.endpoint, { region: undefined })), { code: 'E_SOURCE_OPEN', message: /no region/, fix: /AWS_REGION/ })
+    const { lines, logger } = collectingLogger()
+    await t.rejects(S3Backend.open(options(s3.endpoint, { region: undefined, logger })), { code: 'E_SOURCE_OPEN', message: /no region$/, fix: /AWS_REGION/ })
+    await t.rejects(S3Backend.open(options(s3.endpoint, { region: 'eu west 1', logger })), {
+      message: /the region is not valid \(Region not accepted: region="eu west 1" is not a valid hostname component\.\)$/,
+      fix: 'set region: to a region name, e.g. eu-west-1',
+    })
+    t.same(lines, [], 'no retries')
   })
 
   t.test('an object overwritten after open fails reads E_REMOTE_CHANGED', async (t) => {
@@ -166,6 +180,29 @@ t.test('against a misbehaving server', async (t) => {
     await t.rejects(backend.readExact(0, 100), { code: 'E_RETRIES_EXHAUSTED', cause: { code: 'E_BAD_RESPONSE', message: /Content-Length 101 for 100 bytes$/ } })
   })
 
+  t.test('a RequestTimeout (400) is retried, as the SDK would: the store gave up waiting, not the request', async (t) => {
+    const { lines, logger } = collectingLogger()
+    const backend = await S3Backend.open(options(server.origin, { logger }))
+    t.teardown(() => backend.close())
+    const timedOut = { kind: 'status', status: 400, headers: { 'content-type': 'application/xml' }, body: '<?xml version="1.0"?><Error><Code>RequestTimeout</Code><Message>idle</Message></Error>' } as const
+    // The direct GET's 400 goes to the SDK, which reads the code from the second.
+    server.plan(timedOut, timedOut)
+    t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)))
+    t.match(lines, [/answered 400 RequestTimeout; retry 1\/4 in \d+ ms$/])
+  })
+
+  t.test('a refusal for a skewed clock is retried once the SDK has set its clock from the answer', async (t) => {
+    const { lines, logger } = collectingLogger()
+    const ahead = 3600_000
+    server.plan({ kind: 'status', status: 403, method: 'HEAD', headers: { date: new Date(Date.now() + ahead).toUTCString() } })
+    const mark = server.requests.length
+    const backend = await S3Backend.open(options(server.origin, { logger }))
+    t.teardown(() => backend.close())
+    t.match(lines, [/answered 403.*; retry 1\/4 in \d+ ms$/])
+    const [refused, signedAgain] = server.requests.slice(mark).map(({ headers }) => Date.parse(String(headers['x-amz-date']).replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$/, '$1-$2-$3T$4:$5:$6Z')))
+    t.ok(signedAgain! - refused! > ahead - 60_000, 'the second HeadObject is signed with the store\'s time')
+  })
+
   t.test('a denial at open names the S3 error code from a one-byte GET', async (t) => {
     server.plan({ kind: 'status', status: 403, method: 'HEAD' }, { kind: 'status', status: 403, headers: { 'content-type': 'application/xml' } })
     await t.rejects(S3Backend.open(options(server.origin)), { code: 'E_SOURCE_OPEN', message: /access denied \(403/ })
@@ -211,6 +248,19 @@ t.test('against a misbehaving server', async (t) => {
     server.plan({ kind: 'status', status: 403, method: 'HEAD' }, { kind: 'status', status: 403 })
     await t.rejects(S3Backend.open(options(server.origin, { profile: 'images' })), { message: /access denied \(403/, fix: /credentials of profile images/ })
     t.match(server.requests.at(-1)?.headers.authorization, /Credential=AKIDPROFILE\//, 'signed with the profile key')
+  })
+
+  t.test('a store whose TLS certificate is not trusted: refused at once, naming the fix', async (t) => {
+    const certificates = await makeCertificates(await tempDir(t))
+    const store = createHttpsServer({ cert: await readFile(certificates.serverCertFile), key: await readFile(certificates.serverKeyFile) }, (_req, res) => res.end())
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => new Promise((resolve) => store.close(resolve)))
+    const { lines, logger } = collectingLogger()
+    await t.rejects(S3Backend.open(options(`https://127.0.0.1:${(store.address() as AddressInfo).port}`, { logger })), {
+      message: /the store's TLS certificate is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)$/,
+      fix: /NODE_EXTRA_CA_CERTS/,
+    })
+    t.same(lines, [], 'no retries')
   })
 
   t.test('an unreachable endpoint', async (t) => {
