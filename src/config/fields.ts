@@ -34,3 +34,20 @@ export function rejectUnknownFields(record: Record<string, unknown>, known: read
     if (!known.includes(key)) throw fail(`${prefix}${key}`, 'unknown field', `remove it (known fields: ${known.join(', ')})`)
   }
 }
+
+/**
+ * C0 controls (newline, ESC among them), DEL and C1 controls: in a name or key they would forge
+ * log lines, or move the cursor and recolour a terminal that shows `status`.
+ */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+
+/** The first control character in `text`, as `U+001B`, or undefined when there is none. */
+export function controlCharacter(text: string): string | undefined {
+  const found = CONTROL_CHARACTER.exec(text)?.[0]
+  return found === undefined ? undefined : `U+${found.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
+}
+
+/** `text` in double quotes with every control character escaped (JSON.stringify leaves DEL and C1 raw). */
+export function quote(text: string): string {
+  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}

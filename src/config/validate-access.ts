@@ -1,4 +1,4 @@
-import type { Fail } from './fields.js'
+import { controlCharacter, quote, type Fail } from './fields.js'
 import type { MountOptions } from './config.js'
 
 /** The options this module checks, beside the others in `options:`. */
@@ -33,6 +33,10 @@ function checkId(value: unknown, field: string, kind: string, fail: Fail): numbe
     return value
   }
   if (typeof value !== 'string' || value === '' || /[:\s]/.test(value)) throw fail(field, `must be a ${kind} id or name`, fix)
+  // getent would take "-1" or "--" as its own options; "--" lists every entry, the first being root.
+  if (value.startsWith('-')) throw fail(field, `${quote(value)} starts with "-", which no ${kind} name does and no id can`, `give the ${kind}'s name or its number (0 or more)`)
+  const control = controlCharacter(value)
+  if (control !== undefined) throw fail(field, `${quote(value)} contains a control character (${control})`, fix)
   return value
 }
 

@@ -1,6 +1,6 @@
 import { basename, resolve } from 'node:path'
 import { ConfigError } from './config-error.js'
-import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
+import { asRecord, booleanField, controlCharacter, nonEmptyString, quote, rejectUnknownFields, type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
@@ -117,12 +117,17 @@ function validateSnapshotFields(entry: Record<string, unknown>, field: string, b
   return { name: named(basename(path)), type, path }
 }
 
-/** A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes. */
+/**
+ * A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes, and
+ * no control character (it would reach logs and `status` as it is).
+ */
 function checkName(name: string, field: string, fail: Fail): void {
   const fix = 'give a plain file name such as base.img'
   if (name === '') throw fail(field, 'is empty (the path has no file name to use)', 'add name: with a plain file name')
   if (name.includes('/')) throw fail(field, `${JSON.stringify(name)} contains "/"`, fix)
   if (name.includes('\0')) throw fail(field, `${JSON.stringify(name)} contains a NUL byte`, fix)
+  const control = controlCharacter(name)
+  if (control !== undefined) throw fail(field, `${quote(name)} contains a control character (${control})`, `${fix}; a name from a URL or key takes its last part, so give name: instead`)
   if (name === '.' || name === '..') throw fail(field, `${JSON.stringify(name)} is not a file name`, fix)
   const bytes = Buffer.byteLength(name)
   if (bytes > NAME_MAX_BYTES) throw fail(field, `is ${bytes} bytes long, over the limit of ${NAME_MAX_BYTES}`, 'give a shorter name')

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import type { HttpSnapshotSpec, SecretSource } from './config.js'
-import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+import { asRecord, booleanField, nonEmptyString, quote, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
 import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
 
 export const HTTP_FIELDS = [
@@ -38,7 +38,7 @@ export function validateHttpSnapshot(entry: Record<string, unknown>, field: stri
   return {
     type: 'http',
     url: url.toString(),
-    defaultName: decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1)),
+    defaultName: lastSegment(url, `${field}.url`, fail),
     headers: validateHeaders(entry.headers, `${field}.headers`, baseDir, fail),
     caFile: file('ca_file'),
     clientCertFile,
@@ -66,6 +66,17 @@ function parseHttpUrl(text: string, field: string, fail: Fail): URL {
     throw fail(field, 'carries a user name or password', 'put credentials in headers: (e.g. Authorization: { env: VAR }), not in the URL')
   }
   return url
+}
+
+/** The URL path's last segment, percent-decoded: the snapshot's name unless `name:` gives one. */
+function lastSegment(url: URL, field: string, fail: Fail): string {
+  const segment = url.pathname.slice(url.pathname.lastIndexOf('/') + 1)
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    // decodeURIComponent throws a URIError for % not followed by two hex digits, or escapes that are not UTF-8.
+    throw fail(field, `its path ends in ${quote(segment)}, which holds a malformed percent-escape`, 'write a literal % as %25, and escape only UTF-8 bytes (%C3%A9 for é)')
+  }
 }
 
 function validateHeaders(raw: unknown, field: string, baseDir: string, fail: Fail): Record<string, SecretSource> {

@@ -1,5 +1,5 @@
 import type { S3SnapshotSpec } from './config.js'
-import { booleanField, nonEmptyString, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
+import { booleanField, controlCharacter, nonEmptyString, quote, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
 import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
 
 export const S3_FIELDS = [
@@ -20,8 +20,8 @@ export const S3_FIELDS = [
 
 /** Splits `s3://bucket/key` (the key may hold slashes), or returns a problem to report. */
 export function parseS3Url(text: string): { bucket: string; key: string } | string {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/i.exec(text)
-  if (!match) return `${JSON.stringify(text)} is not s3://bucket/key`
+  const match = /^s3:\/\/([^/]+)\/(.+)$/is.exec(text)
+  if (!match) return `${quote(text)} is not s3://bucket/key`
   return { bucket: match[1]!, key: match[2]! }
 }
 
@@ -31,6 +31,10 @@ export function validateS3Snapshot(entry: Record<string, unknown>, field: string
   if (entry.url === undefined) throw fail(`${field}.url`, 'missing', 'add url: s3://bucket/path/disk.img')
   const location = parseS3Url(nonEmptyString(entry.url, `${field}.url`, fail))
   if (typeof location === 'string') throw fail(`${field}.url`, location, 'write url: s3://bucket/path/disk.img')
+  const control = controlCharacter(`${location.bucket}/${location.key}`)
+  if (control !== undefined) {
+    throw fail(`${field}.url`, `s3://${quote(`${location.bucket}/${location.key}`).slice(1, -1)} contains a control character (${control})`, 'copy the object to a key without one: names and keys reach logs and status as they are')
+  }
   const optional = (key: string) => (entry[key] === undefined ? undefined : nonEmptyString(entry[key], `${field}.${key}`, fail))
   const endpoint = optional('endpoint')
   // The SDK would take a URL it cannot parse, and fail every request with it.

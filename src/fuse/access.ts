@@ -25,7 +25,8 @@ export async function resolveId(idOrName: number | string, database: 'passwd' | 
   const kind = database === 'passwd' ? 'user' : 'group'
   let line: string
   try {
-    line = (await run('getent', [database, idOrName])).stdout
+    // `--`: a name is never an option of getent's, whatever validation let through.
+    line = (await run('getent', ['--', database, idOrName])).stdout
   } catch (cause) {
     throw new AccessError(`no ${kind} named ${idOrName}`, `check the name (getent ${database} ${idOrName}) or give the number`, { cause })
   }

@@ -11,6 +11,7 @@ import {
   BadResponseError,
   CredentialsRenewedError,
   HttpStatusError,
+  ImpossibleSizeError,
   RangeIgnoredError,
   RedirectError,
   RemoteChangedError,
@@ -199,12 +200,12 @@ export class HttpBackend extends RemoteBackend {
   private async probeRange(signal: AbortSignal): Promise<{ size: number; headers: Headers }> {
     const { status, headers } = await this.ask('GET', { range: 'bytes=0-0', 'accept-encoding': 'identity' }, signal, 1)
     if (status === 416) {
-      const total = parseUnsatisfiedRange(headers['content-range'])
+      const total = parseUnsatisfiedRange(headers['content-range'], this.redactedUrl)
       if (total === 0) return { size: 0, headers }
     }
     if (status === 200) throw new RangeIgnoredError(this.redactedUrl)
     if (status !== 206) throw this.statusError(status, headers)
-    const range = parseContentRange(headers['content-range'])
+    const range = parseContentRange(headers['content-range'], this.redactedUrl)
     if (!range || range.first !== 0 || range.last !== 0 || range.total === undefined) {
       throw new BadResponseError(this.redactedUrl, `Content-Range ${JSON.stringify(headers['content-range'])} for bytes 0-0`)
     }
@@ -399,6 +400,9 @@ function openFailure(url: string, err: unknown): SourceOpenError {
   const cause = err instanceof RetriesExhaustedError ? err.cause : err
   if (cause instanceof RangeIgnoredError) {
     return new SourceOpenError(cause.message, 'serve it from a server that supports Range requests (nginx, S3, most CDNs do)', { cause: err })
+  }
+  if (cause instanceof ImpossibleSizeError) {
+    return new SourceOpenError(`cannot open ${cause.message}`, 'check what answers for it (a proxy may rewrite Content-Range); images past 8 PiB are not supported', { cause: err })
   }
   if (cause instanceof HttpStatusError) {
     const fix = cause.status === 404 ? 'check the URL' : cause.status === 401 || cause.status === 403 ? 'check the credentials in headers:' : 'check the URL and the server'

@@ -47,6 +47,19 @@ export class BadResponseError extends SnapmountError {
   }
 }
 
+/**
+ * A size past Number.MAX_SAFE_INTEGER (2^53 - 1 bytes, 8 PiB), where a JavaScript number stops
+ * being exact: offsets near it would be rounded, so no read of such an object could be trusted.
+ * A server says the same again, so it is final.
+ */
+export class ImpossibleSizeError extends SnapmountError {
+  readonly code = 'E_IMPOSSIBLE_SIZE'
+  constructor(readonly url: string, readonly header: string, digits: string) {
+    const shown = digits.length > 24 ? `${digits.slice(0, 24)}... (${digits.length} digits)` : digits
+    super(`${url} gives a size of ${shown} bytes in ${header}, past the largest snapmount can serve exactly (${Number.MAX_SAFE_INTEGER})`)
+  }
+}
+
 /** The body ended before the range did (a dropped or cut connection). */
 export class TruncatedBodyError extends SnapmountError {
   readonly code = 'E_TRUNCATED_BODY'

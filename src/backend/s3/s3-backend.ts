@@ -152,7 +152,14 @@ export class S3Backend extends RemoteBackend {
     if (head.ETag === undefined) {
       throw new SourceOpenError(`cannot open ${this.where}: the store gave no ETag, so reads could not be pinned to this version`, 'use a store that sends ETags (every S3 implementation should)')
     }
-    this.size = Number(head.ContentLength)
+    if (!Number.isSafeInteger(head.ContentLength) || head.ContentLength! < 0) {
+      // The SDK parses Content-Length into a float: 1e20 arrives rounded, and no offset near it is exact.
+      throw new SourceOpenError(
+        `cannot open ${this.where}: the store gives a size of ${head.ContentLength} bytes, which is not a whole number of bytes snapmount can serve exactly (at most ${Number.MAX_SAFE_INTEGER})`,
+        'check what answers for the endpoint (a proxy may rewrite Content-Length); objects past 8 PiB are not supported',
+      )
+    }
+    this.size = head.ContentLength!
     this.etag = head.ETag
     this.version = this.options.versionId ?? head.VersionId
     if (head.LastModified) this.modified = head.LastModified

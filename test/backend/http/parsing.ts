@@ -2,17 +2,26 @@ import t from 'tap'
 import { parseContentRange, parseUnsatisfiedRange } from '../../../src/backend/remote/content-range.js'
 import { redactUrl } from '../../../src/backend/http/redact.js'
 
+const U = 'https://h/x.img'
+
 t.test('Content-Range', async (t) => {
-  t.strictSame(parseContentRange('bytes 0-0/10'), { first: 0, last: 0, total: 10 })
-  t.strictSame(parseContentRange('bytes 4294967296-4295098367/5368721465'), { first: 4294967296, last: 4295098367, total: 5368721465 })
-  t.strictSame(parseContentRange('bytes 5-9/*'), { first: 5, last: 9, total: undefined })
+  t.strictSame(parseContentRange('bytes 0-0/10', U), { first: 0, last: 0, total: 10 })
+  t.strictSame(parseContentRange('bytes 4294967296-4295098367/5368721465', U), { first: 4294967296, last: 4295098367, total: 5368721465 })
+  t.strictSame(parseContentRange('bytes 5-9/*', U), { first: 5, last: 9, total: undefined })
   for (const bad of [undefined, '', 'bytes */10', 'items 0-1/2', 'bytes 0-1', 'bytes=0-1/2', 'bytes -1-2/3']) {
-    t.equal(parseContentRange(bad), undefined, `${JSON.stringify(bad)} is not a range`)
+    t.equal(parseContentRange(bad, U), undefined, `${JSON.stringify(bad)} is not a range`)
   }
-  t.equal(parseUnsatisfiedRange('bytes */0'), 0)
-  t.equal(parseUnsatisfiedRange('bytes */12345'), 12345)
-  t.equal(parseUnsatisfiedRange('bytes 0-1/2'), undefined)
-  t.equal(parseUnsatisfiedRange(undefined), undefined)
+  t.equal(parseUnsatisfiedRange('bytes */0', U), 0)
+  t.equal(parseUnsatisfiedRange('bytes */12345', U), 12345)
+  t.equal(parseUnsatisfiedRange('bytes 0-1/2', U), undefined)
+  t.equal(parseUnsatisfiedRange(undefined, U), undefined)
+})
+
+t.test('a size past 2^53 - 1 is an ImpossibleSizeError, never a rounded number', async (t) => {
+  t.strictSame(parseContentRange('bytes 0-0/9007199254740991', U), { first: 0, last: 0, total: 9007199254740991 })
+  t.throws(() => parseContentRange('bytes 0-0/9007199254740992', U), { code: 'E_IMPOSSIBLE_SIZE', message: /https:\/\/h\/x\.img gives a size of 9007199254740992 bytes in Content-Range/ })
+  t.throws(() => parseContentRange('bytes 9007199254740993-9007199254740993/*', U), { code: 'E_IMPOSSIBLE_SIZE' })
+  t.throws(() => parseUnsatisfiedRange(`bytes */${'9'.repeat(400)}`, U), { message: /gives a size of 9{24}\.\.\. \(400 digits\) bytes/ })
 })
 
 t.test('URLs in logs carry no secrets', async (t) => {
