@@ -37,6 +37,20 @@ export class SourceOpenError extends InputError {
   readonly code = 'E_SOURCE_OPEN'
 }
 
+/**
+ * A local source's stat or open did not come back within its deadline: a path on a hung network
+ * file system (or one that blocks some other way). Refused like any source that cannot be opened.
+ */
+export class SourceOpenTimeoutError extends InputError {
+  readonly code = 'E_SOURCE_OPEN_TIMEOUT'
+  constructor(readonly path: string, readonly timeoutMs: number) {
+    super(
+      `opening source ${path} took longer than ${timeoutMs / 1000} s (hung network file system?)`,
+      'check the file system it is on (its server, the network); with lazy: true the other snapshots are served meanwhile and this one is retried',
+    )
+  }
+}
+
 /** An error's code and message in one phrase, for messages that wrap it. */
 export function describe(cause: unknown): string {
   const { code, message } = (cause ?? {}) as NodeJS.ErrnoException

@@ -25,9 +25,10 @@ export class FileBackend implements StorageBackend {
     readonly mtime: Date,
   ) {}
 
-  static async open(path: string): Promise<FileBackend> {
-    const { handle, stats } = await openLocalSource(path)
-    return new FileBackend(handle, stats.size, stats.mtime)
+  /** Opens `path` within `timeoutMs` (open-source.ts), or rejects. */
+  static async open(path: string, timeoutMs?: number): Promise<FileBackend> {
+    const { handle, stats } = await openLocalSource(path, timeoutMs)
+    return new FileBackend(handle, Number(stats.size), stats.mtime)
   }
 
   async readExact(offset: number, length: number): Promise<Buffer> {

@@ -38,9 +38,10 @@ export class MmapBackend implements StorageBackend {
     this.windows = new Array(Math.ceil(length / WINDOW_BYTES))
   }
 
-  static async open(path: string): Promise<MmapBackend> {
-    const { handle, stats } = await openLocalSource(path)
-    return new MmapBackend(handle, stats.size, stats.mtime)
+  /** Opens `path` within `timeoutMs` (open-source.ts), or rejects. */
+  static async open(path: string, timeoutMs?: number): Promise<MmapBackend> {
+    const { handle, stats } = await openLocalSource(path, timeoutMs)
+    return new MmapBackend(handle, Number(stats.size), stats.mtime)
   }
 
   async readExact(offset: number, length: number): Promise<Buffer> {

@@ -13,9 +13,9 @@ import { remoteRetryPolicy } from './remote/retry-policy.js'
 export async function openBackend(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
   switch (spec.type) {
     case 'file':
-      return FileBackend.open(spec.path)
+      return FileBackend.open(spec.path, context.openTimeoutMs)
     case 'mmap':
-      return MmapBackend.open(spec.path)
+      return MmapBackend.open(spec.path, context.openTimeoutMs)
     case 'http':
       return openHttpBackend(spec, context)
     case 's3': {

@@ -18,4 +18,9 @@ export interface OpenContext {
    * where nothing reloads (`check`).
    */
   onReload?: ((listener: () => void) => () => void) | undefined
+  /**
+   * How long opening a local source may take before it is refused as hung (open-source.ts): the
+   * config's read_timeout_ms. LOCAL_OPEN_TIMEOUT_MS when absent.
+   */
+  openTimeoutMs?: number | undefined
 }

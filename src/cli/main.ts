@@ -166,7 +166,7 @@ function defaultOptions(): MountOptions {
 
 /** One line per snapshot: name, type, exact size, size for people, and where it comes from. */
 async function checkConfig(config: Config, context: OpenContext): Promise<void> {
-  const snapshots = await openSnapshots(config.snapshots, context)
+  const snapshots = await openSnapshots(config.snapshots, { ...context, openTimeoutMs: config.options.readTimeoutMs })
   try {
     for (const [index, { name, backend }] of snapshots.entries()) {
       const spec = config.snapshots[index]!

@@ -52,7 +52,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   // Told of each SIGHUP: what backends read from files besides their sources (header tokens).
   const reloaded = new Set<() => void>()
   const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
-  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, onReload }
+  // A local source's open is bounded like a read (open-source.ts).
+  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, onReload, openTimeoutMs: config.options.readTimeoutMs }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
@@ -237,7 +238,7 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
   const changed = next.snapshots.filter((spec) => !sameSpec(keeps.get(spec.name), spec))
   let opened: Array<Snapshot | PendingSnapshot>
   try {
-    opened = await openForServing(changed, context)
+    opened = await openForServing(changed, { ...context, openTimeoutMs: next.options.readTimeoutMs })
   } catch (err) {
     logger.error(`SIGHUP: reload refused, nothing changed: ${explain(err)}`)
     return current

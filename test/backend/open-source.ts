@@ -3,6 +3,9 @@ import Fuse from 'fuse-native'
 import { mkdir } from 'node:fs/promises'
 import { constants } from 'node:os'
 import { join } from 'node:path'
+import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
+import { promisify } from 'node:util'
 import { openBackend } from '../../src/backend/open-backend.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
@@ -55,5 +58,26 @@ t.test('a source the system refuses to open: the reason and the fix', async (t) 
       { code: 'E_SOURCE_OPEN', message: `cannot open source ${path}: EIO: `, fix: 'check the path', cause: { code: 'EIO' } },
       `${type}: EIO`,
     )
+  }
+})
+
+t.test('anything but a regular file is refused by its stat, before an open could block on it', async (t) => {
+  const dir = await tempDir(t)
+  const run = promisify(execFile)
+  await run('mkfifo', [join(dir, 'fifo')])
+  // A block device node of our own: only stat'ed, never opened (the tests run as root).
+  await run('mknod', [join(dir, 'block'), 'b', '7', '0'])
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(join(dir, 'socket'), resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const kinds = { [dir]: 'a directory', [join(dir, 'fifo')]: 'a FIFO', [join(dir, 'block')]: 'a block device', '/dev/null': 'a character device', [join(dir, 'socket')]: 'a socket' }
+  for (const [path, kind] of Object.entries(kinds)) {
+    for (const type of ['file', 'mmap'] as const) {
+      await t.rejects(
+        openBackend({ name: 'x', type, path }, { ...context, openTimeoutMs: 1000 }),
+        { code: 'E_SOURCE_OPEN', message: `source ${path} is not a regular file (${kind})`, fix: /FIFOs and sockets are not supported/ },
+        `${type}: ${kind}`,
+      )
+    }
   }
 })

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { constants } from 'node:fs'
 import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { startDaemon, type Daemon } from '../fixtures/daemon.js'
+import { reloadDaemon, startDaemon, until, type Daemon } from '../fixtures/daemon.js'
 import { startNginx } from '../fixtures/nginx.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { keepReading, readRange } from '../fixtures/readers.js'
@@ -10,21 +10,7 @@ import { tempDir } from '../fixtures/temp-dir.js'
 
 const MiB = 1024 * 1024
 
-async function until(condition: () => Promise<boolean> | boolean, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
-
-/** Sends SIGHUP and resolves with what the daemon logged up to its last word on it. */
-async function reload(daemon: Daemon): Promise<string> {
-  const from = daemon.stderr().length
-  daemon.process.kill('SIGHUP')
-  await until(() => /SIGHUP: (reloaded|reload refused)[^\n]*\n/.test(daemon.stderr().slice(from)), 'the reload')
-  return daemon.stderr().slice(from)
-}
+const reload = reloadDaemon
 
 const listing = async (path: string) => (await readdir(path)).sort()
 
