@@ -384,3 +384,30 @@ t.test('inspect: the snapshot\'s bytes in the cache, over what the source report
   const layered = new CachingBackend(reporting, new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK }), { connections: 1 })
   t.same(layered.inspect(), { type: 'http', cachedBytes: 0 }, 'the source\'s facts kept, its own cachedBytes over theirs')
 })
+
+t.test('property: views from readNow stay right when its readahead evicts their extents and a synchronous source refills the buffers', async (t) => {
+  // RecordingBackend fills `into` before readExact returns: the buffer of an extent readNow's own
+  // readahead evicts is written at once, before the caller has copied the views it was given.
+  // Four sequential readers through a cache of eight blocks: readahead evicts all the time.
+  const random = seededRandom(15)
+  const size = 8 * MIB
+  const { bytes, cache, backend } = setup(size, { capacity: 8 * BLOCK, connections: 4 })
+  let hits = 0
+  let wrong = 0
+  const cursors = [0, 2 * MIB, 4 * MIB, 6 * MIB]
+  for (let i = 0; i < 3000; i++) {
+    const reader = Math.floor(random() * cursors.length)
+    const offset = cursors[reader]!
+    cursors[reader] = offset + BLOCK >= size ? 0 : offset + BLOCK
+    const now = backend.readNow(offset, BLOCK, reader)
+    // Copied at once, as the FUSE layer copies into the kernel's buffer.
+    const got = Buffer.concat(now ?? (await backend.readPieces(offset, BLOCK, { stream: reader })))
+    if (now) hits++
+    if (!got.equals(bytes.subarray(offset, offset + BLOCK))) wrong++
+    if (!now || random() < 0.3) await settle()
+  }
+  t.ok(hits > 500, `${hits} reads answered by readNow`)
+  t.ok(cache.stats().evictions > 500, `${cache.stats().evictions} evictions`)
+  t.equal(wrong, 0, `every answer was the source's bytes (${wrong} wrong)`)
+  await backend.close()
+})
