@@ -271,6 +271,9 @@ export class CachingBackend implements StorageBackend {
     for (let block = firstBlock; block < endBlock; block++) this.inFlight.set(block, fetch)
     controller.signal.addEventListener('abort', () => {
       if (this.scheduler.cancel(job)) gaveUp(controller.signal.reason)
+      // Started: it settles when the source gives up. A read arriving meanwhile must not wait on
+      // it, to fail with another reader's abort: it asks again.
+      else this.forget(fetch)
     }, { once: true })
     this.scheduler.submit(job)
     return fetch
