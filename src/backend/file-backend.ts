@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises'
-import type { StorageBackend } from './storage-backend.js'
+import type { ReadOptions, StorageBackend } from './storage-backend.js'
 import { BackendClosedError, PartialReadError, SourceReadError } from './errors.js'
 import { assertInRange } from './range.js'
 import { openLocalSource } from './open-source.js'
@@ -31,9 +31,11 @@ export class FileBackend implements StorageBackend {
     return new FileBackend(handle, Number(stats.size), stats.mtime)
   }
 
-  async readExact(offset: number, length: number): Promise<Buffer> {
+  /** A pread cannot be stopped once on libuv's pool: `signal` is checked before it starts. */
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
+    options?.signal?.throwIfAborted()
     const target = Buffer.allocUnsafe(length)
     await readFully(this.handle, target, offset)
     return target
@@ -44,9 +46,10 @@ export class FileBackend implements StorageBackend {
    * FUSE layer copies them at once). A fresh buffer per kernel read costs more CPU than the read
    * itself: new pages to fault in, and garbage for V8 to collect.
    */
-  async readPieces(offset: number, length: number): Promise<Buffer[]> {
+  async readPieces(offset: number, length: number, options?: ReadOptions): Promise<Buffer[]> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
+    options?.signal?.throwIfAborted()
     const target = this.pool.take(length)
     try {
       await readFully(this.handle, target, offset)

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises'
 import mmap from 'mmap-io'
-import type { StorageBackend } from './storage-backend.js'
+import type { ReadOptions, StorageBackend } from './storage-backend.js'
 import { BackendClosedError, SourceReadError } from './errors.js'
 import { assertInRange } from './range.js'
 import { openLocalSource } from './open-source.js'
@@ -44,9 +44,11 @@ export class MmapBackend implements StorageBackend {
     return new MmapBackend(handle, Number(stats.size), stats.mtime)
   }
 
-  async readExact(offset: number, length: number): Promise<Buffer> {
+  /** `signal` is checked before the read: a copy from the map or a pread cannot be stopped. */
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
+    options?.signal?.throwIfAborted()
     const pieces = [...this.pieces(offset, length)]
     if (pieces.length > 0 && pieces.every(isResident)) {
       return pieces.length === 1 ? viewOf(pieces[0]!) : copyOf(pieces, length)

@@ -8,6 +8,14 @@
  *   the FUSE layer clamps at EOF so that never happens in normal operation.
  * - The returned buffer may be a view of memory the backend owns (a mapped window): callers copy
  *   out of it and must not write to it.
+ * - Views a layer hands out (`readPieces`, `readNow`) stay valid at least until the caller yields
+ *   to the event loop, whatever the layer does in the meantime: memory behind a view is not
+ *   reused for anything else before then, even by work the same call started (readahead that
+ *   evicts the viewed block), and even when a source fills `into` synchronously, before its
+ *   `readExact` returns. A layer that recycles buffers so pins what it hands out until the next
+ *   turn of the event loop. Callers copy before they yield.
+ * - `into` may be filled at any moment between the call and the settling of the promise,
+ *   synchronously included; a backend that rejects may have written part of it.
  * - `close()` releases the source; reads after it reject with `BackendClosedError`.
  * - `options.signal`, when given, aborts the read: work started only for it stops and the read
  *   rejects. `options.stream` names the reader (a FUSE file handle) so layers that detect
@@ -31,7 +39,8 @@ export interface StorageBackend {
    * The bytes of `[offset, offset + length)` at once, as views like `readPieces`, when every one
    * of them is at hand (cached and validated); undefined, having done nothing, when any must be
    * waited for or the read cannot be made: the caller then reads as usual and gets the error
-   * there. The views are valid until the caller yields to the event loop. A cache hit so needs no
+   * there. The views are valid until the caller yields to the event loop, even though the call
+   * may start readahead that evicts their blocks (see above). A cache hit so needs no
    * deadline, no AbortController and no chain of promises. `stream` is `ReadOptions.stream`.
    */
   readNow?(offset: number, length: number, stream?: number): readonly Buffer[] | undefined

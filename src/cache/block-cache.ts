@@ -17,9 +17,9 @@ export interface BlockCacheOptions {
  * frees exactly its bytes and nothing is copied to cache it.
  *
  * Its buffer goes back to the arena for another fetch once the extent is out of the cache and
- * unpinned. A reader that holds views of an extent across an `await` (a read waiting for another
- * block to arrive) pins it first; views used within the same turn of the event loop need no pin,
- * since a recycled buffer is only written by a later socket event.
+ * unpinned. Every reader that hands out views of an extent pins it first and unpins it only after
+ * its caller has copied (the next turn of the event loop): the reader's own readahead may evict
+ * the extent at once, and a source may fill a recycled buffer before its readExact returns.
  */
 export interface Extent {
   readonly owner: number

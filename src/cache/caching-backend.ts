@@ -135,11 +135,24 @@ export class CachingBackend implements StorageBackend {
     for (let block = firstBlock; block <= lastBlock; block++) if (!this.cache.has(this.owner, block)) return undefined
     const access = this.tracker.observe(offset, length, stream)
     const extents: Extent[] = []
-    for (let block = firstBlock; block <= lastBlock; block++) extents.push(this.cache.lookup(this.owner, block, access.stream)!)
-    // Views taken now stay valid until the caller yields, even if readahead evicts their extent:
-    // a recycled buffer is only written by a later socket event.
+    const timerSet = this.unpinSoon.length > 0
+    for (let block = firstBlock; block <= lastBlock; block++) {
+      const extent = this.cache.lookup(this.owner, block, access.stream)!
+      // Pinned until the caller has copied: the readahead started next may evict the extent and
+      // hand its buffer to a fetch, and a source may fill that buffer before readExact returns.
+      this.cache.pin(extent)
+      this.unpinSoon.push(extent)
+      extents.push(extent)
+    }
+    if (!timerSet) setImmediate(this.unpinAll)
     this.readAhead(access)
     return extents.map((extent, index) => this.view(extent, firstBlock + index, offset, offset + length))
+  }
+
+  /** Extents readNow answered from, unpinned together once the event loop turns (one timer, not one per read). */
+  private readonly unpinSoon: Extent[] = []
+  private readonly unpinAll = (): void => {
+    for (const extent of this.unpinSoon.splice(0)) this.cache.unpin(extent)
   }
 
   /** The part of block `block` (held by `extent`) inside `[offset, end)`. */
@@ -258,6 +271,9 @@ export class CachingBackend implements StorageBackend {
     for (let block = firstBlock; block < endBlock; block++) this.inFlight.set(block, fetch)
     controller.signal.addEventListener('abort', () => {
       if (this.scheduler.cancel(job)) gaveUp(controller.signal.reason)
+      // Started: it settles when the source gives up. A read arriving meanwhile must not wait on
+      // it, to fail with another reader's abort: it asks again.
+      else this.forget(fetch)
     }, { once: true })
     this.scheduler.submit(job)
     return fetch
