@@ -32,10 +32,22 @@ export interface BootOptions {
   memoryMiB?: number
   /** From QEMU's start to the marker; default BOOT_TIMEOUT_MS[accel]. */
   timeoutMs?: number
+  /** Trace the drive's reads (QEMU's blk_co_preadv event) and give them as `GuestBoot.reads`. */
+  traceReads?: boolean
+}
+
+/** One read of the guest's drive as it reached the image. */
+export interface TracedRead {
+  /** From QEMU's start to the read's submission, in ms (a tenth's precision). */
+  ms: number
+  offset: number
+  length: number
 }
 
 export interface GuestBoot {
   accel: Accel
+  /** When QEMU was spawned, epoch ms. */
+  startedAt: number
   /** From spawning QEMU to the marker on the console. */
   readyMs: number
   /** From spawning QEMU to its exit (the guest powers off after the marker). */
@@ -51,6 +63,8 @@ export interface GuestBoot {
    * bytes and read requests. Undefined if QEMU could not be asked (it was already gone).
    */
   guestRead: { bytes: number; operations: number } | undefined
+  /** With `traceReads`: the reads that reached the image before the marker, in order. */
+  reads?: TracedRead[]
   /** Everything the guest wrote on its serial console. */
   console: string
   /** QEMU's own messages. */
@@ -77,7 +91,13 @@ export declare function chooseAccel(env?: NodeJS.ProcessEnv): Promise<AccelChoic
  * QEMU's arguments for booting the guest from `disk` (a path: a local file or a mounted snapshot),
  * with a QMP server on the unix socket `qmpSocket` when given.
  */
-export declare function qemuArgs(disk: string, options: BootOptions, qmpSocket?: string): string[]
+export declare function qemuArgs(disk: string, options: BootOptions, qmpSocket?: string, traceFile?: string): string[]
+
+/**
+ * The reads in QEMU's trace `text` (-msg timestamp=on, event blk_co_preadv) of the drive most
+ * read, submitted at most `readyMs` after `startedAt` (epoch ms), with `ms` from `startedAt`.
+ */
+export declare function parseReadTrace(text: string, startedAt: number, readyMs: number): TracedRead[]
 
 /**
  * Boots the guest from `disk`; resolves once it printed its marker and QEMU exited. Rejects with

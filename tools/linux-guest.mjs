@@ -5,7 +5,7 @@
 // the types are in linux-guest.d.mts.
 
 import { execFile, spawn } from 'node:child_process'
-import { access, constants, mkdtemp, open, rm } from 'node:fs/promises'
+import { access, constants, mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { createConnection } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,6 +39,14 @@ const CONSOLE_TAIL_LINES = 40
 
 /** The guest's disk, as QEMU's block statistics name it. */
 const DRIVE_ID = 'guest'
+
+/**
+ * QEMU's trace event for every read of the guest's drive, as the block layer hands it to the
+ * image (after virtio-blk merged adjacent requests): what reaches the file, one line per read.
+ */
+const READ_TRACE_EVENT = 'blk_co_preadv'
+/** `PID@SECONDS.MICROS:blk_co_preadv blk 0x… bs 0x… offset N bytes N flags 0x…` (with -msg timestamp=on). */
+const READ_TRACE_LINE = /^\d+@(\d+)\.(\d{6}):blk_co_preadv blk (\S+) bs \S+ offset (\d+) bytes (\d+)/
 
 /** QMP answers in milliseconds; the guest is powering off meanwhile, so this is not waited for long. */
 const QMP_TIMEOUT_MS = 5_000
@@ -86,8 +94,11 @@ export async function chooseAccel(env = process.env) {
   return { accel: 'kvm', reason: '/dev/kvm opens and KVM is the hardware one' }
 }
 
-/** QEMU's arguments for booting `disk` (see linux-guest.d.mts), with QMP on `qmpSocket` if given. */
-export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512 }, qmpSocket) {
+/**
+ * QEMU's arguments for booting `disk` (see linux-guest.d.mts), with QMP on `qmpSocket` and the
+ * reads traced to `traceFile` if given.
+ */
+export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512 }, qmpSocket, traceFile) {
   if (accel !== 'kvm' && accel !== 'tcg') throw new TypeError(`accel must be kvm or tcg, not ${accel}`)
   if (cache !== 'default' && cache !== 'none') throw new TypeError(`cache must be default or none, not ${cache}`)
   if (overlay !== 'snapshot' && overlay !== 'readonly') throw new TypeError(`overlay must be snapshot or readonly, not ${overlay}`)
@@ -103,6 +114,8 @@ export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot',
     '-display', 'none',
     '-monitor', 'none',
     ...(qmpSocket ? ['-qmp', `unix:${qmpSocket},server=on,wait=off`] : []),
+    // Wall-clock timestamps on each trace line: the reads' times from QEMU's start.
+    ...(traceFile ? ['-msg', 'timestamp=on', '-trace', `enable=${READ_TRACE_EVENT},file=${traceFile.replaceAll(',', ',,')}`] : []),
     '-serial', 'stdio',
     '-no-reboot', // a guest that reboots (a kernel panic) ends QEMU instead of booting again
     '-drive', drive.join(','),
@@ -118,16 +131,20 @@ export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot',
 export async function bootGuest(disk, options) {
   const dir = await mkdtemp(join(tmpdir(), 'snapmount-guest-'))
   try {
-    return await runGuest(disk, options, join(dir, 'qmp.sock'))
+    const traceFile = options.traceReads ? join(dir, 'reads.trace') : undefined
+    const boot = await runGuest(disk, options, join(dir, 'qmp.sock'), traceFile)
+    if (traceFile) boot.reads = parseReadTrace(await readFile(traceFile, 'utf8'), boot.startedAt, boot.readyMs)
+    return boot
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
 }
 
-function runGuest(disk, options, qmpSocket) {
-  const args = qemuArgs(disk, options, qmpSocket)
+function runGuest(disk, options, qmpSocket, traceFile) {
+  const args = qemuArgs(disk, options, qmpSocket, traceFile)
   const { accel, timeoutMs = BOOT_TIMEOUT_MS[accel] } = options
   return new Promise((resolve, reject) => {
+    const startedAt = Date.now()
     const started = performance.now()
     const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let console = ''
@@ -165,6 +182,7 @@ function runGuest(disk, options, qmpSocket) {
       }
       resolve({
         accel,
+        startedAt,
         readyMs,
         exitMs: performance.now() - started,
         code,
@@ -210,6 +228,25 @@ function queryGuestReads(socket) {
       reject(new Error('QMP closed before answering'))
     })
   })
+}
+
+/**
+ * The guest's reads from QEMU's trace (`READ_TRACE_LINE`), in the order issued: `ms` from QEMU's
+ * start (`startedAt`, epoch ms) to the read's submission, then offset and length in bytes. Only the
+ * drive the most reads went to (the guest's; there is one), and only reads before `readyMs`: the
+ * boot's, not the shutdown's.
+ */
+export function parseReadTrace(text, startedAt, readyMs) {
+  const lines = text.split('\n').map((line) => READ_TRACE_LINE.exec(line)).filter(Boolean)
+  const perDrive = new Map()
+  for (const line of lines) perDrive.set(line[3], (perDrive.get(line[3]) ?? 0) + 1)
+  const drive = [...perDrive].sort((a, b) => b[1] - a[1])[0]?.[0]
+  const reads = []
+  for (const [, seconds, micros, blk, offset, bytes] of lines) {
+    const ms = Number(seconds) * 1000 + Number(micros) / 1000 - startedAt
+    if (blk === drive && ms <= readyMs) reads.push({ ms: Math.max(0, Math.round(ms * 10) / 10), offset: Number(offset), length: Number(bytes) })
+  }
+  return reads
 }
 
 /** The last lines of `text`. */
