@@ -30,6 +30,8 @@ const { values, positionals } = parseArgs({
     rtt: { type: 'string' },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
+    curl: { type: 'boolean', default: false },
+    'no-idle-restart': { type: 'boolean', default: false },
     top: { type: 'string', default: '25' },
   },
 })
@@ -133,7 +135,7 @@ function topSelfTime(profile, top) {
 async function main() {
   const image = new SourceImage(undefined, join(DEFAULT_BENCH_DIR, 'image-1GiB-aes128ctr-v1.raw'), IMAGE_BYTES)
   await image.ensure()
-  const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-' })
+  const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
   const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
   const profDir = values['cpu-prof']
   try {
@@ -141,6 +143,12 @@ async function main() {
     const server = { url: nginx.url(basename(image.path)) }
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    if (values.curl) {
+      // One curl stream of the same bytes, from where the daemon runs.
+      const args = ['--silent', '--fail', '--output', '/dev/null', '--range', `0-${mib * 2 ** 20 - 1}`, '--write-out', '%{speed_download}', server.url]
+      const { stdout } = netns ? await netns.run('curl', args) : { stdout: execFileSync('curl', args, { encoding: 'utf8' }) }
+      console.log(`curl, one stream: ${(Number(stdout) / 1e6).toFixed(0)} MB/s`)
+    }
     for (let i = 0; i < Number(values.runs); i++) {
       const r = await run(server, command, positionals, netns)
       console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
