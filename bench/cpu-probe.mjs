@@ -32,6 +32,7 @@ const { values, positionals } = parseArgs({
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
     'no-idle-restart': { type: 'boolean', default: false },
+    start: { type: 'string' },
     top: { type: 'string', default: '25' },
   },
 })
@@ -132,9 +133,32 @@ function topSelfTime(profile, top) {
   }
 }
 
+/**
+ * `--start N`: N daemons started on the local image and stopped at once, each
+ * timed to "mounted" in wall-clock ms and in the daemon's CPU ms (user + system, from /proc at
+ * that moment): on a loaded machine the CPU figure is the steadier one.
+ */
+async function measureStarts(command, source, runs) {
+  const wall = []
+  const cpu = []
+  for (let i = 0; i < runs; i++) {
+    const mnt = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-'))
+    const daemon = await startDaemon(command, mnt, source, [], undefined)
+    const fields = (await readFile(`/proc/${daemon.child.pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+    cpu.push(((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000)
+    wall.push(daemon.mountMs)
+    daemon.child.kill('SIGTERM')
+    await daemon.exited
+    await rmdir(mnt).catch(() => {})
+  }
+  const list = (values) => values.map((v) => v.toFixed(0)).join(', ')
+  console.log(`start to mounted (${source}): wall ${list(wall)} ms; daemon CPU ${list(cpu)} ms; load ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+}
+
 async function main() {
   const image = new SourceImage(undefined, join(DEFAULT_BENCH_DIR, 'image-1GiB-aes128ctr-v1.raw'), IMAGE_BYTES)
   await image.ensure()
+  if (values.start) return measureStarts(await daemonCommand(values['cpu-prof']), image.path, Number(values.start))
   const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
   const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
   const profDir = values['cpu-prof']
