@@ -2,8 +2,6 @@ import type { SnapshotSpec } from '../config/config.js'
 import type { OpenContext } from './open-context.js'
 import type { StorageBackend } from './storage-backend.js'
 import { FileBackend } from './file-backend.js'
-import { MmapBackend } from './mmap-backend.js'
-import { openHttpBackend } from './http/open-http.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
 
 /**
@@ -11,13 +9,20 @@ import { remoteRetryPolicy } from './remote/retry-policy.js'
  * around it are put on where snapshots are opened, src/snapshots/open-snapshot.ts).
  */
 export async function openBackend(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
+  // Each backend but the plain file is loaded when a snapshot needs it: a daemon is started per
+  // mount, often per VM, and start to mounted is a target (issue 17). mmap-io is a native addon;
+  // the HTTP backend brings node:tls.
   switch (spec.type) {
     case 'file':
       return FileBackend.open(spec.path, context.openTimeoutMs)
-    case 'mmap':
+    case 'mmap': {
+      const { MmapBackend } = await import('./mmap-backend.js')
       return MmapBackend.open(spec.path, context.openTimeoutMs)
-    case 'http':
+    }
+    case 'http': {
+      const { openHttpBackend } = await import('./http/open-http.js')
       return openHttpBackend(spec, context)
+    }
     case 's3': {
       // Loaded only when a snapshot needs it: the AWS SDK is a quarter of the daemon's memory.
       const { S3Backend } = await import('./s3/s3-backend.js')

@@ -7,7 +7,7 @@ import type { ObservabilityOptions } from '../config/config.js'
 import { LOG_LEVELS } from '../log.js'
 import { describe } from '../backend/errors.js'
 import type { SnapmountMetrics } from '../metrics/metrics.js'
-import { serveMetrics, type MetricsServer } from '../metrics/server.js'
+import type { MetricsServer } from '../metrics/server.js'
 import { serveControl, type ControlServer } from '../control/server.js'
 import { controlHandler, type ServedSnapshot } from '../control/handlers.js'
 import { runtimeDir, socketPathFor } from '../control/socket-path.js'
@@ -81,6 +81,8 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
     async serve(fs, cache) {
       if (metrics && listen) {
         metrics.attach({ snapshots: () => fs.snapshots(), cache })
+        // With the metrics, not at start: node:http is a dozen of Node's own modules to compile.
+        const { serveMetrics } = await import('../metrics/server.js')
         server = await serveMetrics(metrics, listen, logger).catch((err) => {
           logger.error(`metrics endpoint ${listen.host}:${listen.port} not started: ${describe(err)}; serving without it`, { code: 'E_METRICS_LISTEN' })
           return undefined

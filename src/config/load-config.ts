@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
-import { parse, type YAMLParseError } from 'yaml'
+import type { YAMLParseError } from 'yaml'
 import type { MountOptions, Config } from './config.js'
 import { ConfigError } from './config-error.js'
 import { validateConfig } from './validate-config.js'
@@ -20,6 +20,9 @@ export async function loadConfig(file: string, defaults: MountOptions): Promise<
     const problem = code === 'ENOENT' ? 'config file does not exist' : `config file cannot be read (${code})`
     throw new ConfigError(file, '', problem, 'check the --config path')
   }
+  // Loaded here, not at start: a mount from the command line has no config file to parse, and
+  // the YAML parser is ~40 modules (start to mounted is a target: issue 17).
+  const { parse } = await import('yaml')
   let raw: unknown
   try {
     raw = parse(text)

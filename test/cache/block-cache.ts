@@ -190,3 +190,61 @@ t.test('readahead its reader has not got through goes round the small queue once
   for (let b = 200; b < 240; b++) put(cache, owner, b, block(b), 3)
   t.notOk(cache.has(owner, 6), 'but only one')
 })
+
+t.test('a stream recycles what it fetched ahead and read through, though the cache has room', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 100 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  // A sequential reader: each block fetched ahead by stream 1, then read through by it.
+  for (let b = 0; b < 60; b++) {
+    put(cache, owner, b, block(b), 1, true)
+    read(cache, owner, b, 1)
+  }
+  // The small queue's share (10 blocks), not 60 blocks of a 100-block cache.
+  t.equal(cache.stats().bytesInUse, 10 * BLOCK)
+  t.notOk(cache.has(owner, 0))
+  t.ok(cache.has(owner, 59))
+  // Read again by a new stream: fetched again, it goes to the main queue (a ghost hit) and stays.
+  put(cache, owner, 0, block(0), 2, true)
+  read(cache, owner, 0, 2)
+  for (let b = 100; b < 160; b++) {
+    put(cache, owner, b, block(b), 3, true)
+    read(cache, owner, b, 3)
+  }
+  t.ok(cache.has(owner, 0))
+})
+
+t.test('read-through readahead that another stream reads too, or not read through, or fetched on demand, stays', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 100 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  put(cache, owner, 0, block(0), 1, true)
+  read(cache, owner, 0, 1)
+  read(cache, owner, 0, 2)
+  put(cache, owner, 1, block(1, 2), 1, true)
+  read(cache, owner, 1, 1)
+  put(cache, owner, 3, block(3), 1, false)
+  read(cache, owner, 3, 1)
+  for (let b = 10; b < 60; b++) {
+    put(cache, owner, b, block(b), 1, true)
+    read(cache, owner, b, 1)
+  }
+  t.ok(cache.has(owner, 0), 'read by two streams')
+  t.ok(cache.has(owner, 1), 'only half read')
+  t.ok(cache.has(owner, 3), 'a demand fetch')
+  t.notOk(cache.has(owner, 10))
+})
+
+t.test('a read-through extent moved to the main queue is not recycled as scan data', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 10 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  put(cache, owner, 0, block(0), 1, true)
+  read(cache, owner, 0, 1)
+  read(cache, owner, 0, 2)
+  // Fill the cache with demand data: block 0, re-referenced, moves to the main queue.
+  for (let b = 100; b < 120; b++) put(cache, owner, b, block(b), 3, false)
+  t.ok(cache.has(owner, 0))
+  for (let b = 200; b < 204; b++) {
+    put(cache, owner, b, block(b), 4, true)
+    read(cache, owner, b, 4)
+  }
+  t.ok(cache.has(owner, 0), 'still in the main queue')
+})

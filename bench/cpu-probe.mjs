@@ -1,0 +1,194 @@
+// Where the daemon's CPU goes on a sequential HTTP read (issue 17): one fresh snapmount daemon
+// mounting the bench's 1 GiB image from nginx, read once with `dd bs=1M` (buffered: the kernel's
+// readahead, as a plain reader gets it), and the daemon's CPU seconds per GiB from /proc beside
+// the rate. `--cpu-prof DIR` runs the daemon under V8's sampling profiler and prints the functions
+// with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
+// cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
+//
+//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS] [--cpu-prof DIR] [--top N] [-- daemon args]
+//
+// --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
+// (tools/delay-netns.mjs: kernel TCP, slow start after idle as on a stock host). Arguments after
+// `--` go to `snapmount mount` (e.g. `--cache-size-mib 64`).
+
+import { spawn, execFileSync } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rmdir } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { startDelayNetns } from '../tools/delay-netns.mjs'
+import { startNginx } from '../tools/nginx.mjs'
+import { sampleCpu } from './lib/cpu.mjs'
+import { SourceImage } from './lib/images.mjs'
+import { DEFAULT_BENCH_DIR, IMAGE_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    runs: { type: 'string', default: '1' },
+    mib: { type: 'string', default: '1024' },
+    rtt: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    perf: { type: 'string' },
+    curl: { type: 'boolean', default: false },
+    'no-idle-restart': { type: 'boolean', default: false },
+    start: { type: 'string' },
+    top: { type: 'string', default: '25' },
+  },
+})
+const mib = Number(values.mib)
+const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+
+/**
+ * The daemon's command: bin/snapmount's own Node flags and environment, with the profiler's
+ * flags added (node refuses --cpu-prof in NODE_OPTIONS, so the wrapper cannot pass it on).
+ */
+async function daemonCommand(profDir) {
+  const script = await readFile(SNAPMOUNT, 'utf8')
+  const flags = /exec node (.*?) "\$\(dirname/.exec(script)[1].split(' ')
+  const env = { ...process.env }
+  for (const [, name, value] of script.matchAll(/: "\$\{(\w+):=([^}]*)\}"/g)) env[name] ??= value
+  const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
+  return { args: [...flags, ...prof, join(ROOT, 'dist/cli/bin.js')], env }
+}
+
+/** Starts the daemon and resolves once it logs "mounted", with the ms that took. */
+async function startDaemon(command, mnt, url, extra, netns) {
+  const args = [...command.args, 'mount', mnt, `img=${url}`, ...extra]
+  const [program, programArgs] = netns ? netns.wrap(process.execPath, args) : [process.execPath, args]
+  const started = performance.now()
+  const child = spawn(program, programArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: command.env })
+  let log = ''
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve(signal ?? code)))
+  await new Promise((resolve, reject) => {
+    child.stderr.on('data', (chunk) => {
+      log += chunk
+      if (/\bmounted\b/.test(log)) resolve()
+    })
+    exited.then((status) => reject(new Error(`daemon exited (${status}) before mounting:\n${log}`)))
+  })
+  return { child, exited, mountMs: performance.now() - started, log: () => log }
+}
+
+function dd(file, mib) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', `count=${mib}`, 'status=none'], { stdio: 'inherit' })
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`dd exited ${code}`))))
+  })
+}
+
+async function run(server, command, extra, netns) {
+  const mnt = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-'))
+  const daemon = await startDaemon(command, mnt, server.url, extra, netns)
+  try {
+    const pid = daemon.child.pid
+    const before = await sampleCpu(pid)
+    const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
+    const started = performance.now()
+    await dd(join(mnt, 'img'), mib)
+    const seconds = (performance.now() - started) / 1000
+    // Readahead still arriving is the read's too.
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    const after = await sampleCpu(pid)
+    if (perf) {
+      perf.kill('SIGINT')
+      await new Promise((resolve) => perf.on('close', resolve))
+    }
+    // Fields 10 (minflt), 14 and 15 (utime, stime) of /proc/PID/stat, over the daemon's life.
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+    const [minflt, utime, stime] = [fields[7], fields[11], fields[12]].map(Number)
+    const bytes = mib * 2 ** 20
+    const cpuSeconds = (after.daemonTicks - before.daemonTicks) / ticksPerSecond
+    const idle = (after.machine.idle - before.machine.idle) / (after.machine.total - before.machine.total)
+    const rss = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))[1] / 1024
+    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib }
+  } finally {
+    daemon.child.kill('SIGTERM')
+    const status = await daemon.exited
+    if (status !== 0) process.stderr.write(`daemon exited ${status}:\n${daemon.log()}`)
+    await rmdir(mnt).catch(() => {})
+  }
+}
+
+/** The functions with the most self time in a .cpuprofile, as [ms, share, name]. */
+function topSelfTime(profile, top) {
+  const selfTicks = new Map()
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const counts = new Map()
+  for (const id of profile.samples) counts.set(id, (counts.get(id) ?? 0) + 1)
+  const totalUs = profile.endTime - profile.startTime
+  const perSample = totalUs / profile.samples.length
+  for (const [id, count] of counts) {
+    const { functionName, url, lineNumber } = byId.get(id).callFrame
+    const name = `${functionName || '(anonymous)'} ${url ? `${basename(url)}:${lineNumber + 1}` : ''}`.trim()
+    selfTicks.set(name, (selfTicks.get(name) ?? 0) + count)
+  }
+  const busy = [...counts].filter(([id]) => byId.get(id).callFrame.functionName !== '(idle)').reduce((sum, [, count]) => sum + count, 0)
+  return {
+    busyMs: (busy * perSample) / 1000,
+    rows: [...selfTicks]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, ticks]) => [(ticks * perSample) / 1000, ticks / busy, name]),
+  }
+}
+
+/**
+ * `--start N`: N daemons started on the local image and stopped at once, each
+ * timed to "mounted" in wall-clock ms and in the daemon's CPU ms (user + system, from /proc at
+ * that moment): on a loaded machine the CPU figure is the steadier one.
+ */
+async function measureStarts(command, source, runs) {
+  const wall = []
+  const cpu = []
+  for (let i = 0; i < runs; i++) {
+    const mnt = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-'))
+    const daemon = await startDaemon(command, mnt, source, [], undefined)
+    const fields = (await readFile(`/proc/${daemon.child.pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+    cpu.push(((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000)
+    wall.push(daemon.mountMs)
+    daemon.child.kill('SIGTERM')
+    await daemon.exited
+    await rmdir(mnt).catch(() => {})
+  }
+  const list = (values) => values.map((v) => v.toFixed(0)).join(', ')
+  console.log(`start to mounted (${source}): wall ${list(wall)} ms; daemon CPU ${list(cpu)} ms; load ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+}
+
+async function main() {
+  const image = new SourceImage(undefined, join(DEFAULT_BENCH_DIR, 'image-1GiB-aes128ctr-v1.raw'), IMAGE_BYTES)
+  await image.ensure()
+  if (values.start) return measureStarts(await daemonCommand(values['cpu-prof']), image.path, Number(values.start))
+  const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
+  const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
+  const profDir = values['cpu-prof']
+  try {
+    const command = await daemonCommand(profDir)
+    const server = { url: nginx.url(basename(image.path)) }
+    const [load1] = loadavg()
+    console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    if (values.curl) {
+      // One curl stream of the same bytes, from where the daemon runs.
+      const args = ['--silent', '--fail', '--output', '/dev/null', '--range', `0-${mib * 2 ** 20 - 1}`, '--write-out', '%{speed_download}', server.url]
+      const { stdout } = netns ? await netns.run('curl', args) : { stdout: execFileSync('curl', args, { encoding: 'utf8' }) }
+      console.log(`curl, one stream: ${(Number(stdout) / 1e6).toFixed(0)} MB/s`)
+    }
+    for (let i = 0; i < Number(values.runs); i++) {
+      const r = await run(server, command, positionals, netns)
+      console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
+    }
+    console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+  } finally {
+    await nginx.stop()
+    await netns?.stop()
+  }
+  if (profDir) {
+    for (const file of (await readdir(profDir)).filter((name) => name.endsWith('.cpuprofile')).sort()) {
+      const { busyMs, rows } = topSelfTime(JSON.parse(await readFile(join(profDir, file), 'utf8')), Number(values.top))
+      console.log(`\n${file}: ${busyMs.toFixed(0)} ms on the main thread (not idle); top self time:`)
+      for (const [ms, share, name] of rows) console.log(`${ms.toFixed(0).padStart(7)} ms ${(share * 100).toFixed(1).padStart(5)} %  ${name}`)
+    }
+  }
+}
+
+await main()
