@@ -52,6 +52,22 @@ export interface StorageBackend {
    * every `status` call and every metrics scrape asks.
    */
   inspect?(): SnapshotInspection
+  /**
+   * What the source is, exactly enough that equal identities mean equal bytes (remote backends):
+   * the disk cache keys its blocks by it, so a replaced object never sees the old one's blocks.
+   * Undefined where the backend has no strong validator (no ETag, or a weak one) to tell versions
+   * apart: such a snapshot is not disk-cached.
+   */
+  identity?(): SourceIdentity | undefined
+}
+
+/** A remote source's identity (see `StorageBackend.identity`). */
+export interface SourceIdentity {
+  /** Where it is, with no secret: a URL without password or query values, or s3://endpoint/bucket/key. */
+  source: string
+  size: number
+  /** A strong validator: a strong ETag, or an S3 version id and ETag. */
+  validator: string
 }
 
 /**
@@ -65,6 +81,8 @@ export interface SnapshotInspection {
   reads?: ReadStats
   /** Bytes of the snapshot in the block cache now: the caching layer's (remote snapshots). */
   cachedBytes?: number
+  /** Bytes of the snapshot in the disk cache now: the disk cache layer's (remote snapshots, cache_dir set). */
+  diskBytes?: number
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */

@@ -1,10 +1,11 @@
 import { createRequire } from 'node:module'
 import { inspect } from 'node:util'
+import { resolve } from 'node:path'
 import yargs, { type Argv } from 'yargs'
 import { InputError } from '../errors.js'
 import { atLevel, logFormatFrom, stderrLogger, type Logger } from '../log.js'
 import type { Config, MountOptions } from '../config/config.js'
-import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, READ_TIMEOUT_MS } from '../config/config.js'
+import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, CACHE_SIZE_WITH_DISK_MIB, DISK_CACHE_SIZE_GIB, READ_TIMEOUT_MS } from '../config/config.js'
 import { loadConfig } from '../config/load-config.js'
 import { validateConfig, validateOptions } from '../config/validate-config.js'
 import { parseSource } from '../config/parse-source.js'
@@ -36,6 +37,8 @@ interface CommonArgs extends ObservabilityArgs {
   'read-timeout-ms'?: number | undefined
   'cache-size-mib'?: number | undefined
   'cache-block-kib'?: number | undefined
+  'cache-dir'?: string | undefined
+  'disk-cache-size-gib'?: number | undefined
 }
 
 /** Parses `argv`, runs the command and resolves to the process exit code. */
@@ -118,8 +121,10 @@ function withCommonOptions<T>(y: Argv<T>) {
       type: 'number',
       describe: `answer EIO when a source read takes longer (default ${READ_TIMEOUT_MS.default})`,
     })
-    .option('cache-size-mib', { type: 'number', describe: `block cache of remote snapshots, MiB (default ${CACHE_SIZE_MIB.default})` })
+    .option('cache-size-mib', { type: 'number', describe: `block cache of remote snapshots, MiB (default ${CACHE_SIZE_MIB.default}; ${CACHE_SIZE_WITH_DISK_MIB} with a disk cache)` })
     .option('cache-block-kib', { type: 'number', describe: `cache block size, KiB, a power of two (default ${CACHE_BLOCK_KIB.default})` })
+    .option('cache-dir', { type: 'string', describe: 'keep remote snapshots\' blocks in this directory across restarts (default: no disk cache)' })
+    .option('disk-cache-size-gib', { type: 'number', describe: `bound on the disk cache, GiB (default ${DISK_CACHE_SIZE_GIB.default})` })
 }
 
 /** Builds the config from --config or from the command line, through the same validation. */
@@ -134,6 +139,8 @@ async function configFrom(args: CommonArgs, mountpoint: string | undefined, sour
     ...observabilityFlags(args),
     ...(args['cache-size-mib'] !== undefined && { cache_size_mib: args['cache-size-mib'] }),
     ...(args['cache-block-kib'] !== undefined && { cache_block_kib: args['cache-block-kib'] }),
+    ...(args['cache-dir'] !== undefined && { cache_dir: resolve(args['cache-dir']) }),
+    ...(args['disk-cache-size-gib'] !== undefined && { disk_cache_size_gib: args['disk-cache-size-gib'] }),
   }
   if (args.config !== undefined) {
     if (mountpoint !== undefined || sources.length > 0) {
@@ -161,6 +168,8 @@ function defaultOptions(): MountOptions {
     readTimeoutMs: READ_TIMEOUT_MS.default,
     cacheBytes: CACHE_SIZE_MIB.default * 1024 * 1024,
     blockBytes: CACHE_BLOCK_KIB.default * 1024,
+    cacheDir: undefined,
+    diskCacheBytes: DISK_CACHE_SIZE_GIB.default * 1024 ** 3,
   }
 }
 

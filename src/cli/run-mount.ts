@@ -12,6 +12,7 @@ import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
 import { observability } from './observability.js'
 import { BlockCache } from '../cache/block-cache.js'
+import { openDiskCache } from './disk-cache.js'
 import { KERNEL_READAHEAD_KIB, setKernelReadahead } from '../fuse/kernel-readahead.js'
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const
@@ -52,14 +53,19 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   // Told of each SIGHUP: what backends read from files besides their sources (header tokens).
   const reloaded = new Set<() => void>()
   const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
+  // Before anything is mounted: another daemon on the same cache_dir is an input error (exit 2).
+  const diskCache = openDiskCache(config.options, processContext.logger)
   // A local source's open is bounded like a read (open-source.ts).
-  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, onReload, openTimeoutMs: config.options.readTimeoutMs }
+  const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, diskCache, onReload, openTimeoutMs: config.options.readTimeoutMs }
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
   await checkAllowOther(config.options.allowOther, process.getuid!())
   await prepareMountpoint(config.mountpoint, logger)
-  const snapshots = await openForServing(config.snapshots, context)
+  const snapshots = await openForServing(config.snapshots, context).catch(async (err: unknown) => {
+    await diskCache?.close()
+    throw err
+  })
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
   const signals = listenForStop(logger)
   let mount
@@ -69,6 +75,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
     mount = await mountFuse(config.mountpoint, fs, { allowOther: config.options.allowOther }, logger)
   } catch (err) {
     await fs.close()
+    await diskCache?.close()
     throw err
   }
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
@@ -98,6 +105,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   }
   await observed.close()
   await fs.close()
+  // After the snapshots: their last blocks are written and indexed, and the directory unlocked.
+  await diskCache?.close()
   logger.info('unmounted')
 }
 
@@ -285,12 +294,15 @@ function keepMountOptions(current: Config, next: Config, logger: Logger): Config
     // The one block cache is made at start, for every snapshot: its bound and block size stay.
     ['cache_size_mib', current.options.cacheBytes / KiB / KiB, next.options.cacheBytes / KiB / KiB],
     ['cache_block_kib', current.options.blockBytes / KiB, next.options.blockBytes / KiB],
+    // So is the disk cache, locked for this daemon.
+    ['cache_dir', current.options.cacheDir, next.options.cacheDir],
+    ['disk_cache_size_gib', current.options.diskCacheBytes / KiB ** 3, next.options.diskCacheBytes / KiB ** 3],
   ] as const
   for (const [field, was, now] of fixed) {
     if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was} to ${now}: that needs a restart (systemctl restart); still ${was}`)
   }
-  const { allowOther, cacheBytes, blockBytes } = current.options
-  return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther, cacheBytes, blockBytes } }
+  const { allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } = current.options
+  return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } }
 }
 
 function sameSpec(a: SnapshotSpec | undefined, b: SnapshotSpec): boolean {

@@ -45,6 +45,16 @@ export interface MountOptions extends ObservabilityOptions {
    * several blocks and fetch their missing ones in one request.
    */
   blockBytes: number
+  /**
+   * The disk cache's directory (`cache_dir`, an absolute path): remote snapshots' blocks are kept
+   * there across restarts, below the block cache. Off (undefined) by default.
+   */
+  cacheDir: string | undefined
+  /**
+   * Bound on the disk cache's bytes (`disk_cache_size_gib`). Default 10 GiB: several guests'
+   * boot working sets (a few hundred MiB each) and room for the data they read after.
+   */
+  diskCacheBytes: number
 }
 
 /** How the daemon reports on itself: `log_level`, `metrics` and `control_socket` under `options:`. */
@@ -144,5 +154,13 @@ export interface S3SnapshotSpec extends RetryBudget {
 export const READ_TIMEOUT_MS = { default: 10_000, min: 100, max: 14_000 } as const
 /** The cache must hold a few streams' readahead windows (64 MiB each at most); 1 TiB is a typo guard. */
 export const CACHE_SIZE_MIB = { default: 1024, min: 64, max: 1024 * 1024 } as const
+/** A GiB at least (a working set or two), 64 TiB at most (a typo guard). */
+export const DISK_CACHE_SIZE_GIB = { default: 10, min: 1, max: 64 * 1024 } as const
+/**
+ * The block cache's default size when the disk cache is on, in MiB: it then only needs to hold
+ * what is being read and read ahead now, since the working set is on local disk and comes back at
+ * local-disk speed. Ten mounts on a host so take 2.5 GiB, not 10.
+ */
+export const CACHE_SIZE_WITH_DISK_MIB = 256
 /** Powers of two from a page to the largest ranged request snapmount makes (4 MiB). */
 export const CACHE_BLOCK_KIB = { default: 128, min: 4, max: 4096 } as const

@@ -5,7 +5,8 @@ import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
-import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
+import { DISK_CACHE_FIELDS, checkDiskCache } from './validate-disk-cache.js'
+import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, CACHE_SIZE_WITH_DISK_MIB, READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
 
 export interface ValidationContext {
   /** The config file's path, or "command line": the first word of every message. */
@@ -17,7 +18,7 @@ export interface ValidationContext {
 }
 
 const TOP_LEVEL_FIELDS = ['mountpoint', 'options', 'snapshots']
-const OPTION_FIELDS = ['allow_other', 'read_timeout_ms', 'cache_size_mib', 'cache_block_kib', ...OBSERVABILITY_FIELDS]
+const OPTION_FIELDS = ['allow_other', 'read_timeout_ms', 'cache_size_mib', 'cache_block_kib', ...OBSERVABILITY_FIELDS, ...DISK_CACHE_FIELDS]
 const LOCAL_FIELDS = ['name', 'type', 'path']
 /** Longest file name Linux accepts (NAME_MAX), in bytes. */
 const NAME_MAX_BYTES = 255
@@ -65,7 +66,8 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
     const { min, max } = READ_TIMEOUT_MS
     throw fail('options.read_timeout_ms', `must be a whole number from ${min} to ${max}`, `give milliseconds, e.g. read_timeout_ms: ${READ_TIMEOUT_MS.default}`)
   }
-  const cacheMib = options.cache_size_mib === undefined ? defaults.cacheBytes / MIB : options.cache_size_mib
+  const disk = checkDiskCache(options, defaults, fail)
+  const cacheMib = options.cache_size_mib === undefined ? defaultCacheMib(defaults, disk.cacheDir) : options.cache_size_mib
   if (!isWholeIn(cacheMib, CACHE_SIZE_MIB)) {
     const { min, max } = CACHE_SIZE_MIB
     throw fail('options.cache_size_mib', `must be a whole number from ${min} to ${max}`, `give mebibytes, e.g. cache_size_mib: ${CACHE_SIZE_MIB.default}`)
@@ -75,7 +77,17 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
     const { min, max } = CACHE_BLOCK_KIB
     throw fail('options.cache_block_kib', `must be a power of two from ${min} to ${max}`, `give kibibytes, e.g. cache_block_kib: ${CACHE_BLOCK_KIB.default}`)
   }
-  return { allowOther, readTimeoutMs, cacheBytes: cacheMib * MIB, blockBytes: blockKib * KIB, ...checkObservability(options, defaults, fail) }
+  return { allowOther, readTimeoutMs, cacheBytes: cacheMib * MIB, blockBytes: blockKib * KIB, ...disk, ...checkObservability(options, defaults, fail) }
+}
+
+/**
+ * The block cache's size when `cache_size_mib` is not given: smaller (CACHE_SIZE_WITH_DISK_MIB)
+ * where these options turn the disk cache on over a default that had it off and the usual size;
+ * else the size given before (a config file's, under the command line's flags).
+ */
+function defaultCacheMib(defaults: MountOptions, cacheDir: string | undefined): number {
+  const turnedOn = cacheDir !== undefined && defaults.cacheDir === undefined
+  return turnedOn && defaults.cacheBytes === CACHE_SIZE_MIB.default * MIB ? CACHE_SIZE_WITH_DISK_MIB : defaults.cacheBytes / MIB
 }
 
 const KIB = 1024

@@ -32,7 +32,7 @@ t.test('what is refused, with the field and a fix', async (t) => {
 })
 
 // Every option the other checks need, so only the access fields vary here.
-const DEFAULTS = { allowOther: false, readTimeoutMs: 10_000, cacheBytes: 2 ** 30, blockBytes: 2 ** 17, logLevel: 'info' } as MountOptions
+const DEFAULTS = { allowOther: false, readTimeoutMs: 10_000, cacheBytes: 2 ** 30, blockBytes: 2 ** 17, diskCacheBytes: 2 ** 33, logLevel: 'info' } as MountOptions
 const context = { origin: 'test.yaml', baseDir: '/srv', defaults: DEFAULTS }
 const snapshots = [{ type: 'file', path: 'a.img' }]
 

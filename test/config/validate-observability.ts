@@ -8,6 +8,7 @@ const DEFAULTS = {
   readTimeoutMs: 10_000,
   cacheBytes: 1024 * 1024 * 1024,
   blockBytes: 128 * 1024,
+  diskCacheBytes: 10 * 1024 ** 3,
   logLevel: 'info',
   metrics: undefined,
   controlSocket: undefined,

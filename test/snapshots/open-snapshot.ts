@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { SnapshotSpec } from '../../src/config/config.js'
 import { validateConfig } from '../../src/config/validate-config.js'
 import { BlockCache } from '../../src/cache/block-cache.js'
+import { DiskCache } from '../../src/disk-cache/disk-cache.js'
 import type { ReadObserver } from '../../src/metrics/metered-backend.js'
 import { openSnapshot, type SnapshotContext } from '../../src/snapshots/open-snapshot.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
@@ -77,4 +78,25 @@ t.test('a remote snapshot in a mount: read through the shared cache, metered out
   t.match(backend.inspect!(), { cachedBytes: 2 * 64 * 1024, reads: { reads: 2 } }, 'a maintenance read fills the cache and is not counted')
   t.same(told, ['web.img 10', 'web.img 10'])
   t.match(backend.describe!(), /^http:\/\/127\.0\.0\.1:\d+\/disk\.img; etag /, 'describe reaches through the layers')
+})
+
+t.test('a remote snapshot with a disk cache: innermost, only for a strong ETag', async (t) => {
+  const dir = await tempDir(t)
+  const server = await startFaultServer(t, BYTES)
+  const { context } = mountContext()
+  const lines: string[] = []
+  const logger = { ...quiet, warn: (line: string) => void lines.push(line) }
+  const diskCache = DiskCache.open({ dir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet, commitDelayMs: 1 })
+  t.teardown(() => diskCache.close())
+  const backend = await openSnapshot(httpSpec(server.url()), { ...context, diskCache, logger })
+  t.teardown(() => backend.close())
+  t.ok((await backend.readExact(70_000, 10)).equals(BYTES.subarray(70_000, 70_010)))
+  await diskCache.flush()
+  t.match(backend.inspect!(), { type: 'http', cachedBytes: 64 * 1024, diskBytes: 64 * 1024 }, 'the disk layer reports through inspect')
+  t.match(backend.identity?.(), undefined, 'layers above the disk cache do not pass identity on')
+  server.setMode({ etag: 'weak' })
+  const weak = await openSnapshot(httpSpec(server.url()), { ...context, diskCache, logger })
+  t.teardown(() => weak.close())
+  t.notOk('diskBytes' in weak.inspect!(), 'a weak ETag: no disk cache')
+  t.match(lines, [/web\.img: no disk cache for it: its source has no strong ETag/], 'said once')
 })

@@ -1,7 +1,7 @@
 import { rootCertificates, type ConnectionOptions } from 'node:tls'
 import type { Dispatcher } from 'undici'
 import type { HttpSnapshotSpec } from '../../config/config.js'
-import type { ReadOptions } from '../storage-backend.js'
+import type { ReadOptions, SourceIdentity } from '../storage-backend.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { collectBody, discardBody } from '../remote/body.js'
 import type { RemoteRetryOptions } from '../remote/retrying.js'
@@ -126,6 +126,15 @@ export class HttpBackend extends RemoteBackend {
   describe(): string {
     const validator = this.validator.kind === 'none' ? 'no validator' : `${this.validator.kind} ${this.validator.value}`
     return `${this.redactedUrl}; ${validator}; ranges ok; ${this.openLatencyMs} ms round trip`
+  }
+
+  /**
+   * The URL without secrets, the size and the strong ETag: undefined with only Last-Modified,
+   * whose one-second resolution cannot tell two versions of an object apart.
+   */
+  identity(): SourceIdentity | undefined {
+    if (this.validator.kind !== 'etag') return undefined
+    return { source: this.redactedUrl, size: this.size, validator: this.validator.value }
   }
 
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {

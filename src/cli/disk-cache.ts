@@ -1,0 +1,22 @@
+import type { MountOptions } from '../config/config.js'
+import type { Logger } from '../log.js'
+import { describe } from '../backend/errors.js'
+import { DiskCache } from '../disk-cache/disk-cache.js'
+import { DiskCacheLockedError } from '../disk-cache/errors.js'
+
+/**
+ * The daemon's disk cache, when `cache_dir` is set. Another daemon holding the directory is an
+ * input error (DiskCacheLockedError: exit 2, nothing mounted). A directory that cannot be used
+ * (unwritable, not a directory, a broken index) is not: the daemon serves from the sources as
+ * without a disk cache, and says so once.
+ */
+export function openDiskCache(options: MountOptions, logger: Logger): DiskCache | undefined {
+  if (options.cacheDir === undefined) return undefined
+  try {
+    return DiskCache.open({ dir: options.cacheDir, capacityBytes: options.diskCacheBytes, blockBytes: options.blockBytes, logger })
+  } catch (err) {
+    if (err instanceof DiskCacheLockedError) throw err
+    logger.warn(`disk cache off: cannot use ${options.cacheDir} (${describe(err)}); reads go to the sources`)
+    return undefined
+  }
+}

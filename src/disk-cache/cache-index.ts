@@ -1,0 +1,119 @@
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { DiskCacheLockedError } from './errors.js'
+
+/** One block on disk, as the index records it. */
+export interface BlockRow {
+  snapshot: number
+  block: number
+  length: number
+  digest: Buffer
+  /** The BlockDigest's name that made `digest`. */
+  algo: string
+  /** Order of insertion, for the eviction queue rebuilt at start. */
+  seq: number
+}
+
+/** A block to forget: its row is deleted (its file is already gone or going). */
+export interface BlockKey {
+  snapshot: number
+  block: number
+}
+
+/** The index's file in the cache directory. */
+export const INDEX_FILE = 'index.sqlite'
+/** Bumped when the tables change; an index of another version is emptied, with its files. */
+const SCHEMA_VERSION = 1
+
+/**
+ * The disk cache's index: which blocks of which snapshot identity are on disk, with the digest
+ * each is checked against when read. A block's row is committed only after its data was written
+ * and fdatasync'd (disk-cache.ts), so a row never names bytes that were not durable; a file with
+ * no row (a crash between the two) is an orphan, removed when its snapshot is next opened.
+ *
+ * SQLite (better-sqlite3) rather than a hand-written journal: atomic, crash-safe commits and
+ * a consistent file after power loss are what such a journal would have to reinvent, and a batch
+ * of rows commits in one transaction. WAL with synchronous=NORMAL: a power loss may roll back the
+ * last commits (their blocks become orphans), never corrupt the file. locking_mode=EXCLUSIVE
+ * holds the database's lock from open to close, which is how a second daemon on the same
+ * directory is refused (and the lock dies with the process, kill -9 included).
+ */
+export class CacheIndex {
+  private readonly db: Database.Database
+  private readonly statements
+
+  private constructor(db: Database.Database) {
+    this.db = db
+    this.statements = {
+      snapshot: db.prepare<[string], { id: number }>('SELECT id FROM snapshots WHERE key = ?'),
+      addSnapshot: db.prepare<[string, string]>('INSERT INTO snapshots (key, source) VALUES (?, ?)'),
+      blocks: db.prepare<[], BlockRow>('SELECT snapshot, block, length, digest, algo, seq FROM blocks ORDER BY seq'),
+      keys: db.prepare<[], { id: number; key: string }>('SELECT id, key FROM snapshots'),
+      put: db.prepare<[number, number, number, Buffer, string, number]>('INSERT OR REPLACE INTO blocks (snapshot, block, length, digest, algo, seq) VALUES (?, ?, ?, ?, ?, ?)'),
+      remove: db.prepare<[number, number]>('DELETE FROM blocks WHERE snapshot = ? AND block = ?'),
+    }
+  }
+
+  /** Opens (creating) the index in `dir` and takes its lock; DiskCacheLockedError if another process holds it. */
+  static open(dir: string): CacheIndex {
+    const db = new Database(join(dir, INDEX_FILE), { timeout: 0 })
+    try {
+      db.pragma('locking_mode = EXCLUSIVE')
+      db.pragma('journal_mode = WAL')
+      db.pragma('synchronous = NORMAL')
+      // A write transaction now takes the exclusive lock, kept until close.
+      db.exec('BEGIN EXCLUSIVE; COMMIT')
+      migrate(db)
+    } catch (err) {
+      db.close()
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) throw new DiskCacheLockedError(dir, { cause: err })
+      throw err
+    }
+    return new CacheIndex(db)
+  }
+
+  /** The id of the snapshot identity `key` (a hash), made on first sight; `source` is for people. */
+  snapshotId(key: string, source: string): number {
+    const row = this.statements.snapshot.get(key)
+    if (row) return row.id
+    return Number(this.statements.addSnapshot.run(key, source).lastInsertRowid)
+  }
+
+  /** Every snapshot identity known: id and key. */
+  snapshots(): Array<{ id: number; key: string }> {
+    return this.statements.keys.all()
+  }
+
+  /** Every block row, oldest first: read once at start (rows only, no data: no full scan). */
+  blocks(): BlockRow[] {
+    return this.statements.blocks.all()
+  }
+
+  /** Adds `puts` and deletes `removes` in one transaction. */
+  commit(puts: readonly BlockRow[], removes: readonly BlockKey[]): void {
+    this.db.transaction(() => {
+      for (const key of removes) this.statements.remove.run(key.snapshot, key.block)
+      for (const row of puts) this.statements.put.run(row.snapshot, row.block, row.length, row.digest, row.algo, row.seq)
+    })()
+  }
+
+  close(): void {
+    this.db.close()
+  }
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version === SCHEMA_VERSION) return
+  db.exec(`
+    DROP TABLE IF EXISTS blocks;
+    DROP TABLE IF EXISTS snapshots;
+    CREATE TABLE snapshots (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL);
+    CREATE TABLE blocks (
+      snapshot INTEGER NOT NULL, block INTEGER NOT NULL, length INTEGER NOT NULL,
+      digest BLOB NOT NULL, algo TEXT NOT NULL, seq INTEGER NOT NULL,
+      PRIMARY KEY (snapshot, block)
+    ) WITHOUT ROWID;
+    PRAGMA user_version = ${SCHEMA_VERSION};
+  `)
+}

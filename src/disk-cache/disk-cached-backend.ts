@@ -1,0 +1,94 @@
+import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
+import { BackendClosedError } from '../backend/errors.js'
+import { assertInRange } from '../backend/range.js'
+import type { DiskCache, DiskSnapshot } from './disk-cache.js'
+
+/**
+ * A remote snapshot read through the disk cache (disk-cache.ts); the same contract as the backend
+ * it wraps, below the memory cache, which asks it for runs of whole blocks.
+ *
+ * A read is rounded out to blocks. Blocks on disk are read and checked; the others, and those that
+ * fail their check, are fetched from the source in runs of adjacent blocks, one request per run,
+ * and handed to the disk cache to be written behind the read. The bytes returned are the
+ * source's or checked ones: a block on disk that is wrong is never served.
+ */
+export class DiskCachedBackend implements StorageBackend {
+  readonly describe?: () => string
+  private readonly snapshot: DiskSnapshot
+  private closed = false
+
+  constructor(
+    private readonly source: StorageBackend,
+    private readonly cache: DiskCache,
+    identity: SourceIdentity,
+  ) {
+    this.snapshot = cache.attach(identity)
+    if (source.describe) this.describe = () => source.describe!()
+  }
+
+  get length(): number {
+    return this.source.length
+  }
+
+  get mtime(): Date {
+    return this.source.mtime
+  }
+
+  identity(): SourceIdentity | undefined {
+    return this.source.identity?.()
+  }
+
+  inspect(): SnapshotInspection {
+    return { ...this.source.inspect?.(), diskBytes: this.cache.bytesOf(this.snapshot) }
+  }
+
+  async readExact(offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
+    if (this.closed) throw new BackendClosedError()
+    assertInRange(offset, length, this.length)
+    if (length === 0) return Buffer.alloc(0)
+    const blockBytes = this.cache.blockBytes
+    const first = Math.floor(offset / blockBytes)
+    const end = Math.ceil((offset + length) / blockBytes)
+    const spanStart = first * blockBytes
+    const spanEnd = Math.min(end * blockBytes, this.length)
+    const whole = spanStart === offset && spanEnd === offset + length
+    const target = whole && options.into?.length === length ? options.into : Buffer.allocUnsafe(spanEnd - spanStart)
+    const slice = (block: number) => target.subarray(block * blockBytes - spanStart, Math.min((block + 1) * blockBytes, spanEnd) - spanStart)
+
+    const found: boolean[] = []
+    for (let block = first; block < end; block++) found.push(this.cache.has(this.snapshot, block))
+    if (found.some(Boolean)) {
+      await Promise.all(found.map(async (onDisk, index) => {
+        if (onDisk) found[index] = await this.cache.read(this.snapshot, first + index, slice(first + index))
+      }))
+    }
+    const fetches: Array<Promise<void>> = []
+    for (let index = 0; index < found.length; index++) {
+      if (found[index]) continue
+      let runEnd = index + 1
+      while (runEnd < found.length && !found[runEnd]) runEnd++
+      fetches.push(this.fetch(first + index, first + runEnd, slice, target, spanStart, options.signal))
+      index = runEnd - 1
+    }
+    this.cache.missed(found.filter((hit) => !hit).length)
+    await Promise.all(fetches)
+    return whole ? target : target.subarray(offset - spanStart, offset - spanStart + length)
+  }
+
+  /** Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and stores them. */
+  private async fetch(firstBlock: number, endBlock: number, slice: (block: number) => Buffer, target: Buffer, spanStart: number, signal: AbortSignal | undefined): Promise<void> {
+    const blockBytes = this.cache.blockBytes
+    const start = firstBlock * blockBytes - spanStart
+    const into = target.subarray(start, Math.min(endBlock * blockBytes - spanStart, target.length))
+    const bytes = await this.source.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
+    if (bytes !== into) bytes.copy(into)
+    if (this.closed) return
+    for (let block = firstBlock; block < endBlock; block++) this.cache.store(this.snapshot, block, slice(block))
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await this.source.close()
+  }
+}

@@ -1,0 +1,252 @@
+import t, { type Test } from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readFile, readdir, stat, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { DiskCache, identityKey, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
+import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
+import { BlockFiles } from '../../src/disk-cache/block-files.js'
+import { DiskCacheLockedError } from '../../src/disk-cache/errors.js'
+import type { SourceIdentity } from '../../src/backend/storage-backend.js'
+import { backendConformance } from '../fixtures/backend-conformance.js'
+import { RecordingBackend } from '../fixtures/recording-backend.js'
+import { seededBytes, seededRandom } from '../fixtures/test-data.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+
+const KIB = 1024
+const BLOCK = 16 * KIB
+const IDENTITY: SourceIdentity = { source: 'http://127.0.0.1/image.raw', size: 0, validator: '"etag-1"' }
+
+/** A logger that keeps its lines, for tests that look for a warning. */
+function collect() {
+  const lines: string[] = []
+  const logger = { info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(m), error: (m: string) => void lines.push(m) }
+  return { lines, logger }
+}
+
+function openCache(t: Test, dir: string, options: Partial<DiskCacheOptions> = {}) {
+  const { lines, logger } = collect()
+  const cache = DiskCache.open({ dir, capacityBytes: 256 * BLOCK, blockBytes: BLOCK, logger, commitDelayMs: 1, ...options })
+  t.teardown(() => cache.close())
+  return { cache, lines }
+}
+
+function layer(cache: DiskCache, bytes: Buffer, identity: Partial<SourceIdentity> = {}) {
+  const source = new RecordingBackend(bytes)
+  const backend = new DiskCachedBackend(source, cache, { ...IDENTITY, size: bytes.length, ...identity })
+  return { source, backend }
+}
+
+/** Bytes the source served since `from` (an index into its reads). */
+function served(source: RecordingBackend, from = 0): number {
+  return source.reads.slice(from).reduce((sum, read) => sum + read.length, 0)
+}
+
+t.test('keeps the contract', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(3, 300 * KIB + 77)
+  const { cache } = openCache(t, dir)
+  await backendConformance(t, async () => layer(cache, bytes).backend, bytes)
+})
+
+t.test('a second read comes from disk: the same bytes, none from the source', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(1, 40 * BLOCK + 123)
+  const { cache } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'first read right')
+  await cache.flush()
+  const before = source.reads.length
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'second read right')
+  t.ok((await backend.readExact(BLOCK + 5, 3 * BLOCK)).equals(bytes.subarray(BLOCK + 5, 4 * BLOCK + 5)), 'a read off the block boundaries right')
+  t.equal(source.reads.length, before, 'no read of the source')
+  const stats = cache.stats()
+  t.equal(stats.writes, 41, 'every block written once')
+  t.equal(stats.hits, 41 + 4, 'hits counted per block')
+  t.equal(stats.misses, 41, 'misses counted per block')
+  t.equal(backend.inspect().diskBytes, 40 * BLOCK + 4096, 'bytes on disk in whole pages, for status')
+})
+
+t.test('a reopened cache (a restart) serves what was written before, with no scan of the data', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(2, 20 * BLOCK)
+  const first = openCache(t, dir)
+  await layer(first.cache, bytes).backend.readExact(0, bytes.length)
+  await first.cache.close()
+  const second = openCache(t, dir)
+  const { source, backend } = layer(second.cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'right bytes')
+  t.equal(source.reads.length, 0, '0 bytes from the source')
+  t.equal(second.cache.stats().bytesInUse, 20 * BLOCK, 'the bound counts the blocks found')
+})
+
+t.test('another identity (a replaced object, another size, another block size) never sees old blocks', async (t) => {
+  const dir = await tempDir(t)
+  const old = seededBytes(4, 8 * BLOCK)
+  const replaced = seededBytes(5, 8 * BLOCK)
+  const { cache } = openCache(t, dir)
+  await layer(cache, old).backend.readExact(0, old.length)
+  await cache.flush()
+  const { source, backend } = layer(cache, replaced, { validator: '"etag-2"' })
+  t.ok((await backend.readExact(0, replaced.length)).equals(replaced), 'the new object\'s bytes')
+  t.equal(served(source), replaced.length, 'all of it from the source')
+  t.not(identityKey({ ...IDENTITY, size: 1 }, BLOCK), identityKey({ ...IDENTITY, size: 2 }, BLOCK), 'size is part of the key')
+  t.not(identityKey(IDENTITY, BLOCK), identityKey(IDENTITY, 2 * BLOCK), 'block size is part of the key')
+  t.not(identityKey(IDENTITY, BLOCK), identityKey({ ...IDENTITY, source: 'http://127.0.0.1/other.raw' }, BLOCK), 'source is part of the key')
+})
+
+/** Damages a block file the way disks and people do. */
+async function damage(path: string, how: number, random: () => number): Promise<string> {
+  const data = await readFile(path)
+  switch (how % 4) {
+    case 0: {
+      const at = Math.floor(random() * data.length)
+      data[at] = data[at]! ^ (1 << Math.floor(random() * 8))
+      await writeFile(path, data)
+      return 'bit flipped'
+    }
+    case 1:
+      await truncate(path, Math.floor(random() * data.length))
+      return 'truncated'
+    case 2:
+      await writeFile(path, Buffer.alloc(data.length))
+      return 'zeroed'
+    default:
+      await writeFile(path, Buffer.concat([data.subarray(0, data.length / 2), Buffer.alloc(data.length / 2, 0xff)]))
+      return 'torn'
+  }
+}
+
+t.test('corruption: flipped, truncated, zeroed and torn blocks are caught, logged, counted, refetched once: 0 wrong bytes', async (t) => {
+  const dir = await tempDir(t)
+  const blocks = 120
+  const bytes = seededBytes(6, blocks * BLOCK)
+  const { cache, lines } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  await backend.readExact(0, bytes.length)
+  await cache.flush()
+  const files = new BlockFiles(dir)
+  const key = identityKey({ ...IDENTITY, size: bytes.length }, BLOCK)
+  const random = seededRandom(9)
+  const damaged = new Set<number>()
+  while (damaged.size < 100) damaged.add(Math.floor(random() * blocks))
+  for (const block of damaged) await damage(files.path(key, block), block, random)
+  const before = source.reads.length
+  let wrong = 0
+  for (let round = 0; round < 2; round++) {
+    const got = await backend.readExact(0, bytes.length)
+    for (let i = 0; i < got.length; i++) if (got[i] !== bytes[i]) wrong++
+    await cache.flush()
+  }
+  t.equal(wrong, 0, '0 wrong bytes')
+  const refetched = source.reads.slice(before).flatMap((read) => Array.from({ length: read.length / BLOCK }, (_, i) => read.offset / BLOCK + i))
+  t.same(refetched.sort((a, b) => a - b), [...damaged].sort((a, b) => a - b), 'each damaged block fetched again exactly once')
+  t.equal(cache.stats().verifyFailures, 100, 'counted')
+  t.equal(lines.filter((line) => /failed its check/.test(line)).length, 100, 'one log line each')
+  t.ok(lines.some((line) => /crc32c mismatch/.test(line)) && lines.some((line) => /bytes on disk/.test(line)), 'saying why')
+})
+
+t.test('a vanished block file is a miss, never zeros', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(7, 4 * BLOCK)
+  const { cache } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  await backend.readExact(0, bytes.length)
+  await cache.flush()
+  const key = identityKey({ ...IDENTITY, size: bytes.length }, BLOCK)
+  await new BlockFiles(dir).remove(key, 2)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'right bytes')
+  t.same(source.reads.slice(1).map((read) => read.offset), [2 * BLOCK], 'that block fetched again')
+})
+
+t.test('bounded: never more than the bound on disk; a scan does not flush blocks read again', async (t) => {
+  const dir = await tempDir(t)
+  const capacity = 40 * BLOCK
+  const bytes = seededBytes(8, 400 * BLOCK)
+  const { cache } = openCache(t, dir, { capacityBytes: capacity })
+  const { source, backend } = layer(cache, bytes)
+  const hot = () => backend.readExact(0, 8 * BLOCK)
+  await hot()
+  await cache.flush()
+  await hot()
+  let most = 0
+  const key = identityKey({ ...IDENTITY, size: bytes.length }, BLOCK)
+  for (let block = 8; block < 400; block += 4) {
+    await backend.readExact(block * BLOCK, 4 * BLOCK)
+    await cache.flush()
+    most = Math.max(most, cache.stats().bytesInUse)
+    if (block % 40 === 0) {
+      const names = await readdir(join(dir, 'data', key))
+      const sizes = await Promise.all(names.map((name) => stat(join(dir, 'data', key, name)).then((s) => s.blocks * 512)))
+      most = Math.max(most, sizes.reduce((a, b) => a + b, 0) - BLOCK)
+    }
+  }
+  t.ok(most <= capacity, `at most the bound (${most} of ${capacity})`)
+  t.ok(cache.stats().evictions > 300, 'evicted')
+  const before = source.reads.length
+  await hot()
+  t.equal(source.reads.length, before, 'the blocks read twice survived the scan')
+})
+
+t.test('a smaller bound at a restart evicts down to it', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(10, 30 * BLOCK)
+  const first = openCache(t, dir)
+  await layer(first.cache, bytes).backend.readExact(0, bytes.length)
+  await first.cache.close()
+  const second = openCache(t, dir, { capacityBytes: 10 * BLOCK })
+  t.equal(second.cache.stats().bytesInUse, 10 * BLOCK, 'down to the bound')
+  await second.cache.flush()
+  const { backend } = layer(second.cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'right bytes')
+})
+
+t.test('orphans of a crash (files with no row) are removed when their snapshot is attached', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(11, 4 * BLOCK)
+  const key = identityKey({ ...IDENTITY, size: bytes.length }, BLOCK)
+  const files = new BlockFiles(dir)
+  await files.prepare(key)
+  await writeFile(files.path(key, 3), bytes.subarray(3 * BLOCK))
+  await writeFile(`${files.path(key, 1)}.7.tmp`, 'half')
+  await files.prepare('0123456789abcdef0123456789abcdef')
+  const { cache } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  t.ok((await backend.readExact(3 * BLOCK, BLOCK)).equals(bytes.subarray(3 * BLOCK)), 'an orphan is not trusted')
+  t.equal(source.reads.length, 1, 'fetched')
+  await cache.flush()
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same((await readdir(join(dir, 'data', key))).sort(), ['3'], 'the temporary file is gone, block 3 written anew')
+  t.same(await readdir(join(dir, 'data')), [key], 'folders of unknown identities removed')
+})
+
+t.test('one process per cache directory: a second gets DiskCacheLockedError', async (t) => {
+  const dir = await tempDir(t)
+  openCache(t, dir)
+  const script = `import { DiskCache } from ${JSON.stringify(new URL('../../dist/disk-cache/disk-cache.js', import.meta.url).href)}
+try { DiskCache.open({ dir: ${JSON.stringify(dir)}, capacityBytes: 1 << 20, blockBytes: 1 << 16, logger: console }); console.log('opened') }
+catch (err) { console.log(err.code, err.message) }`
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
+  t.match(result.stdout, /^E_DISK_CACHE_LOCKED the disk cache .* is in use by another snapmount daemon/, result.stderr)
+  t.type(new DiskCacheLockedError(dir), Error)
+})
+
+t.test('an unwritable or full disk: reads go on from the source, logged once, counted', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(12, 8 * BLOCK)
+  const { cache, lines } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  // The identity's data folder replaced by a file: every write fails (ENOTDIR), as ENOSPC or
+  // EACCES would (permissions do not stop root, which runs the tests).
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const key = identityKey({ ...IDENTITY, size: bytes.length }, BLOCK)
+  await new BlockFiles(dir).removeAll(key)
+  await writeFile(join(dir, 'data', key), 'not a folder')
+  for (let i = 0; i < 3; i++) {
+    t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'right bytes from the source')
+    await cache.flush()
+  }
+  t.equal(served(source), 3 * bytes.length, 'all from the source')
+  t.equal(lines.filter((line) => /cannot write/.test(line)).length, 1, 'logged once')
+  t.ok(cache.stats().writeErrors >= 1 && cache.stats().writesSkipped >= 1, 'counted; writing paused')
+  t.equal(cache.stats().bytesInUse, 0, 'nothing held against the bound')
+})

@@ -1,0 +1,73 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdir, utimes } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { runCli, startDaemon } from '../fixtures/daemon.js'
+import { makeRandomImage } from '../fixtures/images.js'
+import { startNginx, type Nginx } from '../fixtures/nginx.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+
+const run = promisify(execFile)
+const MiB = 2 ** 20
+
+/** sha256 of a whole file, read by a child process (the daemon's own process must not touch the mount). */
+async function sha256(path: string): Promise<string> {
+  const { stdout } = await run('sha256sum', [path])
+  return stdout.split(' ')[0]!
+}
+
+/** Body bytes nginx has sent for ranged GETs (206) so far; logged once each is sent, so waited for. */
+async function servedBytes(nginx: Nginx): Promise<number> {
+  let seen = -1
+  for (;;) {
+    const now = (await nginx.requests()).filter((request) => request.status === 206).reduce((sum, request) => sum + request.bytes, 0)
+    if (now === seen) return now
+    seen = now
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/**
+ * The disk cache seen from outside: an nginx-served image read through a mount with --cache-dir,
+ * then read again by a new daemon on the same directory (a restart), then replaced on the server.
+ */
+t.test('the disk cache keeps blocks across restarts, and never serves a replaced object\'s', async (t) => {
+  const dir = await tempDir(t)
+  const www = join(dir, 'www')
+  const cacheDir = join(dir, 'cache')
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(www)
+  await mkdir(mountpoint)
+  const size = 24 * MiB + 4321
+  const image = await makeRandomImage(www, 'disk.raw', size, 31)
+  const expected = await sha256(image)
+  const nginx = await startNginx(t, www)
+  const mounted = join(mountpoint, 'disk.raw')
+  const args = ['--cache-dir', cacheDir, '--cache-size-mib', '64', mountpoint, nginx.url('/disk.raw')]
+
+  const first = await startDaemon(t, mountpoint, args)
+  t.equal(await sha256(mounted), expected, 'first read: the source bytes')
+  t.ok((await servedBytes(nginx)) >= size, 'fetched from the server')
+
+  const second = await runCli(['mount', '--cache-dir', cacheDir, join(dir, 'other'), nginx.url('/disk.raw')])
+  t.equal(second.code, 2, 'a second daemon on the same cache directory exits 2')
+  t.match(second.stderr, /disk cache .*cache is in use by another snapmount daemon; give each daemon its own cache_dir/, 'saying why')
+  t.equal(await first.stop(), 0, 'stopped')
+
+  const restarted = await startDaemon(t, mountpoint, args)
+  const beforeReread = await servedBytes(nginx)
+  t.equal(await sha256(mounted), expected, 'after a restart: the same bytes')
+  t.equal((await servedBytes(nginx)) - beforeReread, 0, '0 bytes from the server')
+  t.equal(await restarted.stop(), 0, 'stopped')
+
+  // The object replaced: same size, another ETag (nginx makes it from mtime and size).
+  const replaced = await makeRandomImage(www, 'disk.raw', size, 32)
+  await utimes(replaced, new Date(), new Date(Date.now() + 5000))
+  const expectedNew = await sha256(replaced)
+  const third = await startDaemon(t, mountpoint, args)
+  const beforeNew = await servedBytes(nginx)
+  t.equal(await sha256(mounted), expectedNew, 'the replaced object\'s bytes, none of the old')
+  t.ok((await servedBytes(nginx)) - beforeNew >= size, 'all of it fetched from the server')
+  t.equal(await third.stop(), 0, 'stopped')
+})
