@@ -1,3 +1,5 @@
+import type { BlockIntegrity, IntegrityStats } from './integrity.js'
+
 /**
  * The one contract every source of snapshot bytes implements, and every layer above wraps.
  *
@@ -43,6 +45,12 @@ export interface StorageBackend {
    * every `status` call and every metrics scrape asks.
    */
   inspect?(): SnapshotInspection
+  /**
+   * The manifest digests this backend's blocks were checked against, offered by the verifying
+   * layer (src/manifest/verifying-backend.ts) to the layer right above it, so a layer that stores
+   * blocks (a disk cache) can check them when it reads them back (src/backend/integrity.ts).
+   */
+  readonly integrity?: BlockIntegrity | undefined
 }
 
 /**
@@ -56,6 +64,8 @@ export interface SnapshotInspection {
   reads?: ReadStats
   /** Bytes of the snapshot in the block cache now: the caching layer's (remote snapshots). */
   cachedBytes?: number
+  /** Blocks checked against the manifest, and those that did not match: the verifying layer's. */
+  integrity?: IntegrityStats
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */
