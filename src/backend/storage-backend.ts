@@ -1,3 +1,5 @@
+import type { BlockIntegrity, IntegrityStats } from './integrity.js'
+
 /**
  * The one contract every source of snapshot bytes implements, and every layer above wraps.
  *
@@ -59,6 +61,12 @@ export interface StorageBackend {
    * apart: such a snapshot is not disk-cached.
    */
   identity?(): SourceIdentity | undefined
+  /**
+   * The manifest digests this backend's blocks were checked against, offered by the verifying
+   * layer (src/manifest/verifying-backend.ts) to the layer right above it, so a layer that stores
+   * blocks (a disk cache) can check them when it reads them back (src/backend/integrity.ts).
+   */
+  readonly integrity?: BlockIntegrity | undefined
 }
 
 /** A remote source's identity (see `StorageBackend.identity`). */
@@ -83,6 +91,8 @@ export interface SnapshotInspection {
   cachedBytes?: number
   /** Bytes of the snapshot in the disk cache now: the disk cache layer's (remote snapshots, cache_dir set). */
   diskBytes?: number
+  /** Blocks checked against the manifest, and those that did not match: the verifying layer's. */
+  integrity?: IntegrityStats
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */

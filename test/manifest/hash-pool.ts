@@ -1,0 +1,56 @@
+import t from 'tap'
+import { HashPool, INLINE_MAX_BYTES } from '../../src/manifest/hash-pool.js'
+import { blockDigestsOf } from '../../src/manifest/hash.js'
+import { seededBytes } from '../fixtures/test-data.js'
+
+t.test('the pool gives the digests hashing on the calling thread gives, for every job size', async (t) => {
+  const pool = new HashPool(2)
+  t.teardown(() => pool.close())
+  for (const algorithm of ['blake3', 'sha256'] as const) {
+    // Inline (small), one worker job, and split over several jobs (over 4 MiB), short last block.
+    for (const length of [4096, INLINE_MAX_BYTES[algorithm] + 1, 3 * 1024 * 1024, 9 * 1024 * 1024 + 77]) {
+      const data = seededBytes(length, length)
+      const digests = await pool.blockDigests(algorithm, data, 128 * 1024)
+      t.ok(digests.equals(blockDigestsOf(algorithm, data, 128 * 1024)), `${algorithm} ${length}`)
+    }
+  }
+  // Jobs waiting for a free worker are all answered.
+  const data = seededBytes(1, 2 * 1024 * 1024)
+  const results = await Promise.all(Array.from({ length: 6 }, () => pool.blockDigests('sha256', data, 64 * 1024)))
+  for (const digests of results) t.ok(digests.equals(blockDigestsOf('sha256', data, 64 * 1024)))
+})
+
+t.test('a pool needs a worker; a closed pool refuses work and fails what waited', async (t) => {
+  t.throws(() => new HashPool(0), RangeError)
+  const pool = new HashPool(1)
+  const data = seededBytes(2, 2 * 1024 * 1024)
+  const running = pool.blockDigests('sha256', data, 4096)
+  const queued = pool.blockDigests('sha256', data, 4096)
+  // Both fail during close(), before they are awaited below.
+  running.catch(() => {})
+  queued.catch(() => {})
+  await pool.close()
+  await t.rejects(running, /exited|closed/)
+  await t.rejects(queued, /closed/)
+  await t.rejects(pool.blockDigests('sha256', data, 4096), /closed/)
+})
+
+t.test('a worker that dies fails its job, and the next job gets a new worker', async (t) => {
+  const pool = new HashPool(1)
+  t.teardown(() => pool.close())
+  const data = seededBytes(3, 2 * 1024 * 1024)
+  await pool.blockDigests('blake3', data, 4096)
+  const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!
+  const job = pool.blockDigests('blake3', data, 4096)
+  job.catch(() => {})
+  await slot.worker.terminate()
+  await t.rejects(job, /exited/)
+  t.ok((await pool.blockDigests('blake3', data, 4096)).equals(blockDigestsOf('blake3', data, 4096)))
+})
+
+t.test("a worker's own error fails its job with that error", async (t) => {
+  const pool = new HashPool(1)
+  t.teardown(() => pool.close())
+  // No such algorithm: the worker throws, and the pool hands its error to the job.
+  await t.rejects(pool.blockDigests('md5' as never, seededBytes(4, 1024 * 1024), 4096), TypeError)
+})
