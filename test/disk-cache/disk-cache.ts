@@ -8,7 +8,7 @@ import { BlockFiles } from '../../src/disk-cache/block-files.js'
 import { DiskCacheLockedError } from '../../src/disk-cache/errors.js'
 import type { SourceIdentity } from '../../src/backend/storage-backend.js'
 import { runConformance } from '../fixtures/backend-conformance.js'
-import { bufferSource } from '../fixtures/conformance-sources.js'
+import { bufferSource, SMALL_SIZE } from '../fixtures/conformance-sources.js'
 import { RecordingBackend } from '../fixtures/recording-backend.js'
 import { seededBytes, seededRandom } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -44,8 +44,8 @@ function served(source: RecordingBackend, from = 0): number {
 
 void runConformance(t, 'disk cache layer', async (t) => {
   const dir = await tempDir(t)
-  const bytes = seededBytes(3, 300 * KIB + 77)
-  const { cache } = openCache(t, dir)
+  const bytes = seededBytes(3, SMALL_SIZE)
+  const { cache } = openCache(t, dir, { capacityBytes: 2 * SMALL_SIZE })
   return { small: bufferSource(bytes, async () => layer(cache, bytes).backend), large: { missing: 'its test source holds its bytes in memory' }, abortsInFlight: false }
 })
 
