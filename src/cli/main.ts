@@ -12,6 +12,7 @@ import { ConfigError } from '../config/config-error.js'
 import { openSnapshots } from './open-snapshots.js'
 import type { OpenContext } from '../backend/open-context.js'
 import { runMount } from './run-mount.js'
+import { resolveMountpoint } from '../fuse/mountpoint.js'
 import { formatSize } from './format.js'
 import { OBSERVABILITY_DEFAULTS, observabilityFlags, withObservabilityOptions, type ObservabilityArgs } from './observability.js'
 import { statusCommand } from './status.js'
@@ -122,8 +123,16 @@ function withCommonOptions<T>(y: Argv<T>) {
     .option('cache-block-kib', { type: 'number', describe: `cache block size, KiB, a power of two (default ${CACHE_BLOCK_KIB.default})` })
 }
 
-/** Builds the config from --config or from the command line, through the same validation. */
+/**
+ * Builds the config from --config or from the command line, through the same validation, with
+ * the mountpoint's symlinks resolved (at start and at each reload alike).
+ */
 async function configFrom(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
+  const config = await validatedConfig(args, mountpoint, sources)
+  return { ...config, mountpoint: await resolveMountpoint(config.mountpoint) }
+}
+
+async function validatedConfig(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
   const origin = 'command line'
   const flags = {
     ...(args['allow-other'] !== undefined && { allow_other: args['allow-other'] }),
