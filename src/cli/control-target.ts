@@ -6,6 +6,7 @@ import { InputError } from '../errors.js'
 import type { MountOptions } from '../config/config.js'
 import { loadConfig } from '../config/load-config.js'
 import { runtimeDir, socketPathFor } from '../control/socket-path.js'
+import { resolveMountpoint } from '../fuse/mountpoint.js'
 import { ControlUnavailableError, DaemonError } from '../control/errors.js'
 import { controlRequest } from '../control/client.js'
 import type { ControlRequest } from '../control/protocol.js'
@@ -54,9 +55,10 @@ export async function controlSocketFor(args: TargetArgs, context: ControlCommand
   if (args.socket !== undefined) return resolve(args.socket)
   if (args.config !== undefined) {
     const config = await loadConfig(args.config, context.defaults())
-    return config.options.controlSocket ?? socketPathFor(config.mountpoint, dir)
+    return config.options.controlSocket ?? socketPathFor(await resolveMountpoint(config.mountpoint), dir)
   }
-  if (args.mountpoint !== undefined) return socketPathFor(resolve(args.mountpoint), dir)
+  // Resolved as the daemon resolved its own: /var/run/disks finds the daemon of /run/disks.
+  if (args.mountpoint !== undefined) return socketPathFor(await resolveMountpoint(resolve(args.mountpoint)), dir)
   const sockets = (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.sock')).sort()
   if (sockets.length === 1) return join(dir, sockets[0]!)
   if (sockets.length === 0) throw new ControlUnavailableError(`no snapmount daemon is running (no control socket in ${dir})`)

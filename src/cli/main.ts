@@ -13,6 +13,8 @@ import { ConfigError } from '../config/config-error.js'
 import { openSnapshots } from './open-snapshots.js'
 import type { OpenContext } from '../backend/open-context.js'
 import { runMount } from './run-mount.js'
+import { resolveMountpoint } from '../fuse/mountpoint.js'
+import { accessInWords, resolveOwnership } from '../fuse/access.js'
 import { formatSize } from './format.js'
 import { OBSERVABILITY_DEFAULTS, observabilityFlags, withObservabilityOptions, type ObservabilityArgs } from './observability.js'
 import { statusCommand } from './status.js'
@@ -115,10 +117,10 @@ export async function main(argv: string[], logger: Logger = stderrLogger({ forma
 function withCommonOptions<T>(y: Argv<T>) {
   return withObservabilityOptions(y)
     .option('config', { alias: 'c', type: 'string', describe: 'YAML or JSON config file' })
-    .option('allow-other', { type: 'boolean', describe: 'let other users read the mount (default: on as root)' })
+    .option('allow-other', { type: 'boolean', describe: 'let other users into the mount (default: on when uid, gid and umask let others read)' })
     .option('uid', { type: 'string', describe: 'owner shown on the files: a number or a user name (default: the daemon\'s)' })
     .option('gid', { type: 'string', describe: 'group shown on the files: a number or a group name (default: the daemon\'s)' })
-    .option('umask', { type: 'string', describe: 'octal bits taken from the 0444 file modes, e.g. 0027 (default 0000)' })
+    .option('umask', { type: 'string', describe: 'octal bits taken from the 0444 file modes, e.g. 0027 (default 0077: owner-only; 0027 with --gid)' })
     .option('read-timeout-ms', {
       type: 'number',
       describe: `answer EIO when a source read takes longer (default ${READ_TIMEOUT_MS.default})`,
@@ -129,8 +131,16 @@ function withCommonOptions<T>(y: Argv<T>) {
     .option('disk-cache-size-gib', { type: 'number', describe: `bound on the disk cache, GiB (default ${DISK_CACHE_SIZE_GIB.default})` })
 }
 
-/** Builds the config from --config or from the command line, through the same validation. */
+/**
+ * Builds the config from --config or from the command line, through the same validation, with
+ * the mountpoint's symlinks resolved (at start and at each reload alike).
+ */
 async function configFrom(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
+  const config = await validatedConfig(args, mountpoint, sources)
+  return { ...config, mountpoint: await resolveMountpoint(config.mountpoint) }
+}
+
+async function validatedConfig(args: CommonArgs, mountpoint: string | undefined, sources: string[]): Promise<Config> {
   const origin = 'command line'
   const flags = {
     ...(args['allow-other'] !== undefined && { allow_other: args['allow-other'] }),
@@ -166,7 +176,7 @@ async function configFrom(args: CommonArgs, mountpoint: string | undefined, sour
 function defaultOptions(): MountOptions {
   return {
     ...OBSERVABILITY_DEFAULTS,
-    allowOther: process.getuid?.() === 0,
+    allowOther: undefined,
     readTimeoutMs: READ_TIMEOUT_MS.default,
     cacheBytes: CACHE_SIZE_MIB.default * 1024 * 1024,
     blockBytes: CACHE_BLOCK_KIB.default * 1024,
@@ -175,8 +185,10 @@ function defaultOptions(): MountOptions {
   }
 }
 
-/** One line per snapshot: name, type, exact size, size for people, and where it comes from. */
+/** One line per snapshot: name, type, exact size, size for people, where it comes from, and who may read it. */
 async function checkConfig(config: Config, context: OpenContext): Promise<void> {
+  const daemon = { uid: process.getuid!(), gid: process.getgid!() }
+  const access = accessInWords(config.options, await resolveOwnership(config.options, daemon), daemon.uid)
   const snapshots = await openSnapshots(config.snapshots, { ...context, openTimeoutMs: config.options.readTimeoutMs })
   try {
     for (const [index, { name, backend }] of snapshots.entries()) {
@@ -185,7 +197,7 @@ async function checkConfig(config: Config, context: OpenContext): Promise<void> 
       // remote backend that one day does not, and no test can build one.
       /* c8 ignore next */
       const source = backend.describe?.() ?? ('path' in spec ? spec.path : '')
-      process.stdout.write(`${name}\t${spec.type}\t${backend.length}\t${formatSize(backend.length)}\t${source}\n`)
+      process.stdout.write(`${name}\t${spec.type}\t${backend.length}\t${formatSize(backend.length)}\t${source}\t${access}\n`)
     }
   } finally {
     await Promise.allSettled(snapshots.map(({ backend }) => backend.close()))

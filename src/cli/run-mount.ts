@@ -6,7 +6,7 @@ import type { Logger } from '../log.js'
 import { SnapshotFs, type KeptSnapshot, type PendingSnapshot, type Snapshot } from '../fuse/snapshot-fs.js'
 import { mountFuse } from '../fuse/fuse-mount.js'
 import { mountedType, prepareMountpoint } from '../fuse/mountpoint.js'
-import { checkAllowOther, checkFuseDevice, resolveId } from '../fuse/access.js'
+import { accessInWords, checkAllowOther, checkFuseDevice, needsAllowOther, resolveOwnership, type Ownership } from '../fuse/access.js'
 import { closeSnapshots, openForServing } from './open-snapshots.js'
 import { notifyReady, notifyStatus } from './sd-notify.js'
 import { formatSize } from './format.js'
@@ -60,7 +60,9 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const { logger } = context
   const ids = await resolveIds(config)
   // Optional in Node's types for Windows' sake; snapmount runs where FUSE does, which has them.
-  await checkAllowOther(config.options.allowOther, process.getuid!())
+  const daemonUid = process.getuid!()
+  const allowOther = config.options.allowOther ?? needsAllowOther(ids, daemonUid)
+  await checkAllowOther(allowOther, daemonUid)
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openForServing(config.snapshots, context).catch(async (err: unknown) => {
     await diskCache?.close()
@@ -72,7 +74,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   try {
     // Last, so a problem with the config or a source is reported first.
     await checkFuseDevice(process.getuid!())
-    mount = await mountFuse(config.mountpoint, fs, { allowOther: config.options.allowOther }, logger)
+    mount = await mountFuse(config.mountpoint, fs, { allowOther }, logger)
   } catch (err) {
     await fs.close()
     await diskCache?.close()
@@ -81,8 +83,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, cache)
-  logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
-  const reloads = watchReloads(fs, config, reload, context, () => reloaded.forEach((listener) => listener()))
+  logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}; each ${accessInWords({ ...config.options, allowOther }, ids, daemonUid)}`)
+  const reloads = watchReloads(fs, config, allowOther, reload, context, () => reloaded.forEach((listener) => listener()))
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
 
   const watch = watchMount(config.mountpoint)
@@ -111,9 +113,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
 }
 
 /** The owner and umask the files show: ids resolved from names now, at start or reload. */
-async function resolveIds({ options }: Config): Promise<{ uid: number; gid: number; umask: number }> {
-  const [uid, gid] = await Promise.all([resolveId(options.uid ?? process.getuid!(), 'passwd'), resolveId(options.gid ?? process.getgid!(), 'group')])
-  return { uid, gid, umask: options.umask ?? 0 }
+function resolveIds({ options }: Config): Promise<Ownership> {
+  return resolveOwnership(options, { uid: process.getuid!(), gid: process.getgid!() })
 }
 
 function describeSnapshot({ name, type }: SnapshotSpec, snapshot: Snapshot | PendingSnapshot): string {
@@ -191,7 +192,7 @@ function watchMount(mountpoint: string): Wait<string> {
  * after `stop()` is ignored with a log line (still listened for: Node's default would end the
  * process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, allowOther: boolean, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
   const { logger } = context
   let current = started
   let queue = Promise.resolve()
@@ -203,7 +204,7 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
     notify()
     underWay++
     queue = queue.then(async () => {
-      current = await applyReload(fs, current, reload, context, abandon.signal)
+      current = await applyReload(fs, current, allowOther, reload, context, abandon.signal)
       underWay--
     })
   })
@@ -232,7 +233,7 @@ function watchReloads(fs: SnapshotFs, started: Config, reload: Reloader, context
  * remount: they are logged and kept. If anything fails (the config, an id, a source that is not
  * lazy) nothing changes. Resolves with the config now in force.
  */
-async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, context: SnapshotContext, abandoned: AbortSignal): Promise<Config> {
+async function applyReload(fs: SnapshotFs, current: Config, allowOther: boolean, reload: Reloader, context: SnapshotContext, abandoned: AbortSignal): Promise<Config> {
   const { logger } = context
   let next: Config
   let ids: Awaited<ReturnType<typeof resolveIds>>
@@ -275,7 +276,11 @@ async function applyReload(fs: SnapshotFs, current: Config, reload: Reloader, co
   }
   const applied = keepMountOptions(current, next, logger)
   const list = (names: string[]) => (names.length > 0 ? names.join(', ') : 'none')
-  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
+  const daemonUid = process.getuid!()
+  if (!allowOther && needsAllowOther(ids, daemonUid)) {
+    logger.warn(`SIGHUP: the new uid, gid or umask let users other than uid ${daemonUid} in, but allow_other has been off since the start: that needs a restart (systemctl restart)`)
+  }
+  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged; each ${accessInWords({ ...next.options, allowOther }, ids, daemonUid)}`)
   await notifyStatus(context.env, serving(next.snapshots.length, applied.mountpoint), logger)
   return applied
 }
@@ -299,7 +304,7 @@ function keepMountOptions(current: Config, next: Config, logger: Logger): Config
     ['disk_cache_size_gib', current.options.diskCacheBytes / KiB ** 3, next.options.diskCacheBytes / KiB ** 3],
   ] as const
   for (const [field, was, now] of fixed) {
-    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was} to ${now}: that needs a restart (systemctl restart); still ${was}`)
+    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was ?? 'automatic'} to ${now ?? 'automatic'}: that needs a restart (systemctl restart); still ${was ?? 'automatic'}`)
   }
   const { allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } = current.options
   return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } }

@@ -10,11 +10,12 @@ export interface Config {
 
 export interface MountOptions extends ObservabilityOptions {
   /**
-   * Let users other than the daemon's read the mount (FUSE's `allow_other`), as a hypervisor
-   * running under its own account must. File modes (0444) still apply. Non-root daemons need
-   * `user_allow_other` in /etc/fuse.conf for it. Default: on when running as root.
+   * Let users other than the daemon's into the mount (FUSE's `allow_other`), as a hypervisor
+   * running under its own account must. File modes still apply (the kernel checks them). Non-root
+   * daemons need `user_allow_other` in /etc/fuse.conf for it. Default (undefined): on exactly when
+   * `uid`, `gid` and `umask` let a user other than the daemon's read (src/fuse/access.ts).
    */
-  allowOther: boolean
+  allowOther: boolean | undefined
   /**
    * Owner shown on every file (a number, or a user name looked up when the daemon starts), so a
    * hypervisor's user can read with `umask` taking the rest away. Default: the daemon's own.
@@ -25,7 +26,8 @@ export interface MountOptions extends ObservabilityOptions {
   /**
    * Permission bits removed from the read-only modes (files 0444, the root 0555), as a umask:
    * 0o027 lets the owner and the group read and nobody else. Written in octal in a string
-   * (`umask: "0027"`): YAML reads 0027 unquoted as twenty-seven. Default 0.
+   * (`umask: "0027"`): YAML reads 0027 unquoted as twenty-seven. Default 0o077 (owner-only: a
+   * disk image holds its guest's secrets), or 0o027 when `gid` is given.
    */
   umask?: number | undefined
   /**

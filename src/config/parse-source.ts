@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { ConfigError } from './config-error.js'
+import { quote } from './fields.js'
+import { urlForMessage } from '../redact.js'
 
 /** A snapshot given on the command line, before validation (the config file's raw shape). */
 export type RawSnapshot = { name?: string } & ({ type: 'file' | 'mmap'; path: string } | { type: 'http' | 's3'; url: string })
@@ -14,16 +16,18 @@ const HTTP_SCHEMES = new Set(['http:', 'https:'])
  * holds no `/` and no `:`, so `/data/a=b.img` stays a path.
  */
 export function parseSource(argument: string, position: number): RawSnapshot {
-  const fail = (problem: string, fix: string) => new ConfigError('command line', `source ${position} (${JSON.stringify(argument)})`, problem, fix)
   const equals = argument.indexOf('=')
   const prefix = equals > 0 ? argument.slice(0, equals) : ''
   const named = prefix !== '' && !prefix.includes('/') && !prefix.includes(':')
   const name = named ? prefix : undefined
   const source = named ? argument.slice(equals + 1) : argument
-  if (source === '') throw fail('no source after the name', 'write name=/path/to/image')
-
   // Anything shaped like `scheme:/` is a URL (file:/x is as valid as file:///x); write ./a:/b for such a path.
   const scheme = /^([a-z][a-z0-9+.-]+:)\//i.exec(source)?.[1]?.toLowerCase()
+  // A URL is shown redacted: its query or user information may be a secret.
+  const shown = `${named ? `${name}=` : ''}${scheme === undefined ? source : urlForMessage(source)}`
+  const fail = (problem: string, fix: string) => new ConfigError('command line', `source ${position} (${quote(shown)})`, problem, fix)
+  if (source === '') throw fail('no source after the name', 'write name=/path/to/image')
+
   if (scheme === undefined) return { ...(name && { name }), type: 'file', path: source }
   if (HTTP_SCHEMES.has(scheme)) return { ...(name && { name }), type: 'http', url: source }
   if (scheme === 's3:') return { ...(name && { name }), type: 's3', url: source }

@@ -60,7 +60,7 @@ function checkOptions(raw: unknown, defaults: MountOptions, fail: Fail): MountOp
   const options = asRecord(raw, 'options', fail)
   rejectUnknownFields(options, [...OPTION_FIELDS, ...ACCESS_FIELDS], 'options.', fail)
   const allowOther = options.allow_other === undefined ? defaults.allowOther : options.allow_other
-  if (typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
+  if (allowOther !== undefined && typeof allowOther !== 'boolean') throw fail('options.allow_other', 'must be true or false', 'write allow_other: true or allow_other: false')
   const readTimeoutMs = options.read_timeout_ms === undefined ? defaults.readTimeoutMs : options.read_timeout_ms
   if (!isWholeIn(readTimeoutMs, READ_TIMEOUT_MS)) {
     const { min, max } = READ_TIMEOUT_MS

@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import type { HttpSnapshotSpec, SecretSource } from './config.js'
 import { asRecord, booleanField, nonEmptyString, quote, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
 import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
+import { urlForMessage } from '../redact.js'
 
 export const HTTP_FIELDS = [
   'name',
@@ -19,8 +20,12 @@ export const HTTP_FIELDS = [
   ...RETRY_BUDGET_FIELDS,
 ] as const
 
-/** Headers whose values are credentials: they must come from the environment or a file. */
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'])
+/**
+ * Header names that say their value is a credential (Authorization, Proxy-Authorization, Cookie,
+ * X-Api-Key, X-Auth-Token, X-Client-Secret, X-Amz-Security-Token...): such a value must come from
+ * the environment or a file, never sit in a config file that is copied, versioned and shown.
+ */
+const CREDENTIAL_HEADER = /auth|cookie|key|token|secret|passw|credential|signature/i
 /** RFC 9110 token characters: what a header name may be made of. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
@@ -57,7 +62,7 @@ function parseHttpUrl(text: string, field: string, fail: Fail): URL {
   try {
     url = new URL(text)
   } catch {
-    throw fail(field, `${JSON.stringify(text)} is not a URL`, 'give a full URL such as https://host/images/disk.img')
+    throw fail(field, `${urlForMessage(text)} is not a URL`, 'give a full URL such as https://host/images/disk.img')
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw fail(field, `${url.protocol} is not http: or https:`, 'give an http:// or https:// URL')
@@ -86,8 +91,8 @@ function validateHeaders(raw: unknown, field: string, baseDir: string, fail: Fai
     const where = `${field}.${name}`
     if (!HEADER_NAME.test(name)) throw fail(where, 'is not a valid header name', 'use letters, digits and -')
     if (typeof value === 'string') {
-      if (CREDENTIAL_HEADERS.has(name.toLowerCase())) {
-        throw fail(where, 'holds a credential in the config file', `read it at start instead: ${name}: { env: VARIABLE } or ${name}: { file: /path }`)
+      if (CREDENTIAL_HEADER.test(name)) {
+        throw fail(where, 'holds a credential in the config file (its name says auth, cookie, key, token, secret, password, credential or signature)', `read it at start instead: ${name}: { env: VARIABLE } or ${name}: { file: /path }`)
       }
       headers[name] = { value }
       continue

@@ -1,6 +1,7 @@
 import type { S3SnapshotSpec } from './config.js'
 import { booleanField, controlCharacter, nonEmptyString, quote, rejectUnknownFields, wholeNumber, type Fail } from './fields.js'
 import { RETRY_BUDGET_FIELDS, validateRetryBudget } from './validate-remote.js'
+import { urlForMessage } from '../redact.js'
 
 export const S3_FIELDS = [
   'name',
@@ -38,9 +39,7 @@ export function validateS3Snapshot(entry: Record<string, unknown>, field: string
   const optional = (key: string) => (entry[key] === undefined ? undefined : nonEmptyString(entry[key], `${field}.${key}`, fail))
   const endpoint = optional('endpoint')
   // The SDK would take a URL it cannot parse, and fail every request with it.
-  if (endpoint !== undefined && !(/^https?:\/\/[^/]/.test(endpoint) && URL.canParse(endpoint))) {
-    throw fail(`${field}.endpoint`, `${JSON.stringify(endpoint)} is not an http(s) URL`, 'write e.g. endpoint: https://minio.example:9000')
-  }
+  if (endpoint !== undefined) checkEndpoint(endpoint, `${field}.endpoint`, fail)
   return {
     type: 's3',
     ...location,
@@ -56,4 +55,25 @@ export function validateS3Snapshot(entry: Record<string, unknown>, field: string
     requestTimeoutMs: wholeNumber(entry.request_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.request_timeout_ms`, fail),
     ...validateRetryBudget(entry, field, readTimeoutMs, fail),
   }
+}
+
+/**
+ * An endpoint is scheme://host[:port][/path]. User information in it would be shown wherever the
+ * endpoint is (check, status, messages), so it is refused without being repeated; the SDK takes
+ * credentials from the environment, a profile or a credentials file instead.
+ */
+function checkEndpoint(endpoint: string, field: string, fail: Fail): void {
+  // The SDK would take a URL it cannot parse, and fail every request with it.
+  if (!(/^https?:\/\/[^/]/.test(endpoint) && URL.canParse(endpoint))) {
+    throw fail(field, `${urlForMessage(endpoint)} is not an http(s) URL`, 'write e.g. endpoint: https://minio.example:9000')
+  }
+  const url = new URL(endpoint)
+  if (url.username || url.password) {
+    throw fail(
+      field,
+      'carries a user name or password (not shown here)',
+      'remove it from the endpoint and give credentials as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, a profile:, or a credentials file (AWS_SHARED_CREDENTIALS_FILE)',
+    )
+  }
+  if (url.search || url.hash) throw fail(field, `${urlForMessage(endpoint)} has a query or fragment`, 'give only scheme://host:port, e.g. endpoint: https://minio.example:9000')
 }

@@ -73,3 +73,78 @@ export function fuseDeviceError(device: string, code: string | undefined, daemon
     { cause },
   )
 }
+
+/**
+ * The umask when the config gives none: owner-only (files 0400, the root 0500). A VM disk holds
+ * its guest's secrets, so a snapshot is its owner's alone unless the config names who else may
+ * read it. A `gid` given without a `umask` means that group is to read: 0o027 (files 0440).
+ */
+export const OWNER_ONLY_UMASK = 0o077
+export const GROUP_READS_UMASK = 0o027
+/** The modes a umask is taken from: read-only files and a read-only, searchable root. */
+const FILE_BITS = 0o444
+const ROOT_BITS = 0o555
+
+/** Who the files are shown as owned by, and the umask taken from their modes. */
+export interface Ownership {
+  uid: number
+  gid: number
+  umask: number
+}
+
+/** The umask in force: the configured one, else owner-only, or group-readable when a `gid` is configured. */
+export function umaskFor(options: OwnershipOptions): number {
+  return options.umask ?? (options.gid === undefined ? OWNER_ONLY_UMASK : GROUP_READS_UMASK)
+}
+
+/**
+ * Whether FUSE's `allow_other` is needed: without it the kernel lets only the daemon's own user
+ * into the mount, whatever the modes say. So it is on when the files' owner is another user or
+ * their modes let a group or everyone in, and off otherwise (the default: owner-only, the
+ * daemon's user), so that no mount is opened to other users that the config did not open.
+ */
+export function needsAllowOther({ uid, umask }: Ownership, daemonUid: number): boolean {
+  return uid !== daemonUid || (FILE_BITS & ~umask & 0o077) !== 0
+}
+
+/**
+ * Who may read the snapshots, in words for `check` and the start log: e.g. "readable by uid 0
+ * only (files 0400)", "readable by uid 0 and group kvm (gid 107) (files 0440)". `names` are the
+ * configured names of the ids, where names were given. Root reads anyway, as on any file system.
+ */
+export function describeAccess(ownership: Ownership, allowOther: boolean, daemonUid: number, names: { user?: string | undefined; group?: string | undefined } = {}): string {
+  const { uid, gid, umask } = ownership
+  const mode = FILE_BITS & ~umask
+  const modes = `files 0${mode.toString(8).padStart(3, '0')}, root dir 0${(ROOT_BITS & ~umask).toString(8).padStart(3, '0')}`
+  const user = names.user === undefined ? `uid ${uid}` : `user ${names.user} (uid ${uid})`
+  const group = names.group === undefined ? `gid ${gid}` : `group ${names.group} (gid ${gid})`
+  if (!allowOther) {
+    // The kernel lets the daemon's user alone in; the modes then decide whether even it may read.
+    const daemonReads = uid === daemonUid ? (mode & 0o400) !== 0 : (mode & 0o004) !== 0
+    return daemonReads ? `readable by uid ${daemonUid} only (${modes}, allow_other off)` : `readable by no one (${modes}, allow_other off, owner uid ${uid})`
+  }
+  if (mode & 0o004) return `readable by everyone (${modes})`
+  const readers = [...((mode & 0o400) !== 0 ? [user] : []), ...((mode & 0o040) !== 0 ? [group] : [])]
+  if (readers.length === 0) return `readable by no one (${modes})`
+  return `readable by ${readers.join(' and ')}${readers.length === 1 ? ' only' : ''} (${modes})`
+}
+
+/** What the config says of ownership: `uid`, `gid` (numbers or names) and `umask`, any of them absent. */
+export interface OwnershipOptions {
+  uid?: number | string | undefined
+  gid?: number | string | undefined
+  umask?: number | undefined
+}
+
+/** The owner and umask the files show, names looked up now (at start, at a reload, in `check`). */
+export async function resolveOwnership(options: OwnershipOptions, daemon: { uid: number; gid: number }): Promise<Ownership> {
+  const [uid, gid] = await Promise.all([resolveId(options.uid ?? daemon.uid, 'passwd'), resolveId(options.gid ?? daemon.gid, 'group')])
+  return { uid, gid, umask: umaskFor(options) }
+}
+
+/** Who may read, in words (describeAccess), with the names the config gave and allow_other as it will be. */
+export function accessInWords(options: OwnershipOptions & { allowOther?: boolean | undefined }, ownership: Ownership, daemonUid: number): string {
+  const allowOther = options.allowOther ?? needsAllowOther(ownership, daemonUid)
+  const names = { user: typeof options.uid === 'string' ? options.uid : undefined, group: typeof options.gid === 'string' ? options.gid : undefined }
+  return describeAccess(ownership, allowOther, daemonUid, names)
+}

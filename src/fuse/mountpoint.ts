@@ -1,4 +1,5 @@
-import { readFile, readdir, stat } from 'node:fs/promises'
+import { readFile, readdir, realpath, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import type { Stats } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
@@ -8,6 +9,23 @@ import type { Logger } from '../log.js'
 /** The mountpoint cannot be used as given; nothing has been mounted. */
 export class MountpointError extends InputError {
   readonly code = 'E_MOUNTPOINT'
+}
+
+/**
+ * The mountpoint as the kernel will name it: symlinks resolved (/var/run is a link to /run on most
+ * systems). Resolved once, where the config is read, and used everywhere: /proc/self/mountinfo
+ * lists the resolved path, so the mount watch, the already-mounted check, the kernel readahead
+ * setting and the control socket's name all need it. A path that does not resolve (missing, or a
+ * stale mount whose stat fails) keeps its folder resolved and is left to `prepareMountpoint` to
+ * report or clear.
+ */
+export async function resolveMountpoint(path: string): Promise<string> {
+  try {
+    return await realpath(path)
+  } catch {
+    const folder = await realpath(dirname(path)).catch(() => dirname(path))
+    return join(folder, basename(path))
+  }
 }
 
 /**

@@ -39,7 +39,7 @@ t.test('percent-encoding in a URL is decoded; in a plain path it is not', async 
 })
 
 /** `argument` must be refused with a ConfigError naming the command line and the source's position. */
-function refuses(t: Test, argument: string, position: number, problem: RegExp): ConfigError | undefined {
+function refuses(t: Test, argument: string, position: number, problem: RegExp, shown = argument): ConfigError | undefined {
   let thrown: unknown
   try {
     parseSource(argument, position)
@@ -52,7 +52,7 @@ function refuses(t: Test, argument: string, position: number, problem: RegExp): 
   }
   t.equal(thrown.code, 'E_CONFIG')
   t.equal(thrown.origin, 'command line')
-  t.equal(thrown.field, `source ${position} (${JSON.stringify(argument)})`, 'names the source by position and text')
+  t.equal(thrown.field, `source ${position} (${JSON.stringify(shown)})`, 'names the source by position and text')
   t.ok(thrown.message.startsWith(`command line: source ${position} `), thrown.message)
   t.match(thrown.message, problem)
   t.match(thrown.fix, /\S/, 'has a fix')
@@ -67,10 +67,15 @@ t.test('unsupported schemes are refused, naming the scheme', async (t) => {
     ['disk=nbd://host/export', 'nbd:'],
   ] as const) {
     t.test(argument, async (t) => {
-      const err = refuses(t, argument, 3, new RegExp(`unsupported scheme ${scheme}`))
+      const err = refuses(t, argument, 3, new RegExp(`unsupported scheme ${scheme}`), argument.replace('GS:', 'gs:'))
       t.match(err?.fix, /file:\/\/\/path, mmap:\/\/\/path, an http\(s\):\/\/ URL or s3:\/\/bucket\/key/)
     })
   }
+})
+
+t.test('a refused URL is shown redacted: no user information, query values, bare keys or fragment', async (t) => {
+  refuses(t, 'disk=ftp://me:SECRET1@host/x.img?sig=SECRET2&SECRET3#SECRET4', 1, /unsupported scheme ftp:/, 'disk=ftp://REDACTED:REDACTED@host/x.img?sig=REDACTED&REDACTED')
+  refuses(t, 'nbd://me:SECRET1@bad host/x?SECRET2', 2, /unsupported scheme nbd:/, 'an unparseable URL starting "nbd://bad"')
 })
 
 t.test('s3 URLs are s3 snapshots, named or not', async (t) => {

@@ -67,6 +67,10 @@ t.test('bad http fields are refused with the field named', async (t) => {
   refuses(t, http({ path: '/x' }), 'snapshots[0].path', /unknown field/)
   refuses(t, http({ headers: { Authorization: 'Bearer abc' } }), 'snapshots[0].headers.Authorization', /holds a credential/)
   refuses(t, http({ headers: { cookie: 'a=b' } }), 'snapshots[0].headers.cookie', /holds a credential/)
+  for (const name of ['X-Api-Key', 'X-Auth-Token', 'x-client-SECRET', 'Proxy-Authorization', 'X-Amz-Security-Token', 'X-Password']) {
+    refuses(t, http({ headers: { [name]: 'plain' } }), `snapshots[0].headers.${name}`, /holds a credential in the config file/)
+  }
+  refuses(t, http({ url: 'https://user:SECRET@bad host/x.img?SECRET' }), 'snapshots[0].url', /^[^S]*an unparseable URL starting "https:\/\/bad" is not a URL$/)
   refuses(t, http({ headers: { 'Bad Name': 'x' } }), 'snapshots[0].headers.Bad Name', /not a valid header name/)
   refuses(t, http({ headers: { 'X-Key': { env: 'A', file: 'b' } } }), 'snapshots[0].headers.X-Key', /exactly one of env: or file:/)
   refuses(t, http({ headers: { 'X-Key': {} } }), 'snapshots[0].headers.X-Key', /exactly one of env: or file:/)

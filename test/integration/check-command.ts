@@ -42,8 +42,9 @@ t.test('check prints one line per snapshot with name, type and exact size, and m
       ['disk', 'mmap', String(VM_SIZE)],
     ],
   )
-  t.equal(rows[0]?.at(-1), base, 'the resolved path of each source')
-  t.equal(rows[1]?.at(-1), vm)
+  t.equal(rows[0]?.[4], base, 'the resolved path of each source')
+  t.equal(rows[1]?.[4], vm)
+  t.match(rows[0]?.[5], /^readable by uid \d+ only \(files 0400, root dir 0500, allow_other off\)$/, 'and who may read it')
   t.match(lines[0], /\t3\.0 MiB\t/, 'a size for people beside the exact one')
   t.match(lines[1], /\t4\.9 KiB\t/)
   t.notOk(await isMounted(mountpoint), 'nothing mounted')

@@ -46,13 +46,13 @@ t.test('getattr and statfs show what the sources are', async (t) => {
 
   const [mounted, source] = await Promise.all([stat(join(mountpoint, 'disk.raw')), stat(image)])
   t.equal(mounted.size, source.size, 'size')
-  t.equal(mounted.mode & 0o7777, 0o444, 'mode 0444')
+  t.equal(mounted.mode & 0o7777, 0o400, 'mode 0400: read-only, and its owner\'s alone by default')
   t.ok(mounted.isFile())
   // fuse-native carries times in whole milliseconds.
   t.ok(Math.abs(mounted.mtimeMs - source.mtimeMs) < 1, 'the source mtime, to the millisecond')
   t.equal(mounted.blocks, Math.ceil(source.size / 512), 'st_blocks covers the whole file')
   const root = await stat(mountpoint)
-  t.equal(root.mode & 0o7777, 0o555, 'the root is a read-only directory')
+  t.equal(root.mode & 0o7777, 0o500, 'the root is a read-only directory, its owner\'s alone by default')
 
   const fsStats = await statfs(mountpoint)
   t.equal(fsStats.bsize, 4096)

@@ -36,7 +36,7 @@ t.test('s3 snapshots through the mount', async (t) => {
   t.test('check shows size, ETag and endpoint', async (t) => {
     const result = await runCli(['check', '--config', config])
     t.equal(result.code, 0, result.stderr)
-    t.match(result.stdout, new RegExp(`^disk\\.raw\\ts3\\t${IMAGE_SIZE}\\t.*\\ts3://snaps/golden/disk\\.raw; etag "[^"]+"; version none; ${s3.endpoint} us-east-1; \\d+ ms round trip\\n$`))
+    t.match(result.stdout, new RegExp(`^disk\\.raw\\ts3\\t${IMAGE_SIZE}\\t.*\\ts3://snaps/golden/disk\\.raw; etag "[^"]+"; version none; ${s3.endpoint} us-east-1; \\d+ ms round trip\\treadable by uid \\d+ only [^\\n]*\\n$`))
   })
 
   t.test('reads', async (t) => {

@@ -87,7 +87,7 @@ t.test('a reload that cannot apply changes nothing and says why; mount options n
   await writeFile(config, `mountpoint: elsewhere\noptions: { allow_other: false, umask: "0027", uid: 0, gid: 0, read_timeout_ms: 5000, cache_size_mib: 128 }\nsnapshots:\n  - { name: keep, type: file, path: keep.raw }\n`)
   const said = await reload(daemon)
   t.match(said, /warn: SIGHUP: mountpoint changed from .*mnt to .*elsewhere: that needs a restart \(systemctl restart\); still .*mnt/)
-  t.match(said, /warn: SIGHUP: allow_other changed from true to false: that needs a restart/)
+  t.match(said, /warn: SIGHUP: allow_other changed from automatic to false: that needs a restart/)
   t.match(said, /warn: SIGHUP: cache_size_mib changed from 1024 to 128: that needs a restart/)
   t.match(said, /reloaded: added none; removed none; replaced none; 1 unchanged/)
   await until(async () => ((await stat(join(mountpoint, 'keep'))).mode & 0o777) === 0o440, 'umask 0027 on the file')

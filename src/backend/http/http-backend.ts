@@ -18,7 +18,7 @@ import {
   RetriesExhaustedError,
   setupProblem,
 } from '../remote/remote-errors.js'
-import { redactUrl } from './redact.js'
+import { redactUrl } from '../../redact.js'
 import { RangeClient } from '../remote/range-client.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { retryAfterMs } from '../remote/retry-policy.js'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { parseContentRange, parseUnsatisfiedRange } from '../../../src/backend/remote/content-range.js'
-import { redactUrl } from '../../../src/backend/http/redact.js'
+import { redactUrl, urlForMessage } from '../../../src/redact.js'
 
 const U = 'https://h/x.img'
 
@@ -28,7 +28,17 @@ t.test('URLs in logs carry no secrets', async (t) => {
   t.equal(redactUrl('https://h/x.img'), 'https://h/x.img')
   t.equal(
     redactUrl('https://bucket.s3.example/x.img?X-Amz-Signature=abc&X-Amz-Credential=AKIA%2F1&X-Amz-Signature=def'),
-    'https://bucket.s3.example/x.img?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED',
+    'https://bucket.s3.example/x.img?X-Amz-Signature=REDACTED&X-Amz-Credential=REDACTED&X-Amz-Signature=REDACTED',
   )
-  t.equal(redactUrl(new URL('https://user:pass@h/x')), 'https://user:REDACTED@h/x')
+  t.equal(redactUrl(new URL('https://user:pass@h/x')), 'https://REDACTED:REDACTED@h/x')
+  t.equal(redactUrl('https://TOKEN1@h/x'), 'https://REDACTED@h/x', 'a user name alone may be a token')
+  t.equal(redactUrl('https://h/x.img?TOKEN2'), 'https://h/x.img?REDACTED', 'a bare key may be the secret itself')
+  t.equal(redactUrl('https://h/x.img?a=1&TOKEN3&=4#TOKEN5'), 'https://h/x.img?a=REDACTED&REDACTED&REDACTED', 'no fragment, no bare key, no empty name')
+})
+
+t.test('an unparseable URL shows its scheme and host at most', async (t) => {
+  t.equal(urlForMessage('https://h/x?sig=SECRET'), 'https://h/x?sig=REDACTED')
+  t.equal(urlForMessage('https://user:SECRET@bad host/x?sig=SECRET'), 'an unparseable URL starting "https://bad"')
+  t.equal(urlForMessage('http://[::1/x?SECRET'), 'an unparseable URL starting "http://[::1"')
+  t.equal(urlForMessage('SECRET'), 'an unparseable URL')
 })
