@@ -79,7 +79,7 @@ t.test('the backoff is waited to the millisecond, then the next attempt goes', a
   const read = withRetries('GET x', POLICY, h, async () => {
     if (++attempts < 3) throw new Error('503')
     return Buffer.alloc(7)
-  })
+  }, new AbortController().signal)
   await h.clock.advance(999)
   t.equal(attempts, 1, 'not before the 1 s backoff (full jitter, random() = 1)')
   await h.clock.advance(1)
