@@ -418,3 +418,58 @@ t.test('a read arriving after another cancelled the fetch it needs asks again, a
   t.ok(second.equals(bytes.subarray(3 * BLOCK, 3 * BLOCK + 100)), 'the second read gets its bytes')
   t.same(source.reads.map((read) => read.outcome), ['aborted', 'ok'], 'from a fetch of its own')
 })
+
+/**
+ * What a mount of a remote image costs at the source, as test/integration/remote-caching.ts once
+ * asserted through a real mount with limits tuned to its timing: here with a source that answers
+ * a turn later and a clock that stands still, so the numbers are the same on every run. The
+ * default block size (128 KiB), the least cache a mount takes (64 MiB), an image half as large again.
+ */
+t.test('a kernel-like sequential reader: few large fetches, under 1.1 bytes fetched per byte read', async (t) => {
+  const size = 96 * MIB + 4321
+  const source = new RecordingBackend(size)
+  source.later = true
+  const cache = new BlockCache({ capacityBytes: 64 * MIB, blockBytes: 128 * KIB })
+  const backend = new CachingBackend(source, cache, { connections: 8, now: () => 0 })
+  // The kernel's readahead on the mount: 1 MiB reads, four in flight, issued in order.
+  let next = 0
+  let wrong = 0
+  const reader = async () => {
+    while (next < size) {
+      const offset = next
+      const length = Math.min(MIB, size - offset)
+      next += length
+      const got = await backend.readExact(offset, length, { stream: 1 })
+      if (!got.equals(ramp(offset, length))) wrong++
+    }
+  }
+  await Promise.all([reader(), reader(), reader(), reader()])
+  for (let i = 0; i < 100 && source.inFlight > 0; i++) await settle()
+  t.equal(wrong, 0, 'every read right')
+  const fetched = source.reads.filter((read) => read.outcome === 'ok').reduce((sum, read) => sum + read.length, 0)
+  t.ok(fetched <= 1.1 * size, `fetched ${(fetched / size).toFixed(3)} bytes per byte read`)
+  t.ok(source.reads.length < size / (128 * KIB) / 2, `${source.reads.length} fetches for ${size} bytes: readahead asks for large ranges`)
+
+  // Far behind the reader, where the cache (64 MiB of the last 96) holds nothing any more.
+  const before = source.reads.length
+  const offset = 12 * MIB + 12 * 4096
+  t.ok((await backend.readExact(offset, 4096, { stream: 2 })).equals(ramp(offset, 4096)))
+  t.same(source.reads.slice(before).map((read) => [read.offset, read.length]), [[12 * MIB, 128 * KIB]], 'a random 4 KiB read of evicted data costs one block, and reads nothing ahead')
+  await backend.close()
+})
+
+t.test('a second sequential pass over an image the cache holds fetches nothing', async (t) => {
+  const size = 48 * MIB + 4321
+  const source = new RecordingBackend(size)
+  source.later = true
+  const backend = new CachingBackend(source, new BlockCache({ capacityBytes: 64 * MIB, blockBytes: 128 * KIB }), { connections: 8, now: () => 0 })
+  const pass = async (stream: number) => {
+    for (let offset = 0; offset < size; offset += MIB) await backend.readExact(offset, Math.min(MIB, size - offset), { stream })
+  }
+  await pass(1)
+  for (let i = 0; i < 100 && source.inFlight > 0; i++) await settle()
+  const first = source.reads.length
+  await pass(2)
+  t.equal(source.reads.length, first, 'a new reader finds every block cached')
+  await backend.close()
+})

@@ -139,12 +139,12 @@ t.test('a failed read fails the request; a client that leaves cancels it', async
   await t.rejects(controlRequest(path, { op: 'warm', name: 'bad' }), { code: 'E_FAILED', message: 'disk on fire' })
   const socket = createConnection(path)
   socket.write('{"op":"verify","name":"held","sha256":"' + '0'.repeat(64) + '"}\n')
-  while (held.pending === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  await held.arrived()
   socket.destroy()
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await held.aborted() // the server saw the client leave and cancelled its reads
   held.release(1) // the reads answer; the request, cancelled, sends nothing more
   const stopping = controlRequest(path, { op: 'warm', name: 'held' })
-  while (held.pending === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+  await held.arrived()
   await server.close()
   await t.rejects(stopping, { code: 'E_CONTROL_UNAVAILABLE', message: /closed the connection without an answer/ })
   held.release(1)

@@ -62,10 +62,7 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
   // A read that fails: every attempt answered 503, so the retry loop gives up and the reader gets EIO.
   server.plan(...Array.from({ length: 20 }, () => ({ kind: 'status' as const, status: 503 })))
   await t.rejects(ddRange(join(mountpoint, 'remote.img'), 256 * KiB, 4 * KiB, { direct: true }), 'the failed read fails')
-  server.plan() // nothing more queued than what is left; clear what the readahead did not take
-  while (server.requests.length > 0 && (await readRange(join(mountpoint, 'remote.img'), 0, 1).catch(() => undefined)) === undefined) {
-    await new Promise((resolve) => setTimeout(resolve, 50)) // drain the leftover faults
-  }
+  server.unplan() // the faults the failed read's retries did not take
   t.ok((await readRange(join(mountpoint, 'remote.img'), 0, SIZE)).equals(REMOTE), 'the remote snapshot reads back')
   t.ok((await readRange(join(mountpoint, 'local.img'), 0, LOCAL.length)).equals(LOCAL), 'the local snapshot reads back')
 

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { REAL_CLOCK, type Clock } from '../../clock.js'
 import type { Logger } from '../../log.js'
 import { describe } from '../errors.js'
 import { HttpStatusError, RetriesExhaustedError, isRetryable } from './remote-errors.js'
@@ -14,6 +14,8 @@ export interface RetryHooks {
   random: () => number
   /** Told of every attempt and retry, for metrics. */
   observer?: RemoteObserver | undefined
+  /** Deadlines and backoff waits; REAL_CLOCK unless a test drives time. */
+  clock: Clock
 }
 
 /**
@@ -29,27 +31,28 @@ export async function withRetries<T>(
   attempt: (signal: AbortSignal) => Promise<T>,
   cancel?: AbortSignal,
 ): Promise<T> {
-  const started = Date.now()
+  const { clock } = hooks
+  const started = clock.now()
   const deadline = started + policy.deadlineMs
   for (let attempts = 1; ; attempts++) {
     cancel?.throwIfAborted()
-    // A timer cleared when the attempt settles: AbortSignal.timeout's would live on until the
+    // A timer cancelled when the attempt settles: AbortSignal.timeout's would live on until the
     // deadline after every successful read, thousands of them at a high read rate.
     const abort = new AbortController()
-    const timer = setTimeout(() => abort.abort(new Error(`${what}: deadline of ${policy.deadlineMs} ms reached`)), Math.max(1, deadline - Date.now()))
+    const stopTimer = clock.after(Math.max(1, deadline - clock.now()), () => abort.abort(new Error(`${what}: deadline of ${policy.deadlineMs} ms reached`)))
     const onCancel = () => abort.abort(cancel!.reason)
     cancel?.addEventListener('abort', onCancel, { once: true })
-    const attemptStarted = performance.now()
+    const attemptStarted = clock.now()
     try {
       const result = await attempt(abort.signal)
       const bytes = Buffer.isBuffer(result) ? result.length : 0
-      hooks.observer?.request({ durationMs: performance.now() - attemptStarted, bytes, failed: false })
+      hooks.observer?.request({ durationMs: clock.now() - attemptStarted, bytes, failed: false })
       return result
     } catch (err) {
-      hooks.observer?.request({ durationMs: performance.now() - attemptStarted, bytes: 0, failed: true })
+      hooks.observer?.request({ durationMs: clock.now() - attemptStarted, bytes: 0, failed: true })
       // Cancelled by the caller: nobody wants the answer any more, so no retry either.
       cancel?.throwIfAborted()
-      const now = Date.now()
+      const now = clock.now()
       const elapsed = now - started
       if (!hooks.isRetryable(err)) {
         // The retries before were logged; say how the sequence ended, since the error itself
@@ -66,15 +69,31 @@ export async function withRetries<T>(
       }
       hooks.observer?.retry()
       hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
+      // This attempt is over: its deadline timer and cancel listener go before the wait.
+      stopTimer()
       cancel?.removeEventListener('abort', onCancel)
-      // sleep rejects only when cancelled; the caller wants its own reason back.
-      await sleep(wait, undefined, cancel && { signal: cancel }).catch(() => cancel!.throwIfAborted())
+      await sleep(clock, wait, cancel)
     } finally {
-      clearTimeout(timer)
+      stopTimer()
       cancel?.removeEventListener('abort', onCancel)
     }
   }
   /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
+}
+
+/** Waits `ms` on `clock`; rejects with the caller's own reason as soon as `cancel` fires. */
+function sleep(clock: Clock, ms: number, cancel: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onCancel = () => {
+      stop()
+      reject(cancel!.reason)
+    }
+    const stop = clock.after(ms, () => {
+      cancel?.removeEventListener('abort', onCancel)
+      resolve()
+    })
+    cancel?.addEventListener('abort', onCancel, { once: true })
+  })
 }
 
 /** What a remote backend (HTTP, S3) is given for its retries; part of both backends' options. */
@@ -85,6 +104,8 @@ export interface RemoteRetryOptions {
   observer?: RemoteObserver | undefined
   /** Injected for tests; Math.random otherwise. */
   random?: () => number
+  /** Injected for tests; REAL_CLOCK otherwise. */
+  clock?: Clock
 }
 
 /** Runs one request with retries: `withRetries` less the policy and hooks a remote backend fixes once. */
@@ -94,13 +115,14 @@ export type Retrying = <T>(what: string, attempt: (signal: AbortSignal) => Promi
  * The retry loop as HTTP and S3 snapshots run it: remote errors decide whether another attempt
  * could succeed (`isRetryable`), and a status error's Retry-After is the least wait.
  */
-export function remoteRetrying({ retry, logger, observer, random = Math.random }: RemoteRetryOptions): Retrying {
+export function remoteRetrying({ retry, logger, observer, random = Math.random, clock = REAL_CLOCK }: RemoteRetryOptions): Retrying {
   const hooks: RetryHooks = {
     isRetryable,
     retryAfterMs: (err) => (err instanceof HttpStatusError ? err.retryAfterMs : 0),
     logger,
     random,
     observer,
+    clock,
   }
   return (what, attempt, cancel) => withRetries(what, retry, hooks, attempt, cancel)
 }
