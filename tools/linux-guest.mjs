@@ -98,12 +98,13 @@ export async function chooseAccel(env = process.env) {
  * QEMU's arguments for booting `disk` (see linux-guest.d.mts), with QMP on `qmpSocket` and the
  * reads traced to `traceFile` if given.
  */
-export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512 }, qmpSocket, traceFile) {
+export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512, driveFile }, qmpSocket, traceFile) {
   if (accel !== 'kvm' && accel !== 'tcg') throw new TypeError(`accel must be kvm or tcg, not ${accel}`)
   if (cache !== 'default' && cache !== 'none') throw new TypeError(`cache must be default or none, not ${cache}`)
   if (overlay !== 'snapshot' && overlay !== 'readonly') throw new TypeError(`overlay must be snapshot or readonly, not ${overlay}`)
   // QEMU's -drive takes commas in a path doubled.
-  const drive = [`id=${DRIVE_ID}`, `file=${disk.replaceAll(',', ',,')}`, 'format=raw', 'if=virtio', overlay === 'snapshot' ? 'snapshot=on' : 'readonly=on']
+  const file = driveFile ?? [`file=${disk.replaceAll(',', ',,')}`]
+  const drive = [`id=${DRIVE_ID}`, ...file, 'format=raw', 'if=virtio', overlay === 'snapshot' ? 'snapshot=on' : 'readonly=on']
   if (cache === 'none') drive.push('cache=none')
   return [
     '-nodefaults', // no VGA, no NIC (so no iPXE ROM), no default serial or monitor
@@ -146,7 +147,8 @@ function runGuest(disk, options, qmpSocket, traceFile) {
   return new Promise((resolve, reject) => {
     const startedAt = Date.now()
     const started = performance.now()
-    const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, argv] = options.wrap ? options.wrap(QEMU, args) : [QEMU, args]
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     let console = ''
     let stderr = ''
     let ready
