@@ -157,12 +157,13 @@ export function targetsSection(targets) {
 
 /**
  * The boot part's table: a row per way of serving the image, its median boot time (and each
- * run's), that over the local file's, what the guest read and what the server sent.
+ * run's, with the 1-min load average when it began), that over the local file's, what the guest
+ * read and what the server sent.
  */
 export function bootReport(boot) {
   const floor = boot.rows.local?.medianMs
   const mib = (bytes) => (bytes === undefined ? '-' : fmt(bytes / 2 ** 20))
-  const rows = [['mount', 'RTT', 'boot s (median)', 'runs s', 'x local', 'guest read MiB (reads)', 'server sent MiB (x guest)']]
+  const rows = [['mount', 'RTT', 'boot s (median)', 'runs s [load]', 'x local', 'guest read MiB (reads)', 'server sent MiB (x guest)']]
   for (const row of Object.values(boot.rows)) {
     if (row.medianMs === undefined) {
       rows.push([row.title, `${row.rttMs} ms`, row.note?.startsWith('failed') ? 'failed (below)' : 'not measured (below)', '', '', '', ''])
@@ -174,7 +175,7 @@ export function bootReport(boot) {
       row.note ? `${row.title} (a run failed, below)` : row.title,
       `${row.rttMs} ms`,
       (row.medianMs / 1000).toFixed(1),
-      row.runs.map((r) => (r.readyMs / 1000).toFixed(1)).join(', '),
+      row.runs.map((r) => `${(r.readyMs / 1000).toFixed(1)} [${r.load.toFixed(1)}]`).join(', '),
       floor ? (row.medianMs / floor).toFixed(2) : 'n/a',
       `${mib(row.guestBytes)} (${fmtCount(guest.guestReads)})`,
       served,

@@ -132,6 +132,8 @@ export interface BootRun {
   /** Bytes the server sent during the boot (nginx's access log, radosgw's); undefined for a local source. */
   serverBytes: number | undefined
   failedUnits: number
+  /** The 1-min load average when the boot began. */
+  load: number
 }
 
 /** One way of serving the guest's image. */

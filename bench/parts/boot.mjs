@@ -211,8 +211,9 @@ async function bootOnce(ctx, row, { accel, image, dir, timeoutMs, traceReads }) 
 }
 
 /**
- * Every row's boots (`runs` each), the trace of the floor's first boot summarised. A snapmount row
- * that fails fails the part; a peer that fails or hangs is noted with why and its other runs skipped.
+ * Every row's boots (`runs` each, in rounds), the trace of the floor's first boot summarised. A
+ * snapmount row that fails fails the part; a peer that fails or hangs is noted with why and its
+ * other runs skipped.
  */
 export async function measureBoot(ctx, peers, { runs }) {
   const { procs } = ctx
@@ -233,29 +234,33 @@ export async function measureBoot(ctx, peers, { runs }) {
   const result = { accel, accelReason: reason, image, cache: 'none', overlay: 'snapshot', runs, rows: {}, notes: [] }
   try {
     for (const rttMs of [0, RTT_MS]) conditions.push(await startCondition(ctx, { rttMs, www, image, s3: true }))
-    for (const row of bootRows(ctx, { image, peers, conditions, dir })) {
-      const entry = { title: row.title, group: row.group, proto: row.proto, rttMs: row.rttMs, runs: [] }
-      result.rows[row.key] = entry
-      if (row.note) {
-        entry.note = row.note
-        continue
-      }
-      for (let i = 0; i < runs; i++) {
+    const rows = bootRows(ctx, { image, peers, conditions, dir })
+    for (const row of rows) {
+      result.rows[row.key] = { title: row.title, group: row.group, proto: row.proto, rttMs: row.rttMs, runs: [], ...(row.note && { note: row.note }) }
+    }
+    // Round by round, every row once per round: the machine's load drifts over the part's half
+    // hour, and each row's median then spans the same stretch of it.
+    for (let i = 0; i < runs; i++) {
+      for (const row of rows) {
+        const entry = result.rows[row.key]
+        if (entry.note) continue
         const traceReads = row.key === 'local' && i === 0
         const timeoutMs = row.group === 'peer' ? PEER_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS[accel]
         try {
+          const load = loadavg()[0]
           const run = await bootOnce(ctx, row, { accel, image, dir, timeoutMs, traceReads })
           if (run.reads) result.trace = summarizeReads(run.reads, (await stat(image)).size)
           delete run.reads
-          entry.runs.push(run)
-          progress(`boot ${row.title}, ${row.rttMs} ms, run ${i + 1}/${runs}: ${(run.readyMs / 1000).toFixed(1)} s; guest read ${mib(run.guestBytes)} MiB; server sent ${mib(run.serverBytes)} MiB; load ${loadavg()[0].toFixed(1)}`)
+          entry.runs.push({ ...run, load })
+          progress(`boot ${row.title}, ${row.rttMs} ms, run ${i + 1}/${runs}: ${(run.readyMs / 1000).toFixed(1)} s; guest read ${mib(run.guestBytes)} MiB; server sent ${mib(run.serverBytes)} MiB; load ${load.toFixed(1)}`)
         } catch (err) {
           if (row.group !== 'peer' || procs.stopping) throw err
           entry.note = `failed: ${err.message.split('\n')[0]}`
           progress(`boot ${row.title}: ${entry.note}`)
-          break
         }
       }
+    }
+    for (const entry of Object.values(result.rows)) {
       entry.medianMs = median(entry.runs.map((r) => r.readyMs))
       entry.guestBytes = median(entry.runs.map((r) => r.guestBytes))
       entry.serverBytes = median(entry.runs.map((r) => r.serverBytes))
