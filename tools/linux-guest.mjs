@@ -34,6 +34,15 @@ export const BOOT_TIMEOUT_MS = { kvm: 60_000, tcg: 300_000 }
 /** After the marker the guest stops its units and powers off: seconds, more under TCG. */
 const POWEROFF_WAIT_MS = { kvm: 20_000, tcg: 90_000 }
 
+/**
+ * A kernel panic on the console. Under TCG on a loaded host the guest's kernel sometimes panics at
+ * its first instants ("IO-APIC + timer doesn't work": its timer check timed out), before it has read
+ * anything but itself: callers that measure may boot again (`guestPanic` on the error).
+ */
+const PANIC_LINE = /Kernel panic - not syncing:[^\r\n]*/
+/** From the panic's line to QEMU's kill: the backtrace that follows it, for the error. */
+const PANIC_GRACE_MS = 1_000
+
 /** Lines of the console a failure reports. */
 const CONSOLE_TAIL_LINES = 40
 
@@ -163,6 +172,14 @@ function runGuest(disk, options, qmpSocket, traceFile) {
     child.stdout.setEncoding('utf8').on('data', (chunk) => {
       console += chunk
       if (ready) return
+      const panic = !failure && PANIC_LINE.exec(console)
+      if (panic) {
+        // A panicked kernel waits forever (-no-reboot, panic=0): end it now, a moment after its
+        // backtrace is written, instead of at the time limit.
+        failure = `the guest's kernel panicked: ${panic[0].trim()}`
+        setTimeout(() => child.kill('SIGKILL'), PANIC_GRACE_MS)
+        return
+      }
       ready = READY_LINE.exec(console) ?? undefined
       if (!ready) return
       readyMs = performance.now() - started
@@ -179,7 +196,9 @@ function runGuest(disk, options, qmpSocket, traceFile) {
       clearTimeout(poweroffTimer)
       if (!ready) {
         const why = failure ?? `QEMU exited (${code ?? signal}) before ${READY_MARKER}`
-        reject(new Error(`${why}\n${QEMU} ${args.join(' ')}\n--- console, last ${CONSOLE_TAIL_LINES} lines ---\n${tail(console)}\n--- QEMU's stderr ---\n${stderr}`))
+        const err = new Error(`${why}\n${QEMU} ${args.join(' ')}\n--- console, last ${CONSOLE_TAIL_LINES} lines ---\n${tail(console)}\n--- QEMU's stderr ---\n${stderr}`)
+        if (PANIC_LINE.test(console)) err.guestPanic = true
+        reject(err)
         return
       }
       resolve({

@@ -186,7 +186,7 @@ export function bootReport(boot) {
 
 /** The boot table with its title lines and the guest's read trace summarised under it. */
 export function bootSection(boot) {
-  const notes = Object.values(boot.rows).filter((row) => row.note).map((row) => `${row.title}, ${row.rttMs} ms: ${row.note}\n`)
+  const notes = [...Object.values(boot.rows).filter((row) => row.note).map((row) => `${row.title}, ${row.rttMs} ms: ${row.note}`), ...boot.notes].map((note) => `${note}\n`)
   const trace = boot.trace ? `
 What the guest read (QEMU's trace of the local file's first boot, until the marker):
 ${formatSummary(boot.trace).join('\n')}

@@ -41,6 +41,8 @@ export const NETNS_PREFIX = 'snapmount-bench-netns-'
  * takes 25-55 s under TCG here (up to 80 s at load 10-18); a peer a few times slower still fits.
  */
 const PEER_BOOT_TIMEOUT_MS = 240_000
+/** Boots again after a guest's kernel panic (bootRetryingPanics). */
+const PANIC_RETRIES = 2
 /** nbdkit's socket appears within a second; this long means it failed. */
 const NBDKIT_START_MS = 15_000
 /** After the marker, the server's log is read once nothing has been sent for a moment. */
@@ -211,6 +213,23 @@ async function bootOnce(ctx, row, { accel, image, dir, timeoutMs, traceReads }) 
 }
 
 /**
+ * bootOnce, booted again (at most PANIC_RETRIES times) when the guest's kernel panicked: under TCG
+ * on a loaded host its timer check fails now and then in its first instants, before it reads
+ * anything through the mount. Each retry is a note in `notes`.
+ */
+async function bootRetryingPanics(ctx, row, options, notes) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await bootOnce(ctx, row, options)
+    } catch (err) {
+      if (!err.guestPanic || attempt >= PANIC_RETRIES || ctx.procs.stopping) throw err
+      notes.push(`${row.title}, ${row.rttMs} ms: booted again, ${err.message.split('\n')[0]} (load ${loadavg()[0].toFixed(1)})`)
+      progress(notes.at(-1))
+    }
+  }
+}
+
+/**
  * Every row's boots (`runs` each, in rounds), the trace of the floor's first boot summarised. A
  * snapmount row that fails fails the part; a peer that fails or hangs is noted with why and its
  * other runs skipped.
@@ -248,7 +267,7 @@ export async function measureBoot(ctx, peers, { runs }) {
         const timeoutMs = row.group === 'peer' ? PEER_BOOT_TIMEOUT_MS : BOOT_TIMEOUT_MS[accel]
         try {
           const load = loadavg()[0]
-          const run = await bootOnce(ctx, row, { accel, image, dir, timeoutMs, traceReads })
+          const run = await bootRetryingPanics(ctx, row, { accel, image, dir, timeoutMs, traceReads }, result.notes)
           if (run.reads) result.trace = summarizeReads(run.reads, (await stat(image)).size)
           delete run.reads
           entry.runs.push({ ...run, load })
