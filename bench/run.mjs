@@ -7,9 +7,12 @@
 //   s3      the image as an object in Ceph's radosgw on loopback, at 0 ms and 10 ms, through
 //           snapmount, s3fs and rclone mount, beside a raw SDK client;
 //   rss     snapmount's peak RSS while a 4 GiB image is read sequentially with a 256 MiB cache;
+//   boot    (only when named) a Debian guest booted cold by QEMU from a local file, through
+//           snapmount (file, HTTP, S3 at 0 ms and 10 ms RTT in a delaying network namespace) and
+//           through the peers;
 //   fleet   (only when named) a boot storm: 1, 8 and 32 daemons replay one boot's reads at once
 //           through deploy/nginx's caching tier and straight from the origin, at 10 ms over kernel TCP;
-// then evaluates issues 5 and 17's targets from those numbers, prints every table and writes it
+// then evaluates issues 5, 16, 17 and 21's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
 // s3-10ms` runs only the parts named.
@@ -31,31 +34,46 @@ import { clearStaleNginx } from '../tools/nginx.mjs'
 import { clockTicksPerSecond } from './lib/cpu.mjs'
 import { clearStaleMounts, clearStaleProcesses } from './lib/daemons.mjs'
 import { SourceImage } from './lib/images.mjs'
-import { QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
+import { NBDKIT_CURL_PLUGIN, QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { bootSection, footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
 import { measureFleet } from './parts/fleet.mjs'
+import { measureBoot } from './parts/boot.mjs'
 import { measureHttp } from './parts/http.mjs'
 import { measureLocal, measureSourceSeq } from './parts/local.mjs'
 import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss', 'fleet']
-/** Parts run only when named: the fleet's storm starts 41 daemons per path, two paths (`npm run bench -- fleet`). */
-const NAMED_ONLY = ['fleet']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss', 'boot', 'fleet']
+/**
+ * Parts run only when named: the boot part boots a guest ~40 times (30-60 min), the fleet's storm
+ * starts 41 daemons per path, two paths (`npm run bench -- boot fleet`).
+ */
+const NAMED_ONLY = ['boot', 'fleet']
 const ALIASES = { http: ['http-0ms', 'http-10ms'], s3: ['s3-0ms', 's3-10ms'] }
+/** Boots per row of the boot part: its times are the median of these. `--runs N` sets fewer for a quick look. */
+const BOOT_RUNS = 3
 
 function parseArgs(argv) {
-  const flags = argv.filter((a) => a.startsWith('--'))
-  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the only flag is --no-peers`)
-  const named = argv.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
+  const args = [...argv]
+  let bootRuns = BOOT_RUNS
+  const runsAt = args.findIndex((a) => a === '--runs' || a.startsWith('--runs='))
+  if (runsAt >= 0) {
+    const [value] = args[runsAt].includes('=') ? [args[runsAt].split('=')[1]] : args.splice(runsAt + 1, 1)
+    bootRuns = Number(value)
+    if (!Number.isInteger(bootRuns) || bootRuns < 1) throw new Error(`--runs takes a whole number of boots per row, at least 1, not ${value}`)
+    args.splice(runsAt, 1)
+  }
+  const flags = args.filter((a) => a.startsWith('--'))
+  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers and --runs N`)
+  const named = args.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
   for (const part of named) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${[...PARTS, ...Object.keys(ALIASES)].join(', ')}`)
-  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers') }
+  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns }
 }
 
 /** The peers the parts run need: found, installed, or a note saying why not (lib/peers.mjs). */
@@ -63,11 +81,14 @@ async function findPeers(procs, args, runs) {
   // A peer not needed by the parts run has no note and is not mentioned.
   const peer = async (needed, ...how) => (!needed ? {} : args.peers ? await ensurePeer(procs, ...how) : { note: `${how[0]} not run: --no-peers` })
   const peers = {
-    httpfs2: await peer(runs('http'), 'httpfs2'),
-    rclone: await peer(runs('http') || runs('s3'), 'rclone'),
-    s3fs: await peer(runs('s3'), 's3fs'),
+    httpfs2: await peer(runs('http') || runs('boot'), 'httpfs2'),
+    rclone: await peer(runs('http') || runs('s3') || runs('boot'), 'rclone'),
+    s3fs: await peer(runs('s3') || runs('boot'), 's3fs'),
     // qemu-storage-daemon is in qemu-system-common; its curl driver is a module in qemu-block-extra.
     qemu: await peer(runs('http') || runs('local'), 'qemu-storage-daemon', ['qemu-system-common', 'qemu-block-extra'], [QEMU_CURL_MODULE]),
+    // The boot part's QEMU with its own curl driver (the same module), and nbdkit (its curl plugin is in the package).
+    qemuSystemCurl: await peer(runs('boot'), 'qemu-system-x86_64', ['qemu-system-x86', 'qemu-block-extra'], [QEMU_CURL_MODULE]),
+    nbdkit: await peer(runs('boot'), 'nbdkit', ['nbdkit'], [NBDKIT_CURL_PLUGIN]),
   }
   peers.qemuCurl = await access(QEMU_CURL_MODULE).then(() => true, () => false)
   return peers
@@ -104,7 +125,9 @@ async function main(procs, settings) {
   await clearStaleS3()
   /** What every part is handed: the settings, the run's processes, the 1 GiB image, /proc's clock unit. */
   const ctx = { settings, procs, image: new SourceImage(procs, settings.imagePath, IMAGE_BYTES), ticksPerSecond: await clockTicksPerSecond(procs) }
-  const image = await ctx.image.ensure()
+  // The boot part boots its own image (the guest's); only the other parts read the 1 GiB one.
+  const readsImage = args.parts.some((p) => p !== 'boot')
+  const image = readsImage ? await ctx.image.ensure() : 'not needed'
   const peers = await findPeers(procs, args, runs)
   const fioVersion = (await procs.run('fio', ['--version'])).stdout.trim()
   const host = `node ${process.version}, linux ${release()}, ${cpus().length} CPUs, ${fioVersion}`
@@ -117,13 +140,13 @@ async function main(procs, settings) {
     quick: settings.quick,
     parts: args.parts,
     host,
-    settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons, startRuns: settings.startRuns },
+    settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons, startRuns: settings.startRuns, ...(runs('boot') && { bootRuns: args.bootRuns }) },
     peers: Object.fromEntries(Object.entries(peers).filter(([, p]) => p?.note).map(([k, p]) => [k, p.note])),
   }
   let ok = true
   const out = (text) => process.stdout.write(text)
   try {
-    results.sourceSeq = await measureSourceSeq(ctx)
+    if (readsImage) results.sourceSeq = await measureSourceSeq(ctx)
     if (runs('local')) {
       const partBegan = Date.now()
       results.local = await measureLocal(ctx, peers.qemu, results.sourceSeq)
@@ -143,6 +166,10 @@ async function main(procs, settings) {
       results.rss = await measureRss(ctx)
       ok &&= results.rss.ok
       out(rssSection(results.rss))
+    }
+    if (runs('boot')) {
+      results.boot = await measureBoot(ctx, peers, { runs: args.bootRuns })
+      out(bootSection(results.boot))
     }
     if (runs('fleet')) {
       results.fleet = await measureFleet(ctx)

@@ -32,6 +32,13 @@ export interface BootOptions {
   memoryMiB?: number
   /** From QEMU's start to the marker; default BOOT_TIMEOUT_MS[accel]. */
   timeoutMs?: number
+  /**
+   * The drive's source as QEMU -drive properties, instead of `file=DISK`: e.g. QEMU's own HTTP
+   * client, `['file.driver=http', 'file.url=URL']` (commas in values doubled by the caller).
+   */
+  driveFile?: string[]
+  /** Runs QEMU through another command, e.g. a network namespace's `wrap` (tools/delay-netns.mjs). */
+  wrap?: (command: string, args: string[]) => [string, string[]]
   /** Trace the drive's reads (QEMU's blk_co_preadv event) and give them as `GuestBoot.reads`. */
   traceReads?: boolean
 }
@@ -101,7 +108,8 @@ export declare function parseReadTrace(text: string, startedAt: number, readyMs:
 
 /**
  * Boots the guest from `disk`; resolves once it printed its marker and QEMU exited. Rejects with
- * the console's tail and QEMU's stderr if QEMU exits or `timeoutMs` passes first (QEMU is killed).
+ * the console's tail and QEMU's stderr if QEMU exits or `timeoutMs` passes first (QEMU is killed),
+ * or a second after the guest's kernel panics (the error's `guestPanic` is then true).
  */
 export declare function bootGuest(disk: string, options: BootOptions): Promise<GuestBoot>
 

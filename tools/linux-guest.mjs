@@ -34,6 +34,15 @@ export const BOOT_TIMEOUT_MS = { kvm: 60_000, tcg: 300_000 }
 /** After the marker the guest stops its units and powers off: seconds, more under TCG. */
 const POWEROFF_WAIT_MS = { kvm: 20_000, tcg: 90_000 }
 
+/**
+ * A kernel panic on the console. Under TCG on a loaded host the guest's kernel sometimes panics at
+ * its first instants ("IO-APIC + timer doesn't work": its timer check timed out), before it has read
+ * anything but itself: callers that measure may boot again (`guestPanic` on the error).
+ */
+const PANIC_LINE = /Kernel panic - not syncing:[^\r\n]*/
+/** From the panic's line to QEMU's kill: the backtrace that follows it, for the error. */
+const PANIC_GRACE_MS = 1_000
+
 /** Lines of the console a failure reports. */
 const CONSOLE_TAIL_LINES = 40
 
@@ -98,12 +107,13 @@ export async function chooseAccel(env = process.env) {
  * QEMU's arguments for booting `disk` (see linux-guest.d.mts), with QMP on `qmpSocket` and the
  * reads traced to `traceFile` if given.
  */
-export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512 }, qmpSocket, traceFile) {
+export function qemuArgs(disk, { accel, cache = 'default', overlay = 'snapshot', memoryMiB = 512, driveFile }, qmpSocket, traceFile) {
   if (accel !== 'kvm' && accel !== 'tcg') throw new TypeError(`accel must be kvm or tcg, not ${accel}`)
   if (cache !== 'default' && cache !== 'none') throw new TypeError(`cache must be default or none, not ${cache}`)
   if (overlay !== 'snapshot' && overlay !== 'readonly') throw new TypeError(`overlay must be snapshot or readonly, not ${overlay}`)
   // QEMU's -drive takes commas in a path doubled.
-  const drive = [`id=${DRIVE_ID}`, `file=${disk.replaceAll(',', ',,')}`, 'format=raw', 'if=virtio', overlay === 'snapshot' ? 'snapshot=on' : 'readonly=on']
+  const file = driveFile ?? [`file=${disk.replaceAll(',', ',,')}`]
+  const drive = [`id=${DRIVE_ID}`, ...file, 'format=raw', 'if=virtio', overlay === 'snapshot' ? 'snapshot=on' : 'readonly=on']
   if (cache === 'none') drive.push('cache=none')
   return [
     '-nodefaults', // no VGA, no NIC (so no iPXE ROM), no default serial or monitor
@@ -146,7 +156,8 @@ function runGuest(disk, options, qmpSocket, traceFile) {
   return new Promise((resolve, reject) => {
     const startedAt = Date.now()
     const started = performance.now()
-    const child = spawn(QEMU, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [command, argv] = options.wrap ? options.wrap(QEMU, args) : [QEMU, args]
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
     let console = ''
     let stderr = ''
     let ready
@@ -161,6 +172,14 @@ function runGuest(disk, options, qmpSocket, traceFile) {
     child.stdout.setEncoding('utf8').on('data', (chunk) => {
       console += chunk
       if (ready) return
+      const panic = !failure && PANIC_LINE.exec(console)
+      if (panic) {
+        // A panicked kernel waits forever (-no-reboot, panic=0): end it now, a moment after its
+        // backtrace is written, instead of at the time limit.
+        failure = `the guest's kernel panicked: ${panic[0].trim()}`
+        setTimeout(() => child.kill('SIGKILL'), PANIC_GRACE_MS)
+        return
+      }
       ready = READY_LINE.exec(console) ?? undefined
       if (!ready) return
       readyMs = performance.now() - started
@@ -177,7 +196,9 @@ function runGuest(disk, options, qmpSocket, traceFile) {
       clearTimeout(poweroffTimer)
       if (!ready) {
         const why = failure ?? `QEMU exited (${code ?? signal}) before ${READY_MARKER}`
-        reject(new Error(`${why}\n${QEMU} ${args.join(' ')}\n--- console, last ${CONSOLE_TAIL_LINES} lines ---\n${tail(console)}\n--- QEMU's stderr ---\n${stderr}`))
+        const err = new Error(`${why}\n${QEMU} ${args.join(' ')}\n--- console, last ${CONSOLE_TAIL_LINES} lines ---\n${tail(console)}\n--- QEMU's stderr ---\n${stderr}`)
+        if (PANIC_LINE.test(console)) err.guestPanic = true
+        reject(err)
         return
       }
       resolve({

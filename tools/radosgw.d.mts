@@ -94,3 +94,6 @@ export declare function startRadosgw(options?: RadosgwOptions): Promise<Radosgw>
  * and removes those dirs. Resolves to the dirs cleared.
  */
 export declare function clearStaleRadosgw(prefix: string): Promise<string[]>
+
+/** The body bytes radosgw sent in answer to GETs and HEADs, from its log (`Radosgw.gatewayLog()`). */
+export declare function bytesSentFromLog(log: string): number

@@ -64,6 +64,17 @@ process.once('exit', () => {
 })
 
 /**
+ * The body bytes the gateway sent, from its log (`gatewayLog()`): at Ceph's default level the
+ * beast frontend logs each request with its status and bytes sent, `"GET /bucket/key HTTP/1.1" 206
+ * 131072`. GETs and HEADs only: the answers to reads.
+ */
+export function bytesSentFromLog(log) {
+  let sent = 0
+  for (const match of log.matchAll(/"(?:GET|HEAD) [^"]*" \d{3} (\d+)/g)) sent += Number(match[1])
+  return sent
+}
+
+/**
  * An S3 client for `server`: path-style, one attempt per call (a test should see the first
  * failure, and a streamed body cannot be sent twice), and checksums only where S3 requires them,
  * since the SDK's default aws-chunked uploads with trailing checksums postdate Ceph 16 (411).

@@ -7,6 +7,9 @@ import { progress } from './progress.mjs'
 /** QEMU's curl block driver, a module of Debian's qemu-block-extra. */
 export const QEMU_CURL_MODULE = '/usr/lib/x86_64-linux-gnu/qemu/block-curl.so'
 
+/** nbdkit's curl plugin (Debian's nbdkit package carries it). */
+export const NBDKIT_CURL_PLUGIN = '/usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-curl-plugin.so'
+
 /** rclone's defaults that matter for reading (printed under the tables). */
 export const RCLONE_SETTINGS = '--vfs-cache-mode off, --vfs-read-chunk-size 128Mi (doubling, no limit), --buffer-size 16Mi, --vfs-read-wait 20ms'
 

@@ -1,4 +1,4 @@
-import type { BenchResults, LocalResults, RemoteCondition, RssResults, Target } from './results.mjs'
+import type { BenchResults, BootResults, LocalResults, RemoteCondition, RssResults, Target } from './results.mjs'
 
 export declare function localReport(local: Pick<LocalResults, 'source' | 'mounts'>): string
 export declare function remoteReport(condition: RemoteCondition, sourceSeq: number, settings: { seqSeconds: number }): string
@@ -12,3 +12,7 @@ export declare function rssSection(rss: RssResults): string
 export declare function startSection(results: BenchResults): string
 export declare function targetsSection(targets: Target[]): string
 export declare function footer(results: BenchResults, file: string): string
+/** The boot part's table: a row per way of serving the guest's image. */
+export declare function bootReport(boot: BootResults): string
+/** The boot table with its title lines and the guest's read summary. */
+export declare function bootSection(boot: BootResults): string

@@ -1,6 +1,7 @@
 // The printed report: every table and the lines around them, pure functions of the results (the
 // object written as JSON), so they are tested without running anything.
 
+import { formatSummary } from './boot-trace.mjs'
 import { fmt, fmtAmp, fmtCount, fmtCpu, fmtKib, fmtMs, fmtShare, latency, okOr, table } from './format.mjs'
 import { RCLONE_SETTINGS } from './peers.mjs'
 import { IMAGE_BYTES, RSS_CACHE_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
@@ -152,6 +153,51 @@ export function startSection(results) {
 
 export function targetsSection(targets) {
   return `\nTargets (issues 5 and 17; RTT = ${RTT_MS} ms, configured; n/a = not measured in this run)\n\n${targetsReport(targets)}\n`
+}
+
+/**
+ * The boot part's table: a row per way of serving the image, its median boot time (and each
+ * run's, with the 1-min load average when it began), that over the local file's, what the guest
+ * read and what the server sent.
+ */
+export function bootReport(boot) {
+  const floor = boot.rows.local?.medianMs
+  const mib = (bytes) => (bytes === undefined ? '-' : fmt(bytes / 2 ** 20))
+  const rows = [['mount', 'RTT', 'boot s (median)', 'runs s [load]', 'x local', 'guest read MiB (reads)', 'server sent MiB (x guest)']]
+  for (const row of Object.values(boot.rows)) {
+    if (row.medianMs === undefined) {
+      rows.push([row.title, `${row.rttMs} ms`, row.note?.startsWith('failed') ? 'failed (below)' : 'not measured (below)', '', '', '', ''])
+      continue
+    }
+    const guest = row.runs.at(-1)
+    const served = row.serverBytes === undefined ? '-' : `${mib(row.serverBytes)} (${fmtAmp(row.serverBytes / row.guestBytes)}x)`
+    rows.push([
+      row.note ? `${row.title} (a run failed, below)` : row.title,
+      `${row.rttMs} ms`,
+      (row.medianMs / 1000).toFixed(1),
+      row.runs.map((r) => `${(r.readyMs / 1000).toFixed(1)} [${r.load.toFixed(1)}]`).join(', '),
+      floor ? (row.medianMs / floor).toFixed(2) : 'n/a',
+      `${mib(row.guestBytes)} (${fmtCount(guest.guestReads)})`,
+      served,
+    ])
+  }
+  return table(rows)
+}
+
+/** The boot table with its title lines and the guest's read trace summarised under it. */
+export function bootSection(boot) {
+  const notes = [...Object.values(boot.rows).filter((row) => row.note).map((row) => `${row.title}, ${row.rttMs} ms: ${row.note}`), ...boot.notes].map((note) => `${note}\n`)
+  const trace = boot.trace ? `
+What the guest read (QEMU's trace of the local file's first boot, until the marker):
+${formatSummary(boot.trace).join('\n')}
+` : ''
+  return (
+    `
+Boot: a Debian guest (${boot.image.split('/').at(-1)}) from QEMU's start to its ready marker, ${boot.accel} (${boot.accelReason}); ` +
+    `cache=${boot.cache}, ${boot.overlay}=on, virtio-blk; cold (image dropped from the page cache, fresh daemon, new connections); ` +
+    `median of ${boot.runs}; ${boot.rows['snapmount-http-0ms'] ? '0 ms: host loopback; ' : ''}${RTT_MS} ms: servers and their clients in a network namespace delaying every packet; ` +
+    `load ${boot.load.before.toFixed(2)} -> ${boot.load.after.toFixed(2)}\n\n${bootReport(boot)}\n${notes.join('')}${trace}`
+  )
 }
 
 /** The last lines: host, load, where the JSON went, whether every check passed. */

@@ -2,6 +2,7 @@
 // bench/results/*.json and that targets.mjs and report.mjs read. bench/README.md describes each field.
 
 import type { FleetResults } from './fleet-report.mjs'
+import type { ReadSummary } from './boot-trace.mjs'
 
 /** What a read cost in CPU (lib/cpu.mjs cpuUse); undefined where it could not be read. */
 export interface CpuUse {
@@ -122,6 +123,53 @@ export interface RssResults {
   ok: boolean
 }
 
+/** One cold boot (bench/parts/boot.mjs). */
+export interface BootRun {
+  /** From QEMU's start to the guest's ready marker. */
+  readyMs: number
+  /** What the guest had read when it wrote the marker (QMP block statistics); undefined if QEMU was gone. */
+  guestBytes: number | undefined
+  guestReads: number | undefined
+  /** Bytes the server sent during the boot (nginx's access log, radosgw's); undefined for a local source. */
+  serverBytes: number | undefined
+  failedUnits: number
+  /** The 1-min load average when the boot began. */
+  load: number
+}
+
+/** One way of serving the guest's image. */
+export interface BootRow {
+  title: string
+  /** floor: QEMU on the file; snapmount; peer: another way users boot a remote image. */
+  group: 'floor' | 'snapmount' | 'peer'
+  proto: 'local' | 'http' | 's3'
+  rttMs: number
+  runs: BootRun[]
+  /** Medians over the runs; medianMs undefined when none succeeded. */
+  medianMs?: number
+  guestBytes?: number
+  serverBytes?: number
+  /** Why it was not measured (not installed), or why a peer's run failed or hung. */
+  note?: string
+}
+
+export interface BootResults {
+  accel: 'kvm' | 'tcg'
+  accelReason: string
+  /** The guest image's path. */
+  image: string
+  cache: 'none' | 'default'
+  overlay: 'snapshot' | 'readonly'
+  /** Boots per row. */
+  runs: number
+  /** By key: local, snapmount-file, snapmount-http-0ms, snapmount-s3-10ms, qemu-curl, ... in the order run. */
+  rows: Record<string, BootRow>
+  /** The local file's first boot's reads, summarised (bench/lib/boot-trace.mjs). */
+  trace?: ReadSummary
+  notes: string[]
+  load: { before: number; after: number }
+}
+
 export interface Target {
   scope: string
   target: string
@@ -138,13 +186,15 @@ export interface BenchResults {
   quick: boolean
   parts: string[]
   host: string
-  settings: { fioSeconds: number; seqSeconds: number; rawRateSeconds: number; rttMs: number; rssCacheMiB: number; seqDaemons: number; startRuns: number }
+  settings: { fioSeconds: number; seqSeconds: number; rawRateSeconds: number; rttMs: number; rssCacheMiB: number; seqDaemons: number; startRuns: number; bootRuns?: number }
   peers: Record<string, string>
+  /** Absent when only the boot part ran (it does not read the 1 GiB image). */
   sourceSeq: number
   local?: LocalResults
   remote?: Record<string, RemoteCondition>
   rss?: RssResults
   fleet?: FleetResults
+  boot?: BootResults
   targets?: Target[]
   seconds?: number
   load?: { before: number; after: number }

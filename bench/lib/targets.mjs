@@ -64,7 +64,36 @@ export function evaluateTargets(results) {
   for (const proto of ['http', 's3']) cpuTargets(results, proto, add)
   startTarget(results.local?.starts?.mounts, { key: 'file', source: 'local file', peers: ['qemu'], notRun: 'part local not run' }, add)
   startTarget(results.remote?.['http-0ms']?.starts?.mounts, { key: 'snapmount', source: 'HTTP, 0 ms', peers: ['httpfs2', 'rclone', 'qemu'], notRun: 'part http-0ms not run' }, add)
+  // Only when the boot part ran: a run of the other parts prints the targets it always did.
+  if (results.boot) for (const proto of ['http', 's3']) bootTargets(results.boot, proto, add)
   return targets
+}
+
+/** Issue 16's limits on a cold boot at RTT_MS: over the local file, over the best peer, server bytes over guest bytes. */
+export const BOOT_LIMITS = { overLocal: 1.5, overBestPeer: 0.5, bytesOverGuest: 2 }
+
+/** Issue 16's targets on snapmount's `proto` boot at RTT_MS, from the boot part's rows. */
+function bootTargets(boot, proto, add) {
+  const scope = `boot ${SCOPES[proto]} ${RTT_MS} ms`
+  const s = boot.rows[`snapmount-${proto}-${RTT_MS}ms`]
+  const local = boot.rows.local
+  const secs = (ms) => `${(ms / 1000).toFixed(1)} s`
+  if (s?.medianMs === undefined) {
+    add(scope, 'boot targets', undefined, undefined, undefined, s?.note ?? `snapmount ${SCOPES[proto]} at ${RTT_MS} ms not measured`)
+    return
+  }
+  const { overLocal, overBestPeer, bytesOverGuest } = BOOT_LIMITS
+  if (local?.medianMs === undefined) add(scope, `boot <= ${overLocal}x local file`, s.medianMs, undefined, undefined, 'local file not measured')
+  else add(scope, `boot <= ${overLocal}x local file`, s.medianMs, overLocal * local.medianMs, s.medianMs <= overLocal * local.medianMs, `${secs(s.medianMs)} vs ${overLocal} x ${secs(local.medianMs)}`)
+  const peers = Object.entries(boot.rows).filter(([, r]) => r.group === 'peer' && r.proto === proto && r.rttMs === RTT_MS && r.medianMs !== undefined)
+  const best = peers.reduce((b, [key, r]) => (r.medianMs < (b?.medianMs ?? Infinity) ? { key, medianMs: r.medianMs } : b), undefined)
+  const failed = Object.values(boot.rows).filter((r) => r.group === 'peer' && r.proto === proto && r.medianMs === undefined).map((r) => r.title)
+  const failedNote = failed.length ? `; not booted: ${failed.join(', ')}` : ''
+  if (!best) add(scope, `boot <= ${overBestPeer}x best peer`, s.medianMs, undefined, undefined, `no peer booted${failedNote}`)
+  else add(scope, `boot <= ${overBestPeer}x best peer`, s.medianMs, overBestPeer * best.medianMs, s.medianMs <= overBestPeer * best.medianMs, `${secs(s.medianMs)} vs ${overBestPeer} x ${secs(best.medianMs)} (${best.key})${failedNote}`)
+  const ratio = s.serverBytes / s.guestBytes
+  const known = Number.isFinite(ratio)
+  add(scope, `server bytes <= ${bytesOverGuest}x guest bytes`, known ? ratio : undefined, bytesOverGuest, known ? ratio <= bytesOverGuest : undefined, known ? `${fmt(s.serverBytes / 2 ** 20)} vs ${bytesOverGuest} x ${fmt(s.guestBytes / 2 ** 20)} MiB (${fmtAmp(ratio)}x)` : 'bytes not known')
 }
 
 /** Issue 17's CPU target on snapmount's 1-reader sequential read, in every condition of `proto` run. */

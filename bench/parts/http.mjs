@@ -13,7 +13,7 @@ import { DELAYS, measureCondition, measureRaw } from './remote.mjs'
 const HTTP_CLIENT = join(ROOT, 'bench/http-client.mjs')
 
 /** The HTTP mounts of one URL: snapmount with its defaults, and each peer present. */
-function httpMounts(origin, file, peers, dir) {
+export function httpMounts(origin, file, peers, dir) {
   const url = `${origin}/${file}`
   const mounts = [{ key: 'snapmount', title: 'snapmount', command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }]
   if (peers.httpfs2.path) {

@@ -10,7 +10,7 @@ import { progress } from '../lib/progress.mjs'
 import { IMAGE_BYTES, NAME, RADOSGW_PREFIX, ROOT, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
 import { DELAYS, measureCondition, measureRaw } from './remote.mjs'
 
-const S3_BUCKET = 'snapmount-bench'
+export const S3_BUCKET = 'snapmount-bench'
 const S3_CLIENT = join(ROOT, 'bench/s3-client.mjs')
 
 /**
@@ -18,7 +18,7 @@ const S3_CLIENT = join(ROOT, 'bench/s3-client.mjs')
  * (a profile, a session token or a region would change what is signed, and rclone 1.60 fails at
  * start whenever AWS_CA_BUNDLE is set: "HTTPClient's transport unsupported type"), plus the keys.
  */
-function s3Env(baseEnv, rgw) {
+export function s3Env(baseEnv, rgw) {
   const env = Object.fromEntries(Object.entries(baseEnv).filter(([name]) => !name.startsWith('AWS_')))
   return { ...env, AWS_ACCESS_KEY_ID: rgw.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.secretAccessKey }
 }
@@ -28,7 +28,7 @@ function s3Env(baseEnv, rgw) {
  * rclone when present, each with its defaults but read-only and path-style. `key` is the object's
  * key; s3fs and rclone show it as the file's name (snapmount's config names it NAME).
  */
-function s3Mounts({ endpoint, key, rgw, env, dir, peers }) {
+export function s3Mounts({ endpoint, key, rgw, env, dir, peers }) {
   const port = new URL(endpoint).port
   const mounts = [
     {

@@ -1,6 +1,5 @@
 import t from 'tap'
 import { formatSummary, formatTrace, parseTrace, summarizeReads } from '../../bench/lib/boot-trace.mjs'
-import { parseReadTrace } from '../../tools/linux-guest.mjs'
 
 const KIB = 1024
 const MIB = 1024 * KIB
@@ -15,22 +14,6 @@ t.test('a trace file round-trips, comments and all', async (t) => {
   t.same(parseTrace(text), reads)
   t.throws(() => parseTrace('# ok\n1 2\n'), /line 2 is not "MS OFFSET LENGTH": 1 2/)
   t.throws(() => parseTrace('1 -2 3\n'), /line 1/)
-})
-
-t.test('QEMU\'s trace lines become reads of the busiest drive, until the marker', async (t) => {
-  const startedAt = 1_796_197_298_000
-  const line = (seconds: string, blk: string, offset: number, bytes: number) => `4242@${seconds}:blk_co_preadv blk ${blk} bs 0x2 offset ${offset} bytes ${bytes} flags 0x8`
-  const text = [
-    line('1796197298.100000', '0xa', 0, 512),
-    'some other line',
-    line('1796197298.200050', '0xa', 4096, 8192),
-    line('1796197298.250000', '0xb', 0, 512),
-    line('1796197299.000000', '0xa', 8192, 4096),
-  ].join('\n')
-  t.same(parseReadTrace(text, startedAt, 500), [
-    { ms: 100, offset: 0, length: 512 },
-    { ms: 200.1, offset: 4096, length: 8192 },
-  ])
 })
 
 t.test('the summary counts reads, sizes, distinct bytes and where they fall', async (t) => {
