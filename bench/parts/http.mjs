@@ -13,7 +13,7 @@ import { DELAYS, measureCondition, measureRaw } from './remote.mjs'
 const HTTP_CLIENT = join(ROOT, 'bench/http-client.mjs')
 
 /** The HTTP mounts of one URL: snapmount with its defaults, and each peer present. */
-function httpMounts(origin, file, peers, dir) {
+export function httpMounts(origin, file, peers, dir) {
   const url = `${origin}/${file}`
   const mounts = [{ key: 'snapmount', title: 'snapmount', command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }]
   if (peers.httpfs2.path) {
@@ -65,7 +65,7 @@ function measureRawHttp(ctx, directUrl, url, title) {
 }
 
 /** nginx's version, for the tables' title lines. */
-function nginxVersion(procs) {
+export function nginxVersion(procs) {
   // nginx prints its version on stderr: "nginx version: nginx/1.22.1".
   return versionOf(procs, NGINX, ['-v'], /nginx\/(\S+)/)
 }
