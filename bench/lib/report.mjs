@@ -151,7 +151,8 @@ export function kernelSection(c) {
 /** What follows the remote tables: rclone's settings (when it ran) and the peers' notes. */
 export function peersSection(results) {
   let text = ''
-  if (Object.values(results.remote ?? {}).some((c) => c.mounts.rclone)) text += `\nrclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n`
+  const conditions = [...Object.values(results.remote ?? {}), ...Object.values(results.kernelTcp ?? {})]
+  if (conditions.some((c) => c.mounts.rclone)) text += `\nrclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n`
   const peerNotes = Object.entries(results.peers).map(([k, note]) => `${k}: ${note}`)
   if (peerNotes.length) text += `peers: ${peerNotes.join('; ')}\n`
   return text

@@ -17,7 +17,7 @@ import { MIB_SLICES, sliceSha256 } from '../lib/images.mjs'
 import { progress } from '../lib/progress.mjs'
 import { fioSeq } from '../lib/readers.mjs'
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RTT_MS, TEMP_PREFIX } from '../lib/settings.mjs'
-import { httpMounts, nginxVersion } from './http.mjs'
+import { httpMounts, nginxVersion, writeIndex } from './http.mjs'
 
 /** Readahead still arriving after the reader stopped is charged to its read: no proxy says when it ends. */
 const SETTLE_MS = 300
@@ -85,6 +85,7 @@ export async function measureKernelHttp(ctx, peers) {
   const dir = await mkdtemp(join(tmpdir(), TEMP_PREFIX))
   const temp = procs.addService({ stop: () => rm(dir, { recursive: true, force: true }) })
   await writeFile(join(dir, 'rclone-empty.conf'), '')
+  await writeIndex(settings.benchDir, file)
   const nginx = procs.addService(await startNginx(settings.benchDir, { acceptRangesOnPartial: true, prefix: NGINX_PREFIX, netns }))
   try {
     await image.warm()

@@ -202,3 +202,11 @@ t.test('the kernel-TCP section of a part that could not run: its title and why',
   const c = { ...kernelCondition(), mounts: {}, notes: ['not run: needs root'] }
   t.match(kernelSection(c), /over kernel TCP: .*\nnot run: needs root\n$/)
 })
+
+t.test('rclone settings are printed when rclone ran in the kernel-TCP part alone', async (t) => {
+  const results = sample()
+  delete results.remote
+  t.notMatch(peersSection(results), /rclone mount: --read-only/)
+  results.kernelTcp = { http: kernelCondition() }
+  t.match(peersSection(results), /rclone mount: --read-only/)
+})
