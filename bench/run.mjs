@@ -4,6 +4,8 @@
 //   http    the image from nginx on loopback, at 0 ms and at 10 ms round-trip time (a delaying
 //           proxy of our own), through snapmount, httpfs2, rclone mount and QEMU's curl driver
 //           with a FUSE export, beside a raw client (curl, undici) on the same path;
+//   http-kernel  the same at 10 ms over kernel TCP (a network namespace delaying every packet,
+//           tools/delay-netns.mjs): one sequential reader per mount, beside one curl stream;
 //   s3      the image as an object in Ceph's radosgw on loopback, at 0 ms and 10 ms, through
 //           snapmount, s3fs and rclone mount, beside a raw SDK client;
 //   rss     snapmount's peak RSS while a 4 GiB image is read sequentially with a 256 MiB cache;
@@ -30,6 +32,7 @@
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { cpus, loadavg, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { clearStaleDelayNetns } from '../tools/delay-netns.mjs'
 import { clearStaleNginx } from '../tools/nginx.mjs'
 import { clockTicksPerSecond } from './lib/cpu.mjs'
 import { clearStaleMounts, clearStaleProcesses } from './lib/daemons.mjs'
@@ -37,25 +40,26 @@ import { SourceImage } from './lib/images.mjs'
 import { NBDKIT_CURL_PLUGIN, QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { bootSection, footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
-import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
+import { bootSection, footer, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
 import { measureFleet } from './parts/fleet.mjs'
 import { measureBoot } from './parts/boot.mjs'
 import { measureHttp } from './parts/http.mjs'
+import { measureKernelHttp } from './parts/kernel-tcp.mjs'
 import { measureLocal, measureSourceSeq } from './parts/local.mjs'
 import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss', 'boot', 'fleet']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 'http-kernel', 's3-0ms', 's3-10ms', 'rss', 'boot', 'fleet']
 /**
  * Parts run only when named: the boot part boots a guest ~40 times (30-60 min), the fleet's storm
  * starts 41 daemons per path, two paths (`npm run bench -- boot fleet`).
  */
 const NAMED_ONLY = ['boot', 'fleet']
-const ALIASES = { http: ['http-0ms', 'http-10ms'], s3: ['s3-0ms', 's3-10ms'] }
+const ALIASES = { http: ['http-0ms', 'http-10ms', 'http-kernel'], s3: ['s3-0ms', 's3-10ms'] }
 /** Boots per row of the boot part: its times are the median of these. `--runs N` sets fewer for a quick look. */
 const BOOT_RUNS = 3
 
@@ -122,6 +126,7 @@ async function main(procs, settings) {
   await clearStaleProcesses([join(settings.benchDir, 'mnt-'), join(tmpdir(), TEMP_PREFIX)])
   await clearStaleMounts(procs, settings.benchDir)
   for (const dir of await clearStaleNginx(NGINX_PREFIX)) progress(`cleared nginx left by an earlier run in ${dir}`)
+  for (const name of await clearStaleDelayNetns(NETNS_PREFIX)) progress(`removed network namespace ${name}, left by an earlier run`)
   await clearStaleS3()
   /** What every part is handed: the settings, the run's processes, the 1 GiB image, /proc's clock unit. */
   const ctx = { settings, procs, image: new SourceImage(procs, settings.imagePath, IMAGE_BYTES), ticksPerSecond: await clockTicksPerSecond(procs) }
@@ -155,11 +160,16 @@ async function main(procs, settings) {
       out(localSection(results.local, results.settings))
     }
     results.remote = {}
-    if (runs('http')) Object.assign(results.remote, await measureHttp(ctx, peers, args.parts))
+    if (args.parts.some((p) => p === 'http-0ms' || p === 'http-10ms')) Object.assign(results.remote, await measureHttp(ctx, peers, args.parts))
     if (runs('s3')) Object.assign(results.remote, await measureS3(ctx, peers, args.parts))
     for (const c of Object.values(results.remote)) {
       ok &&= c.mounts.snapmount.ok && (c.starts?.mounts.snapmount.cleanExit ?? true)
       out(remoteSection(c, results.sourceSeq, results.settings))
+    }
+    if (runs('http-kernel')) {
+      results.kernelTcp = { http: await measureKernelHttp(ctx, peers) }
+      ok &&= results.kernelTcp.http.mounts.snapmount?.ok ?? true
+      out(kernelSection(results.kernelTcp.http))
     }
     out(peersSection(results))
     if (runs('rss')) {

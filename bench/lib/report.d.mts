@@ -1,4 +1,4 @@
-import type { BenchResults, BootResults, LocalResults, RemoteCondition, RssResults, Target } from './results.mjs'
+import type { BenchResults, BootResults, KernelCondition, LocalResults, RemoteCondition, RssResults, Target } from './results.mjs'
 
 export declare function localReport(local: Pick<LocalResults, 'source' | 'mounts'>): string
 export declare function remoteReport(condition: RemoteCondition, sourceSeq: number, settings: { seqSeconds: number }): string
@@ -7,6 +7,9 @@ export declare function startReport(results: BenchResults): string | undefined
 export declare function targetsReport(targets: Target[]): string
 export declare function localSection(local: LocalResults, settings: { seqDaemons: number; fioSeconds: number }): string
 export declare function remoteSection(condition: RemoteCondition, sourceSeq: number, settings: { seqSeconds: number }): string
+export declare function kernelReport(condition: KernelCondition): string
+/** Just the title and the notes when the part could not run (no mounts). */
+export declare function kernelSection(condition: KernelCondition): string
 export declare function peersSection(results: BenchResults): string
 export declare function rssSection(rss: RssResults): string
 export declare function startSection(results: BenchResults): string

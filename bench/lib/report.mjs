@@ -69,6 +69,21 @@ export function remoteReport(c, sourceSeq, { seqSeconds }) {
   return table(rows)
 }
 
+/** The kernel-TCP part's table: a column per mount, then one curl stream. */
+export function kernelReport(c) {
+  const keys = Object.keys(c.mounts)
+  const cols = keys.map((k) => c.mounts[k])
+  const rows = [['measurement', ...keys.map((k) => PEER_TITLES[k] ?? k), 'raw client (curl)']]
+  const row = (label, cell, rawCell = '-') => rows.push([label, ...cols.map(cell), rawCell])
+  row('daemon start to "mounted" (ms)', (m) => fmt(m.mountMs))
+  row('seq MB/s, 1 reader, cold (raw: 1 stream)', (m) => `${fmt(m.seq1.mbps)}${m.seq1.bytesRead < IMAGE_BYTES ? ` [${fmt(m.seq1.bytesRead / 2 ** 20)} MiB]` : ''}`, fmt(c.raw.seq1))
+  row('  daemon CPU s per GiB read (machine idle during it)', (m) => cpuCell(m.seq1.cpu))
+  row('daemon peak RSS MiB (VmHWM)', (m) => fmt(m.peakRssMiB))
+  row('bytes check: sha256 of O_DIRECT slices', (m) => okOr(m.sliceOk))
+  row('daemon exit status after SIGTERM', (m) => String(m.exit))
+  return table(rows)
+}
+
 /**
  * Each part's start measurements (local, and the 0 ms remote conditions), in run order: the
  * part's title and its starts ({ mounts, notes }).
@@ -123,10 +138,22 @@ export function remoteSection(c, sourceSeq, settings) {
   )
 }
 
+/** The kernel-TCP part's title lines, notes and table (just the notes when it could not run). */
+export function kernelSection(c) {
+  const sysctls = Object.entries(c.sysctls)
+    .map(([name, value]) => `${name.replace(/^net\.ipv4\./, '')} ${value}`)
+    .join(', ')
+  const head = `\n${c.title}: ${c.server} and every daemon in a network namespace delaying each packet ${c.rttMs / 2} ms in the kernel (tools/delay-netns.mjs); one cold daemon per mount; part ${c.seconds.toFixed(0)} s, load ${c.loadBefore.toFixed(2)} -> ${c.loadAfter.toFixed(2)}\n`
+  const notes = c.notes.map((note) => `${note}\n`).join('')
+  if (!Object.keys(c.mounts).length) return `${head}${notes}`
+  return `${head}TCP inside: ${sysctls}\n${notes}\n${kernelReport(c)}\n`
+}
+
 /** What follows the remote tables: rclone's settings (when it ran) and the peers' notes. */
 export function peersSection(results) {
   let text = ''
-  if (Object.values(results.remote ?? {}).some((c) => c.mounts.rclone)) text += `\nrclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n`
+  const conditions = [...Object.values(results.remote ?? {}), ...Object.values(results.kernelTcp ?? {})]
+  if (conditions.some((c) => c.mounts.rclone)) text += `\nrclone mount: --read-only, otherwise defaults: ${RCLONE_SETTINGS}\n`
   const peerNotes = Object.entries(results.peers).map(([k, note]) => `${k}: ${note}`)
   if (peerNotes.length) text += `peers: ${peerNotes.join('; ')}\n`
   return text

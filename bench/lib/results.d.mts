@@ -87,6 +87,35 @@ export interface RemoteCondition {
   starts?: Starts
 }
 
+/** One mount over kernel TCP (parts/kernel-tcp.mjs): one cold daemon, one sequential reader. */
+export interface KernelMount {
+  mountMs: number
+  seq1: { mbps: number; bytesRead: number; cpu?: CpuUse }
+  peakRssMiB?: number | undefined
+  sliceOk: boolean
+  exit: number | string | null
+  cleanExit: boolean
+  ok: boolean
+}
+
+/** The part http-kernel: no mounts, and a note, when the machine could not make the namespace. */
+export interface KernelCondition {
+  key: string
+  proto: 'http'
+  title: string
+  server: string
+  rttMs: number
+  /** The namespace's TCP settings (dotted name -> value), as tools/delay-netns.mjs set them. */
+  sysctls: Record<string, string>
+  /** One curl stream of the whole image from inside the namespace, MB/s. */
+  raw: { seq1?: number }
+  mounts: Record<string, KernelMount>
+  notes: string[]
+  seconds: number
+  loadBefore: number
+  loadAfter: number
+}
+
 export interface LocalMount {
   seqCold: number
   seqWarm: number
@@ -192,6 +221,8 @@ export interface BenchResults {
   sourceSeq: number
   local?: LocalResults
   remote?: Record<string, RemoteCondition>
+  /** The sequential read over kernel TCP (part http-kernel). */
+  kernelTcp?: { http: KernelCondition }
   rss?: RssResults
   fleet?: FleetResults
   boot?: BootResults

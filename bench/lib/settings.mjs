@@ -57,6 +57,8 @@ export const NGINX_PREFIX = 'snapmount-bench-nginx-'
 /** The bench's own temp prefixes, so clearing a killed run's leftovers touches no test's. */
 export const RADOSGW_PREFIX = 'snapmount-bench-radosgw-'
 export const TEMP_PREFIX = 'snapmount-bench-s3-'
+/** The kernel-TCP part's network namespace (tools/delay-netns.mjs), cleared when a killed run left it. */
+export const NETNS_PREFIX = 'snapmount-bench-netns-'
 
 /**
  * What the environment decides, read once at the edge (run.mjs) and passed down:

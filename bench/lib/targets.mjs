@@ -64,6 +64,7 @@ export function evaluateTargets(results) {
   for (const proto of ['http', 's3']) cpuTargets(results, proto, add)
   startTarget(results.local?.starts?.mounts, { key: 'file', source: 'local file', peers: ['qemu'], notRun: 'part local not run' }, add)
   startTarget(results.remote?.['http-0ms']?.starts?.mounts, { key: 'snapmount', source: 'HTTP, 0 ms', peers: ['httpfs2', 'rclone', 'qemu'], notRun: 'part http-0ms not run' }, add)
+  kernelTargets(results.kernelTcp?.http, add)
   // Only when the boot part ran: a run of the other parts prints the targets it always did.
   if (results.boot) for (const proto of ['http', 's3']) bootTargets(results.boot, proto, add)
   return targets
@@ -112,6 +113,27 @@ function cpuTargets(results, proto, add) {
           `${fmtCpu(seq4.cpu?.daemonSecondsPerGiB)} with ${SEQ_READERS} readers (not judged)`
     add(`${SCOPES[proto]} ${c.rttMs} ms`, target, value, limit, value === undefined ? undefined : value <= limit, detail)
   }
+}
+
+/**
+ * Issue 17's targets at RTT_MS over kernel TCP (the part http-kernel, condition `c`): snapmount's
+ * one sequential reader against 1.5x rclone's and 1.5x one curl stream's, and its CPU per GiB.
+ */
+function kernelTargets(c, add) {
+  const scope = `HTTP ${RTT_MS} ms kernel TCP`
+  const s = c?.mounts.snapmount
+  if (!s) {
+    add(scope, 'kernel-TCP targets', undefined, undefined, undefined, c ? c.notes.join('; ') || 'snapmount not measured' : 'part http-kernel not run')
+    return
+  }
+  const rclone = c.mounts.rclone
+  if (rclone) add(scope, 'seq 1 reader >= 1.5x rclone', s.seq1.mbps, 1.5 * rclone.seq1.mbps, s.seq1.mbps >= 1.5 * rclone.seq1.mbps, `${fmt(s.seq1.mbps)} vs 1.5 x ${fmt(rclone.seq1.mbps)} MB/s`)
+  else add(scope, 'seq 1 reader >= 1.5x rclone', s.seq1.mbps, undefined, undefined, 'rclone not measured')
+  add(scope, 'seq 1 reader >= 1.5x one raw stream', s.seq1.mbps, 1.5 * c.raw.seq1, s.seq1.mbps >= 1.5 * c.raw.seq1, `${fmt(s.seq1.mbps)} vs 1.5 x ${fmt(c.raw.seq1)} MB/s (one curl stream)`)
+  const limit = CPU_LIMITS.http
+  const value = s.seq1.cpu?.daemonSecondsPerGiB
+  const detail = value === undefined ? 'not measured (the daemon was gone)' : `${fmtCpu(value)} vs ${limit.toFixed(1)} s/GiB at ${fmt(s.seq1.mbps)} MB/s, machine idle ${fmtShare(s.seq1.cpu.idleShare)}`
+  add(scope, `daemon CPU <= ${limit.toFixed(1)} s per GiB, seq 1 reader`, value, limit, value === undefined ? undefined : value <= limit, detail)
 }
 
 /**

@@ -64,8 +64,13 @@ function measureRawHttp(ctx, directUrl, url, title) {
   })
 }
 
+/** rclone's http backend lists a directory from its HTML index: this one, in `dir`, links the image `file` only. */
+export function writeIndex(dir, file) {
+  return writeFile(join(dir, 'index.html'), `<!doctype html>\n<html><body><a href="${file}">${file}</a></body></html>\n`)
+}
+
 /** nginx's version, for the tables' title lines. */
-function nginxVersion(procs) {
+export function nginxVersion(procs) {
   // nginx prints its version on stderr: "nginx version: nginx/1.22.1".
   return versionOf(procs, NGINX, ['-v'], /nginx\/(\S+)/)
 }
@@ -75,8 +80,7 @@ export async function measureHttp(ctx, peers, which) {
   const { procs, image, settings } = ctx
   /** The image as nginx serves it (root: the bench's dir); httpfs2 and rclone name their file after it. */
   const file = basename(image.path)
-  // rclone's http backend lists a directory from its HTML index: this one links the image only.
-  await writeFile(join(settings.benchDir, 'index.html'), `<!doctype html>\n<html><body><a href="${file}">${file}</a></body></html>\n`)
+  await writeIndex(settings.benchDir, file)
   const dir = await mkdtemp(join(tmpdir(), TEMP_PREFIX))
   const temp = procs.addService({ stop: () => rm(dir, { recursive: true, force: true }) })
   await writeFile(join(dir, 'rclone-empty.conf'), '')

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
@@ -96,6 +95,8 @@ async function verify(name: string, backend: StorageBackend, expected: unknown, 
   const want = typeof expected === 'string' ? expected.toLowerCase() : ''
   if (!SHA256_HEX.test(want)) throw new BadRequestError(`${JSON.stringify(expected)} is not a SHA-256 digest`, 'give 64 hexadecimal digits, as sha256sum prints them')
   const started = now()
+  // Loaded here, not at start: node:crypto is ~20 ms of a daemon's start, and few ever verify.
+  const { createHash } = await import('node:crypto')
   const hash = createHash('sha256')
   const size = backend.length
   await readInOrder(backend, 0, size, signal, throttled(progress, size, now), (chunk) => hash.update(chunk))

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 
 /** Where root's daemons put their control sockets. */
@@ -24,6 +24,8 @@ export function runtimeDir(uid: number, env: Record<string, string | undefined>)
 export function socketPathFor(mountpoint: string, dir: string): string {
   const path = join(dir, `${escapePath(mountpoint)}.sock`)
   if (Buffer.byteLength(path) <= SOCKET_PATH_MAX) return path
+  // node:crypto only for the rare long path: loading it is ~20 ms of a daemon's start.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
   return join(dir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}.sock`)
 }
 

@@ -5,6 +5,8 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import {
   footer,
+  kernelReport,
+  kernelSection,
   localReport,
   localSection,
   peersSection,
@@ -17,6 +19,7 @@ import {
   targetsSection,
 } from '../../bench/lib/report.mjs'
 import type { BenchResults, RemoteCondition } from '../../bench/lib/results.mjs'
+import { kernelCondition } from '../fixtures/bench-kernel-condition.js'
 
 const SAMPLE: BenchResults = JSON.parse(readFileSync(new URL('results-sample.json', import.meta.url), 'utf8'))
 /** The sample run's stdout after npm's lines, with the results file's path made relative. */
@@ -180,4 +183,30 @@ t.test('the start table: every part that measured starts, snapmount judged on th
   for (const c of Object.values(results.remote!)) delete c.starts
   t.equal(startReport(results), undefined, 'no table when no part measured starts')
   t.equal(startSection(results), '')
+})
+
+t.test('the kernel-TCP section: its title, the TCP settings inside, a column per mount and curl', async (t) => {
+  const c = kernelCondition()
+  c.mounts.snapmount!.seq1.bytesRead = 600 * 2 ** 20
+  const text = kernelSection(c)
+  t.match(text, /^\nHTTP, 10 ms RTT over kernel TCP: nginx 1\.22\.1 and every daemon in a network namespace delaying each packet 5 ms in the kernel/)
+  t.match(text, /part 60 s, load 1\.00 -> 2\.00\nTCP inside: tcp_slow_start_after_idle 1\n\n/)
+  const report = kernelReport(c)
+  t.same(cells(report)[0], ['measurement', 'snapmount', 'rclone mount', 'raw client (curl)'])
+  t.same(row(report, 'seq MB/s, 1 reader, cold (raw: 1 stream)'), ['450 [600 MiB]', '300', '300'])
+  t.same(row(report, '  daemon CPU s per GiB read (machine idle during it)'), ['0.80 (20 %)', '3.00 (20 %)', '-'])
+  t.same(row(report, 'bytes check: sha256 of O_DIRECT slices'), ['OK', 'OK', '-'])
+})
+
+t.test('the kernel-TCP section of a part that could not run: its title and why', async (t) => {
+  const c = { ...kernelCondition(), mounts: {}, notes: ['not run: needs root'] }
+  t.match(kernelSection(c), /over kernel TCP: .*\nnot run: needs root\n$/)
+})
+
+t.test('rclone settings are printed when rclone ran in the kernel-TCP part alone', async (t) => {
+  const results = sample()
+  delete results.remote
+  t.notMatch(peersSection(results), /rclone mount: --read-only/)
+  results.kernelTcp = { http: kernelCondition() }
+  t.match(peersSection(results), /rclone mount: --read-only/)
 })

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import type { BenchResults, RemoteCondition, RemoteMount, Target } from '../../bench/lib/results.mjs'
+import { kernelCondition } from '../fixtures/bench-kernel-condition.js'
 import { evaluateTargets } from '../../bench/lib/targets.mjs'
 
 const SAMPLE: BenchResults = JSON.parse(readFileSync(new URL('results-sample.json', import.meta.url), 'utf8'))
@@ -207,4 +208,40 @@ t.test("issue 17's start target: snapmount on the local file and over HTTP at 0 
       [undefined, 'part http-0ms not run'],
     ],
   )
+})
+
+const kernelScope = 'HTTP 10 ms kernel TCP'
+
+t.test('over kernel TCP: 1.5x rclone and 1.5x one curl stream pass at the limit, and the CPU target', async (t) => {
+  const results = sample()
+  results.kernelTcp = { http: kernelCondition() }
+  const judged = () => evaluateTargets(results).filter((target) => target.scope === kernelScope)
+  t.same(
+    judged().map((target) => [target.target, target.pass]),
+    [
+      ['seq 1 reader >= 1.5x rclone', true],
+      ['seq 1 reader >= 1.5x one raw stream', true],
+      ['daemon CPU <= 0.8 s per GiB, seq 1 reader', true],
+    ],
+  )
+  const s = results.kernelTcp.http.mounts.snapmount!
+  s.seq1.mbps = 449.99
+  s.seq1.cpu!.daemonSecondsPerGiB = 0.81
+  t.same(
+    judged().map((target) => target.pass),
+    [false, false, false],
+  )
+  s.seq1.cpu = {}
+  t.match(find(evaluateTargets(results), kernelScope, 'daemon CPU'), { pass: undefined, detail: /not measured/ })
+  delete results.kernelTcp.http.mounts.rclone
+  t.match(find(evaluateTargets(results), kernelScope, 'seq 1 reader >= 1.5x rclone'), { pass: undefined, detail: 'rclone not measured' })
+})
+
+t.test('over kernel TCP: a part not run, or one the machine could not run, is n/a with the reason', async (t) => {
+  const results = sample()
+  t.match(find(evaluateTargets(results), kernelScope, 'kernel-TCP targets'), { pass: undefined, detail: 'part http-kernel not run' })
+  results.kernelTcp = { http: { ...kernelCondition(), mounts: {}, notes: ['not run: needs root'] } }
+  t.match(find(evaluateTargets(results), kernelScope, 'kernel-TCP targets'), { pass: undefined, detail: 'not run: needs root' })
+  results.kernelTcp.http.notes = []
+  t.match(find(evaluateTargets(results), kernelScope, 'kernel-TCP targets'), { detail: 'snapmount not measured' })
 })

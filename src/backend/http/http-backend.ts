@@ -1,4 +1,4 @@
-import { rootCertificates, type ConnectionOptions } from 'node:tls'
+import type { ConnectionOptions } from 'node:tls'
 import type { Dispatcher } from 'undici'
 import type { HttpSnapshotSpec } from '../../config/config.js'
 import type { ReadOptions, SourceIdentity } from '../storage-backend.js'
@@ -20,6 +20,7 @@ import {
 } from '../remote/remote-errors.js'
 import { redactUrl } from '../../redact.js'
 import { RangeClient } from '../remote/range-client.js'
+import { loadTls } from '../remote/range-connection.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { retryAfterMs } from '../remote/retry-policy.js'
 import { usesProxy, type ProxySettings } from './proxy-rules.js'
@@ -381,7 +382,7 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
 function tlsOptions({ ca, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
   return {
     // Node's `ca` replaces the bundled roots; keep them and add the user's.
-    ...(ca !== undefined && { ca: [...rootCertificates, ca] }),
+    ...(ca !== undefined && { ca: [...loadTls().rootCertificates, ca] }),
     ...(cert !== undefined && { cert }),
     ...(key !== undefined && { key }),
     rejectUnauthorized: !insecureSkipVerify,

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module'
 import { connect as connectTcp, type Socket } from 'node:net'
-import { connect as connectTls, type ConnectionOptions } from 'node:tls'
+import type { ConnectionOptions } from 'node:tls'
 import { BadResponseError, ConnectionClosedError, ResponseTimeoutError, TruncatedBodyError } from './remote-errors.js'
 import { parseResponseHead, type ResponseHead } from './response-head.js'
 
@@ -27,6 +28,15 @@ export class StaleConnectionError extends Error {
   constructor(override readonly cause: Error) {
     super(`kept-alive connection closed by the server: ${cause.message}`)
   }
+}
+
+let tls: typeof import('node:tls') | undefined
+/**
+ * node:tls, loaded by the first HTTPS connection or option: loading it (and node:crypto with it)
+ * is ~20-30 ms of a daemon's start, which a plain HTTP snapshot need not pay.
+ */
+export function loadTls(): typeof import('node:tls') {
+  return (tls ??= createRequire(import.meta.url)('node:tls') as typeof import('node:tls'))
 }
 
 /** The largest response head we take: nginx and S3 send well under 2 KiB. */
@@ -72,7 +82,7 @@ export class RangeConnection {
     const onread = { buffer: () => this.nextBuffer(), callback: (bytes: number) => (this.onRead(bytes), true) }
     // Node's types leave `onread` out of tls.connect's options; it takes it (since v14.5) all the same.
     this.socket = to.tls
-      ? connectTls({ ...to.tls, host: to.host, port: to.port, onread } as ConnectionOptions)
+      ? loadTls().connect({ ...to.tls, host: to.host, port: to.port, onread } as ConnectionOptions)
       : connectTcp({ host: to.host, port: to.port, onread })
     this.socket.setNoDelay(true)
     this.socket.once(to.tls ? 'secureConnect' : 'connect', () => this.onConnect())
