@@ -71,3 +71,31 @@ t.test('the disk cache keeps blocks across restarts, and never serves a replaced
   t.ok((await servedBytes(nginx)) - beforeNew >= size, 'all of it fetched from the server')
   t.equal(await third.stop(), 0, 'stopped')
 })
+
+/**
+ * A full disk: the cache directory on a 3 MiB tmpfs, under a bound far above it. Reads go on from
+ * the source with the right bytes; the failure is logged once.
+ */
+t.test('a full disk (ENOSPC): reads go on from the source, logged once', async (t) => {
+  const dir = await tempDir(t)
+  const www = join(dir, 'www')
+  const cacheDir = join(dir, 'cache')
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(www)
+  await mkdir(mountpoint)
+  await mkdir(cacheDir)
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', cacheDir])
+  } catch (err) {
+    t.comment(`skipped: cannot mount a tmpfs here: ${(err as Error).message}`)
+    return
+  }
+  t.teardown(() => run('umount', ['-l', cacheDir]))
+  const size = 16 * MiB + 17
+  const image = await makeRandomImage(www, 'disk.raw', size, 33)
+  const nginx = await startNginx(t, www)
+  const daemon = await startDaemon(t, mountpoint, ['--cache-dir', cacheDir, '--disk-cache-size-gib', '1', mountpoint, nginx.url('/disk.raw')])
+  t.equal(await sha256(join(mountpoint, 'disk.raw')), await sha256(image), 'the source bytes')
+  t.equal(await daemon.stop(), 0, 'stopped')
+  t.equal(daemon.stderr().match(/disk cache: cannot write to .* \(ENOSPC/g)?.length, 1, 'ENOSPC logged once')
+})
