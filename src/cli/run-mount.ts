@@ -79,7 +79,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   }
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
-  await observed.serve(fs, cache)
+  await observed.serve(fs, cache, diskCache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}`)
   const reloads = watchReloads(fs, config, reload, context, () => reloaded.forEach((listener) => listener()))
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)

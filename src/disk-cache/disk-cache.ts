@@ -61,8 +61,10 @@ interface Stored {
 /** Space a block file takes: whole filesystem pages. */
 const PAGE_BYTES = 4096
 /**
- * Blocks copied and waiting for the disk: beyond this, new ones are not cached (a slow disk must
- * not grow the daemon's memory). 64 MiB is 16 of the largest requests the memory cache makes.
+ * Blocks copied and waiting for the disk: beyond this, reads wait before handing theirs over (a
+ * slow disk must not grow the daemon's memory, and a block read once but not kept would be
+ * fetched again after every restart). 64 MiB is 16 of the largest requests the memory cache
+ * makes: bursts pass without waiting; only a disk slower than the source for long slows readers.
  */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024
 /** Block files written at once: libuv has four threads, and reads of cached blocks need them too. */
@@ -112,6 +114,8 @@ export class DiskCache {
   private readonly queue: Array<() => Promise<void>> = []
   private running = 0
   private readonly idle: Array<() => void> = []
+  /** Reads waiting for the blocks pending to go under MAX_PENDING_BYTES. */
+  private readonly roomWaiters: Array<() => void> = []
   private puts: BlockRow[] = []
   private removes: BlockKey[] = []
   /** Cancels the commit scheduled, if any. */
@@ -231,6 +235,17 @@ export class DiskCache {
   }
 
   /**
+   * Resolves once `bytes` more can wait for the disk (at once, mostly): a read calls it before
+   * handing over what it fetched, so writes keep up with reads. At once when writes are paused
+   * (a full disk) or the cache is closed: those blocks are then not kept.
+   */
+  async writable(bytes: number): Promise<void> {
+    while (!this.closed && Date.now() >= this.pausedUntil && this.pendingBytes > 0 && this.pendingBytes + bytes > MAX_PENDING_BYTES) {
+      await new Promise<void>((wake) => this.roomWaiters.push(wake))
+    }
+  }
+
+  /**
    * Keeps a copy of `data`, block `block` of `snapshot` as the source gave it, to be written
    * behind the read; not kept when it is already, or when the disk cannot take it now.
    */
@@ -260,6 +275,7 @@ export class DiskCache {
         this.writeFailed(err)
       } finally {
         this.pendingBytes -= copy.length
+        this.roomWaiters.splice(0).forEach((wake) => wake())
       }
     })
     this.drain()
@@ -376,6 +392,7 @@ export class DiskCache {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.roomWaiters.splice(0).forEach((wake) => wake())
     await this.flush()
     this.index.close()
   }
