@@ -7,6 +7,7 @@
 //   s3      the image as an object in Ceph's radosgw on loopback, at 0 ms and 10 ms, through
 //           snapmount, s3fs and rclone mount, beside a raw SDK client;
 //   rss     snapmount's peak RSS while a 4 GiB image is read sequentially with a 256 MiB cache;
+//   disk-cache  snapmount's disk cache (issue 18): first pass, re-read after a restart, corruption, kill -9;
 // then evaluates issues 5 and 17's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
@@ -32,16 +33,17 @@ import { SourceImage } from './lib/images.mjs'
 import { QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { diskCacheSection, footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
+import { measureDiskCache } from './parts/disk-cache.mjs'
 import { measureHttp } from './parts/http.mjs'
 import { measureLocal, measureSourceSeq } from './parts/local.mjs'
 import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss', 'disk-cache']
 const ALIASES = { http: ['http-0ms', 'http-10ms'], s3: ['s3-0ms', 's3-10ms'] }
 
 function parseArgs(argv) {
@@ -137,6 +139,11 @@ async function main(procs, settings) {
       results.rss = await measureRss(ctx)
       ok &&= results.rss.ok
       out(rssSection(results.rss))
+    }
+    if (runs('disk-cache')) {
+      results.diskCache = await measureDiskCache(ctx)
+      ok &&= results.diskCache.ok
+      out(diskCacheSection(results.diskCache))
     }
     out(startSection(results))
     results.targets = evaluateTargets(results)
