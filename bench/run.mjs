@@ -12,9 +12,11 @@
 //   boot    (only when named) a Debian guest booted cold by QEMU from a local file, through
 //           snapmount (file, HTTP, S3 at 0 ms and 10 ms RTT in a delaying network namespace) and
 //           through the peers;
+//   disk-cache  (only when named) snapmount's disk cache (issue 18): first pass, re-read after a
+//           restart, corruption, kill -9;
 //   fleet   (only when named) a boot storm: 1, 8 and 32 daemons replay one boot's reads at once
 //           through deploy/nginx's caching tier and straight from the origin, at 10 ms over kernel TCP;
-// then evaluates issues 5, 16, 17 and 21's targets from those numbers, prints every table and writes it
+// then evaluates issues 5, 16, 17, 18 and 21's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
 // s3-10ms` runs only the parts named.
@@ -40,12 +42,13 @@ import { SourceImage } from './lib/images.mjs'
 import { NBDKIT_CURL_PLUGIN, QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { bootSection, footer, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { bootSection, diskCacheSection, footer, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
 import { measureFleet } from './parts/fleet.mjs'
 import { measureBoot } from './parts/boot.mjs'
+import { measureDiskCache } from './parts/disk-cache.mjs'
 import { measureHttp } from './parts/http.mjs'
 import { measureKernelHttp } from './parts/kernel-tcp.mjs'
 import { measureLocal, measureSourceSeq } from './parts/local.mjs'
@@ -53,12 +56,12 @@ import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 'http-kernel', 's3-0ms', 's3-10ms', 'rss', 'boot', 'fleet']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 'http-kernel', 's3-0ms', 's3-10ms', 'rss', 'disk-cache', 'boot', 'fleet']
 /**
- * Parts run only when named: the boot part boots a guest ~40 times (30-60 min), the fleet's storm
- * starts 41 daemons per path, two paths (`npm run bench -- boot fleet`).
+ * Parts run only when named: the disk cache's kills and restarts, the boot part's ~40 boots (30-60
+ * min), the fleet's storm of 41 daemons per path, two paths (`npm run bench -- boot fleet`).
  */
-const NAMED_ONLY = ['boot', 'fleet']
+const NAMED_ONLY = ['disk-cache', 'boot', 'fleet']
 const ALIASES = { http: ['http-0ms', 'http-10ms', 'http-kernel'], s3: ['s3-0ms', 's3-10ms'] }
 /** Boots per row of the boot part: its times are the median of these. `--runs N` sets fewer for a quick look. */
 const BOOT_RUNS = 3
@@ -176,6 +179,11 @@ async function main(procs, settings) {
       results.rss = await measureRss(ctx)
       ok &&= results.rss.ok
       out(rssSection(results.rss))
+    }
+    if (runs('disk-cache')) {
+      results.diskCache = await measureDiskCache(ctx)
+      ok &&= results.diskCache.ok
+      out(diskCacheSection(results.diskCache))
     }
     if (runs('boot')) {
       results.boot = await measureBoot(ctx, peers, { runs: args.bootRuns })

@@ -167,6 +167,19 @@ export function rssSection(r) {
   )
 }
 
+/** The disk-cache part's lines (issue 18). */
+export function diskCacheSection(d) {
+  const { on, off } = d.firstPass
+  return (
+    `\nDisk cache: the 1 GiB image from nginx at ${d.rttMs} ms RTT through the counting proxy; part ${d.seconds.toFixed(0)} s, load ${d.loadBefore.toFixed(2)} -> ${d.loadAfter.toFixed(2)}\n` +
+    `first pass: ${fmt(on.mbps)} MB/s, ${fmtCpu(on.cpuSecondsPerGiB)} CPU s/GiB with an empty disk cache; ${fmt(off.mbps)} MB/s, ${fmtCpu(off.cpuSecondsPerGiB)} CPU s/GiB without\n` +
+    `after a restart: seq ${fmt(d.restart.seq.mbps)} MB/s (${d.restart.seq.serverBytes} server bytes); 4K O_DIRECT ${fmt(d.restart.rand.iops)} reads/s, p50 / p99 ${latency(d.restart.rand)}; ` +
+    `local file backend: seq ${fmt(d.localFile.seqMbps)} MB/s, 4K ${fmt(d.localFile.randIops)} reads/s\n` +
+    `corruption: ${d.corruption.damaged} blocks (${Object.entries(d.corruption.kinds).map(([k, n]) => `${n} ${k}`).join(', ')}); hash ${okOr(d.corruption.shaOk)}; ${d.corruption.askedBytes} bytes asked again; ${d.corruption.logged} logged\n` +
+    `crash: ${d.crash.crashes} x kill -9 during the fill; hash ${okOr(d.crash.shaOk)}; ${fmt(d.crash.fetchedBeforeKills / 2 ** 20)} MiB fetched before the kills, ${fmt(d.crash.wastedBytes / 2 ** 20)} MiB fetched again\n`
+  )
+}
+
 /** The start table with its title and the notes of mounts whose start was not measured; '' if no part measured starts. */
 export function startSection(results) {
   const report = startReport(results)

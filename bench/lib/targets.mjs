@@ -67,6 +67,8 @@ export function evaluateTargets(results) {
   kernelTargets(results.kernelTcp?.http, add)
   // Only when the boot part ran: a run of the other parts prints the targets it always did.
   if (results.boot) for (const proto of ['http', 's3']) bootTargets(results.boot, proto, add)
+  // Issue 18's rows only when its part ran: runs from before it have no such field.
+  if (results.diskCache) diskCacheTargets(results.diskCache, add)
   return targets
 }
 
@@ -95,6 +97,25 @@ function bootTargets(boot, proto, add) {
   const ratio = s.serverBytes / s.guestBytes
   const known = Number.isFinite(ratio)
   add(scope, `server bytes <= ${bytesOverGuest}x guest bytes`, known ? ratio : undefined, bytesOverGuest, known ? ratio <= bytesOverGuest : undefined, known ? `${fmt(s.serverBytes / 2 ** 20)} vs ${bytesOverGuest} x ${fmt(s.guestBytes / 2 ** 20)} MiB (${fmtAmp(ratio)}x)` : 'bytes not known')
+}
+
+/** Issue 18's targets, on the disk-cache part's numbers (bench/parts/disk-cache.mjs). */
+function diskCacheTargets(d, add) {
+  const scope = `disk cache ${d.rttMs} ms`
+  const served = d.restart.seq.serverBytes + d.restart.rand.serverBytes
+  add(scope, 'restart: 0 bytes from the server', served, 0, served === 0, `${served} bytes for the 1 GiB re-read and the random reads`)
+  const seq = d.restart.seq.mbps / d.localFile.seqMbps
+  add(scope, 'restart seq >= 0.8x local file backend', seq, 0.8, seq >= 0.8, `${fmt(d.restart.seq.mbps)} vs ${fmt(d.localFile.seqMbps)} MB/s`)
+  const rand = d.restart.rand.iops / d.localFile.randIops
+  add(scope, 'restart 4K O_DIRECT >= 0.8x local file backend', rand, 0.8, rand >= 0.8, `${fmt(d.restart.rand.iops)} vs ${fmt(d.localFile.randIops)} reads/s`)
+  const c = d.crash
+  add(scope, `crash: ${c.crashes} x kill -9, image right, reuse >= 99 %`, c.reuse, 0.99, c.shaOk && c.reuse >= 0.99, `${c.shaOk ? 'hash right' : 'HASH WRONG'}; ${fmtShare(c.reuse)} of ${fmt(c.fetchedBeforeKills / 2 ** 20)} MiB fetched before the kills reused (${fmt(c.wastedBytes / 2 ** 20)} MiB fetched again)`)
+  const k = d.corruption
+  const once = k.askedBytes === k.damaged * 128 * 1024
+  add(scope, `corruption: ${k.damaged} blocks, 0 wrong bytes, each refetched once`, k.askedBytes, k.damaged * 128 * 1024, k.shaOk && once, `${k.shaOk ? 'hash right' : 'HASH WRONG'}; ${k.askedBytes} bytes asked of the server (${k.damaged} x 128 KiB = ${k.damaged * 128 * 1024}); ${k.logged} logged`)
+  const { on, off } = d.firstPass
+  const cost = on.cpuSecondsPerGiB / off.cpuSecondsPerGiB
+  add(scope, 'first pass CPU <= 1.05x without a disk cache', cost, 1.05, cost <= 1.05, `${fmtCpu(on.cpuSecondsPerGiB)} vs ${fmtCpu(off.cpuSecondsPerGiB)} s/GiB; ${fmt(on.mbps)} vs ${fmt(off.mbps)} MB/s`)
 }
 
 /** Issue 17's CPU target on snapmount's 1-reader sequential read, in every condition of `proto` run. */

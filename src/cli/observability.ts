@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js'
 import type { OpenContext } from '../backend/open-context.js'
 import type { SnapshotContext } from '../snapshots/open-snapshot.js'
 import type { CacheStats } from '../cache/cache-stats.js'
+import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { ObservabilityOptions } from '../config/config.js'
 import { LOG_LEVELS } from '../log.js'
 import { describe } from '../backend/errors.js'
@@ -57,7 +58,7 @@ export interface Observability {
    * Starts the metrics endpoint (when configured) and the control socket for the mounted `fs`.
    * A failure is logged and the daemon goes on serving: observability never takes disks away.
    */
-  serve(fs: ServedFs, cache?: { stats(): CacheStats } | undefined): Promise<void>
+  serve(fs: ServedFs, cache?: { stats(): CacheStats } | undefined, diskCache?: { stats(): DiskCacheStats } | undefined): Promise<void>
   close(): Promise<void>
 }
 
@@ -78,9 +79,9 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
       observe: metrics && ((name: string) => metrics.remoteObserver(name)),
       metering: { observer: (name: string) => metrics?.readObserver(name) },
     },
-    async serve(fs, cache) {
+    async serve(fs, cache, diskCache) {
       if (metrics && listen) {
-        metrics.attach({ snapshots: () => fs.snapshots(), cache })
+        metrics.attach({ snapshots: () => fs.snapshots(), cache, diskCache })
         // With the metrics, not at start: node:http is a dozen of Node's own modules to compile.
         const { serveMetrics } = await import('../metrics/server.js')
         server = await serveMetrics(metrics, listen, logger).catch((err) => {
@@ -89,7 +90,7 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
         })
       }
       const path = controlSocket ?? socketPathFor(config.mountpoint, runtimeDir(process.getuid!(), env))
-      const state = { snapshots: () => fs.snapshots(), cache, mountpoint: config.mountpoint, startedAt, metricsUrl: server?.url ?? null }
+      const state = { snapshots: () => fs.snapshots(), cache, diskCache, mountpoint: config.mountpoint, startedAt, metricsUrl: server?.url ?? null }
       control = await serveControl(path, controlHandler(state), logger).catch((err) => {
         logger.error(`control socket ${path} not started: ${describe(err)}; snapmount status cannot reach this daemon`, { code: 'E_CONTROL_SOCKET' })
         return undefined

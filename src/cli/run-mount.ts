@@ -82,7 +82,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   }
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
-  await observed.serve(fs, cache)
+  await observed.serve(fs, cache, diskCache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}; each ${accessInWords({ ...config.options, allowOther }, ids, daemonUid)}`)
   const reloads = watchReloads(fs, config, allowOther, reload, context, () => reloaded.forEach((listener) => listener()))
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)

@@ -44,10 +44,19 @@ export function formatStatus(report: StatusReport): string {
   } else {
     lines.push('cache: none')
   }
-  const header = ['NAME', 'TYPE', 'SIZE', 'CACHED', 'READS', 'READ', 'ERRORS', 'IN FLIGHT', 'LATENCY 1 MIN (p50 / p99)', 'SOURCE']
+  const disk = report.diskCache
+  if (disk) {
+    const lookups = disk.hits + disk.misses
+    const ratio = lookups === 0 ? 'no lookups yet' : `${((100 * disk.hits) / lookups).toFixed(1)} % hits`
+    const problems = `${disk.verifyFailures} blocks failed their check, ${disk.writeErrors} write errors`
+    lines.push(`disk cache: ${formatSize(disk.bytesInUse)} of ${formatSize(disk.capacityBytes)} on disk, ${ratio}, ${disk.evictions} evictions, ${problems}`)
+  }
+  // The ON DISK column only for a daemon with a disk cache.
+  const header = ['NAME', 'TYPE', 'SIZE', 'CACHED', ...(disk ? ['ON DISK'] : []), 'READS', 'READ', 'ERRORS', 'IN FLIGHT', 'LATENCY 1 MIN (p50 / p99)', 'SOURCE']
   const rows = report.snapshots.map((s) => {
     const cached = s.cachedBytes === null ? '-' : formatSize(s.cachedBytes)
-    return [s.name, s.type, formatSize(s.size), cached, String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? '']
+    const onDisk = disk ? [s.diskBytes === null ? '-' : formatSize(s.diskBytes)] : []
+    return [s.name, s.type, formatSize(s.size), cached, ...onDisk, String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? '']
   })
   lines.push('', ...table([header, ...rows]))
   return `${lines.join('\n')}\n`

@@ -1,5 +1,6 @@
 import type { ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
+import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
 import type { ControlHandler } from './server.js'
 import type { ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
@@ -14,6 +15,7 @@ export interface ServedSnapshot {
 export interface DaemonState {
   snapshots(): readonly ServedSnapshot[]
   cache?: { stats(): CacheStats } | undefined
+  diskCache?: { stats(): DiskCacheStats } | undefined
   mountpoint: string
   startedAt: Date
   metricsUrl: string | null
@@ -46,7 +48,7 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
     // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
-    const { type, reads, cachedBytes } = backend.inspect?.() ?? {}
+    const { type, reads, cachedBytes, diskBytes } = backend.inspect?.() ?? {}
     return {
       name,
       type: type ?? 'unknown',
@@ -55,6 +57,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       ...(reads ?? NO_READS),
       // null for a local snapshot, which has no cache of ours.
       cachedBytes: cachedBytes ?? null,
+      diskBytes: diskBytes ?? null,
     }
   })
   return {
@@ -64,6 +67,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
     uptimeSeconds: Math.round((now() - state.startedAt.getTime()) / 1000),
     metricsUrl: state.metricsUrl,
     cache: state.cache?.stats() ?? null,
+    diskCache: state.diskCache?.stats() ?? null,
     snapshots,
   }
 }

@@ -1,5 +1,6 @@
 import type { ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
+import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 
 /**
  * The control socket's protocol: line-delimited JSON over a Unix socket. The client sends one
@@ -26,6 +27,8 @@ export interface StatusReport {
   metricsUrl: string | null
   /** The block cache's counters, shared by all snapshots; null without a cache. */
   cache: CacheStats | null
+  /** The disk cache's counters (cache_dir); null without one. */
+  diskCache: DiskCacheStats | null
   snapshots: SnapshotStatus[]
 }
 
@@ -42,6 +45,8 @@ export interface SnapshotStatus extends ReadStats {
   source: string | null
   /** Bytes of this snapshot in the block cache; null for local snapshots (the kernel caches those). */
   cachedBytes: number | null
+  /** Bytes of this snapshot in the disk cache; null where it has none (local, no cache_dir, no strong ETag). */
+  diskBytes: number | null
 }
 
 /** What `warm` answers: the range it read. */

@@ -82,6 +82,7 @@ export class DiskCachedBackend implements StorageBackend {
     const into = target.subarray(start, Math.min(endBlock * blockBytes - spanStart, target.length))
     const bytes = await this.source.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
     if (bytes !== into) bytes.copy(into)
+    await this.cache.writable(into.length)
     if (this.closed) return
     for (let block = firstBlock; block < endBlock; block++) this.cache.store(this.snapshot, block, slice(block))
   }

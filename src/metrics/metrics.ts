@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
+import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { ReadObserver } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
@@ -15,6 +16,7 @@ export interface LiveSnapshot {
 export interface MetricsSources {
   snapshots(): readonly LiveSnapshot[]
   cache?: { stats(): CacheStats } | undefined
+  diskCache?: { stats(): DiskCacheStats } | undefined
 }
 
 const { snapshot, type, result } = LABELS
@@ -28,6 +30,7 @@ export class SnapmountMetrics {
   readonly registry = new Registry()
   private sources: MetricsSources = { snapshots: () => [] }
   private cacheRegistered = false
+  private diskCacheRegistered = false
   private readonly reads: Counter
   private readonly readBytes: Counter
   private readonly readErrors: Counter
@@ -86,6 +89,30 @@ export class SnapmountMetrics {
       this.cacheRegistered = true
       this.registerCacheSeries()
     }
+    if (sources.diskCache && !this.diskCacheRegistered) {
+      this.diskCacheRegistered = true
+      this.registerDiskCacheSeries()
+    }
+  }
+
+  /** The disk cache's counters, copied at scrape time like the block cache's. */
+  private registerDiskCacheSeries(): void {
+    const registers = [this.registry]
+    const self = this
+    const fromDisk = (pick: (stats: DiskCacheStats) => number) =>
+      function collect(this: Counter | Gauge) {
+        this.reset()
+        const stats = self.sources.diskCache?.stats()
+        if (stats) this instanceof Counter ? this.inc(pick(stats)) : this.set(pick(stats))
+      }
+    new Counter({ ...METRICS.diskHits, registers, collect: fromDisk((s) => s.hits) })
+    new Counter({ ...METRICS.diskMisses, registers, collect: fromDisk((s) => s.misses) })
+    new Counter({ ...METRICS.diskVerifyFailures, registers, collect: fromDisk((s) => s.verifyFailures) })
+    new Counter({ ...METRICS.diskEvictions, registers, collect: fromDisk((s) => s.evictions) })
+    new Counter({ ...METRICS.diskWrittenBytes, registers, collect: fromDisk((s) => s.bytesWritten) })
+    new Counter({ ...METRICS.diskWriteErrors, registers, collect: fromDisk((s) => s.writeErrors) })
+    new Gauge({ ...METRICS.diskBytes, registers, collect: fromDisk((s) => s.bytesInUse) })
+    new Gauge({ ...METRICS.diskCapacity, registers, collect: fromDisk((s) => s.capacityBytes) })
   }
 
   /** The cache keeps its own counters; these copy them at scrape time. */

@@ -5,7 +5,7 @@
  * Per snapshot (label `snapshot`): what readers of the mount asked for and got, measured above
  * the cache, so a cache hit counts as a fast read. Per backend (label `snapshot`, HTTP and S3
  * only): every request attempt the backend made to its server, retries included. Cache: the
- * shared block cache's own counters, read when scraped.
+ * shared block cache's own counters, read when scraped; disk cache: likewise, with cache_dir set.
  */
 export const METRICS = {
   snapshotInfo: { name: 'snapmount_snapshot_info', help: 'Always 1 for each mounted snapshot; labels name its backend type' },
@@ -26,6 +26,14 @@ export const METRICS = {
   cacheCapacity: { name: 'snapmount_cache_capacity_bytes', help: 'The hard bound on snapmount_cache_bytes' },
   cacheFetchedBytes: { name: 'snapmount_cache_fetched_bytes_total', help: 'Bytes the cache fetched from sources, readahead included' },
   cacheReadaheadBytes: { name: 'snapmount_cache_readahead_bytes_total', help: 'Of the fetched bytes, those fetched ahead of any read' },
+  diskHits: { name: 'snapmount_disk_cache_hits_total', help: 'Blocks read from the disk cache that passed their check' },
+  diskMisses: { name: 'snapmount_disk_cache_misses_total', help: 'Blocks a read needed that were not in the disk cache (fetched from the source)' },
+  diskVerifyFailures: { name: 'snapmount_disk_cache_verify_failures_total', help: 'Blocks read from the disk cache that failed their check (torn, truncated, zeroed, edited): dropped and fetched again' },
+  diskEvictions: { name: 'snapmount_disk_cache_evictions_total', help: 'Blocks the disk cache removed to stay under its bound' },
+  diskWrittenBytes: { name: 'snapmount_disk_cache_written_bytes_total', help: 'Bytes of blocks written to the disk cache' },
+  diskWriteErrors: { name: 'snapmount_disk_cache_write_errors_total', help: 'Disk cache writes or index commits that failed (ENOSPC, EACCES, EIO); the blocks stay uncached' },
+  diskBytes: { name: 'snapmount_disk_cache_bytes', help: 'Bytes of block files in the disk cache now' },
+  diskCapacity: { name: 'snapmount_disk_cache_capacity_bytes', help: 'The bound on snapmount_disk_cache_bytes (disk_cache_size_gib)' },
 } as const
 
 /** Label names, shared by the series that carry them. */

@@ -61,9 +61,10 @@ t.test('status for people', async (t) => {
     uptimeSeconds: 59,
     metricsUrl: 'http://127.0.0.1:9464/metrics',
     cache: { hits: 3, misses: 1, evictions: 2, bytesInUse: 2048, bytesReserved: 0, capacityBytes: 1 << 30, fetches: 1, fetchedBytes: 1, readaheadBytes: 0 } as never,
+    diskCache: null,
     snapshots: [
-      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 4, bytes: 4096, errors: 1, inFlight: 0, recent: { ...recent, count: 4, p50Ms: 1.5, p99Ms: 25, maxMs: 25 }, cachedBytes: 3 << 20 },
-      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: null },
+      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 4, bytes: 4096, errors: 1, inFlight: 0, recent: { ...recent, count: 4, p50Ms: 1.5, p99Ms: 25, maxMs: 25 }, cachedBytes: 3 << 20, diskBytes: 5 << 20 },
+      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: null, diskBytes: null },
     ],
   }
   const text = formatStatus(report)
@@ -76,4 +77,29 @@ t.test('status for people', async (t) => {
   t.notMatch(quiet, /metrics:/)
   t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 3700 }), /up 1h 1m[^]*cache: none/)
   t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 61 }), /up 1m 1s/)
+  t.notMatch(text, /disk cache|ON DISK/, 'no disk cache: no line, no column')
+})
+
+t.test('status for people, with a disk cache: its line, and the bytes on disk per snapshot', async (t) => {
+  const recent = { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null }
+  const diskCache = { hits: 9, misses: 1, verifyFailures: 2, evictions: 4, bytesInUse: 5 << 20, capacityBytes: 10 * 2 ** 30, writes: 3, bytesWritten: 3, writeErrors: 1, writesSkipped: 0 }
+  const report: StatusReport = {
+    pid: 7,
+    mountpoint: '/mnt/snap',
+    startedAt: '',
+    uptimeSeconds: 59,
+    metricsUrl: null,
+    cache: null,
+    diskCache,
+    snapshots: [
+      { name: 'a.img', type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: 3 << 20, diskBytes: 5 << 20 },
+      { name: 'b', type: 'file', size: 10, source: null, reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: null, diskBytes: null },
+    ],
+  }
+  const text = formatStatus(report)
+  t.match(text, /\ndisk cache: 5\.0 MiB of 10\.0 GiB on disk, 90\.0 % hits, 4 evictions, 2 blocks failed their check, 1 write errors\n/)
+  t.match(text, /^NAME +TYPE +SIZE +CACHED +ON DISK +READS /m)
+  t.match(text, /^a\.img +http +1\.0 GiB +3\.0 MiB +5\.0 MiB +0 /m)
+  t.match(text, /^b +file +10 bytes +- +- +0 /m)
+  t.match(formatStatus({ ...report, diskCache: { ...diskCache, hits: 0, misses: 0 } }), /disk cache: .* no lookups yet/)
 })

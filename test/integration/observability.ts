@@ -95,7 +95,7 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
   t.match(text.stdout, /^remote\.img\s+http\s+3\.0 MiB/m, 'status for people: one row per snapshot')
 
   const metrics = await (await fetch(report.metricsUrl!)).text()
-  for (const { name } of Object.values(METRICS).filter(({ name }) => !name.startsWith('snapmount_cache_'))) {
+  for (const { name } of Object.values(METRICS).filter(({ name }) => !/^snapmount_(disk_)?cache_/.test(name))) {
     t.match(metrics, new RegExp(`^${name}(_bucket)?\\{[^}]*snapshot="remote\\.img"`, 'm'), `${name} for remote.img`)
   }
   // The cache's series are there when the daemon has a block cache (status says so), and only then.
@@ -103,6 +103,8 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
     if (report.cache) t.match(metrics, new RegExp(`^${name} \\d+`, 'm'), `${name}`)
     else t.notMatch(metrics, new RegExp(`^${name} `, 'm'), `no ${name} without a cache`)
   }
+  // The disk cache's series only with a disk cache (test/integration/disk-cache.ts has them).
+  t.notMatch(metrics, /^snapmount_disk_cache_/m, 'no disk cache series without cache_dir')
   t.match(metrics, /^snapmount_backend_retries_total\{snapshot="remote\.img"\} [1-9]/m, 'retries were counted')
   t.match(metrics, /^snapmount_read_errors_total\{snapshot="remote\.img"\} [1-9]/m, 'the failed read was counted')
 

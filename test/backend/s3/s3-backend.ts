@@ -80,6 +80,8 @@ t.test('against fauxqs', async (t) => {
     t.teardown(() => backend.close())
     t.match(backend.describe(), new RegExp(`^s3://snaps/golden/disk\\.raw; etag "[0-9a-f]+"; version v1-pinned; ${s3.endpoint} us-east-1; \\d+ ms round trip$`))
     t.ok((await backend.readExact(10, 20)).equals(OBJECT.subarray(10, 30)), 'reads carry the version and still get the bytes')
+    // The disk cache files blocks under it: store, bucket and key, size, version id and ETag.
+    t.match(backend.identity(), { source: `${s3.endpoint} s3://snaps/golden/disk.raw`, size: OBJECT.length, validator: /^v1-pinned "[0-9a-f]+"$/ })
   })
 
   t.test('anonymous: unsigned requests, no credentials looked up', async (t) => {
