@@ -3,7 +3,8 @@
  * labels and the help text Prometheus shows. The README's metrics table lists the same series.
  *
  * Per snapshot (label `snapshot`): what readers of the mount asked for and got, measured above
- * the cache, so a cache hit counts as a fast read. Per backend (label `snapshot`, HTTP and S3
+ * the cache, so a cache hit counts as a fast read; with a manifest, the blocks checked against it.
+ * Per backend (label `snapshot`, HTTP and S3
  * only): every request attempt the backend made to its server, retries included. Cache: the
  * shared block cache's own counters, read when scraped.
  */
@@ -26,6 +27,9 @@ export const METRICS = {
   cacheCapacity: { name: 'snapmount_cache_capacity_bytes', help: 'The hard bound on snapmount_cache_bytes' },
   cacheFetchedBytes: { name: 'snapmount_cache_fetched_bytes_total', help: 'Bytes the cache fetched from sources, readahead included' },
   cacheReadaheadBytes: { name: 'snapmount_cache_readahead_bytes_total', help: 'Of the fetched bytes, those fetched ahead of any read' },
+  blocksVerified: { name: 'snapmount_manifest_blocks_verified_total', help: 'Blocks fetched, checked against the snapshot\'s manifest and passed on' },
+  blockMismatches: { name: 'snapmount_manifest_mismatches_total', help: 'Fetches of a block whose digest did not match the manifest, retried ones included' },
+  blockFailures: { name: 'snapmount_manifest_failed_blocks_total', help: 'Blocks that matched the manifest on no attempt: the reads that needed them failed (EIO)' },
 } as const
 
 /** Label names, shared by the series that carry them. */
