@@ -100,7 +100,7 @@ t.test('bits flipped by a proxy under the right ETag: 0 wrong bytes served, each
     config,
     yaml([
       'mountpoint: mnt',
-      'options: { metrics: { listen: "127.0.0.1:0" } }',
+      `options: { metrics: { listen: "127.0.0.1:0" }, control_socket: ${join(dir, 'ctl.sock')} }`,
       'snapshots:',
       '  - name: disk.img',
       '    type: http',
@@ -135,16 +135,37 @@ t.test('bits flipped by a proxy under the right ETag: 0 wrong bytes served, each
   t.ok(counter('snapmount_manifest_mismatches_total') >= ONCE.length + 3, 'mismatches counted')
   t.ok(counter('snapmount_manifest_failed_blocks_total') >= 1, 'the block given up on counted')
   t.ok(counter('snapmount_manifest_blocks_verified_total') >= LAST, 'the blocks that passed counted')
+
+  const verify = await runCli(['verify', 'disk.img', '--socket', join(dir, 'ctl.sock')])
+  t.equal(verify.code, 1, verify.stderr)
+  t.equal(verify.stdout, `BAD  bytes ${ALWAYS * BLOCK}-${(ALWAYS + 1) * BLOCK - 1} (block ${ALWAYS})\n`, 'snapmount verify names the bad range')
+  t.match(verify.stderr, new RegExp(`disk\\.img: 1 of ${LAST + 1} blocks differ from the manifest, in 1 range\\(s\\)`))
   t.equal(await daemon.stop(), 0)
 })
 
 t.test('a local snapshot with a manifest by path serves its exact bytes', async (t) => {
-  const { image, bytes, pinned, mountpoint, config } = await setUp(t)
-  await writeFile(config, yaml(['mountpoint: mnt', 'snapshots:', `  - { name: disk.img, type: file, path: ${image}, manifest: { path: disk.img.manifest, sha256: ${pinned.toUpperCase()} } }`]))
+  const { dir, image, bytes, pinned, mountpoint, config } = await setUp(t)
+  const socket = join(dir, 'ctl.sock')
+  await writeFile(
+    config,
+    yaml([
+      'mountpoint: mnt',
+      `options: { control_socket: ${socket} }`,
+      'snapshots:',
+      `  - { name: disk.img, type: file, path: ${image}, manifest: { path: disk.img.manifest, sha256: ${pinned.toUpperCase()} } }`,
+      `  - { name: plain.img, type: file, path: ${image} }`,
+    ]),
+  )
   const daemon = await startDaemon(t, mountpoint, ['--config', config])
   const { failed, bytes: read } = await readBlocks(join(mountpoint, 'disk.img'))
   t.same(failed, [])
   t.ok(read.equals(bytes))
+  const verify = await runCli(['verify', 'disk.img', '--socket', socket])
+  t.equal(verify.code, 0, verify.stderr)
+  t.equal(verify.stdout, `OK  ${LAST + 1} blocks (24.0 MiB) match the manifest\n`)
+  const plain = await runCli(['verify', 'plain.img', '--socket', socket])
+  t.equal(plain.code, 2)
+  t.match(plain.stderr, /plain\.img has no manifest to verify against; give --sha256/)
   t.equal(await daemon.stop(), 0)
 })
 
