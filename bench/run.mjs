@@ -32,7 +32,7 @@ import { SourceImage } from './lib/images.mjs'
 import { QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { footer, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { footer, integritySection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { measureHttp } from './parts/http.mjs'
@@ -132,6 +132,7 @@ async function main(procs, settings) {
       ok &&= c.mounts.snapmount.ok && (c.starts?.mounts.snapmount.cleanExit ?? true)
       out(remoteSection(c, results.sourceSeq, results.settings))
     }
+    out(integritySection(results))
     out(peersSection(results))
     if (runs('rss')) {
       results.rss = await measureRss(ctx)

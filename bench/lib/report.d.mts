@@ -12,3 +12,5 @@ export declare function rssSection(rss: RssResults): string
 export declare function startSection(results: BenchResults): string
 export declare function targetsSection(targets: Target[]): string
 export declare function footer(results: BenchResults, file: string): string
+/** Issue 20's overhead table and bit-flipping rows; '' when no condition had a manifest mount. */
+export declare function integritySection(results: BenchResults): string
