@@ -42,7 +42,7 @@ import { SourceImage } from './lib/images.mjs'
 import { NBDKIT_CURL_PLUGIN, QEMU_CURL_MODULE, ensurePeer } from './lib/peers.mjs'
 import { BenchProcesses } from './lib/processes.mjs'
 import { progress } from './lib/progress.mjs'
-import { bootSection, diskCacheSection, footer, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
+import { bootSection, diskCacheSection, footer, integritySection, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
@@ -174,6 +174,7 @@ async function main(procs, settings) {
       ok &&= results.kernelTcp.http.mounts.snapmount?.ok ?? true
       out(kernelSection(results.kernelTcp.http))
     }
+    out(integritySection(results))
     out(peersSection(results))
     if (runs('rss')) {
       results.rss = await measureRss(ctx)

@@ -16,12 +16,15 @@ export interface CorruptingProxy {
   /** Responses passed on so far, flipped or not. */
   responses(): number
   /** Replaces the decision for later responses. */
-  setCorrupt(corrupt: (response: ProxiedResponse) => boolean): void
+  setCorrupt(corrupt: Corrupt): void
   close(): Promise<void>
 }
 
 /**
- * An HTTP proxy on 127.0.0.1 in front of `origin` that flips one bit in the middle of the body of
- * each response `corrupt` picks, keeping status, headers and ETag as they are.
+ * An HTTP proxy on 127.0.0.1 in front of `origin` that flips one bit in the body of each response
+ * `corrupt` picks, keeping status, headers and ETag as they are.
  */
-export declare function startCorruptingProxy(options: { origin: string; corrupt: (response: ProxiedResponse) => boolean }): Promise<CorruptingProxy>
+export declare function startCorruptingProxy(options: { origin: string; corrupt: Corrupt }): Promise<CorruptingProxy>
+
+/** false: pass the body on as it is; true: flip a bit in its middle byte; a number: in the byte at that absolute offset. */
+export type Corrupt = (response: ProxiedResponse) => boolean | number

@@ -8,7 +8,8 @@ import { Agent, createServer, request } from 'node:http'
 /**
  * Starts the proxy. `corrupt({ method, path, start, end })` decides per response (`start`/`end`:
  * the first and last byte of its `Range: bytes=A-B`, undefined without one) whether its body gets a
- * flipped bit; the bit is in the body's middle byte. Every flip is recorded with its absolute offset.
+ * flipped bit: false for none, true for one in the body's middle byte, a number for one in the byte
+ * at that absolute offset. Every flip is recorded with its absolute offset.
  */
 export async function startCorruptingProxy({ origin, corrupt }) {
   const target = new URL(origin)
@@ -25,7 +26,9 @@ export async function startCorruptingProxy({ origin, corrupt }) {
       responses++
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders)
       const length = Number(answer.headers['content-length'] ?? 0)
-      const flipAt = req.method === 'GET' && length > 0 && decide({ method: req.method, path: req.url, start, end }) ? Math.floor(length / 2) : -1
+      const decision = req.method === 'GET' && length > 0 ? decide({ method: req.method, path: req.url, start, end }) : false
+      // true: the body's middle byte; a number: that absolute offset (inside the range).
+      const flipAt = decision === true ? Math.floor(length / 2) : typeof decision === 'number' ? decision - (start ?? 0) : -1
       let seen = 0
       answer.on('data', (chunk) => {
         if (flipAt >= seen && flipAt < seen + chunk.length) {

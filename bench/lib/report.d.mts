@@ -19,3 +19,5 @@ export declare function footer(results: BenchResults, file: string): string
 export declare function bootReport(boot: BootResults): string
 /** The boot table with its title lines and the guest's read summary. */
 export declare function bootSection(boot: BootResults): string
+/** Issue 20's overhead table and bit-flipping rows; '' when no condition had a manifest mount. */
+export declare function integritySection(results: BenchResults): string

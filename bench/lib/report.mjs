@@ -4,12 +4,12 @@
 import { formatSummary } from './boot-trace.mjs'
 import { fmt, fmtAmp, fmtCount, fmtCpu, fmtKib, fmtMs, fmtShare, latency, okOr, table } from './format.mjs'
 import { RCLONE_SETTINGS } from './peers.mjs'
-import { IMAGE_BYTES, RSS_CACHE_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
+import { IMAGE_BYTES, MANIFEST_KEY, RSS_CACHE_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
 import { max, min } from './stats.mjs'
 import { START_LIMIT_MS } from './targets.mjs'
 
 const LOCAL_TITLES = { file: 'snapmount file', mmap: 'snapmount mmap', null: 'null backend', qemu: 'QEMU FUSE export' }
-const PEER_TITLES = { snapmount: 'snapmount', httpfs2: 'httpfs2', rclone: 'rclone mount', qemu: 'QEMU curl+FUSE', s3fs: 's3fs' }
+const PEER_TITLES = { snapmount: 'snapmount', [MANIFEST_KEY]: 'snapmount + manifest', httpfs2: 'httpfs2', rclone: 'rclone mount', qemu: 'QEMU curl+FUSE', s3fs: 's3fs' }
 
 /** A read's daemon CPU per GiB with the machine's idle share during it: "1.88 (12 %)". */
 function cpuCell(cpu) {
@@ -147,6 +147,43 @@ export function kernelSection(c) {
   const notes = c.notes.map((note) => `${note}\n`).join('')
   if (!Object.keys(c.mounts).length) return `${head}${notes}`
   return `${head}TCP inside: ${sysctls}\n${notes}\n${kernelReport(c)}\n`
+}
+
+/**
+ * Issue 20's overhead table: each remote condition with a manifest mount, snapmount without and
+ * with the manifest side by side; then the bit-flipping rows. '' when no condition had one.
+ */
+export function integritySection(results) {
+  const conditions = Object.values(results.remote ?? {}).filter((c) => c.mounts[MANIFEST_KEY] && c.mounts.snapmount)
+  if (!conditions.length) return ''
+  const both = (pick, show) => (c) => {
+    const [s, m] = [pick(c.mounts.snapmount), pick(c.mounts[MANIFEST_KEY])]
+    return `${show(s)} / ${show(m)}`
+  }
+  const rows = [['measurement (without / with the manifest)', ...conditions.map((c) => c.title)]]
+  const row = (label, cell) => rows.push([label, ...conditions.map(cell)])
+  row('seq MB/s, 1 reader', (c) => `${both((m) => m.seq1.mbps, fmt)(c)} (${(c.mounts[MANIFEST_KEY].seq1.mbps / c.mounts.snapmount.seq1.mbps).toFixed(2)}x)`)
+  row(`seq MB/s, ${SEQ_READERS} readers`, (c) => `${both((m) => m.seq4.mbps, fmt)(c)} (${(c.mounts[MANIFEST_KEY].seq4.mbps / c.mounts.snapmount.seq4.mbps).toFixed(2)}x)`)
+  row('  daemon CPU s per GiB, 1 reader', both((m) => m.seq1.cpu?.daemonSecondsPerGiB, fmtCpu))
+  row(`  daemon CPU s per GiB, ${SEQ_READERS} readers`, both((m) => m.seq4.cpu?.daemonSecondsPerGiB, fmtCpu))
+  row('4K randread p50 ms, 1 reader', (c) => `${both((m) => m.rand1.p50Ms, fmtMs)(c)} (+${fmtMs(c.mounts[MANIFEST_KEY].rand1.p50Ms - c.mounts.snapmount.rand1.p50Ms)})`)
+  row('4K randread IOPS, 8 readers', both((m) => m.rand8.iops, fmt))
+  row('daemon start to "mounted" (ms)', both((m) => m.mountMs, fmt))
+  row('daemon peak RSS MiB', both((m) => m.peakRssMiB, fmt))
+  let text = `
+Integrity manifest (issue 20): snapmount without / with a BLAKE3 manifest of 128 KiB blocks, same daemons and reads as the tables above
+
+${table(rows)}
+`
+  for (const c of conditions.filter((c) => c.corruption)) {
+    const { flipShare, without, with: w } = c.corruption
+    const line = (r) => `${fmt(r.bytesRead / 2 ** 20)} MiB read, ${r.wrongBytes} wrong bytes, ${r.failedReads} failed reads, ${r.flips} of ${r.responses} responses flipped, ${r.loggedBlocks} of ${r.flippedBlocks} flipped blocks logged`
+    text += `bit-flipping proxy in front of nginx (${flipShare * 100} % of range responses get a flipped bit, headers and ETag kept), the whole image read once:
+  without a manifest: ${line(without)}
+  with the manifest:  ${line(w)}
+`
+  }
+  return text
 }
 
 /** What follows the remote tables: rclone's settings (when it ran) and the peers' notes. */

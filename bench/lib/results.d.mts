@@ -85,6 +85,30 @@ export interface RemoteCondition {
   loadAfter: number
   /** Only at 0 ms. */
   starts?: Starts
+  /** Issue 20's bit-flipping rows: HTTP at 0 ms, in runs with the manifest mount. */
+  corruption?: Corruption
+}
+
+/** The whole image read through a proxy that flips a bit in `flipShare` of the range responses. */
+export interface Corruption {
+  flipShare: number
+  without: CorruptionRow
+  with: CorruptionRow
+}
+
+export interface CorruptionRow {
+  bytesRead: number
+  /** Bytes read that differ from the source. */
+  wrongBytes: number
+  /** 1 MiB reads that failed (EIO). */
+  failedReads: number
+  /** Range responses through the proxy during the read, and of them those flipped. */
+  responses: number
+  flips: number
+  /** Blocks (128 KiB) a flip landed in, and of them those the daemon logged as not matching. */
+  flippedBlocks: number
+  loggedBlocks: number
+  exit: number | string | null
 }
 
 /** One mount over kernel TCP (parts/kernel-tcp.mjs): one cold daemon, one sequential reader. */

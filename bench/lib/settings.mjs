@@ -17,6 +17,8 @@ export const IMAGE_BYTES = 2 ** 30
  * bytes). Real bytes, not a sparse file, so the server and the daemon do their real work.
  */
 export const BIG_IMAGE_BYTES = 4 * 2 ** 30
+/** The key of snapmount with an integrity manifest (issue 20) among a remote condition's mounts. */
+export const MANIFEST_KEY = 'snapmount-manifest'
 /** File name of the image inside each snapmount mount. */
 export const NAME = 'img'
 /** A daemon that has not said "mounted" or exited by then is reported as hung. */

@@ -1,8 +1,8 @@
-// The targets of issues 5 and 17, evaluated from one run's results (the object written as JSON):
+// The targets of issues 5, 17 and 20, evaluated from one run's results (the object written as JSON):
 // a pure function of them, so it is tested without running anything.
 
 import { fmt, fmtAmp, fmtCpu, fmtKib, fmtMs, fmtShare } from './format.mjs'
-import { BIG_IMAGE_BYTES, PROXY_WINDOW_BYTES, RSS_CACHE_MIB, RSS_SLACK_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
+import { BIG_IMAGE_BYTES, MANIFEST_KEY, PROXY_WINDOW_BYTES, RSS_CACHE_MIB, RSS_SLACK_MIB, RTT_MS, SEQ_READERS } from './settings.mjs'
 
 /**
  * Issue 17: a hypervisor host's CPU belongs to its guests. The daemon's CPU seconds (user +
@@ -11,6 +11,9 @@ import { BIG_IMAGE_BYTES, PROXY_WINDOW_BYTES, RSS_CACHE_MIB, RSS_SLACK_MIB, RTT_
 export const CPU_LIMITS = { http: 0.8, s3: 1.0 }
 /** Issue 17: a mount per VM is common; start to mounted for a local or an HTTP snapshot, in ms. */
 export const START_LIMIT_MS = 250
+/** Issue 20: a manifest may cost a sequential read a tenth, and a random 4 KiB read 1 ms at the median. */
+export const MANIFEST_SEQ_RATIO = 0.9
+export const MANIFEST_P50_SLACK_MS = 1
 
 const SCOPES = { http: 'HTTP', s3: 'S3' }
 
@@ -32,7 +35,7 @@ export function evaluateTargets(results) {
       continue
     }
     const s = c.mounts.snapmount
-    const peers = Object.entries(c.mounts).filter(([k]) => k !== 'snapmount')
+    const peers = Object.entries(c.mounts).filter(([k]) => k !== 'snapmount' && k !== MANIFEST_KEY)
     const best = peers.reduce((b, [k, m]) => (m.seq1.mbps > (b?.mbps ?? -1) ? { key: k, mbps: m.seq1.mbps } : b), undefined)
     if (best) add(scope, 'seq 1 reader >= 1.5x best peer', s.seq1.mbps, 1.5 * best.mbps, s.seq1.mbps >= 1.5 * best.mbps, `${fmt(s.seq1.mbps)} vs 1.5 x ${fmt(best.mbps)} MB/s (${best.key})`)
     else add(scope, 'seq 1 reader >= 1.5x best peer', s.seq1.mbps, undefined, undefined, 'no peer measured')
@@ -69,6 +72,7 @@ export function evaluateTargets(results) {
   if (results.boot) for (const proto of ['http', 's3']) bootTargets(results.boot, proto, add)
   // Issue 18's rows only when its part ran: runs from before it have no such field.
   if (results.diskCache) diskCacheTargets(results.diskCache, add)
+  manifestTargets(results, add)
   return targets
 }
 
@@ -116,6 +120,29 @@ function diskCacheTargets(d, add) {
   const { on, off } = d.firstPass
   const cost = on.cpuSecondsPerGiB / off.cpuSecondsPerGiB
   add(scope, 'first pass CPU <= 1.05x without a disk cache', cost, 1.05, cost <= 1.05, `${fmtCpu(on.cpuSecondsPerGiB)} vs ${fmtCpu(off.cpuSecondsPerGiB)} s/GiB; ${fmt(on.mbps)} vs ${fmt(off.mbps)} MB/s`)
+}
+
+/**
+ * Issue 20's targets, in every remote condition whose run had snapmount with a manifest (runs
+ * from before it have none, and no line): its sequential read against snapmount's without, its
+ * random 4 KiB p50, and the bit-flipping row (0 wrong bytes served, every damaged block logged).
+ */
+function manifestTargets(results, add) {
+  for (const c of Object.values(results.remote ?? {})) {
+    const m = c.mounts[MANIFEST_KEY]
+    const s = c.mounts.snapmount
+    if (!m || !s) continue
+    const scope = `${SCOPES[c.proto]} ${c.rttMs} ms`
+    const ratio = m.seq1.mbps / s.seq1.mbps
+    add(scope, `manifest: seq 1 reader >= ${MANIFEST_SEQ_RATIO}x without`, ratio, MANIFEST_SEQ_RATIO, ratio >= MANIFEST_SEQ_RATIO, `${fmt(m.seq1.mbps)} vs ${fmt(s.seq1.mbps)} MB/s (${ratio.toFixed(2)}x); ${SEQ_READERS} readers ${(m.seq4.mbps / s.seq4.mbps).toFixed(2)}x (not judged)`)
+    const limit = s.rand1.p50Ms + MANIFEST_P50_SLACK_MS
+    add(scope, `manifest: rand 1 reader p50 <= without + ${MANIFEST_P50_SLACK_MS} ms`, m.rand1.p50Ms, limit, m.rand1.p50Ms <= limit, `${fmtMs(m.rand1.p50Ms)} vs ${fmtMs(s.rand1.p50Ms)} + ${MANIFEST_P50_SLACK_MS} ms`)
+    const flips = c.corruption
+    if (!flips) continue
+    const w = flips.with
+    const pass = w.wrongBytes === 0 && w.failedReads === 0 && w.loggedBlocks === w.flippedBlocks && w.bytesRead > 0
+    add(scope, 'manifest: bit-flipping proxy, 0 wrong bytes, every bad block logged', w.wrongBytes, 0, pass, `${w.wrongBytes} wrong bytes, ${w.failedReads} failed reads, ${w.loggedBlocks} of ${w.flippedBlocks} flipped blocks logged (${w.flips} of ${w.responses} responses flipped); without a manifest ${flips.without.wrongBytes} wrong bytes`)
+  }
 }
 
 /** Issue 17's CPU target on snapmount's 1-reader sequential read, in every condition of `proto` run. */

@@ -9,13 +9,17 @@ import { qemuMount, versionOf } from '../lib/peers.mjs'
 import { progress } from '../lib/progress.mjs'
 import { IMAGE_BYTES, NAME, NGINX_PREFIX, ROOT, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
 import { DELAYS, measureCondition, measureRaw } from './remote.mjs'
+import { makeManifest, manifestMount, measureCorruption } from './manifest.mjs'
 
 const HTTP_CLIENT = join(ROOT, 'bench/http-client.mjs')
 
-/** The HTTP mounts of one URL: snapmount with its defaults, and each peer present. */
-export function httpMounts(origin, file, peers, dir) {
+/**
+ * The HTTP mounts of one URL: snapmount with its defaults, then with `manifest` when given (issue
+ * 20), and each peer present.
+ */
+export function httpMounts(origin, file, peers, dir, manifest) {
   const url = `${origin}/${file}`
-  const mounts = [{ key: 'snapmount', title: 'snapmount', command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }]
+  const mounts = [{ key: 'snapmount', title: 'snapmount', command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }, ...(manifest ? [manifestMount(url, manifest, dir)] : [])]
   if (peers.httpfs2.path) {
     mounts.push({
       key: 'httpfs2',
@@ -89,6 +93,7 @@ export async function measureHttp(ctx, peers, which) {
   const results = {}
   try {
     const server = `nginx ${await nginxVersion(procs)}`
+    const manifest = await makeManifest(procs, image.path, dir)
     await image.warm()
     for (const delay of DELAYS) {
       if (!which.includes(`http-${delay.suffix}`)) continue
@@ -102,8 +107,9 @@ export async function measureHttp(ctx, peers, which) {
           progress(`HTTP ${delay.title}: ${origin}/${file}`)
           return measureRawHttp(ctx, `${nginx.origin}/${file}`, `${origin}/${file}`, delay.title)
         },
-        mountsOf: (origin) => httpMounts(origin, file, peers, dir),
+        mountsOf: (origin) => httpMounts(origin, file, peers, dir, manifest),
       })
+      if (delay.oneWayDelayMs === 0) condition.corruption = await measureCorruption(ctx, { origin: nginx.origin, file, manifest, dir })
       results[condition.key] = condition
     }
   } finally {

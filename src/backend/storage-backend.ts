@@ -63,8 +63,9 @@ export interface StorageBackend {
   identity?(): SourceIdentity | undefined
   /**
    * The manifest digests this backend's blocks were checked against, offered by the verifying
-   * layer (src/manifest/verifying-backend.ts) to the layer right above it, so a layer that stores
-   * blocks (a disk cache) can check them when it reads them back (src/backend/integrity.ts).
+   * layer (src/manifest/verifying-backend.ts) and passed on by every layer above it (as
+   * `describe`), so a layer that stores blocks (a disk cache) can check them when it reads them
+   * back, and `snapmount verify` can check what readers get (src/backend/integrity.ts).
    */
   readonly integrity?: BlockIntegrity | undefined
 }

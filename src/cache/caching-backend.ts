@@ -1,3 +1,4 @@
+import type { BlockIntegrity } from '../backend/integrity.js'
 import type { ReadOptions, SnapshotInspection, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
@@ -79,6 +80,11 @@ export class CachingBackend implements StorageBackend {
 
   get mtime(): Date {
     return this.source.mtime
+  }
+
+  /** The manifest's digests from the layer below, passed on (`snapmount verify` checks with them). */
+  get integrity(): BlockIntegrity | undefined {
+    return this.source.integrity
   }
 
   /** Bytes of this snapshot in the cache now. */

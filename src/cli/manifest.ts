@@ -111,7 +111,7 @@ function verifyCommand(context: ManifestCommandContext): CommandModule<object, V
         const manifestSpec = await specFor(args.manifest!, args, context)
         return withSource(args.source!, args, context, async (backend, pool) => {
           const label = `manifest ${args.manifest}`
-          const manifest = checkManifest(await readManifestBytes(manifestSpec, context), { sha256: args.sha256, imageBytes: backend.length, label })
+          const manifest = checkManifest(await readManifestBytes(manifestSpec, context, label), { sha256: args.sha256, imageBytes: backend.length, label })
           const digests = await hashWithProgress(backend, { algorithm: manifest.algorithm, blockBytes: manifest.blockBytes, pool }, context, `verify ${args.source}`)
           const bad = badRanges(manifest, digests)
           for (const range of bad) context.stdout.write(`BAD  ${describeRange(range)}\n`)

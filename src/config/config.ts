@@ -88,8 +88,21 @@ export interface LocalSnapshotSpec {
   /** List it even when its source cannot be opened at start; see `lazy` in the README. */
   lazy?: boolean | undefined
   type: 'file' | 'mmap'
+  /** Check every block against this manifest (docs/manifest.md); none by default. */
+  manifest?: ManifestSpec | undefined
   /** Absolute path of the local image. */
   path: string
+}
+
+/**
+ * A snapshot's integrity manifest: where it is read from at open, as a snapshot's source is (a
+ * local file; an http(s) URL with the snapshot's headers and TLS files when on its origin; an S3
+ * object with the snapshot's store, region and credentials), and the SHA-256 it must have.
+ */
+export interface ManifestSpec {
+  source: LocalSnapshotSpec | HttpSnapshotSpec | S3SnapshotSpec
+  /** 64 lowercase hex digits: the manifest file's SHA-256, as `snapmount manifest create` printed it. */
+  sha256: string
 }
 
 /** A value that may be secret: given in the config, or read from the environment or a file at open. */
@@ -107,6 +120,8 @@ export interface HttpSnapshotSpec extends RetryBudget {
   name: string
   lazy?: boolean | undefined
   type: 'http'
+  /** Check every block against this manifest (docs/manifest.md); none by default. */
+  manifest?: ManifestSpec | undefined
   /** http:// or https:// URL of the image. */
   url: string
   /** Extra request headers (auth tokens, API keys), sent to the URL's own origin only. */
@@ -131,6 +146,8 @@ export interface S3SnapshotSpec extends RetryBudget {
   name: string
   lazy?: boolean | undefined
   type: 's3'
+  /** Check every block against this manifest (docs/manifest.md); none by default. */
+  manifest?: ManifestSpec | undefined
   bucket: string
   key: string
   /** Pin this object version; default: the version current at start, pinned by its ETag. */

@@ -3,6 +3,7 @@ import { ConfigError } from './config-error.js'
 import { asRecord, booleanField, controlCharacter, nonEmptyString, quote, rejectUnknownFields, type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
+import { validateManifest } from './validate-manifest.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
 import { DISK_CACHE_FIELDS, checkDiskCache } from './validate-disk-cache.js'
@@ -98,10 +99,12 @@ function isWholeIn(value: unknown, { min, max }: { min: number; max: number }): 
 }
 
 function validateSnapshot(raw: unknown, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
-  // `lazy` is common to every type: taken out here, before each type refuses fields it does not know.
-  const { lazy, ...entry } = asRecord(raw, field, fail)
+  // `lazy` and `manifest` are common to every type: taken out here, before each type refuses
+  // fields it does not know.
+  const { lazy, manifest, ...entry } = asRecord(raw, field, fail)
   const spec = validateSnapshotFields(entry, field, baseDir, options, fail)
-  return booleanField(lazy, false, `${field}.lazy`, fail) ? { ...spec, lazy: true } : spec
+  const checked = manifest === undefined ? spec : { ...spec, manifest: validateManifest(manifest, `${field}.manifest`, entry, baseDir, options.readTimeoutMs, fail) }
+  return booleanField(lazy, false, `${field}.lazy`, fail) ? { ...checked, lazy: true } : checked
 }
 
 function validateSnapshotFields(entry: Record<string, unknown>, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {

@@ -3,7 +3,9 @@ import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
 import type { ControlHandler } from './server.js'
-import type { ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
+import type { BlocksVerifyResult, ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
+import type { BlockIntegrity } from '../backend/integrity.js'
+import { rangesOf } from '../manifest/scan.js'
 
 /** A snapshot as the daemon serves it now. */
 export interface ServedSnapshot {
@@ -35,12 +37,16 @@ const SHA256_HEX = /^[0-9a-f]{64}$/
 /** What status shows for a snapshot no metering layer counts. */
 const NO_READS: ReadStats = { reads: 0, bytes: 0, errors: 0, inFlight: 0, recent: { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null } }
 
-/** Answers status, warm and verify against `state`. */
+/**
+ * Answers status, warm and verify against `state`. verify with a digest hashes the whole
+ * snapshot with SHA-256; without one it checks each block against the snapshot's manifest.
+ */
 export function controlHandler(state: DaemonState, now: () => number = Date.now): ControlHandler {
   return async (request: ControlRequest, progress, signal) => {
     if (request.op === 'status') return status(state, now)
     const { name, backend } = find(state, request.name)
     if (request.op === 'warm') return warm(name, backend, request.offset, request.length, progress, signal, now)
+    if (request.sha256 === undefined) return verifyBlocks(name, backend, progress, signal, now)
     return verify(name, backend, request.sha256, progress, signal, now)
   }
 }
@@ -106,6 +112,62 @@ async function verify(name: string, backend: StorageBackend, expected: unknown, 
   await readInOrder(backend, 0, size, signal, throttled(progress, size, now), (chunk) => hash.update(chunk))
   const sha256 = hash.digest('hex')
   return { name, bytes: size, sha256, expected: want, match: sha256 === want, seconds: (now() - started) / 1000 }
+}
+
+/**
+ * Checks every block of the snapshot, as readers get it (cache included), against its manifest:
+ * reads CHUNK_BYTES (or a manifest block, if larger) at a time, CHUNKS_IN_FLIGHT at once, and
+ * checks each chunk's blocks. A block the verifying layer below already refused (every fetch of
+ * it mismatched, so its read fails E_BLOCK_DIGEST) is bad too: a failed chunk is read again block
+ * by block to tell which. Any other failure fails the whole.
+ */
+async function verifyBlocks(name: string, backend: StorageBackend, progress: Progress, signal: AbortSignal, now: () => number): Promise<BlocksVerifyResult> {
+  const integrity = backend.integrity
+  if (!integrity) throw new BadRequestError(`${name} has no manifest to verify against`, 'give --sha256 with the digest of the whole image, or give the snapshot a manifest: in the config')
+  const started = now()
+  const size = backend.length
+  const chunkBytes = Math.max(CHUNK_BYTES, integrity.blockBytes)
+  const report = throttled(progress, size, now)
+  const bad: number[] = []
+  let next = 0
+  let done = 0
+  const worker = async () => {
+    while (next < size) {
+      signal.throwIfAborted()
+      const offset = next
+      const length = Math.min(chunkBytes, size - offset)
+      next += length
+      bad.push(...(await badBlocksOf(backend, integrity, offset, length, signal)))
+      done += length
+      report(done)
+    }
+  }
+  await Promise.all(Array.from({ length: CHUNKS_IN_FLIGHT }, worker))
+  bad.sort((a, b) => a - b)
+  const badRanges = rangesOf(bad, integrity.blockBytes, size)
+  return { name, bytes: size, blocks: integrity.blockCount, blockBytes: integrity.blockBytes, badRanges, match: bad.length === 0, seconds: (now() - started) / 1000 }
+}
+
+/** The blocks of `[offset, offset + length)` (whole blocks) that do not match, or whose read the verifying layer refused. */
+async function badBlocksOf(backend: StorageBackend, integrity: BlockIntegrity, offset: number, length: number, signal: AbortSignal): Promise<number[]> {
+  const { blockBytes } = integrity
+  const check = async (start: number, bytes: number): Promise<number[] | undefined> => {
+    try {
+      return await integrity.check(start / blockBytes, await backend.readExact(start, bytes, { signal, maintenance: true }))
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'E_BLOCK_DIGEST') throw err
+      return undefined
+    }
+  }
+  const whole = await check(offset, length)
+  if (whole) return whole
+  const bad: number[] = []
+  for (let start = offset; start < offset + length; start += blockBytes) {
+    const block = start / blockBytes
+    const found = await check(start, Math.min(blockBytes, offset + length - start))
+    if (!found || found.length > 0) bad.push(block)
+  }
+  return bad
 }
 
 type Progress = (done: number, total: number) => void

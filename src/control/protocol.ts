@@ -1,6 +1,7 @@
 import type { ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
+import type { BadRange } from '../manifest/scan.js'
 
 /**
  * The control socket's protocol: line-delimited JSON over a Unix socket. The client sends one
@@ -10,7 +11,8 @@ import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 export type ControlRequest =
   | { op: 'status' }
   | { op: 'warm'; name: string; offset?: number | undefined; length?: number | undefined }
-  | { op: 'verify'; name: string; sha256: string }
+  /** Without `sha256`, each block against the snapshot's manifest (BlocksVerifyResult). */
+  | { op: 'verify'; name: string; sha256?: string | undefined }
 
 export type ControlResponse =
   | { type: 'progress'; done: number; total: number }
@@ -63,6 +65,17 @@ export interface VerifyResult {
   bytes: number
   sha256: string
   expected: string
+  match: boolean
+  seconds: number
+}
+
+/** What `verify` without a digest answers: each block checked against the manifest, and the runs that differ. */
+export interface BlocksVerifyResult {
+  name: string
+  bytes: number
+  blocks: number
+  blockBytes: number
+  badRanges: BadRange[]
   match: boolean
   seconds: number
 }

@@ -27,12 +27,12 @@ export class ManifestMismatchError extends InputError {
  * The bytes of the manifest at `source` (a local file, an http(s) URL or an S3 object, opened as
  * a snapshot's source is: same TLS, retries, credentials), read in pieces.
  */
-export async function readManifestBytes(source: SnapshotSpec, context: OpenContext): Promise<Buffer> {
+export async function readManifestBytes(source: SnapshotSpec, context: OpenContext, label: string): Promise<Buffer> {
   const backend = await openBackend(source, context)
   try {
     const size = backend.length
     if (size > MAX_MANIFEST_BYTES) {
-      throw new ManifestMismatchError(`manifest ${where(source)} is ${size} bytes, more than any manifest snapmount reads (${MAX_MANIFEST_BYTES})`, 'check that it names the manifest, not the image')
+      throw new ManifestMismatchError(`${label}: the manifest is ${size} bytes, more than any manifest snapmount reads (${MAX_MANIFEST_BYTES})`, 'check that it names the manifest, not the image')
     }
     const pieces: Buffer[] = []
     for (let offset = 0; offset < size; offset += PIECE_BYTES) pieces.push(await backend.readExact(offset, Math.min(PIECE_BYTES, size - offset)))
@@ -63,9 +63,5 @@ export function checkManifest(bytes: Buffer, expect: { sha256?: string | undefin
 
 /** Reads and checks the manifest a snapshot pins (see `checkManifest`). */
 export async function loadManifest(source: SnapshotSpec, expect: { sha256?: string | undefined; imageBytes: number; label: string }, context: OpenContext): Promise<Manifest> {
-  return checkManifest(await readManifestBytes(source, context), expect)
-}
-
-function where(source: SnapshotSpec): string {
-  return source.type === 's3' ? `s3://${source.bucket}/${source.key}` : 'path' in source ? source.path : source.url
+  return checkManifest(await readManifestBytes(source, context, expect.label), expect)
 }

@@ -62,17 +62,25 @@ export interface BadRange {
 /** The runs of blocks whose digest in `digests` differs from the manifest's, in order. */
 export function badRanges(manifest: Manifest, digests: Buffer): BadRange[] {
   const size = HASH_ALGORITHMS[manifest.algorithm].digestBytes
-  const ranges: BadRange[] = []
+  const bad: number[] = []
   for (let block = 0; block < manifest.blockCount; block++) {
     const at = block * size
-    if (digests.compare(manifest.digests, at, at + size, at, at + size) === 0) continue
+    if (digests.compare(manifest.digests, at, at + size, at, at + size) !== 0) bad.push(block)
+  }
+  return rangesOf(bad, manifest.blockBytes, manifest.imageBytes)
+}
+
+/** Ascending block indices as runs of consecutive blocks, with the bytes each covers in an image of `imageBytes`. */
+export function rangesOf(blocks: readonly number[], blockBytes: number, imageBytes: number): BadRange[] {
+  const ranges: BadRange[] = []
+  for (const block of blocks) {
     const last = ranges.at(-1)
     if (last && last.lastBlock === block - 1) last.lastBlock = block
     else ranges.push({ firstBlock: block, lastBlock: block, offset: 0, end: 0 })
   }
   for (const range of ranges) {
-    range.offset = range.firstBlock * manifest.blockBytes
-    range.end = Math.min(manifest.imageBytes, (range.lastBlock + 1) * manifest.blockBytes)
+    range.offset = range.firstBlock * blockBytes
+    range.end = Math.min(imageBytes, (range.lastBlock + 1) * blockBytes)
   }
   return ranges
 }

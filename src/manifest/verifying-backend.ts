@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import type { ReadOptions, SnapshotInspection, StorageBackend } from '../backend/storage-backend.js'
+import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import type { BlockIntegrity, IntegrityStats } from '../backend/integrity.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
@@ -72,6 +72,7 @@ function daemonPool(): HashPool {
 export class VerifyingBackend implements StorageBackend {
   readonly integrity: BlockIntegrity
   readonly describe?: () => string
+  readonly identity?: () => SourceIdentity | undefined
   private readonly stats: IntegrityStats = { verifiedBlocks: 0, mismatches: 0, failedBlocks: 0 }
   private readonly pool: HashPool
   private readonly attempts: number
@@ -89,6 +90,8 @@ export class VerifyingBackend implements StorageBackend {
     if (!Number.isSafeInteger(this.attempts) || this.attempts < 1) throw new RangeError(`attempts must be at least 1, not ${this.attempts}`)
     this.refetchFrom = options.refetchFrom ?? (() => source)
     if (source.describe) this.describe = () => source.describe!()
+    // The disk cache, right above, files blocks under the source's identity: the same bytes.
+    if (source.identity) this.identity = () => source.identity!()
     this.integrity = {
       algorithm: manifest.algorithm,
       blockBytes: manifest.blockBytes,

@@ -1,3 +1,4 @@
+import type { BlockIntegrity } from '../backend/integrity.js'
 import { readPieces, type ReadOptions, type ReadStats, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
 
 /** Told of every read a MeteredBackend passes on: the Prometheus series hang off this. */
@@ -46,6 +47,11 @@ export class MeteredBackend implements StorageBackend {
 
   get mtime(): Date {
     return this.inner.mtime
+  }
+
+  /** The manifest's digests from the layer below, passed on (`snapmount verify` checks with them). */
+  get integrity(): BlockIntegrity | undefined {
+    return this.inner.integrity
   }
 
   readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {

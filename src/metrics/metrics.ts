@@ -3,6 +3,7 @@ import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
+import type { IntegrityStats } from '../backend/integrity.js'
 import type { ReadObserver } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
 
@@ -75,6 +76,18 @@ export class SnapmountMetrics {
     this.backendBytes = new Counter({ ...METRICS.backendBytes, ...perSnapshot })
     this.backendDuration = new Histogram({ ...METRICS.backendDuration, ...perSnapshot, buckets: REQUEST_SECONDS_BUCKETS })
     this.backendRetries = new Counter({ ...METRICS.backendRetries, ...perSnapshot })
+    // A snapshot's verifying layer counts its blocks (inspect().integrity); copied when scraped.
+    const fromIntegrity = (pick: (stats: IntegrityStats) => number) =>
+      function collect(this: Counter) {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) {
+          const stats = backend.inspect?.().integrity
+          if (stats) this.inc({ [snapshot]: name }, pick(stats))
+        }
+      }
+    new Counter({ ...METRICS.blocksVerified, ...perSnapshot, collect: fromIntegrity((s) => s.verifiedBlocks) })
+    new Counter({ ...METRICS.blockMismatches, ...perSnapshot, collect: fromIntegrity((s) => s.mismatches) })
+    new Counter({ ...METRICS.blockFailures, ...perSnapshot, collect: fromIntegrity((s) => s.failedBlocks) })
 
   }
 

@@ -3,7 +3,8 @@
  * labels and the help text Prometheus shows. The README's metrics table lists the same series.
  *
  * Per snapshot (label `snapshot`): what readers of the mount asked for and got, measured above
- * the cache, so a cache hit counts as a fast read. Per backend (label `snapshot`, HTTP and S3
+ * the cache, so a cache hit counts as a fast read; with a manifest, the blocks checked against it.
+ * Per backend (label `snapshot`, HTTP and S3
  * only): every request attempt the backend made to its server, retries included. Cache: the
  * shared block cache's own counters, read when scraped; disk cache: likewise, with cache_dir set.
  */
@@ -34,6 +35,9 @@ export const METRICS = {
   diskWriteErrors: { name: 'snapmount_disk_cache_write_errors_total', help: 'Disk cache writes or index commits that failed (ENOSPC, EACCES, EIO); the blocks stay uncached' },
   diskBytes: { name: 'snapmount_disk_cache_bytes', help: 'Bytes of block files in the disk cache now' },
   diskCapacity: { name: 'snapmount_disk_cache_capacity_bytes', help: 'The bound on snapmount_disk_cache_bytes (disk_cache_size_gib)' },
+  blocksVerified: { name: 'snapmount_manifest_blocks_verified_total', help: 'Blocks fetched, checked against the snapshot\'s manifest and passed on' },
+  blockMismatches: { name: 'snapmount_manifest_mismatches_total', help: 'Fetches of a block whose digest did not match the manifest, retried ones included' },
+  blockFailures: { name: 'snapmount_manifest_failed_blocks_total', help: 'Blocks that matched the manifest on no attempt: the reads that needed them failed (EIO)' },
 } as const
 
 /** Label names, shared by the series that carry them. */

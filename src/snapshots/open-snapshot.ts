@@ -7,6 +7,9 @@ import { CachingBackend } from '../cache/caching-backend.js'
 import { MeteredBackend, type ReadObserver } from '../metrics/metered-backend.js'
 import type { DiskCache } from '../disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../disk-cache/disk-cached-backend.js'
+import type { Manifest } from '../manifest/format.js'
+import { loadManifest } from '../manifest/load.js'
+import { VerifyingBackend } from '../manifest/verifying-backend.js'
 
 /**
  * What opening a snapshot takes: the process's context (for the backend) and the pieces the
@@ -25,12 +28,30 @@ export interface SnapshotContext extends OpenContext {
   metering?: { observer(snapshot: string): ReadObserver | undefined } | undefined
 }
 
+/** What was read at open besides the source, for the layers: the snapshot's checked manifest. */
+interface Opened {
+  manifest?: Manifest | undefined
+}
+
 /** One layer: the backend below wrapped, or returned as it is where the layer does not apply. */
-type Layer = (backend: StorageBackend, spec: SnapshotSpec, context: SnapshotContext) => StorageBackend
+type Layer = (backend: StorageBackend, spec: SnapshotSpec, context: SnapshotContext, opened: Opened) => StorageBackend
 
 /**
- * Innermost: remote snapshots' blocks are kept on local disk across restarts, under the memory
- * cache, which so reads from disk what it lost. Only for a source with a strong validator: its
+ * Innermost, so every block from the source is checked against the manifest before any layer
+ * keeps or serves it. A manifest block larger than the cache block still verifies, but each cache
+ * miss then fetches (and hashes) a whole manifest block: said once at open.
+ */
+const verifying: Layer = (backend, spec, { cache, logger }, { manifest }) => {
+  if (!manifest) return backend
+  if (cache && (spec.type === 'http' || spec.type === 's3') && manifest.blockBytes > cache.blockBytes) {
+    logger.warn(`${spec.name}: its manifest's blocks (${manifest.blockBytes / 1024} KiB) are larger than the cache's (${cache.blockBytes / 1024} KiB): each cache miss fetches a whole manifest block; set cache_block_kib: ${manifest.blockBytes / 1024} or make the manifest with --block-size ${cache.blockBytes / 1024}K`)
+  }
+  return new VerifyingBackend(backend, manifest, { name: spec.name, logger })
+}
+
+/**
+ * Next: remote snapshots' blocks (verified, with a manifest) are kept on local disk across
+ * restarts, under the memory cache, which so reads from disk what it lost. Only for a source with a strong validator: its
  * identity is what the blocks are filed under.
  */
 const diskCache: Layer = (backend, spec, { diskCache, logger }) => {
@@ -57,11 +78,24 @@ const metering: Layer = (backend, spec, { metering }) =>
  * the one before it. A new layer (disk cache, manifest verifier, mirror selector, prefetcher)
  * takes its place in this list, and reports to `status` through `inspect` (storage-backend.ts).
  */
-const LAYERS: readonly Layer[] = [diskCache, blockCache, metering]
+const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, metering]
 
-/** Opens the source a spec names (src/backend/open-backend.ts) and puts the layers around it. */
+/**
+ * Opens the source a spec names (src/backend/open-backend.ts), reads and checks its manifest if it
+ * has one (a wrong SHA-256 or another image's size refuses the snapshot), and puts the layers
+ * around it.
+ */
 export async function openSnapshot(spec: SnapshotSpec, context: SnapshotContext): Promise<StorageBackend> {
   let backend = await openBackend(spec, context)
-  for (const layer of LAYERS) backend = layer(backend, spec, context)
+  const opened: Opened = {}
+  if (spec.manifest) {
+    try {
+      opened.manifest = await loadManifest(spec.manifest.source, { sha256: spec.manifest.sha256, imageBytes: backend.length, label: spec.name }, context)
+    } catch (err) {
+      await backend.close()
+      throw err
+    }
+  }
+  for (const layer of LAYERS) backend = layer(backend, spec, context, opened)
   return backend
 }

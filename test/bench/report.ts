@@ -7,6 +7,7 @@ import {
   footer,
   kernelReport,
   kernelSection,
+  integritySection,
   localReport,
   localSection,
   peersSection,
@@ -209,4 +210,23 @@ t.test('rclone settings are printed when rclone ran in the kernel-TCP part alone
   t.notMatch(peersSection(results), /rclone mount: --read-only/)
   results.kernelTcp = { http: kernelCondition() }
   t.match(peersSection(results), /rclone mount: --read-only/)
+})
+
+t.test("issue 20's table: snapmount without and with the manifest per condition, then the bit-flipping rows", async (t) => {
+  const results = sample()
+  t.equal(integritySection(results), '', 'nothing for a run without a manifest mount')
+  const c = condition(results, 'http-0ms')
+  const s = c.mounts.snapmount!
+  c.mounts['snapmount-manifest'] = { ...structuredClone(s), seq1: { ...s.seq1, mbps: 450 }, rand1: { ...s.rand1, p50Ms: s.rand1.p50Ms! + 0.25 } }
+  const row = { bytesRead: 2 ** 30, wrongBytes: 0, failedReads: 0, responses: 270, flips: 3, flippedBlocks: 3, loggedBlocks: 3, exit: 0 }
+  c.corruption = { flipShare: 0.01, without: { ...row, wrongBytes: 3, loggedBlocks: 0 }, with: row }
+  const text = integritySection(results)
+  t.match(text, /^\nIntegrity manifest \(issue 20\)/)
+  const rows = cells(text.split('\n\n')[1]!.split('\nbit-flipping')[0]!.trim())
+  t.same(rows[0], ['measurement (without / with the manifest)', 'HTTP, 0 ms'], 'a column per condition with a manifest mount')
+  t.match(rows[1]![1], new RegExp(`/ 450 \\(${(450 / s.seq1.mbps).toFixed(2)}x\\)$`))
+  t.match(rows[5]![1], /\(\+0\.25\)$/)
+  t.match(text, /without a manifest: 1,024 MiB read, 3 wrong bytes, 0 failed reads, 3 of 270 responses flipped, 0 of 3 flipped blocks logged/)
+  t.match(text, /with the manifest: {2}1,024 MiB read, 0 wrong bytes/)
+  t.match(remoteReport(c, results.sourceSeq!, results.settings), /\| snapmount \+ manifest +\|/, 'the column in the condition\'s table')
 })

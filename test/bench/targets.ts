@@ -245,3 +245,30 @@ t.test('over kernel TCP: a part not run, or one the machine could not run, is n/
   results.kernelTcp.http.notes = []
   t.match(find(evaluateTargets(results), kernelScope, 'kernel-TCP targets'), { detail: 'snapmount not measured' })
 })
+
+t.test('issue 20: with a manifest mount, its overhead and the bit-flipping row are judged', async (t) => {
+  const results = sample()
+  t.notOk(evaluateTargets(results).some((target) => target.target.startsWith('manifest:')), 'runs without one have no such line')
+  for (const key of ['http-0ms', 'http-10ms']) {
+    const c = condition(results, key)
+    const s = snapmount(results, key)
+    c.mounts['snapmount-manifest'] = { ...structuredClone(s), seq1: { ...s.seq1, mbps: 0.9 * s.seq1.mbps }, rand1: { ...s.rand1, p50Ms: s.rand1.p50Ms! + 1 } }
+  }
+  const row = { bytesRead: 2 ** 30, wrongBytes: 0, failedReads: 0, responses: 270, flips: 3, flippedBlocks: 3, loggedBlocks: 3, exit: 0 }
+  condition(results, 'http-0ms').corruption = { flipShare: 0.01, without: { ...row, wrongBytes: 3, loggedBlocks: 0 }, with: row }
+  let targets = evaluateTargets(results)
+  t.equal(find(targets, 'HTTP 10 ms', 'manifest: seq 1 reader').pass, true, '0.9x passes')
+  t.equal(find(targets, 'HTTP 0 ms', 'manifest: rand 1 reader p50').pass, true, '+1 ms passes')
+  const flips = find(targets, 'HTTP 0 ms', 'manifest: bit-flipping proxy')
+  t.equal(flips.pass, true)
+  t.match(flips.detail, /0 wrong bytes, 0 failed reads, 3 of 3 flipped blocks logged .*without a manifest 3 wrong bytes/)
+  t.notMatch(find(targets, 'HTTP 10 ms', 'seq 1 reader >= 1.5x best peer').detail, /snapmount-manifest/, 'not a peer')
+
+  snapmount(results, 'http-10ms').seq1.mbps *= 1.01
+  snapmount(results, 'http-0ms').rand1.p50Ms! -= 0.01
+  condition(results, 'http-0ms').corruption!.with.loggedBlocks = 2
+  targets = evaluateTargets(results)
+  t.equal(find(targets, 'HTTP 10 ms', 'manifest: seq 1 reader').pass, false, 'a hair under 0.9x fails')
+  t.equal(find(targets, 'HTTP 0 ms', 'manifest: rand 1 reader p50').pass, false, 'a hair over +1 ms fails')
+  t.equal(find(targets, 'HTTP 0 ms', 'manifest: bit-flipping proxy').pass, false, 'a flipped block not logged fails')
+})

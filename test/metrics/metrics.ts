@@ -89,3 +89,15 @@ t.test('an address that cannot be bound rejects', async (t) => {
     await v6.close()
   }
 })
+
+t.test("a snapshot's manifest counts (its verifying layer's inspect) are copied when scraped", async (t) => {
+  const metrics = new SnapmountMetrics()
+  const integrity = { verifiedBlocks: 40, mismatches: 3, failedBlocks: 1 }
+  const verified = { name: 'disk', backend: { length: 100, inspect: () => ({ integrity }) } }
+  metrics.attach({ snapshots: () => [verified, { name: 'plain', backend: new MemoryBackend(Buffer.alloc(7)) }] })
+  const { body } = await metrics.scrape()
+  t.match(body, /^snapmount_manifest_blocks_verified_total\{snapshot="disk"\} 40$/m)
+  t.match(body, /^snapmount_manifest_mismatches_total\{snapshot="disk"\} 3$/m)
+  t.match(body, /^snapmount_manifest_failed_blocks_total\{snapshot="disk"\} 1$/m)
+  t.notMatch(body, /snapmount_manifest_mismatches_total\{snapshot="plain"\}/, 'no manifest, no series')
+})

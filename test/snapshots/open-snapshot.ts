@@ -100,3 +100,36 @@ t.test('a remote snapshot with a disk cache: innermost, only for a strong ETag',
   t.notOk('diskBytes' in weak.inspect!(), 'a weak ETag: no disk cache')
   t.match(lines, [/web\.img: no disk cache for it: its source has no strong ETag/], 'said once')
 })
+
+t.test('with a manifest: the verifying layer sits under the cache; a manifest block larger than the cache block is said once', async (t) => {
+  const { blockCountOf, encodeManifest } = await import('../../src/manifest/format.js')
+  const { blockDigestsOf } = await import('../../src/manifest/hash.js')
+  const { sha256 } = await import('../fixtures/test-data.js')
+  const dir = await tempDir(t)
+  const manifest = encodeManifest({ algorithm: 'blake3', blockBytes: 128 * 1024, imageBytes: BYTES.length, blockCount: blockCountOf(BYTES.length, 128 * 1024), digests: blockDigestsOf('blake3', BYTES, 128 * 1024) })
+  await writeFile(join(dir, 'm'), manifest)
+  const server = await startFaultServer(t, BYTES)
+  const spec = { ...httpSpec(server.url()), manifest: { source: { name: 'manifest', type: 'file' as const, path: join(dir, 'm') }, sha256: sha256(manifest) } }
+  const warnings: string[] = []
+  const { context } = mountContext()
+  const backend = await openSnapshot(spec, { ...context, logger: { ...quiet, warn: (message: string) => warnings.push(message) } })
+  t.teardown(() => backend.close())
+  t.ok((await backend.readExact(70_000, 100_000)).equals(BYTES.subarray(70_000, 170_000)))
+  t.match(backend.inspect?.(), { type: 'http', cachedBytes: Number, integrity: { verifiedBlocks: 2, mismatches: 0, failedBlocks: 0 } })
+  t.match(warnings, [/^web\.img: its manifest's blocks \(128 KiB\) are larger than the cache's \(64 KiB\): each cache miss fetches a whole manifest block; set cache_block_kib: 128/])
+
+  // A manifest that does not check out refuses the snapshot, its source closed behind it.
+  const wrong = { ...spec, manifest: { ...spec.manifest, sha256: '0'.repeat(64) } }
+  await t.rejects(openSnapshot(wrong, context), { code: 'E_MANIFEST_DIGEST' })
+  const local = { name: 'disk.img', type: 'file' as const, path: join(dir, 'm'), manifest: spec.manifest }
+  await t.rejects(openSnapshot(local, { env: {}, logger: quiet }), { code: 'E_MANIFEST_MISMATCH' })
+
+  // With a disk cache too: it sits right above the verifying layer, which passes the identity on.
+  const diskCache = DiskCache.open({ dir: join(dir, 'disk'), capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet, commitDelayMs: 1 })
+  t.teardown(() => diskCache.close())
+  const both = await openSnapshot(spec, { ...context, diskCache })
+  t.teardown(() => both.close())
+  t.ok((await both.readExact(70_000, 10)).equals(BYTES.subarray(70_000, 70_010)))
+  await diskCache.flush()
+  t.match(both.inspect!(), { integrity: { verifiedBlocks: Number }, diskBytes: 64 * 1024 }, 'verified, then kept on disk')
+})
