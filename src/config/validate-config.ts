@@ -3,6 +3,7 @@ import { ConfigError } from './config-error.js'
 import { asRecord, booleanField, nonEmptyString, rejectUnknownFields, type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
+import { validateSourcesSnapshot } from './validate-sources.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
 import { CACHE_BLOCK_KIB, CACHE_SIZE_MIB, READ_TIMEOUT_MS, SNAPSHOT_TYPES, type Config, type MountOptions, type SnapshotSpec, type SnapshotType } from './config.js'
@@ -93,28 +94,34 @@ function validateSnapshot(raw: unknown, field: string, baseDir: string, options:
 }
 
 function validateSnapshotFields(entry: Record<string, unknown>, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
+  if (entry.sources !== undefined) {
+    const { defaultName, ...spec } = validateSourcesSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
+    return { name: named(defaultName, entry, field, fail), ...spec }
+  }
   if (entry.type === undefined) throw fail(`${field}.type`, 'missing', `add type: one of ${SNAPSHOT_TYPES.join(', ')}`)
   const type = entry.type
   if (!isSnapshotType(type)) {
     throw fail(`${field}.type`, `unknown type ${JSON.stringify(type)}`, `use one of ${SNAPSHOT_TYPES.join(', ')}`)
   }
-  const named = (defaultName: string) => {
-    const name = entry.name === undefined ? defaultName : nonEmptyString(entry.name, `${field}.name`, fail)
-    checkName(name, `${field}.name`, fail)
-    return name
-  }
   if (type === 'http') {
     const { defaultName, ...spec } = validateHttpSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
-    return { name: named(defaultName), ...spec }
+    return { name: named(defaultName, entry, field, fail), ...spec }
   }
   if (type === 's3') {
     const { defaultName, ...spec } = validateS3Snapshot(entry, field, options.readTimeoutMs, fail)
-    return { name: named(defaultName), ...spec }
+    return { name: named(defaultName, entry, field, fail), ...spec }
   }
   rejectUnknownFields(entry, LOCAL_FIELDS, `${field}.`, fail)
   if (entry.path === undefined) throw fail(`${field}.path`, 'missing', 'add path: the image file to serve')
   const path = resolve(baseDir, nonEmptyString(entry.path, `${field}.path`, fail))
-  return { name: named(basename(path)), type, path }
+  return { name: named(basename(path), entry, field, fail), type, path }
+}
+
+/** The snapshot's `name:`, else the one its source suggests; checked either way. */
+function named(defaultName: string, entry: Record<string, unknown>, field: string, fail: Fail): string {
+  const name = entry.name === undefined ? defaultName : nonEmptyString(entry.name, `${field}.name`, fail)
+  checkName(name, `${field}.name`, fail)
+  return name
 }
 
 /** A name becomes one directory entry: no slash, no NUL, not . or .., at most NAME_MAX bytes. */
