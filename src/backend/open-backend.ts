@@ -5,12 +5,16 @@ import { FileBackend } from './file-backend.js'
 import { MmapBackend } from './mmap-backend.js'
 import { openHttpBackend } from './http/open-http.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
+import { openMirrors } from './mirrors/open-mirrors.js'
 
 /**
  * Opens the backend a validated snapshot spec names, as it is: no cache, no metering (the layers
  * around it are put on where snapshots are opened, src/snapshots/open-snapshot.ts).
  */
 export async function openBackend(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
+  if ((spec.type === 'http' || spec.type === 's3') && spec.sources) {
+    return openMirrors({ ...spec, sources: spec.sources }, { logger: context.logger, openSource: (source) => openBackend(source, context) })
+  }
   switch (spec.type) {
     case 'file':
       return FileBackend.open(spec.path)
