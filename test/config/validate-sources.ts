@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { refusesConfig } from '../fixtures/config-errors.js'
 import { validateConfig } from '../../src/config/validate-config.js'
 import { mountOptions } from '../fixtures/mount-options.js'
+import type { HttpSnapshotSpec } from '../../src/config/config.js'
 
 // Mirrors in the config: `urls:` on an http snapshot, and `sources:` mixing http and s3.
 
@@ -15,14 +16,14 @@ const B = 'https://b.example/mirror/base.img'
 t.test('urls: lists mirrors that share every other field; the spec is the first one', async (t) => {
   const [spec] = validateConfig(snapshot({ type: 'http', urls: [A, B], headers: { 'X-Tenant': 'blue' }, connections: 4, max_attempts: 2 }), context).snapshots
   t.match(spec, { name: 'base.img', type: 'http', url: A, connections: 4, maxAttempts: 2 })
-  t.equal(spec!.type === 'http' && spec.sources?.length, 2, 'two sources')
-  t.match(spec!.sources, [
+  t.equal((spec as HttpSnapshotSpec).sources?.length, 2, 'two sources')
+  t.match((spec as HttpSnapshotSpec).sources, [
     { type: 'http', url: A, headers: { 'X-Tenant': { value: 'blue' } }, connections: 4, maxAttempts: 2, readDeadlineMs: 8000 },
     { type: 'http', url: B, headers: { 'X-Tenant': { value: 'blue' } }, connections: 4, maxAttempts: 2, readDeadlineMs: 8000 },
   ])
-  t.notOk('defaultName' in spec!.sources![0]!, 'a source carries no name of its own')
+  t.notOk('defaultName' in (spec as HttpSnapshotSpec).sources![0]!, 'a source carries no name of its own')
   const [single] = validateConfig(snapshot({ type: 'http', urls: [A] }), context).snapshots
-  t.equal(single!.type === 'http' && single.url, A)
+  t.equal((single as HttpSnapshotSpec).url, A)
   t.notOk('sources' in single!, 'one URL in urls: is a plain http snapshot')
 })
 
@@ -50,7 +51,7 @@ t.test('sources: mixes http and s3, each with its own fields; the retry budget i
   })
   const [spec] = validateConfig(raw, context).snapshots
   t.match(spec, { name: 'disk', type: 'http', url: A, caFile: '/etc/snapmount/ca.pem', maxAttempts: 3, readDeadlineMs: 5000 })
-  t.match(spec!.sources, [
+  t.match((spec as HttpSnapshotSpec).sources, [
     { type: 'http', url: A, headers: { 'X-Key': { env: 'KEY' } }, maxAttempts: 3, readDeadlineMs: 5000 },
     { type: 's3', bucket: 'bucket', key: 'images/base.img', endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, anonymous: true, maxAttempts: 3 },
     { type: 's3', bucket: 'other', key: 'base.img', region: 'eu-west-1', endpoint: undefined, readDeadlineMs: 5000 },

@@ -175,7 +175,7 @@ t.test("the owner of the caller's buffer fails: the next attempt may fill it", a
 
 t.test('a verifier (the manifest seam) fails a source whose bytes it refuses, and the read moves on', async (t) => {
   const corrupt = Buffer.from(IMAGE)
-  corrupt[100] ^= 0xff
+  corrupt[100]! ^= 0xff
   const sources = [new ScriptedSource(corrupt), new ScriptedSource()]
   const verify = (offset: number, bytes: Buffer) => bytes.equals(IMAGE.subarray(offset, offset + bytes.length))
   const { backend, logs } = mirrors(sources, { verify })
