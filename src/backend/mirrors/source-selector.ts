@@ -7,10 +7,12 @@
  * that failed once is not marked down for ever while it gets no traffic), and the latencies of its
  * last successful requests, whose 95th percentile is its hedging threshold.
  *
- * - Order: healthy sources by score (latency × (1 + error rate)); a source listed earlier in the
- *   config keeps its place unless a later one is clearly better (TIE_RATIO and TIE_SLACK_MS), so
- *   equal mirrors do not flap and the user's first choice is the one used. Failing sources come
- *   last, as a last resort.
+ * - Order: healthy sources by latency; a source listed earlier in the config keeps its place
+ *   unless a later one is clearly faster (TIE_RATIO and TIE_SLACK_MS), so equal mirrors do not
+ *   flap and the user's first choice is the one used. A healthy source whose recent error rate is
+ *   FLAKY or more (it keeps failing and recovering) goes after the others; failing sources come
+ *   last, as a last resort. The error rate is not otherwise a penalty: a failure already takes a
+ *   source out for its cool-down, and a source that has recovered is failed back to at once.
  * - Failover: any failure marks a source failing, for a cool-down (COOL_DOWN_MS, doubling with
  *   each failed probe up to MAX_COOL_DOWN_MS). The read itself moves on to the next source at once
  *   (the mirror backend does that).
@@ -29,6 +31,8 @@
 
 /** Weight of one new latency sample: the average follows a change within about five requests. */
 const LATENCY_ALPHA = 0.2
+/** A source failing this share of its recent requests flaps: the others go first while they can. */
+const FLAKY = 0.5
 /** Weight of one outcome in the error rate. */
 const ERROR_ALPHA = 0.2
 /** The error rate halves every 10 s without new outcomes. */
@@ -140,11 +144,13 @@ export class SourceSelector {
       return source.state === 'failing' && !source.probing && now >= source.retryAt
     })
     if (probe !== undefined) this.sources[probe]!.probing = true
-    const healthy = this.rank(candidates.filter((index) => this.sources[index]!.state === 'healthy'), now)
+    const healthy = candidates.filter((index) => this.sources[index]!.state === 'healthy')
+    const flaky = (index: number) => this.errorRate(this.sources[index]!, now) >= FLAKY
+    const ranked = [...this.rank(healthy.filter((index) => !flaky(index))), ...this.rank(healthy.filter(flaky))]
     const failing = candidates
       .filter((index) => index !== probe && this.sources[index]!.state === 'failing')
       .sort((a, b) => this.sources[a]!.retryAt - this.sources[b]!.retryAt)
-    return [...(probe === undefined ? [] : [probe]), ...healthy, ...failing]
+    return [...(probe === undefined ? [] : [probe]), ...ranked, ...failing]
   }
 
   /** How long a request to `source` may go unanswered before it is hedged to the next source. */
@@ -214,12 +220,12 @@ export class SourceSelector {
     }))
   }
 
-  /** Healthy sources best first: the config's order unless a later source is clearly better. */
-  private rank(indices: number[], now: number): number[] {
-    const measured = indices.map((index) => this.score(index, now)).filter((score) => score !== undefined)
+  /** Sources best first: the config's order unless a later source is clearly faster. */
+  private rank(indices: number[]): number[] {
+    const measured = indices.map((index) => this.sources[index]!.ewmaMs).filter((ms) => ms !== undefined)
     // Unmeasured: as good as the best, so the config's order places it and a read measures it.
     const unmeasured = measured.length === 0 ? 0 : Math.min(...measured)
-    const remaining = indices.map((index) => ({ index, score: this.score(index, now) ?? unmeasured }))
+    const remaining = indices.map((index) => ({ index, score: this.sources[index]!.ewmaMs ?? unmeasured }))
     const ranked: number[] = []
     while (remaining.length > 0) {
       let best = 0
@@ -229,11 +235,6 @@ export class SourceSelector {
       ranked.push(remaining.splice(best, 1)[0]!.index)
     }
     return ranked
-  }
-
-  private score(index: number, now: number): number | undefined {
-    const source = this.sources[index]!
-    return source.ewmaMs === undefined ? undefined : source.ewmaMs * (1 + this.errorRate(source, now))
   }
 
   private latency(source: Source, ms: number): void {

@@ -73,7 +73,7 @@ t.test('fail-back: a probe that succeeds makes the source healthy and first agai
   t.same(s.order()[0], 0, 'probe')
   s.succeeded(0, 1)
   t.same(changes, ['m0 failing: HTTP 500', 'm0 healthy: answered a read in 1.0 ms'])
-  t.same(s.order(), [0, 1, 2], 'back in first place: its latency is within the tie margin')
+  t.same(s.order(), [0, 1, 2], 'back in first place at once: its latency is within the tie margin, and one failure is no flapping')
   t.match(s.report()[0], { state: 'healthy', errors: 1, requests: 11 })
   t.ok(s.report()[0]!.errorRate > 0 && s.report()[0]!.errorRate < 0.2, 'the error rate remembers the failure')
   advance(10_000)
@@ -95,6 +95,22 @@ t.test('a slow source that recovers to a worse latency fails back only when it i
   t.same(s.order()[0], 1, 'probe')
   s.succeeded(1, 2)
   t.same(s.order(), [1, 0], 'failed back: still clearly faster, error rate and all')
+})
+
+t.test('a source that keeps failing and recovering (flaky) goes after the others while it does', async (t) => {
+  const { s, advance } = selector(2)
+  for (let i = 0; i < 10; i++) [0, 1].forEach((m) => s.succeeded(m, 1))
+  for (let i = 0; i < 3; i++) {
+    // The requests in flight when it fails fail together.
+    for (let j = 0; j < 3; j++) s.failed(0, 'HTTP 503')
+    advance(1000)
+    t.same(s.order()[0], 0, 'probe')
+    s.succeeded(0, 1)
+  }
+  t.ok(s.report()[0]!.errorRate >= 0.5, `error rate ${s.report()[0]!.errorRate.toFixed(2)}`)
+  t.same(s.order(), [1, 0], 'healthy, but flaky: second')
+  advance(20_000)
+  t.same(s.order(), [0, 1], 'its error rate decays: first again')
 })
 
 t.test('a probe that loses a hedge is probed again after another cool-down', async (t) => {
