@@ -5,10 +5,14 @@ import { copyFile, mkdir, open, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli, startDaemon } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
+import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { startNginx, type Nginx } from '../fixtures/nginx.js'
 import { ddRange } from '../fixtures/readers.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes, seededRandom } from '../fixtures/test-data.js'
+
+// The daemon is a child process and inherits these; fauxqs accepts any credentials.
+Object.assign(process.env, FAUX_S3_ENV)
 
 // Mirrors through real mounts: three nginx serving one image, one stopped in the middle of a
 // full sequential read and of random reads (0 errors, 0 wrong bytes, the longest read well
@@ -192,4 +196,51 @@ t.test('mirrors that are not the same image are refused at start, both named', a
   const etag = await refused([na.url('disk.img'), nb.url('same-size.img')])
   t.equal(etag.code, 2, 'exit 2')
   t.match(etag.stderr, /are not the same image: ETag "[0-9a-f]+-100000" and "[0-9a-f]+-100000"/)
+})
+
+t.test('sources: an HTTP mirror and two S3 buckets serve one image; another image in a bucket is refused', async (t) => {
+  const dir = await tempDir(t)
+  // fauxqs takes at most ~11 MiB per PutObject.
+  const image = IMAGE.subarray(0, 8 * MiB + 999)
+  const www = join(dir, 'www')
+  await mkdir(www)
+  await writeFile(join(www, 'disk.img'), image)
+  const nginx = await startNginx(t, www)
+  const s3 = await startFauxS3(t)
+  for (const bucket of ['east', 'west']) await s3.createBucket(bucket)
+  await s3.putObject('east', 'disk.img', image)
+  await s3.putObject('west', 'disk.img', image)
+  const other = Buffer.from(image)
+  other[other.length - 1]! ^= 1
+  await s3.putObject('west', 'other.img', other)
+  await writeFile(join(www, 'other.img'), other)
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const s3Source = (bucket: string, key: string) => [`      - url: s3://${bucket}/${key}`, `        endpoint: ${s3.endpoint}`, `        region: ${s3.region}`]
+  const config = async (name: string, ...sources: string[][]) => {
+    const file = join(dir, `${name}.yaml`)
+    const lines = [`mountpoint: ${mountpoint}`, 'snapshots:', '  - name: disk', '    sources:', ...sources.flat()]
+    await writeFile(file, `${lines.join('\n')}\n`)
+    return file
+  }
+  const httpSource = (path: string) => [`      - url: ${nginx.url(path)}`]
+  const good = await config('good', httpSource('disk.img'), s3Source('east', 'disk.img'), s3Source('west', 'disk.img'))
+  const check = await runCli(['check', '--config', good])
+  t.equal(check.code, 0, check.stderr)
+  t.match(check.stdout, /^disk\thttp\t8389607\t.*3 mirrors: http:\/\/127\.0\.0\.1:\d+\/disk\.img \(healthy, [\d.]+ ms, 0 errors\) \| s3:\/\/east\/disk\.img \(healthy/)
+  const daemon = await startDaemon(t, mountpoint, ['--config', good])
+  t.teardown(() => daemon.stop())
+  const handle = await open(join(mountpoint, 'disk'), constants.O_RDONLY | constants.O_DIRECT)
+  const log: ReadLog = { errors: [], reads: [] }
+  for (let offset = 0; offset < image.length; offset += MiB) await timedRead(handle, offset, Math.min(MiB, image.length - offset), log)
+  await handle.close()
+  t.same(log.errors, [], 'every byte right')
+  t.equal(await daemon.stop(), 0)
+
+  const etag = await runCli(['check', '--config', await config('etag', httpSource('disk.img'), s3Source('east', 'disk.img'), s3Source('west', 'other.img'))])
+  t.equal(etag.code, 2, 'exit 2')
+  t.match(etag.stderr, /s3:\/\/east\/disk\.img and s3:\/\/west\/other\.img are not the same image: ETag "\w+" and "\w+"/, 'two buckets: their ETags are compared')
+  const bytes = await runCli(['check', '--config', await config('bytes', httpSource('other.img'), s3Source('east', 'disk.img'))])
+  t.equal(bytes.code, 2, 'exit 2')
+  t.match(bytes.stderr, new RegExp(`${nginx.url('other.img')} and s3://east/disk.img are not the same image: bytes ${image.length - 65536}-${image.length - 1} differ`), 'HTTP and S3: sampled bytes are')
 })
