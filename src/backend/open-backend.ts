@@ -3,12 +3,16 @@ import type { OpenContext } from './open-context.js'
 import type { StorageBackend } from './storage-backend.js'
 import { FileBackend } from './file-backend.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
+import { openMirrors } from './mirrors/open-mirrors.js'
 
 /**
  * Opens the backend a validated snapshot spec names, as it is: no cache, no metering (the layers
  * around it are put on where snapshots are opened, src/snapshots/open-snapshot.ts).
  */
 export async function openBackend(spec: SnapshotSpec, context: OpenContext): Promise<StorageBackend> {
+  if ((spec.type === 'http' || spec.type === 's3') && spec.sources) {
+    return openMirrors({ ...spec, sources: spec.sources }, { logger: context.logger, openSource: (source) => openBackend(source, context) })
+  }
   // Each backend but the plain file is loaded when a snapshot needs it: a daemon is started per
   // mount, often per VM, and start to mounted is a target (issue 17). mmap-io is a native addon;
   // the HTTP backend brings node:tls.

@@ -116,7 +116,19 @@ export interface RetryBudget {
   readDeadlineMs: number
 }
 
-export interface HttpSnapshotSpec extends RetryBudget {
+/**
+ * Mirrors: where a snapshot lists several sources (`urls:` on an http snapshot, or `sources:`),
+ * every one of them, in the config's order (src/backend/mirrors/). The spec's own source fields
+ * are then those of the first. Absent for a snapshot with one source.
+ */
+export interface Mirrored {
+  sources?: RemoteSourceSpec[] | undefined
+}
+
+/** One source of a mirrored snapshot: the source fields of an http or s3 snapshot. */
+export type RemoteSourceSpec = Omit<HttpSnapshotSpec, 'name' | 'lazy' | 'sources'> | Omit<S3SnapshotSpec, 'name' | 'lazy' | 'sources'>
+
+export interface HttpSnapshotSpec extends RetryBudget, Mirrored {
   name: string
   lazy?: boolean | undefined
   type: 'http'
@@ -142,7 +154,7 @@ export interface HttpSnapshotSpec extends RetryBudget {
   bodyTimeoutMs: number
 }
 
-export interface S3SnapshotSpec extends RetryBudget {
+export interface S3SnapshotSpec extends RetryBudget, Mirrored {
   name: string
   lazy?: boolean | undefined
   type: 's3'

@@ -4,6 +4,7 @@ import { asRecord, booleanField, controlCharacter, nonEmptyString, quote, reject
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
 import { validateManifest } from './validate-manifest.js'
+import { validateSourcesSnapshot } from './validate-sources.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
 import { DISK_CACHE_FIELDS, checkDiskCache } from './validate-disk-cache.js'
@@ -108,28 +109,34 @@ function validateSnapshot(raw: unknown, field: string, baseDir: string, options:
 }
 
 function validateSnapshotFields(entry: Record<string, unknown>, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
+  if (entry.sources !== undefined) {
+    const { defaultName, ...spec } = validateSourcesSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
+    return { name: named(defaultName, entry, field, fail), ...spec }
+  }
   if (entry.type === undefined) throw fail(`${field}.type`, 'missing', `add type: one of ${SNAPSHOT_TYPES.join(', ')}`)
   const type = entry.type
   if (!isSnapshotType(type)) {
     throw fail(`${field}.type`, `unknown type ${JSON.stringify(type)}`, `use one of ${SNAPSHOT_TYPES.join(', ')}`)
   }
-  const named = (defaultName: string) => {
-    const name = entry.name === undefined ? defaultName : nonEmptyString(entry.name, `${field}.name`, fail)
-    checkName(name, `${field}.name`, fail)
-    return name
-  }
   if (type === 'http') {
     const { defaultName, ...spec } = validateHttpSnapshot(entry, field, baseDir, options.readTimeoutMs, fail)
-    return { name: named(defaultName), ...spec }
+    return { name: named(defaultName, entry, field, fail), ...spec }
   }
   if (type === 's3') {
     const { defaultName, ...spec } = validateS3Snapshot(entry, field, options.readTimeoutMs, fail)
-    return { name: named(defaultName), ...spec }
+    return { name: named(defaultName, entry, field, fail), ...spec }
   }
   rejectUnknownFields(entry, LOCAL_FIELDS, `${field}.`, fail)
   if (entry.path === undefined) throw fail(`${field}.path`, 'missing', 'add path: the image file to serve')
   const path = resolve(baseDir, nonEmptyString(entry.path, `${field}.path`, fail))
-  return { name: named(basename(path)), type, path }
+  return { name: named(basename(path), entry, field, fail), type, path }
+}
+
+/** The snapshot's `name:`, else the one its source suggests; checked either way. */
+function named(defaultName: string, entry: Record<string, unknown>, field: string, fail: Fail): string {
+  const name = entry.name === undefined ? defaultName : nonEmptyString(entry.name, `${field}.name`, fail)
+  checkName(name, `${field}.name`, fail)
+  return name
 }
 
 /**

@@ -8,6 +8,7 @@ export const HTTP_FIELDS = [
   'name',
   'type',
   'url',
+  'urls',
   'headers',
   'ca_file',
   'client_cert_file',
@@ -32,16 +33,16 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** Validates an `http` snapshot; `readTimeoutMs` bounds its per-read deadline. */
 export function validateHttpSnapshot(entry: Record<string, unknown>, field: string, baseDir: string, readTimeoutMs: number, fail: Fail): Omit<HttpSnapshotSpec, 'name'> & { defaultName: string } {
   rejectUnknownFields(entry, HTTP_FIELDS, `${field}.`, fail)
-  if (entry.url === undefined) throw fail(`${field}.url`, 'missing', 'add url: https://host/path/disk.img')
-  const url = parseHttpUrl(nonEmptyString(entry.url, `${field}.url`, fail), `${field}.url`, fail)
+  const urls = httpUrls(entry, field, fail)
+  const url = urls[0]!
   const file = (key: string) => (entry[key] === undefined ? undefined : resolve(baseDir, nonEmptyString(entry[key], `${field}.${key}`, fail)))
   const clientCertFile = file('client_cert_file')
   const clientKeyFile = file('client_key_file')
   if ((clientCertFile === undefined) !== (clientKeyFile === undefined)) {
     throw fail(`${field}.client_cert_file`, 'client_cert_file and client_key_file go together', 'give both, or neither')
   }
-  return {
-    type: 'http',
+  const spec = {
+    type: 'http' as const,
     url: url.toString(),
     defaultName: lastSegment(url, `${field}.url`, fail),
     headers: validateHeaders(entry.headers, `${field}.headers`, baseDir, fail),
@@ -55,6 +56,28 @@ export function validateHttpSnapshot(entry: Record<string, unknown>, field: stri
     bodyTimeoutMs: wholeNumber(entry.body_timeout_ms, { min: 10, max: 60_000, fallback: 5000 }, `${field}.body_timeout_ms`, fail),
     ...validateRetryBudget(entry, field, readTimeoutMs, fail),
   }
+  if (urls.length === 1) return spec
+  // Mirrors share every field but the URL (headers go to each mirror's own origin).
+  const { defaultName, ...source } = spec
+  return { ...spec, sources: urls.map((mirror) => ({ ...source, url: mirror.toString() })) }
+}
+
+/** `url:`, or the mirrors of `urls:` (src/backend/mirrors/), each checked as `url:` is. */
+function httpUrls(entry: Record<string, unknown>, field: string, fail: Fail): URL[] {
+  if (entry.urls === undefined) {
+    if (entry.url === undefined) throw fail(`${field}.url`, 'missing', 'add url: https://host/path/disk.img (or urls: with a list of mirrors)')
+    return [parseHttpUrl(nonEmptyString(entry.url, `${field}.url`, fail), `${field}.url`, fail)]
+  }
+  if (entry.url !== undefined) throw fail(`${field}.urls`, 'is given beside url:', 'give one url:, or every mirror in urls:, not both')
+  if (!Array.isArray(entry.urls) || entry.urls.length === 0) {
+    throw fail(`${field}.urls`, 'must be a non-empty list of URLs', 'write urls: [https://a.example/disk.img, https://b.example/disk.img]')
+  }
+  const urls = entry.urls.map((text: unknown, index) => parseHttpUrl(nonEmptyString(text, `${field}.urls[${index}]`, fail), `${field}.urls[${index}]`, fail))
+  urls.forEach((url, index) => {
+    const earlier = urls.findIndex((other) => other.href === url.href)
+    if (earlier < index) throw fail(`${field}.urls[${index}]`, `is urls[${earlier}] again`, 'list each mirror once')
+  })
+  return urls
 }
 
 function parseHttpUrl(text: string, field: string, fail: Fail): URL {

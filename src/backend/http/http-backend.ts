@@ -138,6 +138,11 @@ export class HttpBackend extends RemoteBackend {
     return { source: this.redactedUrl, size: this.size, validator: this.validator.value }
   }
 
+  /** The strong ETag reads are pinned to, if the server gave one: mirrors compare it (../mirrors/). */
+  strongEtag(): string | undefined {
+    return this.validator.kind === 'etag' ? this.validator.value : undefined
+  }
+
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
     return this.retrying(

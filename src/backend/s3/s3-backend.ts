@@ -77,6 +77,11 @@ export class S3Backend extends RemoteBackend {
     return `${this.where}; etag ${this.etag}; version ${this.version ?? 'none'}; ${store} ${this.region}; ${this.openLatencyMs} ms round trip`
   }
 
+  /** The ETag reads are pinned to: mirrors compare it with other S3 sources' (../mirrors/). */
+  strongEtag(): string {
+    return this.etag
+  }
+
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const last = offset + length - 1
     return this.retrying(`GetObject ${this.where} bytes ${offset}-${last}`, async (abortSignal) => {

@@ -1,0 +1,210 @@
+import type { Logger } from '../../log.js'
+import type { ReadOptions, SnapshotInspection, StorageBackend } from '../storage-backend.js'
+import { BackendClosedError, describe } from '../errors.js'
+import { assertInRange } from '../range.js'
+import { RetriesExhaustedError } from '../remote/remote-errors.js'
+import { backoffDelay, type RetryPolicy } from '../remote/retry-policy.js'
+import { SourceSelector, type SourceReport } from './source-selector.js'
+
+/**
+ * The manifest's seam (issue 20): checks bytes a source answered before they are used. False
+ * makes that answer a failure of its source (counted, the source marked failing) and the read
+ * asks the next source; the read fails only when no source gives bytes that pass.
+ */
+export type BlockVerifier = (offset: number, bytes: Buffer) => boolean
+
+/** A verifier said no: the error a source is failed with for that answer. */
+export class VerificationError extends Error {
+  readonly code = 'E_VERIFICATION'
+  constructor(readonly source: string, readonly offset: number, readonly length: number) {
+    super(`${source} sent bytes ${offset}-${offset + length - 1} that fail verification`)
+  }
+}
+
+export interface MirrorBackendOptions {
+  /** The snapshot's name, for messages. */
+  name: string
+  /** The opened sources, the same image each, in the config's order; closed with this backend. */
+  sources: readonly StorageBackend[]
+  /** Their names in status and logs (a redacted URL, s3://bucket/key). */
+  labels: readonly string[]
+  /**
+   * One read's budget over every source: its deadline, and `maxAttempts` per source. When every
+   * source has failed a read, the next round waits the policy's backoff first.
+   */
+  retry: RetryPolicy
+  logger: Logger
+  /** What each source's open took, the first guess at its latency (SourceSelector). */
+  initialLatencyMs?: ReadonlyArray<number | undefined>
+  verify?: BlockVerifier | undefined
+  /** A monotonic clock in milliseconds; injected by tests (timers are real). */
+  now?: (() => number) | undefined
+  random?: (() => number) | undefined
+}
+
+/** One request of a read to one source. */
+interface Attempt {
+  source: number
+  started: number
+  abort: AbortController
+  hedge: NodeJS.Timeout | undefined
+  /** It was given the caller's `into`: a winner that was not must stop it before resolving. */
+  ownsInto: boolean
+}
+
+/**
+ * A snapshot served by several sources holding the same image (mirrors, regions, buckets), as one
+ * StorageBackend: the layers above (block cache, metering) see one source.
+ *
+ * Each read goes to the best source (source-selector.ts). A source that fails it hands the read to
+ * the next at once; one slower than its recent p95 gets a hedge to the next, and the first answer
+ * wins while the others are aborted. The read fails only when every source has failed it
+ * `maxAttempts` times, or its deadline has passed: then with RetriesExhaustedError, whose cause is
+ * the last failure. Each source is opened for single attempts: retries are this loop's, across
+ * sources, so a dead mirror costs one refused connection, not a backoff.
+ */
+export class MirrorBackend implements StorageBackend {
+  private closed = false
+  private readonly selector: SourceSelector
+  private readonly now: () => number
+  private readonly random: () => number
+
+  constructor(private readonly options: MirrorBackendOptions) {
+    this.now = options.now ?? (() => performance.now())
+    this.random = options.random ?? Math.random
+    const { labels, logger, name } = options
+    this.selector = new SourceSelector({
+      labels,
+      initialLatencyMs: options.initialLatencyMs,
+      now: this.now,
+      onChange: (source, state, why) =>
+        state === 'failing'
+          ? logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
+          : logger.info(`snapshot ${name}: mirror ${labels[source]} recovered (${why}); reads go to it again by its latency`),
+    })
+  }
+
+  get length(): number {
+    return this.options.sources[0]!.length
+  }
+
+  get mtime(): Date {
+    return this.options.sources[0]!.mtime
+  }
+
+  /** For `check` and `status`: every source with its state. */
+  describe(): string {
+    const sources = this.selector.report().map((s) => `${s.source} (${s.state}, ${s.latencyMs === null ? 'unmeasured' : `${s.latencyMs.toFixed(1)} ms`}, ${s.errors} errors)`)
+    return `${sources.length} mirrors: ${sources.join(' | ')}`
+  }
+
+  inspect(): SnapshotInspection & { mirrors: SourceReport[] } {
+    return { mirrors: this.selector.report() }
+  }
+
+  readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new BackendClosedError())
+    try {
+      assertInRange(offset, length, this.length)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (length === 0) return Promise.resolve(Buffer.alloc(0))
+    return this.race(offset, length, options)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all(this.options.sources.map((source) => source.close()))
+  }
+
+  /** Runs one read over the sources: see the class comment. */
+  private race(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
+    const { sources, labels, retry, verify } = this.options
+    const what = `read of bytes ${offset}-${offset + length - 1} of ${this.options.name} from ${sources.length} mirrors`
+    const started = this.now()
+    const live: Attempt[] = []
+    /** Sources failed in this round, or in flight: not asked again until the round ends. */
+    const busy = new Set<number>()
+    let attempts = 0
+    let rounds = 1
+    let lastError: unknown
+    let intoTaken = false
+    let done = false
+    let wait: NodeJS.Timeout | undefined
+    let deadline: NodeJS.Timeout | undefined
+
+    return new Promise<Buffer>((resolve, reject) => {
+      const finish = (err: unknown, bytes?: Buffer) => {
+        done = true
+        clearTimeout(wait)
+        clearTimeout(deadline)
+        options?.signal?.removeEventListener('abort', onCancel)
+        for (const attempt of live.splice(0)) {
+          clearTimeout(attempt.hedge)
+          attempt.abort.abort(err ?? new Error(`${what}: answered by another mirror`))
+          if (!err) this.selector.lost(attempt.source, this.now() - attempt.started)
+        }
+        if (err) reject(err)
+        else resolve(bytes!)
+      }
+      const exhausted = () => new RetriesExhaustedError(what, attempts, Math.round(this.now() - started), lastError)
+      const onCancel = () => finish(options!.signal!.reason)
+
+      const launch = (): boolean => {
+        const source = this.selector.order(busy)[0]
+        if (source === undefined) return false
+        busy.add(source)
+        attempts++
+        const ownsInto = !intoTaken && options?.into !== undefined
+        if (ownsInto) intoTaken = true
+        const attempt: Attempt = { source, started: this.now(), abort: new AbortController(), hedge: undefined, ownsInto }
+        live.push(attempt)
+        const into = ownsInto ? options!.into : undefined
+        sources[source]!.readExact(offset, length, { signal: attempt.abort.signal, ...(into && { into }), ...(options?.stream !== undefined && { stream: options.stream }) }).then(
+          (bytes) => settled(attempt, bytes, undefined),
+          (err: unknown) => settled(attempt, undefined, err),
+        )
+        // A hedge: the next source too, should this one be slower than it usually is.
+        attempt.hedge = setTimeout(() => done || launch(), this.selector.hedgeDelayMs(source))
+        return true
+      }
+
+      const settled = (attempt: Attempt, bytes: Buffer | undefined, err: unknown) => {
+        if (done) return
+        clearTimeout(attempt.hedge)
+        live.splice(live.indexOf(attempt), 1)
+        if (attempt.ownsInto) intoTaken = false
+        const elapsed = this.now() - attempt.started
+        if (bytes && verify && !verify(offset, bytes)) err = new VerificationError(labels[attempt.source]!, offset, length)
+        else if (bytes) {
+          this.selector.succeeded(attempt.source, elapsed)
+          return finish(undefined, bytes)
+        }
+        lastError = err
+        this.selector.failed(attempt.source, describe(err))
+        // Fail over at once, unless a hedge already has: it is the failover, and has its own hedge.
+        if (live.length > 0 || launch()) return
+        if (rounds >= retry.maxAttempts) return finish(exhausted())
+        const pause = backoffDelay(retry, rounds, this.random)
+        if (this.now() + pause >= started + retry.deadlineMs) return finish(exhausted())
+        // Every source failed this read: a new round after the backoff.
+        rounds++
+        wait = setTimeout(() => {
+          busy.clear()
+          launch()
+        }, pause)
+      }
+
+      if (options?.signal?.aborted) return reject(options.signal.reason)
+      options?.signal?.addEventListener('abort', onCancel, { once: true })
+      deadline = setTimeout(() => {
+        lastError = new Error(`no mirror answered within the deadline of ${retry.deadlineMs} ms`)
+        for (const attempt of live) this.selector.failed(attempt.source, `no answer within the deadline of ${retry.deadlineMs} ms`)
+        finish(exhausted())
+      }, retry.deadlineMs)
+      launch()
+    })
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Which mirror a read goes to, measured as the daemon runs: no I/O here, and a clock injected,
+ * so every decision is testable without sleeps.
+ *
+ * Each source keeps an EWMA of its request latency (LATENCY_ALPHA per sample), an error rate (an
+ * EWMA of failures over outcomes, which also decays with time, ERROR_HALF_LIFE_MS, so a source
+ * that failed once is not marked down for ever while it gets no traffic), and the latencies of its
+ * last successful requests, whose 95th percentile is its hedging threshold.
+ *
+ * - Order: healthy sources by latency; a source listed earlier in the config keeps its place
+ *   unless a later one is clearly faster (TIE_RATIO and TIE_SLACK_MS), so equal mirrors do not
+ *   flap and the user's first choice is the one used. A healthy source whose recent error rate is
+ *   FLAKY or more (it keeps failing and recovering) goes after the others; failing sources come
+ *   last, as a last resort. The error rate is not otherwise a penalty: a failure already takes a
+ *   source out for its cool-down, and a source that has recovered is failed back to at once.
+ * - Failover: any failure marks a source failing, for a cool-down (COOL_DOWN_MS, doubling with
+ *   each failed probe up to MAX_COOL_DOWN_MS). The read itself moves on to the next source at once
+ *   (the mirror backend does that).
+ * - Fail-back: once its cool-down is over, a failing source is put first for one read (a probe: a
+ *   real read, with a hedge to a healthy source behind it); a success makes it healthy again and
+ *   it takes its place by score, a failure starts a longer cool-down.
+ * - Hedging: a request still unanswered after its source's recent p95 (HEDGE_FLOOR_MS at least;
+ *   HEDGE_UNMEASURED_MS before MIN_SAMPLES are in) is sent to the next source too; the first
+ *   answer wins and the loser is told to `lost`, its elapsed time counting as a (censored)
+ *   latency sample, so a source that keeps losing drops in the order.
+ *
+ * Latency is per request, whatever its size: the cache asks for blocks and for readahead runs of
+ * up to a few MiB, so the p95 is mostly that of the larger requests, and a small one is hedged only
+ * when it is slower than a large one usually is. Good enough to catch a stalled source; not a model.
+ */
+
+/** Weight of one new latency sample: the average follows a change within about five requests. */
+const LATENCY_ALPHA = 0.2
+/** A source failing this share of its recent requests flaps: the others go first while they can. */
+const FLAKY = 0.5
+/** Weight of one outcome in the error rate. */
+const ERROR_ALPHA = 0.2
+/** The error rate halves every 10 s without new outcomes. */
+const ERROR_HALF_LIFE_MS = 10_000
+/** A later source goes first only if its score is below the earlier one's / TIE_RATIO - TIE_SLACK_MS. */
+const TIE_RATIO = 1.25
+/** On loopback or in one rack every source is within a millisecond: the config's order decides. */
+const TIE_SLACK_MS = 1
+/** A failing source's first cool-down; long enough not to hammer a server that is restarting. */
+const COOL_DOWN_MS = 1000
+/** Cool-downs double with each failed probe up to this: a dead mirror costs a request every 30 s. */
+const MAX_COOL_DOWN_MS = 30_000
+/** Latencies kept per source for its p95: a few seconds of a busy mount, a stable percentile. */
+const SAMPLES = 100
+/** Fewer samples than this give no p95 worth the name: HEDGE_UNMEASURED_MS is used instead. */
+const MIN_SAMPLES = 10
+/** Below this a request's time is the daemon's own scheduling more than the source's. */
+const HEDGE_FLOOR_MS = 5
+/** Before a source is measured: a request this slow is slow on any link that can serve a disk. */
+const HEDGE_UNMEASURED_MS = 250
+
+export type SourceState = 'healthy' | 'failing'
+
+/** One source as `status` shows it. */
+export interface SourceReport {
+  /** Where it is: a redacted URL or s3://bucket/key. */
+  source: string
+  state: SourceState
+  /** EWMA of request latency; null before the first sample. */
+  latencyMs: number | null
+  /** Recent share of failed requests (0 to 1), decaying with time. */
+  errorRate: number
+  /** Requests it answered (hedges that won included). */
+  requests: number
+  /** Requests that failed. */
+  errors: number
+  /** Requests sent to it that another source answered first. */
+  hedgesLost: number
+}
+
+interface Source {
+  label: string
+  state: SourceState
+  ewmaMs: number | undefined
+  errorRate: number
+  /** When `errorRate` was last brought up to date. */
+  errorAt: number
+  samples: number[]
+  next: number
+  requests: number
+  errors: number
+  hedgesLost: number
+  /** Failed probes in a row (0 while healthy): the cool-down's exponent. */
+  failedProbes: number
+  /** When a failing source may be probed. */
+  retryAt: number
+  /** A probe read is in flight: no second one until it settles. */
+  probing: boolean
+}
+
+export interface SourceSelectorOptions {
+  /** The sources' names for status and logs, in the config's order. */
+  labels: readonly string[]
+  /**
+   * What each source's latency is believed to be before it answers a read (how long it took to
+   * open), so a distant mirror starts behind a near one. Default: unknown.
+   */
+  initialLatencyMs?: ReadonlyArray<number | undefined> | undefined
+  /** A monotonic clock in milliseconds. */
+  now: () => number
+  /** Told when a source changes state, with why (for one log line per change). */
+  onChange: (source: number, state: SourceState, why: string) => void
+}
+
+export class SourceSelector {
+  private readonly sources: Source[]
+  private readonly now: () => number
+  private readonly onChange: SourceSelectorOptions['onChange']
+
+  constructor({ labels, initialLatencyMs = [], now, onChange }: SourceSelectorOptions) {
+    this.now = now
+    this.onChange = onChange
+    this.sources = labels.map((label, index) => ({
+      label,
+      state: 'healthy',
+      ewmaMs: initialLatencyMs[index],
+      errorRate: 0,
+      errorAt: now(),
+      samples: [],
+      next: 0,
+      requests: 0,
+      errors: 0,
+      hedgesLost: 0,
+      failedProbes: 0,
+      retryAt: 0,
+      probing: false,
+    }))
+  }
+
+  /**
+   * The sources to try for one read, best first, leaving out `exclude` (those already tried or in
+   * flight for it). A failing source whose cool-down is over comes first, as a probe, once.
+   */
+  order(exclude: ReadonlySet<number> = new Set()): number[] {
+    const now = this.now()
+    const candidates = this.sources.map((_, index) => index).filter((index) => !exclude.has(index))
+    const probe = candidates.find((index) => {
+      const source = this.sources[index]!
+      return source.state === 'failing' && !source.probing && now >= source.retryAt
+    })
+    if (probe !== undefined) this.sources[probe]!.probing = true
+    const healthy = candidates.filter((index) => this.sources[index]!.state === 'healthy')
+    const flaky = (index: number) => this.errorRate(this.sources[index]!, now) >= FLAKY
+    const ranked = [...this.rank(healthy.filter((index) => !flaky(index))), ...this.rank(healthy.filter(flaky))]
+    const failing = candidates
+      .filter((index) => index !== probe && this.sources[index]!.state === 'failing')
+      .sort((a, b) => this.sources[a]!.retryAt - this.sources[b]!.retryAt)
+    return [...(probe === undefined ? [] : [probe]), ...ranked, ...failing]
+  }
+
+  /** How long a request to `source` may go unanswered before it is hedged to the next source. */
+  hedgeDelayMs(source: number): number {
+    const { samples } = this.sources[source]!
+    if (samples.length < MIN_SAMPLES) return HEDGE_UNMEASURED_MS
+    const sorted = [...samples].sort((a, b) => a - b)
+    return Math.max(HEDGE_FLOOR_MS, sorted[Math.ceil(0.95 * sorted.length) - 1]!)
+  }
+
+  /** `source` answered a request in `latencyMs`. */
+  succeeded(index: number, latencyMs: number): void {
+    const source = this.sources[index]!
+    source.requests++
+    this.latency(source, latencyMs)
+    source.samples[source.next] = latencyMs
+    source.next = (source.next + 1) % SAMPLES
+    this.outcome(source, 0)
+    source.probing = false
+    if (source.state === 'failing') {
+      source.state = 'healthy'
+      source.failedProbes = 0
+      this.onChange(index, 'healthy', `answered a read in ${latencyMs.toFixed(1)} ms`)
+    }
+  }
+
+  /** A request to `source` failed, `why` being the error's message. */
+  failed(index: number, why: string): void {
+    const source = this.sources[index]!
+    source.errors++
+    this.outcome(source, 1)
+    const now = this.now()
+    if (source.state === 'healthy') {
+      source.state = 'failing'
+      source.retryAt = now + COOL_DOWN_MS
+      this.onChange(index, 'failing', why)
+    } else if (source.probing) {
+      source.failedProbes++
+      source.retryAt = now + Math.min(MAX_COOL_DOWN_MS, COOL_DOWN_MS * 2 ** source.failedProbes)
+    }
+    source.probing = false
+  }
+
+  /** A request to `source` was given up after `elapsedMs` because another source answered first. */
+  lost(index: number, elapsedMs: number): void {
+    const source = this.sources[index]!
+    source.hedgesLost++
+    this.latency(source, elapsedMs)
+    if (source.probing) {
+      // Not proof either way: probed again after another cool-down.
+      source.probing = false
+      source.retryAt = this.now() + COOL_DOWN_MS
+    }
+  }
+
+  /** Every source's state, in the config's order. */
+  report(): SourceReport[] {
+    const now = this.now()
+    return this.sources.map((source) => ({
+      source: source.label,
+      state: source.state,
+      latencyMs: source.ewmaMs ?? null,
+      errorRate: this.errorRate(source, now),
+      requests: source.requests,
+      errors: source.errors,
+      hedgesLost: source.hedgesLost,
+    }))
+  }
+
+  /** Sources best first: the config's order unless a later source is clearly faster. */
+  private rank(indices: number[]): number[] {
+    const measured = indices.map((index) => this.sources[index]!.ewmaMs).filter((ms) => ms !== undefined)
+    // Unmeasured: as good as the best, so the config's order places it and a read measures it.
+    const unmeasured = measured.length === 0 ? 0 : Math.min(...measured)
+    const remaining = indices.map((index) => ({ index, score: this.sources[index]!.ewmaMs ?? unmeasured }))
+    const ranked: number[] = []
+    while (remaining.length > 0) {
+      let best = 0
+      for (let i = 1; i < remaining.length; i++) {
+        if (remaining[i]!.score < remaining[best]!.score / TIE_RATIO - TIE_SLACK_MS) best = i
+      }
+      ranked.push(remaining.splice(best, 1)[0]!.index)
+    }
+    return ranked
+  }
+
+  private latency(source: Source, ms: number): void {
+    source.ewmaMs = source.ewmaMs === undefined ? ms : source.ewmaMs + LATENCY_ALPHA * (ms - source.ewmaMs)
+  }
+
+  private outcome(source: Source, failed: 0 | 1): void {
+    const now = this.now()
+    source.errorRate = this.errorRate(source, now) + ERROR_ALPHA * (failed - this.errorRate(source, now))
+    source.errorAt = now
+  }
+
+  private errorRate(source: Source, now: number): number {
+    return source.errorRate * 2 ** (-(now - source.errorAt) / ERROR_HALF_LIFE_MS)
+  }
+}
