@@ -190,9 +190,9 @@ export class HttpBackend extends RemoteBackend {
     }
     // A cache in front of the server (deploy/nginx's tier, a CDN) may hold an older version than
     // the server's HEAD describes: reads pinned to the HEAD's ETag would then all fail with 412.
-    const probeValidator = validatorFrom(probe.headers)
-    if (head && probeValidator.kind === 'etag' && head.headers.etag !== probeValidator.value) {
-      throw new RemoteChangedError(this.redactedUrl, `HEAD said ETag ${head.headers.etag ?? '(none)'}, a ranged GET ${probeValidator.value}`)
+    const [headEtag, probeEtag] = [head?.headers.etag, probe.headers.etag]
+    if (headEtag !== undefined && probeEtag !== undefined && headEtag !== probeEtag) {
+      throw new RemoteChangedError(this.redactedUrl, `HEAD said ETag ${headEtag}, a ranged GET ${probeEtag}`)
     }
     this.size = probe.size
     this.validator = validatorFrom(headers)
