@@ -285,13 +285,13 @@ function keepMountOptions(current: Config, next: Config, logger: Logger): Config
   const KiB = 1024
   const fixed = [
     ['mountpoint', current.mountpoint, next.mountpoint],
-    ['allow_other', current.options.allowOther, next.options.allowOther],
+    ['allow_other', current.options.allowOther ?? 'automatic', next.options.allowOther ?? 'automatic'],
     // The one block cache is made at start, for every snapshot: its bound and block size stay.
     ['cache_size_mib', current.options.cacheBytes / KiB / KiB, next.options.cacheBytes / KiB / KiB],
     ['cache_block_kib', current.options.blockBytes / KiB, next.options.blockBytes / KiB],
   ] as const
   for (const [field, was, now] of fixed) {
-    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was ?? 'automatic'} to ${now ?? 'automatic'}: that needs a restart (systemctl restart); still ${was ?? 'automatic'}`)
+    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was} to ${now}: that needs a restart (systemctl restart); still ${was}`)
   }
   const { allowOther, cacheBytes, blockBytes } = current.options
   return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther, cacheBytes, blockBytes } }

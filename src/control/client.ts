@@ -58,7 +58,8 @@ function parseResponse(line: string, path: string): ControlResponse | BadReplyEr
   } catch {
     return bad('a line that is not JSON')
   }
-  const { type, done, total, code, message } = (response ?? {}) as Record<string, unknown>
+  // Object(): null and numbers have no fields, rather than failing to destructure.
+  const { type, done, total, code, message } = Object(response) as Record<string, unknown>
   if (type === 'progress' && typeof done === 'number' && typeof total === 'number') return response as ControlResponse
   if (type === 'result' && 'result' in (response as object)) return response as ControlResponse
   if (type === 'error' && typeof code === 'string' && typeof message === 'string') return response as ControlResponse

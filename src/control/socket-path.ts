@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import type { Stats } from 'node:fs'
 import { lstat, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InputError } from '../errors.js'
@@ -58,7 +59,7 @@ export async function ownControlDir(dir: string, uid: number): Promise<void> {
   await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err
   })
-  if ((await checkControlDir(dir, uid)) === 'missing') throw new UnsafeControlDirError(`control folder ${dir} vanished as it was made`, 'start again')
+  refuseUnsafe(dir, uid, await lstat(dir))
 }
 
 /**
@@ -73,6 +74,11 @@ export async function checkControlDir(dir: string, uid: number): Promise<'ok' | 
     throw err
   })
   if (stats === undefined) return 'missing'
+  refuseUnsafe(dir, uid, stats)
+  return 'ok'
+}
+
+function refuseUnsafe(dir: string, uid: number, stats: Stats): void {
   const fix = `remove it (rm -r ${dir}) if it is not yours, or set XDG_RUNTIME_DIR, or give control_socket (--control-socket, --socket) in a folder of yours`
   if (stats.isSymbolicLink()) throw new UnsafeControlDirError(`control folder ${dir} is a symlink, which snapmount does not follow`, fix)
   if (!stats.isDirectory()) throw new UnsafeControlDirError(`control folder ${dir} is not a directory`, fix)
@@ -80,5 +86,4 @@ export async function checkControlDir(dir: string, uid: number): Promise<'ok' | 
   if ((stats.mode & 0o077) !== 0) {
     throw new UnsafeControlDirError(`control folder ${dir} has mode 0${(stats.mode & 0o7777).toString(8)}: other users may enter it`, `chmod 700 ${dir}, or ${fix}`)
   }
-  return 'ok'
 }

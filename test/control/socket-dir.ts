@@ -35,6 +35,7 @@ t.test('a folder made by someone else, a symlink, a file or a folder others may 
   const file = join(base, 'file')
   await writeFile(file, '')
   await t.rejects(ownControlDir(file, uid), { message: `control folder ${file} is not a directory` })
+  await t.rejects(checkControlDir(join(file, 'below'), uid), { code: 'ENOTDIR' }, 'a folder that cannot be looked at is an error, not "missing"')
   const open = join(base, 'open')
   await mkdir(open)
   await chmod(open, 0o1777)

@@ -40,6 +40,7 @@ t.test('a reply that is not the protocol: one clear line and exit 1, not a crash
     ['not JSON', (s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'), /the daemon on .* sent a line that is not JSON, not a snapmount reply \("HTTP\/1\.1 400 Bad Request\?"\); is it snapmount/],
     ['JSON, not a response', (s) => s.end('42\n'), /sent JSON that is not a response, not a snapmount reply \("42"\)/],
     ['an error without a message', (s) => s.end('{"type":"error"}\n'), /sent JSON that is not a response/],
+    ['null', (s) => s.end('null\n'), /sent JSON that is not a response, not a snapmount reply \("null"\)/],
     ['truncated', (s) => s.end('{"type":"result","result":{"pid":'), /the daemon on .* closed the connection without an answer/],
     ['huge', (s) => s.end(Buffer.alloc(17 * 1024 * 1024, 'x')), /sent a line longer than 16777216 bytes; is it snapmount\?/],
   ]
