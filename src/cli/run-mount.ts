@@ -270,7 +270,8 @@ async function applyReload(fs: SnapshotFs, current: Config, allowOther: boolean,
   if (!allowOther && needsAllowOther(ids, daemonUid)) {
     logger.warn(`SIGHUP: the new uid, gid or umask let users other than uid ${daemonUid} in, but allow_other has been off since the start: that needs a restart (systemctl restart)`)
   }
-  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged; each ${accessInWords({ ...next.options, allowOther }, ids, daemonUid)}`)
+  logger.info(`SIGHUP: each snapshot ${accessInWords({ ...next.options, allowOther }, ids, daemonUid)}`)
+  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
   await notifyStatus(context.env, serving(next.snapshots.length, applied.mountpoint), logger)
   return applied
 }
