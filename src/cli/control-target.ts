@@ -5,9 +5,9 @@ import type { Logger } from '../log.js'
 import { InputError } from '../errors.js'
 import type { MountOptions } from '../config/config.js'
 import { loadConfig } from '../config/load-config.js'
-import { runtimeDir, socketPathFor } from '../control/socket-path.js'
+import { checkControlDir, runtimeDir, socketPathFor } from '../control/socket-path.js'
 import { resolveMountpoint } from '../fuse/mountpoint.js'
-import { ControlUnavailableError, DaemonError } from '../control/errors.js'
+import { BadReplyError, ControlUnavailableError, DaemonError } from '../control/errors.js'
 import { controlRequest } from '../control/client.js'
 import type { ControlRequest } from '../control/protocol.js'
 import { progress } from './progress.js'
@@ -53,10 +53,12 @@ export function withTargetOptions<T>(y: Argv<T>) {
 export async function controlSocketFor(args: TargetArgs, context: ControlCommandContext): Promise<string> {
   const dir = runtimeDir(context.uid, context.env)
   if (args.socket !== undefined) return resolve(args.socket)
-  if (args.config !== undefined) {
-    const config = await loadConfig(args.config, context.defaults())
-    return config.options.controlSocket ?? socketPathFor(await resolveMountpoint(config.mountpoint), dir)
-  }
+  const config = args.config === undefined ? undefined : await loadConfig(args.config, context.defaults())
+  if (config?.options.controlSocket !== undefined) return config.options.controlSocket
+  // A socket in the runtime folder is trusted only if the folder is the caller's own (not another
+  // user's /tmp/snapmount-UID, made first to answer in the daemon's place).
+  await checkControlDir(dir, context.uid)
+  if (config !== undefined) return socketPathFor(await resolveMountpoint(config.mountpoint), dir)
   // Resolved as the daemon resolved its own: /var/run/disks finds the daemon of /run/disks.
   if (args.mountpoint !== undefined) return socketPathFor(await resolveMountpoint(resolve(args.mountpoint)), dir)
   const sockets = (await readdir(dir).catch(() => [])).filter((name) => name.endsWith('.sock')).sort()
@@ -67,7 +69,7 @@ export async function controlSocketFor(args: TargetArgs, context: ControlCommand
 
 /** A control failure as one log line and its exit code: 2 for a request the user can fix, else 1. */
 export function reportControlFailure(err: unknown, logger: Logger): number {
-  if (err instanceof ControlUnavailableError) {
+  if (err instanceof ControlUnavailableError || err instanceof BadReplyError) {
     logger.error(err.message, { code: err.code })
     return 1
   }

@@ -11,7 +11,7 @@ import type { SnapmountMetrics } from '../metrics/metrics.js'
 import type { MetricsServer } from '../metrics/server.js'
 import { serveControl, type ControlServer } from '../control/server.js'
 import { controlHandler, type ServedSnapshot } from '../control/handlers.js'
-import { runtimeDir, socketPathFor } from '../control/socket-path.js'
+import { ownControlDir, runtimeDir, socketPathFor } from '../control/socket-path.js'
 
 /** The defaults of the observability options: info logs, no metrics endpoint, the derived socket. */
 export const OBSERVABILITY_DEFAULTS: ObservabilityOptions = { logLevel: 'info', metrics: undefined, controlSocket: undefined }
@@ -89,9 +89,13 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
           return undefined
         })
       }
-      const path = controlSocket ?? socketPathFor(config.mountpoint, runtimeDir(process.getuid!(), env))
+      const uid = process.getuid!()
+      const dir = runtimeDir(uid, env)
+      const path = controlSocket ?? socketPathFor(config.mountpoint, dir)
       const state = { snapshots: () => fs.snapshots(), cache, diskCache, mountpoint: config.mountpoint, startedAt, metricsUrl: server?.url ?? null }
-      control = await serveControl(path, controlHandler(state), logger).catch((err) => {
+      // The default folder may be /tmp/snapmount-UID, in a folder everyone may write: made here, or refused.
+      const ready = controlSocket === undefined ? ownControlDir(dir, uid) : Promise.resolve()
+      control = await ready.then(() => serveControl(path, controlHandler(state), logger)).catch((err) => {
         logger.error(`control socket ${path} not started: ${describe(err)}; snapmount status cannot reach this daemon`, { code: 'E_CONTROL_SOCKET' })
         return undefined
       })

@@ -280,7 +280,8 @@ async function applyReload(fs: SnapshotFs, current: Config, allowOther: boolean,
   if (!allowOther && needsAllowOther(ids, daemonUid)) {
     logger.warn(`SIGHUP: the new uid, gid or umask let users other than uid ${daemonUid} in, but allow_other has been off since the start: that needs a restart (systemctl restart)`)
   }
-  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged; each ${accessInWords({ ...next.options, allowOther }, ids, daemonUid)}`)
+  logger.info(`SIGHUP: each snapshot ${accessInWords({ ...next.options, allowOther }, ids, daemonUid)}`)
+  logger.info(`SIGHUP: reloaded: added ${list(added)}; removed ${list(removed)}; replaced ${list(replaced)}; ${unchanged} unchanged`)
   await notifyStatus(context.env, serving(next.snapshots.length, applied.mountpoint), logger)
   return applied
 }
@@ -295,7 +296,7 @@ function keepMountOptions(current: Config, next: Config, logger: Logger): Config
   const KiB = 1024
   const fixed = [
     ['mountpoint', current.mountpoint, next.mountpoint],
-    ['allow_other', current.options.allowOther, next.options.allowOther],
+    ['allow_other', current.options.allowOther ?? 'automatic', next.options.allowOther ?? 'automatic'],
     // The one block cache is made at start, for every snapshot: its bound and block size stay.
     ['cache_size_mib', current.options.cacheBytes / KiB / KiB, next.options.cacheBytes / KiB / KiB],
     ['cache_block_kib', current.options.blockBytes / KiB, next.options.blockBytes / KiB],
@@ -304,7 +305,7 @@ function keepMountOptions(current: Config, next: Config, logger: Logger): Config
     ['disk_cache_size_gib', current.options.diskCacheBytes / KiB ** 3, next.options.diskCacheBytes / KiB ** 3],
   ] as const
   for (const [field, was, now] of fixed) {
-    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was ?? 'automatic'} to ${now ?? 'automatic'}: that needs a restart (systemctl restart); still ${was ?? 'automatic'}`)
+    if (was !== now) logger.warn(`SIGHUP: ${field} changed from ${was} to ${now}: that needs a restart (systemctl restart); still ${was}`)
   }
   const { allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } = current.options
   return { ...next, mountpoint: current.mountpoint, options: { ...next.options, allowOther, cacheBytes, blockBytes, cacheDir, diskCacheBytes } }

@@ -29,3 +29,8 @@ export class DaemonError extends SnapmountError {
     super(message)
   }
 }
+
+/** What came back on the control socket is not the protocol: not JSON, not a response, or too long. */
+export class BadReplyError extends SnapmountError {
+  readonly code = 'E_BAD_REPLY'
+}

@@ -1,5 +1,13 @@
 import { createRequire } from 'node:module'
+import type { Stats } from 'node:fs'
+import { lstat, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { InputError } from '../errors.js'
+
+/** The control folder is not one only its user can have made: another user could swap the socket in it. */
+export class UnsafeControlDirError extends InputError {
+  readonly code = 'E_CONTROL_DIR'
+}
 
 /** Where root's daemons put their control sockets. */
 export const SYSTEM_RUNTIME_DIR = '/run/snapmount'
@@ -41,4 +49,43 @@ export function escapePath(path: string): string {
     else escaped += `\\x${byte.toString(16).padStart(2, '0')}`
   }
   return escaped
+}
+
+/**
+ * Makes the runtime folder `dir` for the daemon of `uid`, or takes the one there if it is safe
+ * (checkControlDir). mkdir is atomic: it creates the folder 0700 or fails with EEXIST, and never
+ * follows a symlink in the last component, so a folder someone else made in /tmp first, or a
+ * symlink put there, is found by the check, never used.
+ */
+export async function ownControlDir(dir: string, uid: number): Promise<void> {
+  await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EEXIST') throw err
+  })
+  refuseUnsafe(dir, uid, await lstat(dir))
+}
+
+/**
+ * Throws UnsafeControlDirError unless `dir` is a directory (not a symlink to one) owned by `uid`
+ * that no one else may enter (no group or other bits): in a shared folder such as /tmp, anyone can
+ * make /tmp/snapmount-UID first, and whoever owns it can swap the socket in it for their own, to
+ * answer `status` or read `verify`'s requests. 'missing' when there is none (no daemon yet).
+ */
+export async function checkControlDir(dir: string, uid: number): Promise<'ok' | 'missing'> {
+  const stats = await lstat(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined
+    throw err
+  })
+  if (stats === undefined) return 'missing'
+  refuseUnsafe(dir, uid, stats)
+  return 'ok'
+}
+
+function refuseUnsafe(dir: string, uid: number, stats: Stats): void {
+  const fix = `remove it (rm -r ${dir}) if it is not yours, or set XDG_RUNTIME_DIR, or give control_socket (--control-socket, --socket) in a folder of yours`
+  if (stats.isSymbolicLink()) throw new UnsafeControlDirError(`control folder ${dir} is a symlink, which snapmount does not follow`, fix)
+  if (!stats.isDirectory()) throw new UnsafeControlDirError(`control folder ${dir} is not a directory`, fix)
+  if (stats.uid !== uid) throw new UnsafeControlDirError(`control folder ${dir} belongs to uid ${stats.uid}, not to uid ${uid}`, fix)
+  if ((stats.mode & 0o077) !== 0) {
+    throw new UnsafeControlDirError(`control folder ${dir} has mode 0${(stats.mode & 0o7777).toString(8)}: other users may enter it`, `chmod 700 ${dir}, or ${fix}`)
+  }
 }

@@ -108,9 +108,10 @@ export function needsAllowOther({ uid, umask }: Ownership, daemonUid: number): b
 }
 
 /**
- * Who may read the snapshots, in words for `check` and the start log: e.g. "readable by uid 0
- * only (files 0400)", "readable by uid 0 and group kvm (gid 107) (files 0440)". `names` are the
- * configured names of the ids, where names were given. Root reads anyway, as on any file system.
+ * Who may read the snapshots, in words for `check` and the logs: e.g. "readable by uid 0 only
+ * (files 0400, root dir 0500, allow_other off)", "readable by uid 0 and group kvm (gid 107)
+ * (files 0440, root dir 0550)". `names` are the configured names of the ids, where names were
+ * given. Root is not named: with allow_other on it reads anyway, as on any file system.
  */
 export function describeAccess(ownership: Ownership, allowOther: boolean, daemonUid: number, names: { user?: string | undefined; group?: string | undefined } = {}): string {
   const { uid, gid, umask } = ownership

@@ -1,11 +1,14 @@
 import t from 'tap'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { controlSocketFor, reportControlFailure, type ControlCommandContext } from '../../src/cli/control-target.js'
 import { ControlUnavailableError, DaemonError } from '../../src/control/errors.js'
 import { socketPathFor } from '../../src/control/socket-path.js'
 import { mountOptions } from '../fixtures/mount-options.js'
 import { tempDir } from '../fixtures/temp-dir.js'
+
+/** A non-root caller: this process's user, or uid 1000 when that is root (it owns the runtime folders made here). */
+const CALLER = process.getuid!() === 0 ? 1000 : process.getuid!()
 
 /** A non-root caller whose runtime folder is `xdg`/snapmount, so no daemon of the host is seen. */
 function context(xdg: string) {
@@ -15,7 +18,7 @@ function context(xdg: string) {
     run: (work) => async () => void (await work()),
     logger,
     defaults: () => mountOptions(),
-    uid: 1000,
+    uid: CALLER,
     env: { XDG_RUNTIME_DIR: xdg },
     stdout: { write: () => true },
     stderr: { write: () => true },
@@ -46,7 +49,8 @@ t.test('with no target: the only socket in the runtime folder, or why there is n
   const { ctx } = context(dir)
   const runtime = join(dir, 'snapmount')
   await t.rejects(controlSocketFor({}, ctx), { code: 'E_CONTROL_UNAVAILABLE', message: `no snapmount daemon is running (no control socket in ${runtime})` }, 'no runtime folder at all')
-  await mkdir(runtime)
+  await mkdir(runtime, { mode: 0o700 })
+  await chown(runtime, CALLER, CALLER)
   await writeFile(join(runtime, 'notes.txt'), '')
   await t.rejects(controlSocketFor({}, ctx), { code: 'E_CONTROL_UNAVAILABLE' }, 'only files that are not sockets')
   await writeFile(join(runtime, 'srv-b.sock'), '')
@@ -57,6 +61,8 @@ t.test('with no target: the only socket in the runtime folder, or why there is n
     { code: 'E_WHICH_DAEMON', message: `several daemons are running (srv-a.sock, srv-b.sock in ${runtime})`, fix: 'name one with --mountpoint, --config or --socket' },
     'several: the user has to choose',
   )
+  await chmod(runtime, 0o755)
+  await t.rejects(controlSocketFor({}, ctx), { code: 'E_CONTROL_DIR', message: `control folder ${runtime} has mode 0755: other users may enter it` }, 'a folder others may enter is not trusted')
 })
 
 t.test('a control failure becomes one log line and an exit code', async (t) => {

@@ -1,26 +1,19 @@
 import t, { type Test } from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { detach, isMounted, runCli, type CliResult } from '../fixtures/daemon.js'
+import { isMounted, runCli, type CliResult } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
-import { tempDir } from '../fixtures/temp-dir.js'
+import { tempMountpoint } from '../fixtures/temp-mountpoint.js'
 
 // Values an attacker or a typo can put in a config, a command line or a server's answer (issue 14,
 // item 6): each is refused with exit 2 and one line naming the problem and the fix, never a stack
 // trace, never a mount.
 
 async function setUp(t: Test) {
-  const dir = await tempDir(t)
-  const image = await makeRandomImage(dir, 'disk.raw', 64 * 1024)
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(mountpoint)
-  // Where a refusal is missing (old code), the CLI mounts and is killed by runCli's timeout.
-  t.teardown(async () => {
-    if (await isMounted(mountpoint)) await detach(mountpoint)
-  })
-  return { dir, image, mountpoint }
+  const { dir, mountpoint } = await tempMountpoint(t)
+  return { dir, mountpoint, image: await makeRandomImage(dir, 'disk.raw', 64 * 1024) }
 }
 
 /** Exit 2, nothing on stdout, one error line with `problem` and `fix`, no stack, no raw control character, nothing mounted. */

@@ -91,7 +91,7 @@ t.test('a qcow2 overlay on the mounted snapshot takes the writes; the snapshot k
   t.ok((await readRange(snapshot, 4096, 4096)).equals(await readSource(image.path, 4096, 4096)), 'the snapshot is unchanged after it')
 })
 
-t.test('libvirt: another user (QEMU as libvirt-qemu) reads the mount only with allow_other', async (t) => {
+t.test('libvirt: another user (QEMU as libvirt-qemu) reads the mount only when the config names it, and only with allow_other', async (t) => {
   const dir = await tempDir(t)
   await chmod(dir, 0o755) // mkdtemp makes it 0700; the other user must reach the mountpoints
   const image = await makeBootImage(dir, 'source.img', FAR_LAYOUT)
@@ -99,9 +99,11 @@ t.test('libvirt: another user (QEMU as libvirt-qemu) reads the mount only with a
   const closed = join(dir, 'closed')
   await mkdir(open)
   await mkdir(closed)
-  const shared = await startDaemon(t, open, ['--allow-other', open, `disk.img=${image.path}`])
+  // Snapshots are their owner's alone (0400): naming QEMU's user as the owner lets it in, and
+  // turns allow_other on by itself; --no-allow-other keeps even the owner out.
+  const shared = await startDaemon(t, open, ['--uid', 'nobody', open, `disk.img=${image.path}`])
   t.teardown(() => shared.stop())
-  const private_ = await startDaemon(t, closed, ['--no-allow-other', closed, `disk.img=${image.path}`])
+  const private_ = await startDaemon(t, closed, ['--uid', 'nobody', '--no-allow-other', closed, `disk.img=${image.path}`])
   t.teardown(() => private_.stop())
 
   const dd = (path: string) => attempt('runuser', ['-u', 'nobody', '--', 'dd', `if=${path}`, 'bs=4096', 'count=8', 'status=none'])

@@ -1,10 +1,10 @@
-import t, { type Test } from 'tap'
-import { mkdir, writeFile } from 'node:fs/promises'
+import t from 'tap'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { detach, isMounted, runCli, startDaemon } from '../fixtures/daemon.js'
+import { runCli, startDaemon } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
 import { readRange } from '../fixtures/readers.js'
-import { tempDir } from '../fixtures/temp-dir.js'
+import { tempMountpoint } from '../fixtures/temp-mountpoint.js'
 import { seededBytes } from '../fixtures/test-data.js'
 
 // Issue 14, item 7: no secret reaches a message, a log line, a metric or `status`, however it was
@@ -16,18 +16,8 @@ const IMAGE = seededBytes(7_000_714, 512 * KiB + 77)
 /** Every secret of these tests starts so: none may appear anywhere the user sees. */
 const SECRET = /SeCrEt/
 
-async function setUp(t: Test) {
-  const dir = await tempDir(t)
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(mountpoint)
-  t.teardown(async () => {
-    if (await isMounted(mountpoint)) await detach(mountpoint)
-  })
-  return { dir, mountpoint }
-}
-
 t.test('refusals never repeat the secret they refuse', async (t) => {
-  const { dir, mountpoint } = await setUp(t)
+  const { dir, mountpoint } = await tempMountpoint(t)
   const refusal = async (args: string[], problem: RegExp, fix: RegExp) => {
     const result = await runCli(args)
     t.equal(result.code, 2, `exit 2: ${result.stderr}`)
@@ -51,7 +41,7 @@ t.test('refusals never repeat the secret they refuse', async (t) => {
 })
 
 t.test('a running daemon shows no secret in check, status, its logs or its metrics', async (t) => {
-  const { dir, mountpoint } = await setUp(t)
+  const { dir, mountpoint } = await tempMountpoint(t)
   const server = await startFaultServer(t, IMAGE)
   const socket = join(dir, 'control.sock')
   const config = join(dir, 'snapmount.json')

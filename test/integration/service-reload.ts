@@ -88,6 +88,8 @@ t.test('a reload that cannot apply changes nothing and says why; mount options n
   const said = await reload(daemon)
   t.match(said, /warn: SIGHUP: mountpoint changed from .*mnt to .*elsewhere: that needs a restart \(systemctl restart\); still .*mnt/)
   t.match(said, /warn: SIGHUP: allow_other changed from automatic to false: that needs a restart/)
+  t.match(said, /warn: SIGHUP: the new uid, gid or umask let users other than uid \d+ in, but allow_other has been off since the start: that needs a restart/)
+  t.match(said, /info: SIGHUP: each snapshot readable by uid \d+ only \(files 0440, root dir 0550, allow_other off\)/, 'the reload says who can read now')
   t.match(said, /warn: SIGHUP: cache_size_mib changed from 1024 to 128: that needs a restart/)
   t.match(said, /reloaded: added none; removed none; replaced none; 1 unchanged/)
   await until(async () => ((await stat(join(mountpoint, 'keep'))).mode & 0o777) === 0o440, 'umask 0027 on the file')
