@@ -41,7 +41,8 @@ interface Fetch {
  *
  * A read is rounded out to blocks. Cached blocks are used as they are; blocks another read is
  * already fetching are waited for (one fetch however many readers); the rest are fetched in runs
- * of adjacent blocks, one ranged request per run (at most 4 MiB). The read's stream (see
+ * of adjacent blocks, one ranged request per run (at most 4 MiB, or the cache's size), each made
+ * once there is room for it under the cache's bound (block-cache.ts). The read's stream (see
  * readahead.ts) may also ask for blocks ahead; those fetches queue behind demand fetches. Data
  * enters the cache only from a fetch that succeeded, and a failed fetch leaves nothing behind: the
  * next read asks again. A read that is aborted (its deadline passed) stops waiting, and fetches
