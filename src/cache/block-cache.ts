@@ -48,10 +48,9 @@ const SMALL_QUEUE_SHARE = 0.1
 /** S3-FIFO's frequency cap: an extent can survive at most this many passes of the main queue. */
 const MAX_FREQUENCY = 3
 /**
- * The buffer arena's room beyond the bound: the bound covers cached extents and fetches in flight,
- * but an evicted extent a reader still holds, and a demand fetch made with no room left, have
- * buffers too. One of the largest requests (4 MiB) covers the usual case; past it, buffers are
- * allocated apart.
+ * The buffer arena's room beyond the bound: the bound covers cached extents and fetches in flight
+ * (every fetch waits for room first), but an evicted extent a reader still holds has a buffer too.
+ * One of the largest requests (4 MiB) covers the usual case; past it, buffers are allocated apart.
  */
 const ARENA_HEADROOM_BYTES = 4 * 1024 * 1024
 
@@ -91,6 +90,10 @@ export class BlockCache {
   private bytesInUse = 0
   /** Room promised to fetches in flight: the bound covers their buffers too. */
   private reservedBytes = 0
+  /** Fetches waiting for room (`waitForRoom`), oldest first. */
+  private readonly waiting = new Set<{ bytes: number; grant: () => void }>()
+  /** Set while `grantWaiting` runs: a grant may start a fetch that lands (and grants) at once. */
+  private granting = false
   private nextOwner = 1
   private readonly arena: BufferArena
   private readonly counters = { hits: 0, misses: 0, evictions: 0, fetches: 0, fetchedBytes: 0, readaheadBytes: 0 }
@@ -170,9 +173,37 @@ export class BlockCache {
   /**
    * Makes room for a fetch of `bytes` before it starts, evicting as needed, so that cached and
    * in-flight data together stay under the bound. False if even evicting everything would not
-   * do: the rest of the cache is promised to other fetches in flight.
+   * do (the rest of the cache is promised to other fetches in flight), or if fetches are waiting
+   * for room already: room that frees goes to them first.
    */
   reserve(bytes: number): boolean {
+    return this.waiting.size === 0 && this.makeRoom(bytes)
+  }
+
+  /**
+   * For a fetch that must be made (a reader waits for it) when `reserve` said no: calls `grant`
+   * once room for `bytes` is reserved for it, in the order fetches asked. Room frees as fetches
+   * in flight land (their bytes become evictable) or give up, and those never wait for room
+   * themselves, so a wait always ends: nothing that holds room waits for this. The function
+   * returned withdraws the request (its reader gave up). `bytes` must fit in the bound.
+   *
+   * This is what keeps the bound under many readers at once: a demand fetch made without room
+   * (as before) held a buffer outside it, ~1 MiB per O_DIRECT reader waiting (issue 14).
+   */
+  waitForRoom(bytes: number, grant: () => void): () => void {
+    if (bytes > this.capacityBytes) throw new RangeError(`a fetch of ${bytes} bytes can never fit a cache of ${this.capacityBytes}`)
+    const waiter = { bytes, grant }
+    this.waiting.add(waiter)
+    return () => this.waiting.delete(waiter)
+  }
+
+  /** Gives back room reserved for a fetch that brought nothing. */
+  release(bytes: number): void {
+    this.reservedBytes -= bytes
+    this.grantWaiting()
+  }
+
+  private makeRoom(bytes: number): boolean {
     while (this.bytesInUse + this.reservedBytes + bytes > this.capacityBytes) {
       if (this.bytesInUse === 0) return false
       this.evictOne()
@@ -181,9 +212,19 @@ export class BlockCache {
     return true
   }
 
-  /** Gives back room reserved for a fetch that brought nothing. */
-  release(bytes: number): void {
-    this.reservedBytes -= bytes
+  /** Reserves room for the fetches waiting, oldest first, as long as there is room. */
+  private grantWaiting(): void {
+    if (this.granting) return
+    this.granting = true
+    try {
+      for (const waiter of this.waiting) {
+        if (!this.makeRoom(waiter.bytes)) return
+        this.waiting.delete(waiter)
+        waiter.grant()
+      }
+    } finally {
+      this.granting = false
+    }
   }
 
   /**
@@ -194,6 +235,13 @@ export class BlockCache {
    * `data` came from `take`. The extent comes back pinned: unpin it once its readers have it.
    */
   insert(owner: number, firstBlock: number, data: Buffer, stream: number, options: { readahead: boolean; reserved: boolean; pooled: boolean }): Extent {
+    const extent = this.place(owner, firstBlock, data, stream, options)
+    // Room given back, or bytes that are evictable now: room for a fetch waiting.
+    if (options.reserved) this.grantWaiting()
+    return extent
+  }
+
+  private place(owner: number, firstBlock: number, data: Buffer, stream: number, options: { readahead: boolean; reserved: boolean; pooled: boolean }): Extent {
     const { readahead, reserved, pooled } = options
     if (reserved) this.reservedBytes -= data.length
     this.counters.fetches++
@@ -224,6 +272,7 @@ export class BlockCache {
     if (!blocks) return
     this.byOwner.delete(owner)
     for (const extent of new Set(blocks.values())) this.forget(extent)
+    this.grantWaiting()
   }
 
   stats(): CacheStats {

@@ -42,7 +42,8 @@ interface Fetch {
  *
  * A read is rounded out to blocks. Cached blocks are used as they are; blocks another read is
  * already fetching are waited for (one fetch however many readers); the rest are fetched in runs
- * of adjacent blocks, one ranged request per run (at most 4 MiB). The read's stream (see
+ * of adjacent blocks, one ranged request per run (at most 4 MiB, or the cache's size), each made
+ * once there is room for it under the cache's bound (block-cache.ts). The read's stream (see
  * readahead.ts) may also ask for blocks ahead; those fetches queue behind demand fetches. Data
  * enters the cache only from a fetch that succeeded, and a failed fetch leaves nothing behind: the
  * next read asks again. A read that is aborted (its deadline passed) stops waiting, and fetches
@@ -56,6 +57,8 @@ export class CachingBackend implements StorageBackend {
   private closed = false
   private readonly owner: number
   private readonly blockBytes: number
+  /** Most blocks one demand fetch asks for. */
+  private readonly maxDemandBlocks: number
   private readonly inFlight = new Map<number, Fetch>()
   private readonly tracker: ReadaheadTracker
   private readonly scheduler: FetchScheduler
@@ -67,6 +70,8 @@ export class CachingBackend implements StorageBackend {
   ) {
     this.owner = cache.register()
     this.blockBytes = cache.blockBytes
+    // A demand fetch waits for room in the cache, so it must fit in it.
+    this.maxDemandBlocks = Math.floor(Math.min(MAX_REQUEST_BYTES, cache.capacityBytes) / this.blockBytes)
     const maxWindowBytes = Math.max(this.blockBytes, Math.min(MAX_WINDOW_BYTES, cache.capacityBytes * WINDOW_SHARE_OF_CACHE))
     this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes, ...(options.now && { now: options.now }) })
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
@@ -193,8 +198,7 @@ export class CachingBackend implements StorageBackend {
         continue
       }
       let runEnd = block + 1
-      const maxBlocks = MAX_REQUEST_BYTES / this.blockBytes
-      while (runEnd <= lastBlock && runEnd - block < maxBlocks && this.isMissing(runEnd)) runEnd++
+      while (runEnd <= lastBlock && runEnd - block < this.maxDemandBlocks && this.isMissing(runEnd)) runEnd++
       const fetch = this.fetch(block, runEnd, stream, false)
       for (; block < runEnd; block++) sources.push(fetch)
       block--
@@ -232,17 +236,20 @@ export class CachingBackend implements StorageBackend {
   /**
    * Schedules one ranged request for blocks `[firstBlock, endBlock)` and caches what it brings.
    * Room is reserved in the cache first, so in-flight buffers count against the bound too. A
-   * demand fetch goes ahead without room (its reader needs the bytes) and is then not cached; a
-   * readahead fetch is not made at all. The backend fills a recycled buffer where it can.
+   * demand fetch waits for room if there is none (its reader needs the bytes); a readahead fetch
+   * is not made at all. The backend fills a recycled buffer where it can.
    */
   private fetch(firstBlock: number, endBlock: number, stream: number, readahead: true): Fetch | undefined
   private fetch(firstBlock: number, endBlock: number, stream: number, readahead: false): Fetch
   private fetch(firstBlock: number, endBlock: number, stream: number, readahead: boolean): Fetch | undefined {
     const offset = firstBlock * this.blockBytes
     const length = Math.min(this.length, endBlock * this.blockBytes) - offset
-    const reserved = this.cache.reserve(length)
+    let reserved = this.cache.reserve(length)
     if (!reserved && readahead) return undefined
-    const into = this.cache.take(length)
+    // Taken once room is reserved: a buffer outside the bound is what the wait avoids.
+    let into: Buffer | undefined
+    // Set while the fetch waits for room: withdraws it.
+    let withdraw: (() => void) | undefined
     const controller = new AbortController()
     let settle!: { resolve: (extent: Extent) => void; reject: (err: unknown) => void }
     const data = new Promise<Extent>((resolve, reject) => (settle = { resolve, reject }))
@@ -250,8 +257,8 @@ export class CachingBackend implements StorageBackend {
     data.catch(() => {})
     const gaveUp = (err: unknown) => {
       this.forget(fetch)
+      if (into) this.cache.giveBack(into)
       if (reserved) this.cache.release(length)
-      this.cache.giveBack(into)
       settle.reject(err)
     }
     const job: Job = {
@@ -259,12 +266,14 @@ export class CachingBackend implements StorageBackend {
       run: async () => {
         try {
           controller.signal.throwIfAborted()
-          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into })
+          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into: into! })
           // Arena buffers are pieces of a slab: only `into` itself is ours to give back.
           const pooled = bytes === into
-          if (!pooled) this.cache.giveBack(into)
+          if (!pooled) this.cache.giveBack(into!)
+          into = undefined
           this.forget(fetch)
-          const extent = this.cache.insert(this.owner, firstBlock, bytes, stream, { readahead, reserved, pooled })
+          reserved = false
+          const extent = this.cache.insert(this.owner, firstBlock, bytes, stream, { readahead, reserved: true, pooled })
           settle.resolve(extent)
           // insert() pinned it for the readers now waking up; they pin it themselves if they wait on.
           setImmediate(() => this.cache.unpin(extent))
@@ -276,12 +285,27 @@ export class CachingBackend implements StorageBackend {
     const fetch: Fetch = { firstBlock, endBlock, data, job, controller, readahead, waiters: 0 }
     for (let block = firstBlock; block < endBlock; block++) this.inFlight.set(block, fetch)
     controller.signal.addEventListener('abort', () => {
-      if (this.scheduler.cancel(job)) gaveUp(controller.signal.reason)
+      if (withdraw) {
+        withdraw()
+        withdraw = undefined
+        gaveUp(controller.signal.reason)
+      } else if (this.scheduler.cancel(job)) gaveUp(controller.signal.reason)
       // Started: it settles when the source gives up. A read arriving meanwhile must not wait on
       // it, to fail with another reader's abort: it asks again.
       else this.forget(fetch)
     }, { once: true })
-    this.scheduler.submit(job)
+    const start = () => {
+      into = this.cache.take(length)
+      this.scheduler.submit(job)
+    }
+    if (reserved) start()
+    else {
+      withdraw = this.cache.waitForRoom(length, () => {
+        withdraw = undefined
+        reserved = true
+        start()
+      })
+    }
     return fetch
   }
 

@@ -248,3 +248,31 @@ t.test('a read-through extent moved to the main queue is not recycled as scan da
   }
   t.ok(cache.has(owner, 0), 'still in the main queue')
 })
+
+t.test('fetches waiting for room get it in the order they asked, as fetches land or give up', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  t.throws(() => cache.waitForRoom(5 * BLOCK, () => {}), /can never fit/, 'a fetch larger than the cache would wait forever')
+  t.ok(cache.reserve(2 * BLOCK))
+  t.ok(cache.reserve(2 * BLOCK))
+  const granted: string[] = []
+  cache.waitForRoom(3 * BLOCK, () => {
+    granted.push('a')
+    // A source that answers at once lands inside the grant: the next waiter is served after.
+    cache.unpin(cache.insert(owner, 0, block(1, 3), 1, { readahead: false, reserved: true, pooled: false }))
+  })
+  const withdrawn = cache.waitForRoom(BLOCK, () => granted.push('withdrawn'))
+  cache.waitForRoom(BLOCK, () => granted.push('c'))
+  t.notOk(cache.reserve(BLOCK), 'a readahead reservation does not jump the queue')
+  withdrawn()
+  cache.release(2 * BLOCK)
+  t.same(granted, [], 'two blocks free: not enough for the first in line, and nobody passes it')
+  cache.unpin(cache.insert(owner, 10, block(2, 2), 1, { readahead: false, reserved: true, pooled: false }))
+  t.same(granted, ['a', 'c'], 'a fetch landed: its bytes are evictable, the first gets its room, then the next')
+  t.match(cache.stats(), { bytesReserved: BLOCK })
+  cache.release(BLOCK)
+  cache.waitForRoom(4 * BLOCK, () => granted.push('d'))
+  t.same(granted, ['a', 'c'])
+  cache.drop(owner)
+  t.same(granted, ['a', 'c', 'd'], 'dropping a snapshot frees its room too')
+})

@@ -288,15 +288,17 @@ t.test('readNow keeps readahead going: a sequential reader served from the cache
   t.ok(Math.max(...source.reads.map((r) => r.offset + r.length)) > offset, 'fetched ahead of the reader')
 })
 
-t.test('in-flight fetches count against the bound: readahead waits for room, demand reads go ahead uncached', async (t) => {
+t.test('in-flight fetches count against the bound: readahead waits for room, and so do demand reads (issue 14)', async (t) => {
   const { bytes, source, cache, backend } = setup(MIB, { capacity: 4 * BLOCK, connections: 8 })
   source.hold = true
   const reads = [0, 1, 2].map((i) => backend.readExact(i * BLOCK, BLOCK, { stream: 1 }))
   await settle()
   t.ok(held(cache) <= 4 * BLOCK, 'readahead takes only the room there is')
-  const far = [20, 40, 60].map((i) => backend.readExact(i * BLOCK, 10, { stream: 2 + i }))
+  const fetchedBefore = source.reads.length
+  const far = [20, 30, 40, 50, 60].map((i) => backend.readExact(i * BLOCK, 10, { stream: 2 + i }))
   await settle()
-  t.ok(source.reads.some((read) => read.offset === 60 * BLOCK), 'a demand read is fetched even with the cache full of fetches')
+  t.ok(held(cache) <= 4 * BLOCK, 'still under the bound')
+  t.ok(source.reads.length < fetchedBefore + 5, 'demand reads with no room left wait for it instead of fetching past the bound')
   source.hold = false
   for (let i = 0; i < 5; i++) {
     source.release()
@@ -304,9 +306,71 @@ t.test('in-flight fetches count against the bound: readahead waits for room, dem
   }
   const got = await Promise.all([...reads, ...far])
   t.ok(got[2]!.equals(bytes.subarray(2 * BLOCK, 3 * BLOCK)))
-  t.ok(got[5]!.equals(bytes.subarray(60 * BLOCK, 60 * BLOCK + 10)))
+  t.ok(got[7]!.equals(bytes.subarray(60 * BLOCK, 60 * BLOCK + 10)), 'and each gets its bytes once room frees')
   t.ok(held(cache) <= 4 * BLOCK)
   t.equal(cache.stats().bytesReserved, 0)
+})
+
+t.test('many demand readers at once: cached and in-flight bytes never pass the bound, fetch buffers never leave the arena, every read is answered', async (t) => {
+  const { bytes, source, cache, backend } = setup(4 * MIB, { capacity: 8 * BLOCK, connections: 4 })
+  source.later = true
+  let overBound = 0
+  const watch = setInterval(() => held(cache) > 8 * BLOCK && overBound++, 0)
+  // Asked as each fetch answers: the bytes being fetched at once, each into a buffer of its own.
+  let mostInFlight = 0
+  source.failWhen = () => {
+    mostInFlight = Math.max(mostInFlight, source.reads.filter((read) => read.outcome === undefined).reduce((sum, read) => sum + read.length, 0))
+    return undefined
+  }
+  // 64 readers of 3 blocks each, unaligned, all at once: 24 times the cache in flight.
+  const reads = Array.from({ length: 64 }, (_, i) => {
+    const offset = i * 3 * BLOCK + 100
+    return backend.readExact(offset, 3 * BLOCK, { stream: i }).then((got) => got.equals(bytes.subarray(offset, offset + 3 * BLOCK)))
+  })
+  t.ok(held(cache) <= 8 * BLOCK, 'under the bound as the reads are made')
+  const right = await Promise.all(reads)
+  clearInterval(watch)
+  t.equal(right.filter((ok) => !ok).length, 0, 'every read right')
+  t.equal(overBound, 0, 'never over the bound meanwhile')
+  t.ok(mostInFlight <= 8 * BLOCK, `at most ${mostInFlight} bytes fetched at once: the cache's bound`)
+  t.equal(cache.stats().bytesApart, 0, 'no fetch buffer allocated outside the arena')
+  t.equal(cache.stats().bytesReserved, 0)
+  t.ok(source.reads.every((read) => read.length <= 8 * BLOCK), 'no fetch larger than the cache')
+})
+
+t.test('a read larger than the cache: its fetches wait for one another\'s room and it completes (no deadlock)', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB, { capacity: 2 * BLOCK, connections: 4 })
+  source.later = true
+  // Five blocks through a cache of two: the first fetch's extent is pinned by the read while the
+  // later ones evict it to make room.
+  const got = await backend.readExact(BLOCK - 7, 4 * BLOCK + 14, { stream: 1 })
+  t.ok(got.equals(bytes.subarray(BLOCK - 7, 5 * BLOCK + 7)), 'the bytes')
+  t.ok(source.reads.every((read) => read.length <= 2 * BLOCK), 'in fetches that fit the cache')
+  t.equal(cache.stats().bytesReserved, 0)
+})
+
+t.test('a demand read that gives up while its fetch waits for room withdraws it', async (t) => {
+  const { bytes, source, cache, backend } = setup(MIB, { capacity: 2 * BLOCK, connections: 4 })
+  source.hold = true
+  const first = backend.readExact(0, 2 * BLOCK, { stream: 1 }) // all the room, held
+  await settle()
+  const controller = new AbortController()
+  const waiting = backend.readExact(10 * BLOCK, 10, { stream: 2, signal: controller.signal })
+  await settle()
+  t.equal(source.reads.length, 1, 'the second fetch waits for room')
+  controller.abort(new Error('gave up'))
+  await t.rejects(waiting, /gave up/)
+  source.release()
+  t.ok((await first).equals(bytes.subarray(0, 2 * BLOCK)))
+  await settle()
+  t.equal(source.reads.length, 1, 'the withdrawn fetch was never made')
+  t.equal(cache.stats().bytesReserved, 0)
+  const closing = backend.readExact(20 * BLOCK, 2 * BLOCK, { stream: 3 })
+  const queued = backend.readExact(30 * BLOCK, 10, { stream: 4 })
+  await settle()
+  await backend.close()
+  await t.rejects(queued, { code: 'E_CLOSED' }, 'close withdraws a fetch waiting for room')
+  await t.rejects(closing, { code: 'E_CLOSED' })
 })
 
 t.test('a read waiting on a fetch keeps its cached views intact while other fetches recycle buffers', async (t) => {
@@ -472,4 +536,13 @@ t.test('a second sequential pass over an image the cache holds fetches nothing',
   await pass(2)
   t.equal(source.reads.length, first, 'a new reader finds every block cached')
   await backend.close()
+})
+
+t.test('a source that answers in a buffer of its own: its bytes are cached, the offered one goes back', async (t) => {
+  const bytes = seededBytes(9, 300 * KIB)
+  const cache = new BlockCache({ capacityBytes: 8 * BLOCK, blockBytes: BLOCK })
+  const backend = new CachingBackend(new MemoryBackend(bytes), cache, { connections: 2 })
+  t.ok((await backend.readExact(BLOCK + 5, 100)).equals(bytes.subarray(BLOCK + 5, BLOCK + 105)))
+  t.ok((await backend.readExact(BLOCK + 5, 100)).equals(bytes.subarray(BLOCK + 5, BLOCK + 105)), 'and from the cache')
+  t.equal(cache.stats().fetches, 1)
 })

@@ -10,6 +10,7 @@ import { makeCertificates } from '../../fixtures/certificates.js'
 import { startFaultServer, type FaultServer } from '../../fixtures/fault-server.js'
 import { startNginx } from '../../fixtures/nginx.js'
 import { tempDir } from '../../fixtures/temp-dir.js'
+import { ManualClock } from '../../fixtures/manual-clock.js'
 import { seededBytes } from '../../fixtures/test-data.js'
 
 /**
@@ -485,38 +486,45 @@ t.test('reads from the fault server', async (t) => {
   })
 })
 
-t.test('retries stop at the deadline', async (t) => {
+t.test('retries stop at the deadline (on a hand-driven clock)', async (t) => {
   const server = await startFaultServer(t, OBJECT)
 
   t.test('a Retry-After past the deadline fails at once and says so', async (t) => {
-    const { backend } = await open(t, server.url(), { retry: { ...RETRY, deadlineMs: 1000 } })
+    const clock = new ManualClock()
+    const { backend } = await open(t, server.url(), { retry: { ...RETRY, deadlineMs: 1000 }, clock })
     const mark = server.requests.length
     server.plan({ kind: 'status', status: 503, headers: { 'retry-after': '5' } })
-    const started = Date.now()
     await t.rejects(backend.readExact(0, 100), {
       code: 'E_RETRIES_EXHAUSTED',
       attempts: 1,
       message: /answered 503; Retry-After 5000 ms is past the deadline$/,
     })
-    t.ok(Date.now() - started < 1000, 'without waiting for the deadline')
+    t.equal(clock.now(), 0, 'without waiting: the clock never had to move')
     t.equal(summary(server, mark).length, 1)
   })
 
   t.test('a backoff past the deadline fails at once with the last error', async (t) => {
+    const clock = new ManualClock()
     const slow = { ...RETRY, deadlineMs: 1000, baseDelayMs: 5000, maxDelayMs: 5000 }
-    const { backend } = await open(t, server.url(), { retry: slow, random: () => 0.5 })
+    const { backend } = await open(t, server.url(), { retry: slow, random: () => 0.5, clock })
     server.plan({ kind: 'status', status: 503 })
-    const started = Date.now()
     await t.rejects(backend.readExact(0, 100), { code: 'E_RETRIES_EXHAUSTED', attempts: 1, cause: { code: 'E_HTTP_STATUS', status: 503 } })
-    t.ok(Date.now() - started < 1000, 'without waiting for the deadline')
+    t.equal(clock.now(), 0, 'without waiting: the clock never had to move')
   })
 
   t.test('a server slower than the deadline: the attempt is cut off at it', async (t) => {
-    const { backend } = await open(t, server.url(), { retry: { ...RETRY, deadlineMs: 300 }, headersTimeoutMs: 5000 })
-    server.plan({ kind: 'slow-headers', ms: 2000 })
-    const started = Date.now()
-    await t.rejects(backend.readExact(0, 100), { code: 'E_RETRIES_EXHAUSTED', attempts: 1 })
-    t.ok(Date.now() - started < 1500, 'gave up near the deadline')
+    const clock = new ManualClock()
+    const { backend } = await open(t, server.url(), { retry: { ...RETRY, deadlineMs: 300 }, headersTimeoutMs: 5000, clock })
+    server.plan({ kind: 'slow-headers', ms: 5000 })
+    const mark = server.requests.length
+    let settled = false
+    const read = backend.readExact(0, 100).finally(() => (settled = true))
+    const failed = t.rejects(read, { code: 'E_RETRIES_EXHAUSTED', attempts: 1, message: /deadline of 300 ms reached/ })
+    await server.received(mark + 1)
+    await clock.advance(299)
+    t.notOk(settled, 'still waiting a millisecond before the deadline')
+    await clock.advance(1)
+    await failed
   })
 })
 
