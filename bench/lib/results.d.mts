@@ -2,6 +2,7 @@
 // bench/results/*.json and that targets.mjs and report.mjs read. bench/README.md describes each field.
 
 import type { ReadSummary } from './boot-trace.mjs'
+import type { FleetResults } from './fleet-report.mjs'
 
 /** What a read cost in CPU (lib/cpu.mjs cpuUse); undefined where it could not be read. */
 export interface CpuUse {
@@ -193,6 +194,7 @@ export interface BenchResults {
   remote?: Record<string, RemoteCondition>
   rss?: RssResults
   boot?: BootResults
+  fleet?: FleetResults
   targets?: Target[]
   seconds?: number
   load?: { before: number; after: number }
