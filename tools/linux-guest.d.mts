@@ -109,7 +109,8 @@ export declare function parseReadTrace(text: string, startedAt: number, readyMs:
 /**
  * Boots the guest from `disk`; resolves once it printed its marker and QEMU exited. Rejects with
  * the console's tail and QEMU's stderr if QEMU exits or `timeoutMs` passes first (QEMU is killed),
- * or a second after the guest's kernel panics (the error's `guestPanic` is then true).
+ * or a second after the guest's kernel panics (the error's `guestPanic` is then true). The error's
+ * `console` is everything the guest wrote.
  */
 export declare function bootGuest(disk: string, options: BootOptions): Promise<GuestBoot>
 

@@ -197,6 +197,7 @@ function runGuest(disk, options, qmpSocket, traceFile) {
       if (!ready) {
         const why = failure ?? `QEMU exited (${code ?? signal}) before ${READY_MARKER}`
         const err = new Error(`${why}\n${QEMU} ${args.join(' ')}\n--- console, last ${CONSOLE_TAIL_LINES} lines ---\n${tail(console)}\n--- QEMU's stderr ---\n${stderr}`)
+        err.console = console
         if (PANIC_LINE.test(console)) err.guestPanic = true
         reject(err)
         return

@@ -274,7 +274,9 @@ export async function measureBoot(ctx, peers, { runs }) {
           progress(`boot ${row.title}, ${row.rttMs} ms, run ${i + 1}/${runs}: ${(run.readyMs / 1000).toFixed(1)} s; guest read ${mib(run.guestBytes)} MiB; server sent ${mib(run.serverBytes)} MiB; load ${load.toFixed(1)}`)
         } catch (err) {
           if (row.group !== 'peer' || procs.stopping) throw err
-          entry.note = `failed: ${err.message.split('\n')[0]}`
+          // Where the guest had got to: the console's last line.
+          const last = err.console?.split('\n').map((line) => line.trim()).filter(Boolean).at(-1)
+          entry.note = `failed: ${err.message.split('\n')[0]}${last ? `; the console's last line: ${last}` : ''}`
           progress(`boot ${row.title}: ${entry.note}`)
         }
       }

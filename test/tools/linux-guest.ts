@@ -25,5 +25,6 @@ t.test('a guest whose kernel panics is ended a moment later, and the error says 
   t.ok(err instanceof Error)
   t.match((err as Error).message, /^the guest's kernel panicked: Kernel panic - not syncing: IO-APIC \+ timer doesn't work!\n/)
   t.equal((err as Error & { guestPanic?: boolean }).guestPanic, true)
+  t.match((err as Error & { console?: string }).console, /^\[    0\.056000\] Kernel panic/, 'the console comes with it')
   t.ok(Date.now() - started < 10_000, 'not at the time limit')
 })
