@@ -47,7 +47,7 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
     // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
-    const { type, reads, cachedBytes } = backend.inspect?.() ?? {}
+    const { type, reads, cachedBytes, mirrors } = backend.inspect?.() ?? {}
     return {
       name,
       type: type ?? 'unknown',
@@ -56,6 +56,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       ...(reads ?? NO_READS),
       // null for a local snapshot, which has no cache of ours.
       cachedBytes: cachedBytes ?? null,
+      ...(mirrors && { mirrors }),
     }
   })
   return {

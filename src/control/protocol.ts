@@ -1,4 +1,4 @@
-import type { ReadStats } from '../backend/storage-backend.js'
+import type { MirrorReport, ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 
 /**
@@ -42,6 +42,8 @@ export interface SnapshotStatus extends ReadStats {
   source: string | null
   /** Bytes of this snapshot in the block cache; null for local snapshots (the kernel caches those). */
   cachedBytes: number | null
+  /** Each source of a snapshot served from mirrors (its state, latency, errors); absent otherwise. */
+  mirrors?: MirrorReport[]
 }
 
 /** What `warm` answers: the range it read. */

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
-import type { StorageBackend } from '../backend/storage-backend.js'
+import type { MirrorReport, StorageBackend } from '../backend/storage-backend.js'
 import type { ReadObserver } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
 
@@ -17,7 +17,7 @@ export interface MetricsSources {
   cache?: { stats(): CacheStats } | undefined
 }
 
-const { snapshot, type, result } = LABELS
+const { snapshot, type, result, source } = LABELS
 
 /**
  * snapmount's Prometheus series, in a registry of their own (never prom-client's global one), with
@@ -72,6 +72,7 @@ export class SnapmountMetrics {
     this.backendBytes = new Counter({ ...METRICS.backendBytes, ...perSnapshot })
     this.backendDuration = new Histogram({ ...METRICS.backendDuration, ...perSnapshot, buckets: REQUEST_SECONDS_BUCKETS })
     this.backendRetries = new Counter({ ...METRICS.backendRetries, ...perSnapshot })
+    this.registerMirrorSeries()
 
   }
 
@@ -86,6 +87,37 @@ export class SnapmountMetrics {
       this.cacheRegistered = true
       this.registerCacheSeries()
     }
+  }
+
+  /** Each source of every mirrored snapshot, from its inspect() at scrape time. */
+  private registerMirrorSeries(): void {
+    const registers = [this.registry]
+    const self = this
+    const eachMirror = <M extends Counter | Gauge>(set: (metric: M, labels: Record<string, string>, mirror: MirrorReport) => void) =>
+      function collect(this: M) {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) {
+          for (const mirror of backend.inspect?.().mirrors ?? []) set(this, { [snapshot]: name, [source]: mirror.source }, mirror)
+        }
+      }
+    const labelNames = [snapshot, source]
+    new Gauge({ ...METRICS.mirrorUp, labelNames, registers, collect: eachMirror<Gauge>((gauge, labels, m) => gauge.set(labels, m.state === 'healthy' ? 1 : 0)) })
+    new Gauge({
+      ...METRICS.mirrorLatency,
+      labelNames,
+      registers,
+      collect: eachMirror<Gauge>((gauge, labels, m) => m.latencyMs !== null && gauge.set(labels, m.latencyMs / 1000)),
+    })
+    new Counter({ ...METRICS.mirrorHedgesLost, labelNames, registers, collect: eachMirror<Counter>((counter, labels, m) => counter.inc(labels, m.hedgesLost)) })
+    new Counter({
+      ...METRICS.mirrorRequests,
+      labelNames: [...labelNames, result],
+      registers,
+      collect: eachMirror<Counter>((counter, labels, m) => {
+        counter.inc({ ...labels, [result]: 'ok' }, m.requests)
+        counter.inc({ ...labels, [result]: 'error' }, m.errors)
+      }),
+    })
   }
 
   /** The cache keeps its own counters; these copy them at scrape time. */

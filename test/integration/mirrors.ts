@@ -106,6 +106,12 @@ t.test('one of three mirrors stopped in the middle of a full sequential read', a
   const status = await runCli(['status', join(dir, 'mnt')])
   t.match(status.stdout, /3 mirrors: \S+ \((failing|healthy), [\d.]+ ms, \d+ errors\) \| \S+ \(healthy, [\d.]+ ms, 0 errors\)/, "status shows each mirror's state")
   t.notMatch(daemon.stderr(), /error/, 'no read failed')
+  const json = JSON.parse((await runCli(['status', '--json', join(dir, 'mnt')])).stdout)
+  t.match(json.snapshots[0].mirrors, [
+    { source: mirrors[0]!.url('disk.img'), state: /healthy|failing/ },
+    { source: mirrors[1]!.url('disk.img'), state: 'healthy', latencyMs: Number, errors: 0 },
+    { source: mirrors[2]!.url('disk.img'), state: 'healthy' },
+  ], 'status --json lists every source with its state')
 })
 
 t.test('one of three mirrors stopped in the middle of random reads', async (t) => {

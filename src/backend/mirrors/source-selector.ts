@@ -29,6 +29,8 @@
  * when it is slower than a large one usually is. Good enough to catch a stalled source; not a model.
  */
 
+import type { MirrorReport } from '../storage-backend.js'
+
 /** Weight of one new latency sample: the average follows a change within about five requests. */
 const LATENCY_ALPHA = 0.2
 /** A source failing this share of its recent requests flaps: the others go first while they can. */
@@ -54,24 +56,7 @@ const HEDGE_FLOOR_MS = 5
 /** Before a source is measured: a request this slow is slow on any link that can serve a disk. */
 const HEDGE_UNMEASURED_MS = 250
 
-export type SourceState = 'healthy' | 'failing'
-
-/** One source as `status` shows it. */
-export interface SourceReport {
-  /** Where it is: a redacted URL or s3://bucket/key. */
-  source: string
-  state: SourceState
-  /** EWMA of request latency; null before the first sample. */
-  latencyMs: number | null
-  /** Recent share of failed requests (0 to 1), decaying with time. */
-  errorRate: number
-  /** Requests it answered (hedges that won included). */
-  requests: number
-  /** Requests that failed. */
-  errors: number
-  /** Requests sent to it that another source answered first. */
-  hedgesLost: number
-}
+export type SourceState = MirrorReport['state']
 
 interface Source {
   label: string
@@ -207,7 +192,7 @@ export class SourceSelector {
   }
 
   /** Every source's state, in the config's order. */
-  report(): SourceReport[] {
+  report(): MirrorReport[] {
     const now = this.now()
     return this.sources.map((source) => ({
       source: source.label,
