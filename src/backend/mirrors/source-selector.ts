@@ -150,12 +150,16 @@ export class SourceSelector {
   succeeded(index: number, latencyMs: number): void {
     const source = this.sources[index]!
     source.requests++
-    this.latency(source, latencyMs)
-    source.samples[source.next] = latencyMs
-    source.next = (source.next + 1) % SAMPLES
     this.outcome(source, 0)
     source.probing = false
-    if (source.state === 'failing') {
+    // A probe's time is not the source's usual one: its connections were closed by the failure,
+    // so it pays a handshake. Its latency before the failure is the better guess until the next
+    // reads measure it, and the fail-back does not hinge on one slow first request.
+    if (source.state === 'healthy') {
+      this.latency(source, latencyMs)
+      source.samples[source.next] = latencyMs
+      source.next = (source.next + 1) % SAMPLES
+    } else {
       source.state = 'healthy'
       source.failedProbes = 0
       this.onChange(index, 'healthy', `answered a read in ${latencyMs.toFixed(1)} ms`)
