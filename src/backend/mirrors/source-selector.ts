@@ -39,10 +39,15 @@ const FLAKY = 0.5
 const ERROR_ALPHA = 0.2
 /** The error rate halves every 10 s without new outcomes. */
 const ERROR_HALF_LIFE_MS = 10_000
-/** A later source goes first only if its score is below the earlier one's / TIE_RATIO - TIE_SLACK_MS. */
-const TIE_RATIO = 1.25
-/** On loopback or in one rack every source is within a millisecond: the config's order decides. */
-const TIE_SLACK_MS = 1
+/**
+ * A later source goes first only if its latency is below the earlier one's / TIE_RATIO -
+ * TIE_SLACK_MS: more than twice as fast. Mirrors of one site differ by noise (a busy host's
+ * latencies vary by half between samples), and flapping between them buys nothing but cold
+ * caches in front of each; another region is many times slower or faster.
+ */
+const TIE_RATIO = 2
+/** On loopback or in one rack every source is within a few milliseconds: the config's order decides. */
+const TIE_SLACK_MS = 2
 /** A failing source's first cool-down; long enough not to hammer a server that is restarting. */
 const COOL_DOWN_MS = 1000
 /** Cool-downs double with each failed probe up to this: a dead mirror costs a request every 30 s. */
