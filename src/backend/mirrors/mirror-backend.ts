@@ -145,6 +145,7 @@ export class MirrorBackend implements StorageBackend {
           clearTimeout(attempt.hedge)
           attempt.abort.abort(err ?? new Error(`${what}: answered by another mirror`))
           if (!err) this.selector.lost(attempt.source, this.now() - attempt.started)
+          else this.selector.abandoned(attempt.source)
         }
         if (err) reject(err)
         else resolve(bytes!)

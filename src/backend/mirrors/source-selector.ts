@@ -200,6 +200,11 @@ export class SourceSelector {
     }
   }
 
+  /** A request to `source` was abandoned by its reader: nothing learnt, but a probe may go again. */
+  abandoned(index: number): void {
+    this.sources[index]!.probing = false
+  }
+
   /** Every source's state, in the config's order. */
   report(): MirrorReport[] {
     const now = this.now()

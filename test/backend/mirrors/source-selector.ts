@@ -114,6 +114,18 @@ t.test('a source that keeps failing and recovering (flaky) goes after the others
   t.same(s.order(), [0, 1], 'its error rate decays: first again')
 })
 
+t.test('a probe abandoned by its reader: the next read probes again', async (t) => {
+  const { s, advance } = selector(2)
+  s.failed(0, 'timeout')
+  advance(1000)
+  t.same(s.order()[0], 0, 'probe')
+  t.same(s.order()[0], 1, 'one at a time')
+  s.abandoned(0)
+  t.same(s.order()[0], 0, 'probed again at once')
+  s.abandoned(1)
+  t.match(s.report()[1], { state: 'healthy', errors: 0, hedgesLost: 0 }, 'abandoning a healthy source says nothing of it')
+})
+
 t.test('a probe that loses a hedge is probed again after another cool-down', async (t) => {
   const { s, advance } = selector(2)
   s.failed(0, 'timeout')
