@@ -94,6 +94,26 @@ export interface SnapshotInspection {
   diskBytes?: number
   /** Blocks checked against the manifest, and those that did not match: the verifying layer's. */
   integrity?: IntegrityStats
+  /** Each source of a snapshot served from mirrors, in the config's order: the mirror layer's. */
+  mirrors?: MirrorReport[]
+}
+
+/** One source of a mirrored snapshot, as `status` and the metrics show it (src/backend/mirrors/). */
+export interface MirrorReport {
+  /** Where it is: a redacted URL or s3://bucket/key. */
+  source: string
+  /** Healthy, or failing: out of use after a failure until a probe read succeeds. */
+  state: 'healthy' | 'failing'
+  /** EWMA of its request latency; null before the first sample. */
+  latencyMs: number | null
+  /** Recent share of failed requests (0 to 1), decaying with time. */
+  errorRate: number
+  /** Requests it answered (hedges that won included). */
+  requests: number
+  /** Requests that failed. */
+  errors: number
+  /** Requests sent to it that another source answered first. */
+  hedgesLost: number
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */

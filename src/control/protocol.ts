@@ -1,4 +1,4 @@
-import type { ReadStats } from '../backend/storage-backend.js'
+import type { MirrorReport, ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { BadRange } from '../manifest/scan.js'
@@ -49,6 +49,8 @@ export interface SnapshotStatus extends ReadStats {
   cachedBytes: number | null
   /** Bytes of this snapshot in the disk cache; null where it has none (local, no cache_dir, no strong ETag). */
   diskBytes: number | null
+  /** Each source of a snapshot served from mirrors (its state, latency, errors); absent otherwise. */
+  mirrors?: MirrorReport[]
 }
 
 /** What `warm` answers: the range it read. */

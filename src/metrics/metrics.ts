@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
-import type { StorageBackend } from '../backend/storage-backend.js'
+import type { MirrorReport, StorageBackend } from '../backend/storage-backend.js'
 import type { IntegrityStats } from '../backend/integrity.js'
 import type { ReadObserver } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
@@ -20,7 +20,7 @@ export interface MetricsSources {
   diskCache?: { stats(): DiskCacheStats } | undefined
 }
 
-const { snapshot, type, result } = LABELS
+const { snapshot, type, result, source } = LABELS
 
 /**
  * snapmount's Prometheus series, in a registry of their own (never prom-client's global one), with
@@ -88,6 +88,7 @@ export class SnapmountMetrics {
     new Counter({ ...METRICS.blocksVerified, ...perSnapshot, collect: fromIntegrity((s) => s.verifiedBlocks) })
     new Counter({ ...METRICS.blockMismatches, ...perSnapshot, collect: fromIntegrity((s) => s.mismatches) })
     new Counter({ ...METRICS.blockFailures, ...perSnapshot, collect: fromIntegrity((s) => s.failedBlocks) })
+    this.registerMirrorSeries()
 
   }
 
@@ -126,6 +127,37 @@ export class SnapmountMetrics {
     new Counter({ ...METRICS.diskWriteErrors, registers, collect: fromDisk((s) => s.writeErrors) })
     new Gauge({ ...METRICS.diskBytes, registers, collect: fromDisk((s) => s.bytesInUse) })
     new Gauge({ ...METRICS.diskCapacity, registers, collect: fromDisk((s) => s.capacityBytes) })
+  }
+
+  /** Each source of every mirrored snapshot, from its inspect() at scrape time. */
+  private registerMirrorSeries(): void {
+    const registers = [this.registry]
+    const self = this
+    const eachMirror = <M extends Counter | Gauge>(set: (metric: M, labels: Record<string, string>, mirror: MirrorReport) => void) =>
+      function collect(this: M) {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) {
+          for (const mirror of backend.inspect?.().mirrors ?? []) set(this, { [snapshot]: name, [source]: mirror.source }, mirror)
+        }
+      }
+    const labelNames = [snapshot, source]
+    new Gauge({ ...METRICS.mirrorUp, labelNames, registers, collect: eachMirror<Gauge>((gauge, labels, m) => gauge.set(labels, m.state === 'healthy' ? 1 : 0)) })
+    new Gauge({
+      ...METRICS.mirrorLatency,
+      labelNames,
+      registers,
+      collect: eachMirror<Gauge>((gauge, labels, m) => m.latencyMs !== null && gauge.set(labels, m.latencyMs / 1000)),
+    })
+    new Counter({ ...METRICS.mirrorHedgesLost, labelNames, registers, collect: eachMirror<Counter>((counter, labels, m) => counter.inc(labels, m.hedgesLost)) })
+    new Counter({
+      ...METRICS.mirrorRequests,
+      labelNames: [...labelNames, result],
+      registers,
+      collect: eachMirror<Counter>((counter, labels, m) => {
+        counter.inc({ ...labels, [result]: 'ok' }, m.requests)
+        counter.inc({ ...labels, [result]: 'error' }, m.errors)
+      }),
+    })
   }
 
   /** The cache keeps its own counters; these copy them at scrape time. */

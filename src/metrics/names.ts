@@ -7,6 +7,8 @@
  * Per backend (label `snapshot`, HTTP and S3
  * only): every request attempt the backend made to its server, retries included. Cache: the
  * shared block cache's own counters, read when scraped; disk cache: likewise, with cache_dir set.
+ * Per mirror (labels `snapshot` and `source`, snapshots with several sources only): each source's
+ * state and counts, read when scraped.
  */
 export const METRICS = {
   snapshotInfo: { name: 'snapmount_snapshot_info', help: 'Always 1 for each mounted snapshot; labels name its backend type' },
@@ -20,6 +22,10 @@ export const METRICS = {
   backendBytes: { name: 'snapmount_backend_bytes_total', help: 'Body bytes remote backend requests delivered' },
   backendDuration: { name: 'snapmount_backend_request_duration_seconds', help: 'Time one remote request attempt took' },
   backendRetries: { name: 'snapmount_backend_retries_total', help: 'Failed remote request attempts that were retried' },
+  mirrorUp: { name: 'snapmount_mirror_up', help: 'Per source of a mirrored snapshot: 1 while healthy, 0 while failing (out of use until a probe read succeeds)' },
+  mirrorLatency: { name: 'snapmount_mirror_latency_seconds', help: 'Per source of a mirrored snapshot: the moving average (EWMA) of its request latency that ranks it' },
+  mirrorRequests: { name: 'snapmount_mirror_requests_total', help: 'Per source of a mirrored snapshot: requests it answered (ok) or failed (error)' },
+  mirrorHedgesLost: { name: 'snapmount_mirror_hedges_lost_total', help: 'Per source of a mirrored snapshot: requests another source answered first (it was slow)' },
   cacheHits: { name: 'snapmount_cache_hits_total', help: 'Reads (or parts of reads) the block cache answered' },
   cacheMisses: { name: 'snapmount_cache_misses_total', help: 'Blocks a read needed that the cache had to fetch' },
   cacheEvictions: { name: 'snapmount_cache_evictions_total', help: 'Extents (the blocks one request fetched, evicted together) the cache dropped to stay under its bound' },
@@ -41,7 +47,7 @@ export const METRICS = {
 } as const
 
 /** Label names, shared by the series that carry them. */
-export const LABELS = { snapshot: 'snapshot', type: 'type', result: 'result' } as const
+export const LABELS = { snapshot: 'snapshot', type: 'type', result: 'result', source: 'source' } as const
 
 /**
  * Read latency buckets in seconds: from a page-cache-cold local read (~100 µs) to a remote read

@@ -57,9 +57,12 @@ t.test('status, warm and verify over the socket', async (t) => {
   const metered = new MeteredBackend(new MemoryBackend(BYTES), 'file')
   await metered.readExact(0, 10)
   const plain = new MemoryBackend(Buffer.alloc(5))
+  const mirror = { source: 'http://a/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 2, hedgesLost: 0 }
+  const mirrored = Object.assign(new MemoryBackend(Buffer.alloc(3)), { inspect: () => ({ mirrors: [mirror] }) })
   const { path, dir } = await setUp(t, [
     { name: 'disk', backend: metered },
     { name: 'plain', backend: plain },
+    { name: 'mirrored', backend: mirrored },
   ])
   t.equal((await stat(path)).mode & 0o777, 0o600, 'socket 0600')
   t.equal((await stat(join(dir, 'sub'))).mode & 0o777, 0o700, 'a folder it creates is 0700')
@@ -69,7 +72,9 @@ t.test('status, warm and verify over the socket', async (t) => {
   t.match(report.snapshots, [
     { name: 'disk', type: 'file', size: BYTES.length, source: null, reads: 1, bytes: 10, errors: 0 },
     { name: 'plain', type: 'unknown', size: 5, reads: 0, recent: { count: 0 } },
+    { name: 'mirrored', mirrors: [mirror] },
   ])
+  t.notOk('mirrors' in report.snapshots[0]!, 'no mirrors field for a snapshot with one source')
 
   const progress: Array<[number, number]> = []
   const verified = (await controlRequest(path, { op: 'verify', name: 'disk', sha256: sha256(BYTES).toUpperCase() }, (done, total) => progress.push([done, total]))) as VerifyResult

@@ -106,6 +106,12 @@ t.test('one of three mirrors stopped in the middle of a full sequential read', a
   const status = await runCli(['status', join(dir, 'mnt')])
   t.match(status.stdout, /3 mirrors: \S+ \((failing|healthy), [\d.]+ ms, \d+ errors\) \| \S+ \(healthy, [\d.]+ ms, 0 errors\)/, "status shows each mirror's state")
   t.notMatch(daemon.stderr(), /error/, 'no read failed')
+  const json = JSON.parse((await runCli(['status', '--json', join(dir, 'mnt')])).stdout)
+  t.match(json.snapshots[0].mirrors, [
+    { source: mirrors[0]!.url('disk.img'), state: /healthy|failing/ },
+    { source: mirrors[1]!.url('disk.img'), state: 'healthy', latencyMs: Number, errors: 0 },
+    { source: mirrors[2]!.url('disk.img'), state: 'healthy' },
+  ], 'status --json lists every source with its state')
 })
 
 t.test('one of three mirrors stopped in the middle of random reads', async (t) => {
@@ -170,6 +176,20 @@ t.test('a mirror answering 500s and resets is avoided, then failed back to', asy
   await readBlock()
   t.same([gets(0), gets(1)], [5, 4], 'after 2 s more the probe succeeds, and reads go back to the first mirror')
   t.match(daemon.stderr(), /recovered/)
+})
+
+t.test('a mirror that stalls is hedged: the read is answered by the next one, far sooner', async (t) => {
+  const dir = await tempDir(t)
+  const servers = await Promise.all([0, 1].map(() => startFaultServer(t, IMAGE)))
+  const { disk } = await mountMirrors(t, dir, servers.map((s) => s.url()))
+  const gets = (index: number) => servers[index]!.requests.filter((r) => r.method === 'GET' && r.headers.range !== 'bytes=0-0').length
+  servers[0]!.plan({ kind: 'slow-headers', ms: 4000 })
+  const started = performance.now()
+  const bytes = await ddRange(disk, 0, BLOCK, { direct: true })
+  const elapsed = performance.now() - started
+  t.ok(bytes.equals(IMAGE.subarray(0, BLOCK)), 'the right bytes')
+  t.ok(elapsed < 2000, `answered in ${elapsed.toFixed(0)} ms, not after the 4 s stall (hedged after 250 ms: the mirror is not measured yet)`)
+  t.same([gets(0), gets(1)], [1, 1], 'one request to each')
 })
 
 t.test('mirrors that are not the same image are refused at start, both named', async (t) => {

@@ -101,3 +101,26 @@ t.test("a snapshot's manifest counts (its verifying layer's inspect) are copied 
   t.match(body, /^snapmount_manifest_failed_blocks_total\{snapshot="disk"\} 1$/m)
   t.notMatch(body, /snapmount_manifest_mismatches_total\{snapshot="plain"\}/, 'no manifest, no series')
 })
+
+t.test('mirrors: each source of a mirrored snapshot, read from inspect() when scraped', async (t) => {
+  const metrics = new SnapmountMetrics()
+  const mirrored = {
+    length: 100,
+    inspect: () => ({
+      mirrors: [
+        { source: 'http://a/d.img', state: 'healthy' as const, latencyMs: 2.5, errorRate: 0, requests: 7, errors: 1, hedgesLost: 2 },
+        { source: 's3://b/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 3, hedgesLost: 0 },
+      ],
+    }),
+  }
+  metrics.attach({ snapshots: () => [{ name: 'disk', backend: mirrored }, { name: 'plain', backend: new MemoryBackend(Buffer.alloc(1)) }] })
+  const { body } = await metrics.scrape()
+  t.match(body, /^snapmount_mirror_up\{snapshot="disk",source="http:\/\/a\/d.img"\} 1$/m)
+  t.match(body, /^snapmount_mirror_up\{snapshot="disk",source="s3:\/\/b\/d.img"\} 0$/m)
+  t.match(body, /^snapmount_mirror_latency_seconds\{snapshot="disk",source="http:\/\/a\/d.img"\} 0.0025$/m)
+  t.notMatch(body, /^snapmount_mirror_latency_seconds\{snapshot="disk",source="s3/m, 'no latency before a sample')
+  t.match(body, /^snapmount_mirror_requests_total\{snapshot="disk",source="http:\/\/a\/d.img",result="ok"\} 7$/m)
+  t.match(body, /^snapmount_mirror_requests_total\{snapshot="disk",source="s3:\/\/b\/d.img",result="error"\} 3$/m)
+  t.match(body, /^snapmount_mirror_hedges_lost_total\{snapshot="disk",source="http:\/\/a\/d.img"\} 2$/m)
+  t.notMatch(body, /snapshot="plain",source=/, 'a snapshot with one source has no mirror series')
+})

@@ -1,10 +1,10 @@
 import type { Logger } from '../../log.js'
-import type { ReadOptions, SnapshotInspection, StorageBackend } from '../storage-backend.js'
+import type { MirrorReport, ReadOptions, SnapshotInspection, StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { RetriesExhaustedError } from '../remote/remote-errors.js'
 import { backoffDelay, type RetryPolicy } from '../remote/retry-policy.js'
-import { SourceSelector, type SourceReport } from './source-selector.js'
+import { SourceSelector } from './source-selector.js'
 
 /**
  * The manifest's seam (issue 20): checks bytes a source answered before they are used. False
@@ -98,7 +98,7 @@ export class MirrorBackend implements StorageBackend {
     return `${sources.length} mirrors: ${sources.join(' | ')}`
   }
 
-  inspect(): SnapshotInspection & { mirrors: SourceReport[] } {
+  inspect(): SnapshotInspection & { mirrors: MirrorReport[] } {
     return { mirrors: this.selector.report() }
   }
 
@@ -145,6 +145,7 @@ export class MirrorBackend implements StorageBackend {
           clearTimeout(attempt.hedge)
           attempt.abort.abort(err ?? new Error(`${what}: answered by another mirror`))
           if (!err) this.selector.lost(attempt.source, this.now() - attempt.started)
+          else this.selector.abandoned(attempt.source)
         }
         if (err) reject(err)
         else resolve(bytes!)

@@ -29,6 +29,8 @@
  * when it is slower than a large one usually is. Good enough to catch a stalled source; not a model.
  */
 
+import type { MirrorReport } from '../storage-backend.js'
+
 /** Weight of one new latency sample: the average follows a change within about five requests. */
 const LATENCY_ALPHA = 0.2
 /** A source failing this share of its recent requests flaps: the others go first while they can. */
@@ -37,10 +39,15 @@ const FLAKY = 0.5
 const ERROR_ALPHA = 0.2
 /** The error rate halves every 10 s without new outcomes. */
 const ERROR_HALF_LIFE_MS = 10_000
-/** A later source goes first only if its score is below the earlier one's / TIE_RATIO - TIE_SLACK_MS. */
-const TIE_RATIO = 1.25
-/** On loopback or in one rack every source is within a millisecond: the config's order decides. */
-const TIE_SLACK_MS = 1
+/**
+ * A later source goes first only if its latency is below the earlier one's / TIE_RATIO -
+ * TIE_SLACK_MS: more than twice as fast. Mirrors of one site differ by noise (a busy host's
+ * latencies vary by half between samples), and flapping between them buys nothing but cold
+ * caches in front of each; another region is many times slower or faster.
+ */
+const TIE_RATIO = 2
+/** On loopback or in one rack every source is within a few milliseconds: the config's order decides. */
+const TIE_SLACK_MS = 2
 /** A failing source's first cool-down; long enough not to hammer a server that is restarting. */
 const COOL_DOWN_MS = 1000
 /** Cool-downs double with each failed probe up to this: a dead mirror costs a request every 30 s. */
@@ -54,24 +61,7 @@ const HEDGE_FLOOR_MS = 5
 /** Before a source is measured: a request this slow is slow on any link that can serve a disk. */
 const HEDGE_UNMEASURED_MS = 250
 
-export type SourceState = 'healthy' | 'failing'
-
-/** One source as `status` shows it. */
-export interface SourceReport {
-  /** Where it is: a redacted URL or s3://bucket/key. */
-  source: string
-  state: SourceState
-  /** EWMA of request latency; null before the first sample. */
-  latencyMs: number | null
-  /** Recent share of failed requests (0 to 1), decaying with time. */
-  errorRate: number
-  /** Requests it answered (hedges that won included). */
-  requests: number
-  /** Requests that failed. */
-  errors: number
-  /** Requests sent to it that another source answered first. */
-  hedgesLost: number
-}
+export type SourceState = MirrorReport['state']
 
 interface Source {
   label: string
@@ -165,12 +155,16 @@ export class SourceSelector {
   succeeded(index: number, latencyMs: number): void {
     const source = this.sources[index]!
     source.requests++
-    this.latency(source, latencyMs)
-    source.samples[source.next] = latencyMs
-    source.next = (source.next + 1) % SAMPLES
     this.outcome(source, 0)
     source.probing = false
-    if (source.state === 'failing') {
+    // A probe's time is not the source's usual one: its connections were closed by the failure,
+    // so it pays a handshake. Its latency before the failure is the better guess until the next
+    // reads measure it, and the fail-back does not hinge on one slow first request.
+    if (source.state === 'healthy') {
+      this.latency(source, latencyMs)
+      source.samples[source.next] = latencyMs
+      source.next = (source.next + 1) % SAMPLES
+    } else {
       source.state = 'healthy'
       source.failedProbes = 0
       this.onChange(index, 'healthy', `answered a read in ${latencyMs.toFixed(1)} ms`)
@@ -206,8 +200,13 @@ export class SourceSelector {
     }
   }
 
+  /** A request to `source` was abandoned by its reader: nothing learnt, but a probe may go again. */
+  abandoned(index: number): void {
+    this.sources[index]!.probing = false
+  }
+
   /** Every source's state, in the config's order. */
-  report(): SourceReport[] {
+  report(): MirrorReport[] {
     const now = this.now()
     return this.sources.map((source) => ({
       source: source.label,

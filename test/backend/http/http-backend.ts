@@ -142,6 +142,7 @@ t.test('over nginx', async (t) => {
     t.equal(backend.mtime.getTime(), Math.floor((await stat(path)).mtimeMs / 1000) * 1000, 'mtime is the Last-Modified')
     t.match(backend.describe(), /^http:\/\/127\.0\.0\.1:\d+\/image\.raw; etag "[0-9a-f]+-[0-9a-f]+"; ranges ok; \d+ ms round trip$/)
     t.match(backend.identity(), { source: /^http:\/\/127\.0\.0\.1:\d+\/image\.raw$/, size: backend.length, validator: /^"[0-9a-f]+-[0-9a-f]+"$/ }, 'its identity, for the disk cache')
+    t.match(backend.strongEtag(), /^"[0-9a-f]+-[0-9a-f]+"$/, 'the ETag mirrors compare')
     t.same(lines, [], 'nothing to warn about')
   })
 
@@ -266,6 +267,7 @@ t.test('what open learns from the headers', async (t) => {
     t.ok(head)
     t.match(backend.describe(), /; last-modified \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT; ranges ok; /)
     t.equal(backend.identity(), undefined, 'no identity for the disk cache: Last-Modified cannot tell versions apart')
+    t.equal(backend.strongEtag(), undefined, 'no strong ETag for mirrors to compare')
     t.same(lines, [])
     const mark = server.requests.length
     t.ok((await backend.readExact(0, 10)).equals(OBJECT.subarray(0, 10)))

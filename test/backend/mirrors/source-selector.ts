@@ -71,8 +71,9 @@ t.test('fail-back: a probe that succeeds makes the source healthy and first agai
   s.failed(0, 'HTTP 500')
   advance(1000)
   t.same(s.order()[0], 0, 'probe')
-  s.succeeded(0, 1)
-  t.same(changes, ['m0 failing: HTTP 500', 'm0 healthy: answered a read in 1.0 ms'])
+  s.succeeded(0, 40)
+  t.same(changes, ['m0 failing: HTTP 500', 'm0 healthy: answered a read in 40.0 ms'])
+  t.equal(s.report()[0]!.latencyMs, 1, "the probe's time (a new connection's) is not taken for its latency")
   t.same(s.order(), [0, 1, 2], 'back in first place at once: its latency is within the tie margin, and one failure is no flapping')
   t.match(s.report()[0], { state: 'healthy', errors: 1, requests: 11 })
   t.ok(s.report()[0]!.errorRate > 0 && s.report()[0]!.errorRate < 0.2, 'the error rate remembers the failure')
@@ -111,6 +112,18 @@ t.test('a source that keeps failing and recovering (flaky) goes after the others
   t.same(s.order(), [1, 0], 'healthy, but flaky: second')
   advance(20_000)
   t.same(s.order(), [0, 1], 'its error rate decays: first again')
+})
+
+t.test('a probe abandoned by its reader: the next read probes again', async (t) => {
+  const { s, advance } = selector(2)
+  s.failed(0, 'timeout')
+  advance(1000)
+  t.same(s.order()[0], 0, 'probe')
+  t.same(s.order()[0], 1, 'one at a time')
+  s.abandoned(0)
+  t.same(s.order()[0], 0, 'probed again at once')
+  s.abandoned(1)
+  t.match(s.report()[1], { state: 'healthy', errors: 0, hedgesLost: 0 }, 'abandoning a healthy source says nothing of it')
 })
 
 t.test('a probe that loses a hedge is probed again after another cool-down', async (t) => {
