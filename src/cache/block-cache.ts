@@ -39,6 +39,13 @@ export interface Extent {
   readonly readahead: boolean
   /** The highest block of it read so far (-1: none). */
   highestRead: number
+  /**
+   * Readahead only: which of its blocks were read (1) and how many are not yet. A stream's reads
+   * arrive out of order (the kernel's readahead, FUSE's threads), so its last block read does
+   * not mean the others were.
+   */
+  readonly blocksRead: Uint8Array | undefined
+  unreadBlocks: number
   /** Whether it had its extra pass. */
   spared: boolean
 }
@@ -135,7 +142,12 @@ export class BlockCache {
       extent.lastStream = stream
       extent.frequency = Math.min(MAX_FREQUENCY, extent.frequency + 1)
     }
-    if (extent.readahead && extent.frequency === 0 && extent.queue === 'small' && block === this.lastBlockOf(extent)) this.scanned.set(extent, true)
+    const read = extent.blocksRead
+    if (read && read[block - extent.firstBlock] === 0) {
+      read[block - extent.firstBlock] = 1
+      extent.unreadBlocks--
+      if (extent.unreadBlocks === 0 && extent.frequency === 0 && extent.queue === 'small') this.scanned.set(extent, true)
+    }
     return extent
   }
 
@@ -247,10 +259,11 @@ export class BlockCache {
     this.counters.fetches++
     this.counters.fetchedBytes += data.length
     if (readahead) this.counters.readaheadBytes += data.length
-    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue: 'none', pins: 1, pooled, readahead, highestRead: -1, spared: false }
+    const count = Math.ceil(data.length / this.blockBytes)
+    const blocksRead = readahead ? new Uint8Array(count) : undefined
+    const extent: Extent = { owner, firstBlock, data, frequency: 0, lastStream: stream, queue: 'none', pins: 1, pooled, readahead, highestRead: -1, spared: false, blocksRead, unreadBlocks: count }
     const blocks = this.byOwner.get(owner)
     if (!reserved || !blocks) return extent
-    const count = Math.ceil(data.length / this.blockBytes)
     for (let block = firstBlock; block < firstBlock + count; block++) if (blocks.has(block)) return extent
     const key = `${owner}:${firstBlock}`
     const queue = this.ghosts.delete(key) ? 'main' : 'small'
@@ -287,8 +300,8 @@ export class BlockCache {
   }
 
   /**
-   * Evicts read-through scan data (readahead its own stream has read to the end, nobody else has
-   * read) while the small queue is over its share, even when the cache has room: a sequential
+   * Evicts read-through scan data (readahead its own stream has read every block of, nobody else
+   * has read) while the small queue is over its share, even when the cache has room: a sequential
    * stream then goes round a few warm buffers instead of writing once into every fresh page of
    * the cache. The first write to a fresh page costs the kernel a fault and a zeroed page: a
    * third of the daemon's CPU on a cold 1 GiB read through the default cache, against 64 MiB.

@@ -233,6 +233,28 @@ t.test('read-through readahead that another stream reads too, or not read throug
   t.notOk(cache.has(owner, 10))
 })
 
+t.test('readahead whose last block was read before the others is not recycled until every block is read', async (t) => {
+  const cache = new BlockCache({ capacityBytes: 100 * BLOCK, blockBytes: BLOCK })
+  const owner = cache.register()
+  // Out of order, as the kernel's readahead and FUSE's threads hand reads over: 3 and 0, not 1, 2.
+  put(cache, owner, 0, block(1, 4), 1, true)
+  read(cache, owner, 3, 1)
+  read(cache, owner, 0, 1)
+  read(cache, owner, 0, 1)
+  for (let b = 10; b < 60; b++) {
+    put(cache, owner, b, block(b), 1, true)
+    read(cache, owner, b, 1)
+  }
+  t.ok(cache.has(owner, 1), 'blocks 1 and 2 not read yet: kept')
+  read(cache, owner, 1, 1)
+  read(cache, owner, 2, 1)
+  for (let b = 60; b < 80; b++) {
+    put(cache, owner, b, block(b), 1, true)
+    read(cache, owner, b, 1)
+  }
+  t.notOk(cache.has(owner, 1), 'read through: recycled in its turn')
+})
+
 t.test('a read-through extent moved to the main queue is not recycled as scan data', async (t) => {
   const cache = new BlockCache({ capacityBytes: 10 * BLOCK, blockBytes: BLOCK })
   const owner = cache.register()

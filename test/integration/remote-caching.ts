@@ -82,9 +82,10 @@ t.test('remote snapshots through the caches', async (t) => {
   t.ok(refetched <= 0.25 * size, `the second pass fetched ${refetched} bytes in ${again.length} GETs: the kernel kept the pages across opens`)
 
   // O_DIRECT skips the page cache, so the same range now reaches the daemon, and the daemon's
-  // cache (smaller than the image) no longer holds the start.
-  const direct = await ddRange(mounted, 0, MiB, { direct: true, blockSize: 128 * 1024 })
-  t.ok(direct.equals(await readSource(image, 0, MiB)))
+  // cache no longer holds the middle of the first pass: a stream's read-once data leaves it once
+  // the small queue is full (the start, fetched on demand before readahead began, may stay).
+  const direct = await ddRange(mounted, 40 * MiB, MiB, { direct: true, blockSize: 128 * 1024 })
+  t.ok(direct.equals(await readSource(image, 40 * MiB, MiB)))
   t.ok((await gets()).length > afterFirst + again.length, 'a direct read of evicted data does reach the server')
   const offset = 29 * MiB + 12 * 4096
   t.ok((await ddRange(mounted, offset, 4096, { direct: true, blockSize: 4096 })).equals(await readSource(image, offset, 4096)), 'a direct 4 KiB read far from it')
