@@ -1,8 +1,7 @@
 import type { FileHandle } from 'node:fs/promises'
 import type { StorageBackend } from './storage-backend.js'
-import { BackendClosedError, PartialReadError, SourceReadError } from './errors.js'
-import { assertInRange } from './range.js'
-import { openLocalSource } from './open-source.js'
+import { PartialReadError, SourceReadError } from './errors.js'
+import { LocalBackend, openPinned, type LocalSourceOptions } from './local-source.js'
 import { BufferPool } from '../buffers/buffer-pool.js'
 
 /**
@@ -15,27 +14,19 @@ const IDLE_BUFFER_BYTES = 4 * 1024 * 1024
  * Positional reads (`pread`) on one descriptor. Each read runs on libuv's thread pool, so many
  * are in flight at once; `bin/snapmount` sizes that pool, since FUSE keeps many reads outstanding.
  */
-export class FileBackend implements StorageBackend {
-  private closed = false
+export class FileBackend extends LocalBackend implements StorageBackend {
   private readonly pool = new BufferPool(IDLE_BUFFER_BYTES)
 
-  private constructor(
-    private readonly handle: FileHandle,
-    readonly length: number,
-    readonly mtime: Date,
-  ) {}
-
-  /** Opens `path` within `timeoutMs` (open-source.ts), or rejects. */
-  static async open(path: string, timeoutMs?: number): Promise<FileBackend> {
-    const { handle, stats } = await openLocalSource(path, timeoutMs)
-    return new FileBackend(handle, Number(stats.size), stats.mtime)
+  /** Opens `path` within `options.timeoutMs` (open-source.ts), pinned to what it is now (source-pin.ts). */
+  static async open(path: string, options?: LocalSourceOptions): Promise<FileBackend> {
+    return new FileBackend(await openPinned(path, options))
   }
 
   async readExact(offset: number, length: number): Promise<Buffer> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.length)
+    await this.before(offset, length)
     const target = Buffer.allocUnsafe(length)
     await readFully(this.handle, target, offset)
+    await this.after()
     return target
   }
 
@@ -45,22 +36,16 @@ export class FileBackend implements StorageBackend {
    * itself: new pages to fault in, and garbage for V8 to collect.
    */
   async readPieces(offset: number, length: number): Promise<Buffer[]> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.length)
+    await this.before(offset, length)
     const target = this.pool.take(length)
     try {
       await readFully(this.handle, target, offset)
+      await this.after()
     } finally {
       // After the caller's copy, which happens before it yields; on failure nobody holds it.
       setImmediate(() => this.pool.give(target))
     }
     return [target]
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    await this.handle.close()
   }
 }
 

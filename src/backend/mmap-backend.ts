@@ -1,9 +1,7 @@
-import type { FileHandle } from 'node:fs/promises'
 import mmap from 'mmap-io'
 import type { StorageBackend } from './storage-backend.js'
-import { BackendClosedError, SourceReadError } from './errors.js'
-import { assertInRange } from './range.js'
-import { openLocalSource } from './open-source.js'
+import { SourceReadError } from './errors.js'
+import { LocalBackend, openPinned, type LocalSourceOptions, type PinnedSource } from './local-source.js'
 import { readFully } from './file-backend.js'
 
 /**
@@ -26,41 +24,34 @@ export const WINDOW_BYTES = 2 ** 30
  * unmaps in the Buffer's finaliser). The source must not be truncated while mapped: touching a
  * page past the new end raises SIGBUS; snapshots are immutable, and this is the price of mmap.
  */
-export class MmapBackend implements StorageBackend {
+export class MmapBackend extends LocalBackend implements StorageBackend {
   private readonly windows: Array<Buffer | undefined>
-  private closed = false
 
-  private constructor(
-    private readonly handle: FileHandle,
-    readonly length: number,
-    readonly mtime: Date,
-  ) {
-    this.windows = new Array(Math.ceil(length / WINDOW_BYTES))
+  private constructor(source: PinnedSource) {
+    super(source)
+    this.windows = new Array(Math.ceil(this.length / WINDOW_BYTES))
   }
 
-  /** Opens `path` within `timeoutMs` (open-source.ts), or rejects. */
-  static async open(path: string, timeoutMs?: number): Promise<MmapBackend> {
-    const { handle, stats } = await openLocalSource(path, timeoutMs)
-    return new MmapBackend(handle, Number(stats.size), stats.mtime)
+  /** Opens `path` within `options.timeoutMs` (open-source.ts), pinned to what it is now (source-pin.ts). */
+  static async open(path: string, options?: LocalSourceOptions): Promise<MmapBackend> {
+    return new MmapBackend(await openPinned(path, options))
   }
 
   async readExact(offset: number, length: number): Promise<Buffer> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.length)
+    await this.before(offset, length)
     const pieces = [...this.pieces(offset, length)]
     if (pieces.length > 0 && pieces.every(isResident)) {
       return pieces.length === 1 ? viewOf(pieces[0]!) : copyOf(pieces, length)
     }
     const target = Buffer.allocUnsafe(length)
     await readFully(this.handle, target, offset)
+    await this.after()
     return target
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
+  override async close(): Promise<void> {
     this.windows.fill(undefined)
-    await this.handle.close()
+    await super.close()
   }
 
   /** The parts of `[offset, offset + length)` that fall in each window, in order. */

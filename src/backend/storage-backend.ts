@@ -36,7 +36,13 @@ export interface StorageBackend {
    */
   readNow?(offset: number, length: number, stream?: number): readonly Buffer[] | undefined
   close(): Promise<void>
-  /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
+  /**
+   * A reader opened the snapshot (a FUSE open): a backend that can tell cheaply whether its source
+   * changed since it was opened looks now (a local file's fstat), and the reads after it wait for
+   * the answer. Layers pass it on.
+   */
+  revalidate?(): void
+  /** What `snapmount check` and `status` show beside the size (a URL, a validator, a local path). */
   describe?(): string
   /**
    * What this backend and the layers below it report about the snapshot (see above): cheap, as
@@ -56,6 +62,11 @@ export interface SnapshotInspection {
   reads?: ReadStats
   /** Bytes of the snapshot in the block cache now: the caching layer's (remote snapshots). */
   cachedBytes?: number
+  /**
+   * What changed in a local source since it was opened (source-pin.ts), whose reads therefore
+   * fail; absent while it has not. A reload opens such a snapshot again.
+   */
+  sourceChanged?: string
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */
