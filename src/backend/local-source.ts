@@ -4,6 +4,13 @@ import { BackendClosedError } from './errors.js'
 import { assertInRange } from './range.js'
 import { openLocalSource } from './open-source.js'
 import { SourcePin, type OnSourceChanged } from './source-pin.js'
+import { BufferPool } from '../buffers/buffer-pool.js'
+
+/**
+ * Idle read buffers kept for reuse: four of the kernel's largest reads (1 MiB), more than one
+ * sequential reader has in flight with the mount's 1 MiB readahead (kernel-readahead.ts).
+ */
+const IDLE_BUFFER_BYTES = 4 * 1024 * 1024
 
 /** How a local source is opened and watched. */
 export interface LocalSourceOptions {
@@ -30,8 +37,8 @@ export async function openPinned(path: string, options: LocalSourceOptions = {})
 
 /**
  * The part of a local backend that is about its source rather than how it reads it: the
- * descriptor, the pin that fails reads once the file changed, and what `check` and `status` show.
- * Subclasses read between `before()` and `after()`.
+ * descriptor, the pin that fails reads once the file changed, recycled read buffers, and what
+ * `check` and `status` show. Subclasses only `fill` a buffer from the source.
  */
 export abstract class LocalBackend {
   protected closed = false
@@ -40,9 +47,34 @@ export abstract class LocalBackend {
   readonly mtime: Date
   private readonly path: string
   private readonly pin: SourcePin
+  private readonly pool = new BufferPool(IDLE_BUFFER_BYTES)
 
   constructor(source: PinnedSource) {
     ;({ handle: this.handle, length: this.length, mtime: this.mtime, path: this.path, pin: this.pin } = source)
+  }
+
+  async readExact(offset: number, length: number): Promise<Buffer> {
+    this.assertReadable(offset, length)
+    const target = Buffer.allocUnsafe(length)
+    await this.read(offset, target)
+    return target
+  }
+
+  /**
+   * The same bytes in a recycled buffer, valid until the caller yields to the event loop (the
+   * FUSE layer copies them at once). A fresh buffer per kernel read costs more CPU than the read
+   * itself: new pages to fault in, and garbage for V8 to collect.
+   */
+  async readPieces(offset: number, length: number): Promise<Buffer[]> {
+    this.assertReadable(offset, length)
+    const target = this.pool.take(length)
+    try {
+      await this.read(offset, target)
+    } finally {
+      // After the caller's copy, which happens before it yields; on failure nobody holds it.
+      setImmediate(() => this.pool.give(target))
+    }
+    return [target]
   }
 
   /** The path, and what changed once it did. */
@@ -68,15 +100,22 @@ export abstract class LocalBackend {
     await this.handle.close()
   }
 
-  /** Before a read: not closed, in range, and the source not known to have changed. */
-  protected async before(offset: number, length: number): Promise<void> {
+  /** Before a buffer is taken for a read: open, and asked for a range inside the source. */
+  private assertReadable(offset: number, length: number): void {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
-    await this.pin.settle()
   }
 
-  /** After a read, before its bytes are handed out: a change seen meanwhile fails it. */
-  protected after(): Promise<void> {
-    return this.pin.settle()
+  /** Fills `target` with the source's bytes from `offset`, or rejects; the pin is checked around it. */
+  protected abstract fill(offset: number, target: Buffer): Promise<void>
+
+  /**
+   * Reads into `target` between two looks at the pin: before, so a change already known fails the
+   * read at once; after, so bytes read while a check found a change are not handed out.
+   */
+  private async read(offset: number, target: Buffer): Promise<void> {
+    await this.pin.settle()
+    await this.fill(offset, target)
+    await this.pin.settle()
   }
 }

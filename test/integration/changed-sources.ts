@@ -94,3 +94,50 @@ for (const type of TYPES) {
     t.equal(await daemon.stop(), 0)
   })
 }
+
+/**
+ * Reads 1 MiB ranges of `path` through its own O_DIRECT handles in a loop, `readers` at once,
+ * until stopped; counts the reads that returned `source`'s bytes, failed, or returned others.
+ */
+function readInLoops(path: string, source: Buffer, readers: number) {
+  let stopped = false
+  const counts = { good: 0, failed: 0, wrong: 0 }
+  const loops = Array.from({ length: readers }, async (_, reader) => {
+    for (let i = reader; !stopped; i++) {
+      const offset = (i % (source.length / MiB)) * MiB
+      try {
+        const bytes = await directRead(path, offset, MiB)
+        if (bytes.equals(source.subarray(offset, offset + MiB))) counts.good++
+        else counts.wrong++
+      } catch {
+        counts.failed++
+      }
+    }
+  })
+  return {
+    counts,
+    async stop() {
+      stopped = true
+      await Promise.all(loops)
+      return counts
+    },
+  }
+}
+
+t.test('mmap: truncated to 0 while readers read from the map: EIO, never a SIGBUS that kills the daemon', async (t) => {
+  // Each round truncates a fresh daemon's source while four readers copy out of its map: on main
+  // before the guard, a copy caught mid-way by the truncation took the daemon down with SIGBUS.
+  for (let round = 0; round < 3; round++) {
+    const { source, original, disk, daemon } = await setUp(t, 'mmap')
+    const readers = readInLoops(disk, original, 4)
+    await until(() => readers.counts.good >= 20, 'reads from the map')
+    await truncate(source, 0)
+    const failedBefore = readers.counts.failed
+    await until(() => readers.counts.failed >= failedBefore + 20, 'reads to fail')
+    const { good, failed, wrong } = await readers.stop()
+    t.equal(wrong, 0, `round ${round}: no read returned other bytes (${good} good, ${failed} failed)`)
+    t.equal(daemon.process.exitCode, null, 'the daemon is alive')
+    t.equal(daemon.process.signalCode, null, 'not killed by a signal')
+    t.equal(await daemon.stop(), 0, 'and stops cleanly')
+  }
+})
