@@ -41,7 +41,7 @@ export async function openPinned(path: string, options: LocalSourceOptions = {})
  * `check` and `status` show. Subclasses only `fill` a buffer from the source.
  */
 export abstract class LocalBackend {
-  protected closed = false
+  private closed = false
   protected readonly handle: FileHandle
   readonly length: number
   readonly mtime: Date
