@@ -1,69 +1,20 @@
 import type { FileHandle } from 'node:fs/promises'
-import type { ReadOptions, StorageBackend } from './storage-backend.js'
-import { BackendClosedError, PartialReadError, SourceReadError } from './errors.js'
-import { assertInRange } from './range.js'
-import { openLocalSource } from './open-source.js'
-import { BufferPool } from '../buffers/buffer-pool.js'
-
-/**
- * Idle read buffers kept for reuse: four of the kernel's largest reads (1 MiB), more than one
- * sequential reader has in flight with the mount's 1 MiB readahead (kernel-readahead.ts).
- */
-const IDLE_BUFFER_BYTES = 4 * 1024 * 1024
+import type { StorageBackend } from './storage-backend.js'
+import { PartialReadError, SourceReadError } from './errors.js'
+import { LocalBackend, openPinned, type LocalSourceOptions } from './local-source.js'
 
 /**
  * Positional reads (`pread`) on one descriptor. Each read runs on libuv's thread pool, so many
  * are in flight at once; `bin/snapmount` sizes that pool, since FUSE keeps many reads outstanding.
  */
-export class FileBackend implements StorageBackend {
-  private closed = false
-  private readonly pool = new BufferPool(IDLE_BUFFER_BYTES)
-
-  private constructor(
-    private readonly handle: FileHandle,
-    readonly length: number,
-    readonly mtime: Date,
-  ) {}
-
-  /** Opens `path` within `timeoutMs` (open-source.ts), or rejects. */
-  static async open(path: string, timeoutMs?: number): Promise<FileBackend> {
-    const { handle, stats } = await openLocalSource(path, timeoutMs)
-    return new FileBackend(handle, Number(stats.size), stats.mtime)
+export class FileBackend extends LocalBackend implements StorageBackend {
+  /** Opens `path` within `options.timeoutMs` (open-source.ts), pinned to what it is now (source-pin.ts). */
+  static async open(path: string, options?: LocalSourceOptions): Promise<FileBackend> {
+    return new FileBackend(await openPinned(path, options))
   }
 
-  /** A pread cannot be stopped once on libuv's pool: `signal` is checked before it starts. */
-  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.length)
-    options?.signal?.throwIfAborted()
-    const target = Buffer.allocUnsafe(length)
-    await readFully(this.handle, target, offset)
-    return target
-  }
-
-  /**
-   * The same bytes in a recycled buffer, valid until the caller yields to the event loop (the
-   * FUSE layer copies them at once). A fresh buffer per kernel read costs more CPU than the read
-   * itself: new pages to fault in, and garbage for V8 to collect.
-   */
-  async readPieces(offset: number, length: number, options?: ReadOptions): Promise<Buffer[]> {
-    if (this.closed) throw new BackendClosedError()
-    assertInRange(offset, length, this.length)
-    options?.signal?.throwIfAborted()
-    const target = this.pool.take(length)
-    try {
-      await readFully(this.handle, target, offset)
-    } finally {
-      // After the caller's copy, which happens before it yields; on failure nobody holds it.
-      setImmediate(() => this.pool.give(target))
-    }
-    return [target]
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    await this.handle.close()
+  protected fill(offset: number, target: Buffer): Promise<void> {
+    return readFully(this.handle, target, offset)
   }
 }
 

@@ -2,6 +2,7 @@ import type { SnapshotSpec } from '../config/config.js'
 import type { OpenContext } from './open-context.js'
 import type { StorageBackend } from './storage-backend.js'
 import { FileBackend } from './file-backend.js'
+import type { LocalSourceOptions } from './local-source.js'
 import { remoteRetryPolicy } from './remote/retry-policy.js'
 import { openMirrors } from './mirrors/open-mirrors.js'
 
@@ -18,10 +19,10 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
   // the HTTP backend brings node:tls.
   switch (spec.type) {
     case 'file':
-      return FileBackend.open(spec.path, context.openTimeoutMs)
+      return FileBackend.open(spec.path, localOptions(spec.name, context))
     case 'mmap': {
       const { MmapBackend } = await import('./mmap-backend.js')
-      return MmapBackend.open(spec.path, context.openTimeoutMs)
+      return MmapBackend.open(spec.path, localOptions(spec.name, context))
     }
     case 'http': {
       const { openHttpBackend } = await import('./http/open-http.js')
@@ -32,5 +33,13 @@ export async function openBackend(spec: SnapshotSpec, context: OpenContext): Pro
       const { S3Backend } = await import('./s3/s3-backend.js')
       return S3Backend.open({ ...spec, retry: remoteRetryPolicy(spec), logger: context.logger, observer: context.observe?.(spec.name) })
     }
+  }
+}
+
+/** A local source's open deadline, and the one log line its change gets (source-pin.ts). */
+function localOptions(name: string, { openTimeoutMs, logger }: OpenContext): LocalSourceOptions {
+  return {
+    timeoutMs: openTimeoutMs,
+    onChanged: (change) => logger.error(`${name}: ${change.message}; until then its reads fail (EIO)`, { snapshot: name, code: change.code }),
   }
 }

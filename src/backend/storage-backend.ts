@@ -47,7 +47,13 @@ export interface StorageBackend {
    */
   readNow?(offset: number, length: number, stream?: number): readonly Buffer[] | undefined
   close(): Promise<void>
-  /** What `snapmount check` shows beside the size, where there is more to say (a URL, a validator). */
+  /**
+   * A reader opened the snapshot (a FUSE open): a backend that can tell cheaply whether its source
+   * changed since it was opened looks now (a local file's fstat), and the reads after it wait for
+   * the answer. Layers pass it on.
+   */
+  revalidate?(): void
+  /** What `snapmount check` and `status` show beside the size (a URL, a validator, a local path). */
   describe?(): string
   /**
    * What this backend and the layers below it report about the snapshot (see above): cheap, as
@@ -94,6 +100,11 @@ export interface SnapshotInspection {
   diskBytes?: number
   /** Blocks checked against the manifest, and those that did not match: the verifying layer's. */
   integrity?: IntegrityStats
+  /**
+   * What changed in a local source since it was opened (source-pin.ts), whose reads therefore
+   * fail; absent while it has not. A reload opens such a snapshot again.
+   */
+  sourceChanged?: string
   /** Each source of a snapshot served from mirrors, in the config's order: the mirror layer's. */
   mirrors?: MirrorReport[]
 }

@@ -228,7 +228,8 @@ function watchReloads(fs: SnapshotFs, started: Config, allowOther: boolean, relo
 
 /**
  * Re-reads the config and applies it: snapshots added, removed or changed (same name, another
- * spec) are swapped in for new opens, unchanged ones stay as they are; the owner, umask and read
+ * spec, or a local source that changed since it was opened) are swapped in for new opens,
+ * unchanged ones stay as they are; the owner, umask and read
  * deadline change at once. Mount options (mountpoint, allow_other) cannot change without a
  * remount: they are logged and kept. If anything fails (the config, an id, a source that is not
  * lazy) nothing changes. Resolves with the config now in force.
@@ -245,7 +246,9 @@ async function applyReload(fs: SnapshotFs, current: Config, allowOther: boolean,
     return current
   }
   const keeps = new Map(current.snapshots.map((spec) => [spec.name, spec]))
-  const changed = next.snapshots.filter((spec) => !sameSpec(keeps.get(spec.name), spec))
+  // A local source that changed since it was opened fails its reads: a reload opens it again.
+  const stale = new Set(fs.snapshots().filter(({ backend }) => backend.inspect?.().sourceChanged !== undefined).map(({ name }) => name))
+  const changed = next.snapshots.filter((spec) => !sameSpec(keeps.get(spec.name), spec) || stale.has(spec.name))
   let opened: Array<Snapshot | PendingSnapshot>
   try {
     opened = await openForServing(changed, { ...context, openTimeoutMs: next.options.readTimeoutMs })

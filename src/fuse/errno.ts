@@ -24,6 +24,8 @@ const ERRNO_BY_CODE: Readonly<Record<string, number>> = {
   // (code E_REMOTE_CHANGED); the metrics count it with the other failed reads. Listed, though EIO
   // is the default, so that the choice is made here and pinned by a test.
   E_REMOTE_CHANGED: errno.EIO,
+  // A local source changed since it was opened (source-pin.ts): the same answer, for the same reasons.
+  E_SOURCE_CHANGED: errno.EIO,
 }
 
 /** A positive errno for `err`; fuse-native wants it negated. */

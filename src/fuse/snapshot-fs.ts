@@ -226,6 +226,7 @@ export class SnapshotFs {
     if (writes) throw new ReadOnlyError(path)
     if (!this.opening) throw new ShuttingDownError(path)
     if (!served.backend) throw new UnavailableError(path)
+    served.backend.revalidate?.()
     const handle = this.nextHandle()
     this.handles.set(handle, served)
     served.handles++

@@ -111,6 +111,10 @@ export class MeteredBackend implements StorageBackend {
     return this.inner.close()
   }
 
+  revalidate(): void {
+    this.inner.revalidate?.()
+  }
+
   /** The layers below, with the type this layer was given and its read counts. */
   inspect(): SnapshotInspection {
     return { ...this.inner.inspect?.(), type: this.type, reads: this.stats() }

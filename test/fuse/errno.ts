@@ -4,6 +4,7 @@ import { errnoFor, isRoutine } from '../../src/fuse/errno.js'
 import { NotFoundError, ReadOnlyError, ReadTimeoutError } from '../../src/fuse/fs-errors.js'
 import { OutOfRangeError, PartialReadError, SourceReadError } from '../../src/backend/errors.js'
 import { RemoteChangedError } from '../../src/backend/remote/remote-errors.js'
+import { SourceChangedError } from '../../src/backend/source-pin.js'
 
 const { errno } = constants
 
@@ -24,6 +25,10 @@ t.test('a source changed since it was mounted is EIO, not ESTALE (the reason is 
   t.equal(errnoFor(changed), errno.EIO)
   t.not(errnoFor(changed), errno.ESTALE)
   t.notOk(isRoutine(changed), 'and it is logged')
+  const local = new SourceChangedError('/images/disk.raw', 'size 4096 -> 0 bytes')
+  t.equal(local.code, 'E_SOURCE_CHANGED')
+  t.equal(errnoFor(local), errno.EIO, 'a changed local source too')
+  t.notOk(isRoutine(local))
 })
 
 t.test('only lookups of missing names go unlogged', async (t) => {

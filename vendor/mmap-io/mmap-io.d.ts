@@ -8,6 +8,12 @@ declare type MmapIo = {
     advise(buffer: Buffer, offset: number, length: number, advise: MapAdvise): void;
     advise(buffer: Buffer, advise: MapAdvise): void;
     incore(buffer: Buffer): [number, number];
+    /**
+     * Copies `length` bytes of `source` from `sourceStart` into `target` at `targetStart`, and
+     * returns false instead of dying if a page of the source range raises SIGBUS (a mapped file
+     * truncated under the map); the target is then partly written. (snapmount's addition.)
+     */
+    copyGuarded(source: Buffer, sourceStart: number, target: Buffer, targetStart: number, length: number): boolean;
     sync(buffer: Buffer, offset?: number, size?: number, blocking_sync?: boolean, invalidate_pages?: boolean): void;
     sync(buffer: Buffer, blocking_sync: boolean, invalidate_pages?: boolean): void;
     readonly PROT_READ: 1;

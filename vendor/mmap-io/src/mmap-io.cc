@@ -10,6 +10,10 @@
 #include <nan.h>
 #include <errno.h>
 #include <string>
+#include <atomic>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
 
 #ifdef _WIN32
 #include <windows.h>
@@ -297,6 +301,87 @@ JS_FN(mmap_sync_lib_private_) {
 }
 
 
+// snapmount: a copy out of a mapping that survives the file shrinking under it.
+//
+// Touching a mapped page past the end of a file that was truncated after the map raises SIGBUS,
+// whose default action kills the process. copy_guarded() copies with a SIGBUS handler armed for
+// the source range on this thread: a fault there jumps back out of the memcpy (siglongjmp) and the
+// call returns false instead. A SIGBUS anywhere else (another thread, another address) is handed
+// to the handler that was there before, or, if that was the default, ends the process as it would
+// have. The handler is installed with SA_NODEFER so that jumping out of it leaves SIGBUS unblocked
+// without saving and restoring the signal mask on every copy (a system call each).
+static thread_local sigjmp_buf* volatile guard_jump = nullptr;
+static thread_local const char* volatile guard_start = nullptr;
+static thread_local const char* volatile guard_end = nullptr;
+static struct sigaction previous_sigbus;
+static bool guard_installed = false;
+
+static void on_sigbus(int sig, siginfo_t* info, void* context) {
+    const char* address = static_cast<const char*>(info->si_addr);
+    sigjmp_buf* jump = guard_jump;
+    if (jump != nullptr && address >= guard_start && address < guard_end) {
+        guard_jump = nullptr;
+        siglongjmp(*jump, 1);
+    }
+    if (previous_sigbus.sa_flags & SA_SIGINFO) {
+        if (previous_sigbus.sa_sigaction != nullptr) return previous_sigbus.sa_sigaction(sig, info, context);
+    } else if (previous_sigbus.sa_handler != SIG_DFL && previous_sigbus.sa_handler != SIG_IGN) {
+        return previous_sigbus.sa_handler(sig);
+    }
+    // The default action: put it back; the faulting instruction runs again and the process ends.
+    sigaction(SIGBUS, &previous_sigbus, nullptr);
+}
+
+static bool install_guard() {
+    if (guard_installed) return true;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_sigaction = on_sigbus;
+    action.sa_flags = SA_SIGINFO | SA_NODEFER | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGBUS, &action, &previous_sigbus) != 0) return false;
+    guard_installed = true;
+    return true;
+}
+
+// copy_guarded(source :Buffer, sourceStart, target :Buffer, targetStart, length) -> bool
+JS_FN(mmap_copy_guarded) {
+    Nan::HandleScope();
+    if (info.Length() != 5 || !node::Buffer::HasInstance(info[0]) || !node::Buffer::HasInstance(info[2])) {
+        return Nan::ThrowTypeError("copyGuarded() takes (source :Buffer, sourceStart, target :Buffer, targetStart, length)");
+    }
+    const char* source = node::Buffer::Data(info[0]);
+    size_t source_length = node::Buffer::Length(info[0]);
+    char* target = node::Buffer::Data(info[2]);
+    size_t target_length = node::Buffer::Length(info[2]);
+    int64_t source_start = get_v<int64_t>(info[1], -1);
+    int64_t target_start = get_v<int64_t>(info[3], -1);
+    int64_t length = get_v<int64_t>(info[4], -1);
+    if (source_start < 0 || target_start < 0 || length < 0 ||
+        static_cast<size_t>(source_start + length) > source_length ||
+        static_cast<size_t>(target_start + length) > target_length) {
+        return Nan::ThrowRangeError("copyGuarded(): range outside a buffer");
+    }
+    if (!install_guard()) {
+        return Nan::ThrowError((std::string("sigaction(SIGBUS) failed, ") + std::to_string(errno)).c_str());
+    }
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 0) != 0) {
+        // Jumped back from on_sigbus: the source range lost pages under us.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        info.GetReturnValue().Set(false);
+        return;
+    }
+    guard_start = source + source_start;
+    guard_end = source + source_start + length;
+    guard_jump = &jump;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    memcpy(target + target_start, source + source_start, static_cast<size_t>(length));
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    guard_jump = nullptr;
+    info.GetReturnValue().Set(true);
+}
+
 NAN_MODULE_INIT(Init) {
     auto exports = target;
 
@@ -362,6 +447,7 @@ NAN_MODULE_INIT(Init) {
     set_fn_prop("map", mmap_map);
     set_fn_prop("advise", mmap_advise);
     set_fn_prop("incore", mmap_incore);
+    set_fn_prop("copyGuarded", mmap_copy_guarded);
 
     // This one is wrapped by a JS-function and deleted from obj to hide from user
     Nan::DefineOwnProperty(
