@@ -53,7 +53,7 @@ export async function withRetries<T>(
       // Cancelled by the caller: nobody wants the answer any more, so no retry either.
       cancel?.throwIfAborted()
       const now = clock.now()
-      const elapsed = now - started
+      const elapsed = Math.round(now - started)
       if (!hooks.isRetryable(err)) {
         // The retries before were logged; say how the sequence ended, since the error itself
         // (kept as it is: its code decides the errno) does not carry the count.
