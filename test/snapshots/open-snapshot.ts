@@ -86,7 +86,7 @@ t.test('a remote snapshot with a disk cache: innermost, only for a strong ETag',
   const { context } = mountContext()
   const lines: string[] = []
   const logger = { ...quiet, warn: (line: string) => void lines.push(line) }
-  const diskCache = DiskCache.open({ dir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet, commitDelayMs: 1 })
+  const diskCache = DiskCache.open({ dir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet })
   t.teardown(() => diskCache.close())
   const backend = await openSnapshot(httpSpec(server.url()), { ...context, diskCache, logger })
   t.teardown(() => backend.close())
