@@ -1,13 +1,15 @@
 import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
-import { open, stat, symlink, truncate } from 'node:fs/promises'
+import { mkdir, open, rmdir, stat, symlink, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskCache, identityKey, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
 import { DiskCacheLockedError } from '../../src/disk-cache/errors.js'
+import { CRC32C_DIGEST } from '../../src/disk-cache/block-digest.js'
 import type { SourceIdentity } from '../../src/backend/storage-backend.js'
 import { backendConformance } from '../fixtures/backend-conformance.js'
 import { RecordingBackend } from '../fixtures/recording-backend.js'
+import { MemoryBackend } from '../fixtures/memory-backend.js'
 import { seededBytes, seededRandom } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
@@ -44,7 +46,8 @@ t.test('keeps the contract', async (t) => {
   const dir = await tempDir(t)
   const bytes = seededBytes(3, 300 * KIB + 77)
   const { cache } = openCache(t, dir)
-  await backendConformance(t, async () => layer(cache, bytes).backend, bytes)
+  // A source that answers with its own buffers, not the one offered: copied into place.
+  await backendConformance(t, async () => new DiskCachedBackend(new MemoryBackend(bytes), cache, { ...IDENTITY, size: bytes.length }), bytes)
 })
 
 t.test('a second read comes from disk: the same bytes, none from the source', async (t) => {
@@ -237,4 +240,159 @@ t.test('a full disk: reads go on from the source, logged once, counted', async (
   t.match(lines.filter((line) => /cannot write/.test(line)), [/cannot write to .*blocks\.dat \(ENOSPC/], 'logged once')
   t.ok(cache.stats().writeErrors >= 1 && cache.stats().writesSkipped >= 1, 'counted; writing paused')
   t.equal(cache.stats().bytesInUse, 0, 'nothing held against the bound')
+})
+
+t.test('options and directories that cannot be used are refused at open, leaving nothing locked', async (t) => {
+  const dir = await tempDir(t)
+  const logger = collect().logger
+  t.throws(() => DiskCache.open({ dir, capacityBytes: BLOCK - 1, blockBytes: BLOCK, logger }), RangeError, 'a bound under one block')
+  await mkdir(join(dir, 'blocks.dat'))
+  t.throws(() => DiskCache.open({ dir, capacityBytes: 4 * BLOCK, blockBytes: BLOCK, logger }), { code: 'EISDIR' }, 'a data file that is a folder')
+  await rmdir(join(dir, 'blocks.dat'))
+  openCache(t, dir)
+  t.pass('the index was closed: opened again')
+  const other = await tempDir(t)
+  await mkdir(join(other, 'index.sqlite'))
+  t.throws(() => DiskCache.open({ dir: other, capacityBytes: 4 * BLOCK, blockBytes: BLOCK, logger }), { code: 'SQLITE_CANTOPEN' }, 'an index that is a folder')
+})
+
+t.test('concurrent readers of one block each read it from disk; identity passes through', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(13, 2 * BLOCK)
+  const { cache } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  await backend.readExact(0, bytes.length)
+  await cache.flush()
+  const reads = await Promise.all(Array.from({ length: 8 }, () => backend.readExact(BLOCK, BLOCK)))
+  t.ok(reads.every((read) => read.equals(bytes.subarray(BLOCK))), 'right bytes')
+  t.equal(source.reads.length, 1, 'none from the source')
+  t.same(backend.identity(), undefined, 'the source\'s identity (this one has none)')
+})
+
+t.test('a digest check that throws (a manifest not at hand) drops the block, as a mismatch would', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(14, 2 * BLOCK)
+  let broken = false
+  const digest = { ...CRC32C_DIGEST, matches(data: Buffer, block: number, stored: Buffer) {
+    if (broken) throw new Error('manifest unavailable')
+    return CRC32C_DIGEST.matches(data, block, stored)
+  } }
+  const { cache, lines } = openCache(t, dir, { digest })
+  const { source, backend } = layer(cache, bytes)
+  await backend.readExact(0, bytes.length)
+  await cache.flush()
+  broken = true
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes), 'right bytes')
+  t.equal(served(source), 2 * bytes.length, 'fetched again')
+  t.match(lines, [/failed its check \(manifest unavailable\)/, /failed its check/])
+})
+
+t.test('a disk slower than the source holds readers back instead of dropping their blocks', async (t) => {
+  const dir = await tempDir(t)
+  const MIB = 1024 * KIB
+  const bytes = seededBytes(15, 96 * MIB)
+  const { cache } = openCache(t, dir, { blockBytes: MIB, capacityBytes: 128 * MIB })
+  const { backend } = layer(cache, bytes)
+  // 72 blocks handed over at once; the next read finds them still waiting for the disk.
+  const first = await backend.readExact(0, 72 * MIB)
+  const second = await backend.readExact(72 * MIB, 24 * MIB)
+  t.ok(Buffer.concat([first, second]).equals(bytes), 'right bytes')
+  await cache.flush()
+  t.equal(cache.stats().writes, 96, 'every block written')
+  t.equal(cache.stats().writesSkipped, 0, 'none skipped')
+})
+
+t.test('a sync that fails (the data file on /dev/null): nothing indexed, logged once, reads go on', async (t) => {
+  const dir = await tempDir(t)
+  await symlink('/dev/null', join(dir, 'blocks.dat'))
+  const bytes = seededBytes(16, 4 * BLOCK)
+  const { cache, lines } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
+  await cache.flush()
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
+  t.equal(served(source), 2 * bytes.length, 'nothing served from a disk that did not sync')
+  t.match(lines, [/cannot trim .*blocks\.dat/, /cannot write to .*blocks\.dat \(EINVAL/])
+  t.equal(cache.stats().bytesInUse, 0)
+})
+
+t.test('an index that is not a database is refused at open', async (t) => {
+  const dir = await tempDir(t)
+  await writeFile(join(dir, 'index.sqlite'), Buffer.alloc(4096, 7))
+  t.throws(() => DiskCache.open({ dir, capacityBytes: 4 * BLOCK, blockBytes: BLOCK, logger: collect().logger }), { code: 'SQLITE_NOTADB' })
+})
+
+t.test('what the layer passes on and reports; lookups of what is not there', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(17, 2 * BLOCK)
+  const { cache } = openCache(t, dir)
+  const identity = { ...IDENTITY, size: bytes.length }
+  const source = Object.assign(new RecordingBackend(bytes), { identity: () => identity, inspect: () => ({ type: 'http' }) })
+  const backend = new DiskCachedBackend(source, cache, identity)
+  t.same(backend.inspect(), { type: 'http', diskBytes: 0 }, 'nothing on disk yet; the source\'s facts kept')
+  t.equal(backend.identity(), identity, 'the source\'s identity')
+  t.equal(cache.placeOf('no such key', 0), undefined)
+  t.equal(await cache.read(cache.attach(identity), 1, Buffer.alloc(BLOCK)), false, 'a block not on disk')
+})
+
+t.test('a layer closed while its fetch is out stores nothing', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(18, 2 * BLOCK)
+  const { cache } = openCache(t, dir)
+  const { source, backend } = layer(cache, bytes)
+  source.hold = true
+  const read = backend.readExact(0, BLOCK)
+  await new Promise((resolve) => setImmediate(resolve))
+  await backend.close()
+  source.release()
+  t.ok((await read).equals(bytes.subarray(0, BLOCK)), 'the read still answered')
+  await cache.flush()
+  t.equal(cache.stats().writes, 0, 'nothing stored')
+})
+
+t.test('blocks checked with another digest than they were stored with are dropped', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(19, 2 * BLOCK)
+  const first = openCache(t, dir)
+  await layer(first.cache, bytes).backend.readExact(0, bytes.length)
+  await first.cache.close()
+  const manifest = { name: 'manifest-sha256', digest: () => Buffer.alloc(32), matches: () => true }
+  const second = openCache(t, dir, { digest: manifest })
+  const { source, backend } = layer(second.cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
+  t.equal(source.reads.length, 1, 'fetched again')
+  t.match(second.lines, [/stored with crc32c, checked with manifest-sha256/, /stored with crc32c/])
+})
+
+t.test('concurrent readers of one damaged block: one failure counted, one log line', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(20, 2 * BLOCK)
+  const { cache, lines } = openCache(t, dir)
+  const { backend } = layer(cache, bytes)
+  await backend.readExact(0, bytes.length)
+  await cache.flush()
+  await damage(cache.placeOf(identityKey({ ...IDENTITY, size: bytes.length }, BLOCK), 1)!, 1, seededRandom(1))
+  const reads = await Promise.all(Array.from({ length: 4 }, () => backend.readExact(BLOCK, BLOCK)))
+  t.ok(reads.every((read) => read.equals(bytes.subarray(BLOCK))), 'right bytes')
+  t.equal(cache.stats().verifyFailures, 1)
+  t.equal(lines.length, 1)
+})
+
+t.test('a slot freed before a restart is a hole the next block fills: the file does not grow', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(21, 8 * BLOCK)
+  const first = openCache(t, dir)
+  const { backend } = layer(first.cache, bytes)
+  await backend.readExact(0, 4 * BLOCK)
+  await first.cache.flush()
+  await damage(first.cache.placeOf(identityKey({ ...IDENTITY, size: bytes.length }, BLOCK), 1)!, 1, seededRandom(2))
+  await backend.readExact(BLOCK, BLOCK)
+  await first.cache.close()
+  const size = (await stat(join(dir, 'blocks.dat'))).size
+  const second = openCache(t, dir)
+  const again = layer(second.cache, bytes)
+  t.ok((await again.backend.readExact(0, 5 * BLOCK)).equals(bytes.subarray(0, 5 * BLOCK)))
+  await second.cache.flush()
+  t.equal(again.source.reads.length, 1, 'only the new block fetched')
+  t.equal((await stat(join(dir, 'blocks.dat'))).size, size, 'written into the hole')
 })
