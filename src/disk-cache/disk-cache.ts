@@ -7,6 +7,7 @@ import { CRC32C_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
 import { SlotFile } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
+import { BufferPool } from '../buffers/buffer-pool.js'
 
 export interface DiskCacheOptions {
   /** The cache directory (`cache_dir`): made if absent; one daemon at a time (locked). */
@@ -70,6 +71,12 @@ interface Written {
  * makes: bursts pass without waiting; only a disk slower than the source for long slows readers.
  */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024
+/**
+ * Copies waiting for the disk are recycled, up to this many idle bytes: a fresh 128 KiB buffer per
+ * block is an mmap, 32 page faults and a munmap (glibc maps allocations that large), which cost
+ * more system time than writing the block. 16 MiB keeps a burst's worth.
+ */
+const IDLE_COPY_BYTES = 16 * 1024 * 1024
 /** Blocks written at once: libuv has four threads, and reads of cached blocks need them too. */
 const WRITE_CONCURRENCY = 2
 /** After a failed write (a full disk), writing pauses this long; reads go on from the source. */
@@ -104,6 +111,7 @@ export class DiskCache {
   private readonly blocksBySnapshot = new Map<number, number>()
   private readonly keys = new Map<number, string>()
   private readonly fifo: S3Fifo<string>
+  private readonly copies = new BufferPool(IDLE_COPY_BYTES)
   /** Slots never used below `nextSlot`, or free again. */
   private readonly holes: number[] = []
   private nextSlot = 0
@@ -292,7 +300,8 @@ export class DiskCache {
       this.counters.writesSkipped++
       return
     }
-    const copy = Buffer.from(data)
+    const copy = this.copies.take(data.length)
+    data.copy(copy)
     const row: BlockRow = { snapshot: snapshot.id, block, slot: -1, length: copy.length, digest: this.digest.digest(copy, block), algo: this.digest.name, seq: ++this.seq }
     this.pendingBytes += copy.length
     this.writing.add(name)
@@ -312,6 +321,7 @@ export class DiskCache {
         this.writeFailed(err)
       } finally {
         this.pendingBytes -= copy.length
+        this.copies.give(copy)
         this.roomWaiters.splice(0).forEach((wake) => wake())
       }
     })
