@@ -79,6 +79,14 @@ const MAX_PENDING_BYTES = 64 * 1024 * 1024
 const IDLE_COPY_BYTES = 16 * 1024 * 1024
 /** Blocks written at once: libuv has four threads, and reads of cached blocks need them too. */
 const WRITE_CONCURRENCY = 2
+/**
+ * Rows are committed in batches: one fdatasync and one transaction per 20 ms of writes, or per 64
+ * blocks (8 MiB of 128 KiB blocks), whichever comes first. An fdatasync per block or two (a commit
+ * per turn of the event loop) cost more CPU than the writes; a kill loses at most the blocks of
+ * one batch beyond those still waiting to be written.
+ */
+const COMMIT_DELAY_MS = 20
+const COMMIT_BLOCKS = 64
 /** After a failed write (a full disk), writing pauses this long; reads go on from the source. */
 const WRITE_PAUSE_MS = 5000
 
@@ -89,8 +97,8 @@ const WRITE_PAUSE_MS = 5000
  * A block is kept under its snapshot's identity key (a hash of source, size, strong validator and
  * block size): another version of the object has another key and never sees the old blocks.
  * Writes go behind the reads that fetched the blocks: a block is copied, its digest taken, and it
- * is written into a free slot of the data file (slot-file.ts). The writes that finished in one
- * turn of the event loop are then made durable by one fdatasync, and only then are their rows
+ * is written into a free slot of the data file (slot-file.ts). The writes that finished within
+ * 20 ms (or 64 of them) are then made durable by one fdatasync, and only then are their rows
  * committed to the index, in one transaction. At start the index is trusted as it is, with no scan
  * of the data: a block is checked when read, against the digest in its row, and one that fails
  * (torn, truncated, zeroed, edited) is logged, counted, dropped and fetched again, so no wrong
@@ -410,10 +418,16 @@ export class DiskCache {
     }
   }
 
+  /**
+   * Commits soon: within COMMIT_DELAY_MS of the first block written since the last commit, or at
+   * once when COMMIT_BLOCKS are waiting (or only deletions are: they free slots writes wait for).
+   */
   private scheduleCommit(): void {
-    if (this.commitScheduled) return
+    const now = this.written.length === 0 || this.written.length >= COMMIT_BLOCKS
+    if (this.commitScheduled && !now) return
     this.commitScheduled = true
-    setImmediate(() => void this.commit())
+    if (now) setImmediate(() => void this.commit())
+    else setTimeout(() => void this.commit(), COMMIT_DELAY_MS)
   }
 
   /**
