@@ -2,7 +2,8 @@
 // read through snapmount with --cache-dir: the first pass against one without a disk cache, the
 // re-read after a restart against the local file backend, a corruption run and a crash run.
 
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
+import Database from 'better-sqlite3'
+import { mkdtemp, open, rm } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { startNginx } from '../../tools/nginx.mjs'
 import { startDaemon, withDaemon } from '../lib/daemons.mjs'
@@ -12,7 +13,7 @@ import { fioRand, fioSeq, sha256Direct, sha256File } from '../lib/readers.mjs'
 import { IMAGE_BYTES, NAME, NGINX_PREFIX, RTT_MS, SNAPMOUNT } from '../lib/settings.mjs'
 import { counted, startProxy } from './remote.mjs'
 
-/** The block size of the caches (snapmount's default cache_block_kib): one block file each. */
+/** The block size of the caches (snapmount's default cache_block_kib): the data file's slot size. */
 const BLOCK_BYTES = 128 * 1024
 /** Blocks damaged in the corruption run, as the issue says. */
 const DAMAGED_BLOCKS = 100
@@ -91,24 +92,31 @@ function countKinds(damaged) {
   return damaged.reduce((counts, { kind }) => ({ ...counts, [kind]: (counts[kind] ?? 0) + 1 }), {})
 }
 
-/** Flips a bit in, truncates, or zeroes `count` block files picked at random; returns what it did. */
+/**
+ * In `count` blocks picked at random from the index (the daemon stopped), a bit flipped, all bytes
+ * zeroed, or the second half overwritten (a torn write), in turn; returns what it did.
+ */
 async function damageBlocks(cacheDir, count, random) {
-  const data = join(cacheDir, 'data')
-  const [key] = await readdir(data)
-  const blocks = (await readdir(join(data, key))).filter((name) => /^\d+$/.test(name))
+  const db = new Database(join(cacheDir, 'index.sqlite'))
+  const rows = db.prepare('SELECT block, slot, length FROM blocks').all()
+  db.close()
   const picked = new Set()
-  while (picked.size < Math.min(count, blocks.length)) picked.add(blocks[Math.floor(random() * blocks.length)])
+  while (picked.size < Math.min(count, rows.length)) picked.add(rows[Math.floor(random() * rows.length)])
+  const file = await open(join(cacheDir, 'blocks.dat'), 'r+')
   const done = []
-  for (const name of picked) {
-    const path = join(data, key, name)
-    const bytes = await readFile(path)
-    const kind = ['flipped', 'truncated', 'zeroed'][done.length % 3]
-    if (kind === 'flipped') {
-      bytes[Math.floor(random() * bytes.length)] ^= 1 << Math.floor(random() * 8)
-      await writeFile(path, bytes)
-    } else if (kind === 'truncated') await truncate(path, Math.floor(random() * bytes.length))
-    else await writeFile(path, Buffer.alloc(bytes.length))
-    done.push({ block: Number(name), kind })
+  try {
+    for (const { block, slot, length } of picked) {
+      const bytes = Buffer.alloc(length)
+      await file.read(bytes, 0, length, slot * BLOCK_BYTES)
+      const kind = ['flipped', 'zeroed', 'torn'][done.length % 3]
+      if (kind === 'flipped') bytes[Math.floor(random() * length)] ^= 1 << Math.floor(random() * 8)
+      else if (kind === 'zeroed') bytes.fill(0)
+      else bytes.fill(0xff, length / 2)
+      await file.write(bytes, 0, length, slot * BLOCK_BYTES)
+      done.push({ block, kind })
+    }
+  } finally {
+    await file.close()
   }
   return done
 }

@@ -6,6 +6,8 @@ import { DiskCacheLockedError } from './errors.js'
 export interface BlockRow {
   snapshot: number
   block: number
+  /** Where its bytes are in the data file (slot-file.ts). */
+  slot: number
   length: number
   digest: Buffer
   /** The BlockDigest's name that made `digest`. */
@@ -22,14 +24,14 @@ export interface BlockKey {
 
 /** The index's file in the cache directory. */
 export const INDEX_FILE = 'index.sqlite'
-/** Bumped when the tables change; an index of another version is emptied, with its files. */
-const SCHEMA_VERSION = 1
+/** Bumped when the tables change; an index of another version is emptied (its data is then free space). */
+const SCHEMA_VERSION = 2
 
 /**
- * The disk cache's index: which blocks of which snapshot identity are on disk, with the digest
- * each is checked against when read. A block's row is committed only after its data was written
- * and fdatasync'd (disk-cache.ts), so a row never names bytes that were not durable; a file with
- * no row (a crash between the two) is an orphan, removed when its snapshot is next opened.
+ * The disk cache's index: which blocks of which snapshot identity are on disk, in which slot of the
+ * data file, with the digest each is checked against when read. A block's row is committed only
+ * after its data was written and fdatasync'd (disk-cache.ts), so a row never names bytes that were
+ * not durable; data with no row (a crash between the two) is only a free slot.
  *
  * SQLite (better-sqlite3) rather than a hand-written journal: atomic, crash-safe commits and
  * a consistent file after power loss are what such a journal would have to reinvent, and a batch
@@ -47,9 +49,11 @@ export class CacheIndex {
     this.statements = {
       snapshot: db.prepare<[string], { id: number }>('SELECT id FROM snapshots WHERE key = ?'),
       addSnapshot: db.prepare<[string, string]>('INSERT INTO snapshots (key, source) VALUES (?, ?)'),
-      blocks: db.prepare<[], BlockRow>('SELECT snapshot, block, length, digest, algo, seq FROM blocks ORDER BY seq'),
+      blocks: db.prepare<[], BlockRow>('SELECT snapshot, block, slot, length, digest, algo, seq FROM blocks ORDER BY seq'),
       keys: db.prepare<[], { id: number; key: string }>('SELECT id, key FROM snapshots'),
-      put: db.prepare<[number, number, number, Buffer, string, number]>('INSERT OR REPLACE INTO blocks (snapshot, block, length, digest, algo, seq) VALUES (?, ?, ?, ?, ?, ?)'),
+      put: db.prepare<[number, number, number, number, Buffer, string, number]>('INSERT OR REPLACE INTO blocks (snapshot, block, slot, length, digest, algo, seq) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
+      setMeta: db.prepare<[string, string]>('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)'),
       remove: db.prepare<[number, number]>('DELETE FROM blocks WHERE snapshot = ? AND block = ?'),
     }
   }
@@ -93,7 +97,20 @@ export class CacheIndex {
   commit(puts: readonly BlockRow[], removes: readonly BlockKey[]): void {
     this.db.transaction(() => {
       for (const key of removes) this.statements.remove.run(key.snapshot, key.block)
-      for (const row of puts) this.statements.put.run(row.snapshot, row.block, row.length, row.digest, row.algo, row.seq)
+      for (const row of puts) this.statements.put.run(row.snapshot, row.block, row.slot, row.length, row.digest, row.algo, row.seq)
+    })()
+  }
+
+  /**
+   * The slot size the data file was written with; when it is not `slotBytes` (the block size
+   * changed), every row is deleted first: their slots no longer lie where the rows say.
+   */
+  useSlotBytes(slotBytes: number): void {
+    const was = this.statements.getMeta.get('slot_bytes')?.value
+    if (was === String(slotBytes)) return
+    this.db.transaction(() => {
+      this.db.exec('DELETE FROM blocks')
+      this.statements.setMeta.run('slot_bytes', String(slotBytes))
     })()
   }
 
@@ -108,9 +125,11 @@ function migrate(db: Database.Database): void {
   db.exec(`
     DROP TABLE IF EXISTS blocks;
     DROP TABLE IF EXISTS snapshots;
+    DROP TABLE IF EXISTS meta;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE snapshots (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, source TEXT NOT NULL);
     CREATE TABLE blocks (
-      snapshot INTEGER NOT NULL, block INTEGER NOT NULL, length INTEGER NOT NULL,
+      snapshot INTEGER NOT NULL, block INTEGER NOT NULL, slot INTEGER NOT NULL, length INTEGER NOT NULL,
       digest BLOB NOT NULL, algo TEXT NOT NULL, seq INTEGER NOT NULL,
       PRIMARY KEY (snapshot, block)
     ) WITHOUT ROWID;

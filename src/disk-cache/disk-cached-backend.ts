@@ -58,9 +58,8 @@ export class DiskCachedBackend implements StorageBackend {
     const found: boolean[] = []
     for (let block = first; block < end; block++) found.push(this.cache.has(this.snapshot, block))
     if (found.some(Boolean)) {
-      await Promise.all(found.map(async (onDisk, index) => {
-        if (onDisk) found[index] = await this.cache.read(this.snapshot, first + index, slice(first + index))
-      }))
+      const checked = await this.cache.readRun(this.snapshot, first, found.map((_, index) => slice(first + index)))
+      checked.forEach((ok, index) => (found[index] = ok))
     }
     const fetches: Array<Promise<void>> = []
     for (let index = 0; index < found.length; index++) {

@@ -43,10 +43,6 @@ export class S3Fifo<K> {
     return this.totalBytes
   }
 
-  has(key: K): boolean {
-    return this.entries.has(key)
-  }
-
   /** Adds `key`, to main when `main` (a restart) or a ghost, else to small. */
   add(key: K, bytes: number, main = false): void {
     this.delete(key)

@@ -86,7 +86,7 @@ t.test('a remote snapshot with a disk cache: innermost, only for a strong ETag',
   const { context } = mountContext()
   const lines: string[] = []
   const logger = { ...quiet, warn: (line: string) => void lines.push(line) }
-  const diskCache = DiskCache.open({ dir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet, commitDelayMs: 1 })
+  const diskCache = DiskCache.open({ dir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet })
   t.teardown(() => diskCache.close())
   const backend = await openSnapshot(httpSpec(server.url()), { ...context, diskCache, logger })
   t.teardown(() => backend.close())
@@ -125,7 +125,7 @@ t.test('with a manifest: the verifying layer sits under the cache; a manifest bl
   await t.rejects(openSnapshot(local, { env: {}, logger: quiet }), { code: 'E_MANIFEST_MISMATCH' })
 
   // With a disk cache too: it sits right above the verifying layer, which passes the identity on.
-  const diskCache = DiskCache.open({ dir: join(dir, 'disk'), capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet, commitDelayMs: 1 })
+  const diskCache = DiskCache.open({ dir: join(dir, 'disk'), capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet })
   t.teardown(() => diskCache.close())
   const both = await openSnapshot(spec, { ...context, diskCache })
   t.teardown(() => both.close())
