@@ -7,6 +7,8 @@
 //   s3      the image as an object in Ceph's radosgw on loopback, at 0 ms and 10 ms, through
 //           snapmount, s3fs and rclone mount, beside a raw SDK client;
 //   rss     snapmount's peak RSS while a 4 GiB image is read sequentially with a 256 MiB cache;
+//   fleet   (only when named) a boot storm: 1, 8 and 32 daemons replay one boot's reads at once
+//           through deploy/nginx's caching tier and straight from the origin, at 10 ms over kernel TCP;
 // then evaluates issues 5 and 17's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
@@ -35,13 +37,17 @@ import { progress } from './lib/progress.mjs'
 import { footer, integritySection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
+import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
+import { measureFleet } from './parts/fleet.mjs'
 import { measureHttp } from './parts/http.mjs'
 import { measureLocal, measureSourceSeq } from './parts/local.mjs'
 import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 's3-0ms', 's3-10ms', 'rss', 'fleet']
+/** Parts run only when named: the fleet's storm starts 41 daemons per path, two paths (`npm run bench -- fleet`). */
+const NAMED_ONLY = ['fleet']
 const ALIASES = { http: ['http-0ms', 'http-10ms'], s3: ['s3-0ms', 's3-10ms'] }
 
 function parseArgs(argv) {
@@ -49,7 +55,7 @@ function parseArgs(argv) {
   for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the only flag is --no-peers`)
   const named = argv.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
   for (const part of named) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${[...PARTS, ...Object.keys(ALIASES)].join(', ')}`)
-  return { parts: named.length ? PARTS.filter((p) => named.includes(p)) : PARTS, peers: !flags.includes('--no-peers') }
+  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers') }
 }
 
 /** The peers the parts run need: found, installed, or a note saying why not (lib/peers.mjs). */
@@ -139,8 +145,13 @@ async function main(procs, settings) {
       ok &&= results.rss.ok
       out(rssSection(results.rss))
     }
+    if (runs('fleet')) {
+      results.fleet = await measureFleet(ctx)
+      ok &&= results.fleet.rows.every((r) => r.bytesOk)
+      out(fleetSection(results.fleet))
+    }
     out(startSection(results))
-    results.targets = evaluateTargets(results)
+    results.targets = [...evaluateTargets(results), ...(results.fleet ? fleetTargets(results.fleet) : [])]
     out(targetsSection(results.targets))
     results.seconds = (Date.now() - began) / 1000
     results.load = { before: loadBefore, after: loadavg()[0] }

@@ -68,6 +68,23 @@ export interface Nginx {
  */
 export declare function startNginx(root: string, options?: NginxOptions): Promise<Nginx>
 
+export interface NginxSiteOptions {
+  /** The site serves HTTPS: `origin` and `url()` say https. Default false. */
+  https?: boolean
+  /** As NginxOptions.prefix. */
+  prefix?: string
+  /** As NginxOptions.netns. */
+  netns?: NetnsCommands
+}
+
+/**
+ * Runs nginx with the `server` blocks (and other `http`-level directives) that `site(port, dir)`
+ * returns, where `port` is the free 127.0.0.1 port to listen on and `dir` nginx's temp prefix
+ * (for cache directories): for configs of our own such as deploy/nginx's caching tier. The
+ * access log, temp paths and pid file are set as for `startNginx`.
+ */
+export declare function startNginxSite(site: (port: number, dir: string) => string, options?: NginxSiteOptions): Promise<Nginx>
+
 /**
  * Stops any nginx left under a temp dir named `prefix*` by a process that died without stopping
  * it, and removes those dirs. Resolves to the dirs cleared.

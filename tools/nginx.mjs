@@ -40,15 +40,25 @@ process.once('exit', () => {
  * options and the returned handle. `stop()` is idempotent, waits for nginx to exit and removes
  * the temp prefix.
  */
-export async function startNginx(root, options = {}) {
-  const { tls, acceptRangesOnPartial = false, prefix = DEFAULT_PREFIX, netns } = options
+export function startNginx(root, options = {}) {
+  const { tls, acceptRangesOnPartial = false } = options
+  return startNginxSite((port) => staticSite(root, port, { tls, acceptRangesOnPartial }), { ...options, https: Boolean(tls) })
+}
+
+/**
+ * Runs nginx with the `server` blocks (and other `http`-level directives) that `site(port, dir)`
+ * returns, inside the same temp prefix, logs and temp paths as `startNginx`: for configs of our
+ * own such as deploy/nginx's caching tier. Same handle as `startNginx`.
+ */
+export async function startNginxSite(site, options = {}) {
+  const { https = false, prefix = DEFAULT_PREFIX, netns } = options
   const dir = await mkdtemp(join(tmpdir(), prefix))
   try {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort()
       try {
-        const stopped = await run(dir, config(dir, root, port, { tls, acceptRangesOnPartial }), netns)
-        const origin = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`
+        const stopped = await run(dir, config(dir, site(port, dir)), netns)
+        const origin = `${https ? 'https' : 'http'}://127.0.0.1:${port}`
         const accessLog = () => readFile(join(dir, 'access.log'), 'utf8').catch(() => '')
         let removed
         return {
@@ -108,7 +118,8 @@ export async function clearStaleNginx(prefix) {
   return cleared
 }
 
-function config(dir, root, port, { tls, acceptRangesOnPartial }) {
+/** A static server of `root`: ranges, strong ETags, keep-alive. */
+function staticSite(root, port, { tls, acceptRangesOnPartial }) {
   const ssl = tls
     ? [
         `ssl_certificate ${quote(tls.certFile)};`,
@@ -125,6 +136,17 @@ function config(dir, root, port, { tls, acceptRangesOnPartial }) {
   }
   add_header Accept-Ranges $accept_ranges;`
     : ''
+  return `${acceptRanges}
+  server {
+    listen 127.0.0.1:${port}${tls ? ' ssl' : ''};
+    server_name localhost;
+    root ${quote(root)};
+    ${ssl.join('\n    ')}
+  }`
+}
+
+/** nginx's main config around `site`: everything it writes stays under `dir`. */
+function config(dir, site) {
   // As root, workers would otherwise run as nobody, who may not read a root-only temp dir.
   const user = process.getuid?.() === 0 ? 'user root;' : ''
   return `
@@ -152,13 +174,7 @@ http {
   keepalive_timeout 60s;
   # The default (1000) would close a connection every 1000 range reads: a benchmark artefact.
   keepalive_requests 1000000;
-  ${acceptRanges}
-  server {
-    listen 127.0.0.1:${port}${tls ? ' ssl' : ''};
-    server_name localhost;
-    root ${quote(root)};
-    ${ssl.join('\n    ')}
-  }
+  ${site}
 }
 `
 }

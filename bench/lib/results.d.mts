@@ -1,6 +1,8 @@
 // Types only (no results.mjs): the shape of one run's results, the object run.mjs writes to
 // bench/results/*.json and that targets.mjs and report.mjs read. bench/README.md describes each field.
 
+import type { FleetResults } from './fleet-report.mjs'
+
 /** What a read cost in CPU (lib/cpu.mjs cpuUse); undefined where it could not be read. */
 export interface CpuUse {
   /** The daemon's (and its descendants') user + system seconds during the read and its settling. */
@@ -166,6 +168,7 @@ export interface BenchResults {
   local?: LocalResults
   remote?: Record<string, RemoteCondition>
   rss?: RssResults
+  fleet?: FleetResults
   targets?: Target[]
   seconds?: number
   load?: { before: number; after: number }

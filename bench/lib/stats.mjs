@@ -15,3 +15,9 @@ export function min(values) {
   const defined = values.filter((v) => v !== undefined)
   return defined.length ? Math.min(...defined) : undefined
 }
+
+/** The nearest-rank `p`th percentile (0-100] of the defined values; undefined if none. */
+export function percentile(values, p) {
+  const sorted = values.filter((v) => v !== undefined).sort((a, b) => a - b)
+  return sorted.length ? sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] : undefined
+}

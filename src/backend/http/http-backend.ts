@@ -172,6 +172,12 @@ export class HttpBackend extends RemoteBackend {
     if (head?.size !== undefined && head.size !== probe.size) {
       throw new RemoteChangedError(this.redactedUrl, `HEAD said ${head.size} bytes, a ranged GET ${probe.size}`)
     }
+    // A cache in front of the server (deploy/nginx's tier, a CDN) may hold an older version than
+    // the server's HEAD describes: reads pinned to the HEAD's ETag would then all fail with 412.
+    const [headEtag, probeEtag] = [head?.headers.etag, probe.headers.etag]
+    if (headEtag !== undefined && probeEtag !== undefined && headEtag !== probeEtag) {
+      throw new RemoteChangedError(this.redactedUrl, `HEAD said ETag ${headEtag}, a ranged GET ${probeEtag}`)
+    }
     this.size = probe.size
     this.validator = validatorFrom(headers)
     const lastModified = Date.parse(headers['last-modified'] ?? '')
@@ -397,6 +403,10 @@ function openFailure(url: string, err: unknown): SourceOpenError {
   if (cause instanceof HttpStatusError) {
     const fix = cause.status === 404 ? 'check the URL' : cause.status === 401 || cause.status === 403 ? 'check the credentials in headers:' : 'check the URL and the server'
     return new SourceOpenError(`cannot open ${url}: the server answered ${cause.status}`, fix, { cause: err })
+  }
+  if (cause instanceof RemoteChangedError) {
+    const fix = 'if a cache or CDN is in front of the server, purge the image there or wait until its copy expires; if the image is being replaced, mount once that is done'
+    return new SourceOpenError(`cannot open ${url}: ${cause.message}`, fix, { cause: err })
   }
   if (setupProblem(cause) === 'certificate') {
     const { code } = cause as NodeJS.ErrnoException

@@ -210,7 +210,14 @@ t.test('open failures say what is wrong and what to do', async (t) => {
   t.test('a HEAD size that disagrees with the probe: the object is changing, refused', async (t) => {
     server.plan({ kind: 'status', status: 200, method: 'HEAD', headers: { 'content-length': String(SIZE + 1) } })
     const { error } = await openFails(url)
-    t.match(error, { code: 'E_SOURCE_OPEN', message: `HEAD said ${SIZE + 1} bytes, a ranged GET ${SIZE}`, fix: /server is up and reachable/ })
+    t.match(error, { code: 'E_SOURCE_OPEN', message: `HEAD said ${SIZE + 1} bytes, a ranged GET ${SIZE}`, fix: /purge the image there/ })
+    t.match(error.cause, { code: 'E_REMOTE_CHANGED' })
+  })
+
+  t.test("a HEAD ETag that disagrees with the probe's: a cache in between holds another version, refused", async (t) => {
+    server.plan({ kind: 'status', status: 200, method: 'HEAD', headers: { 'content-length': String(SIZE), etag: '"a-newer-version"' } })
+    const { error } = await openFails(url)
+    t.match(error, { code: 'E_SOURCE_OPEN', message: /HEAD said ETag "a-newer-version", a ranged GET "/, fix: /cache or CDN/ })
     t.match(error.cause, { code: 'E_REMOTE_CHANGED' })
   })
 
