@@ -1,3 +1,5 @@
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { HASH_ALGORITHMS, MANIFEST_BLOCK_BYTES, type HashAlgorithm } from './format.js'
 import { blockDigestsOf } from './hash.js'
@@ -80,6 +82,10 @@ export class HashPool {
     this.closed = true
     const failure = new Error('the hash pool is closed')
     for (const job of this.queue.splice(0)) job.reject(failure)
+    for (const slot of this.slots) {
+      slot?.job?.reject(failure)
+      if (slot) slot.job = undefined
+    }
     await Promise.all(this.slots.map((slot) => slot?.worker.terminate()))
   }
 
@@ -122,6 +128,8 @@ export class HashPool {
     worker.on('error', (err) => (failure = err))
     worker.on('exit', (code) => {
       this.slots[index] = undefined
+      // Only a worker killed from outside exits without an error of its own.
+      /* c8 ignore next */
       slot.job?.reject(failure ?? new Error(`a hash worker exited (code ${code})`))
       if (!this.closed) this.dispatch()
     })
@@ -134,4 +142,4 @@ export class HashPool {
  * The worker's module beside this one: compiled JavaScript in dist/, and the TypeScript source
  * when the tests run src/ directly (the worker inherits their loader through execArgv).
  */
-const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './hash-worker.ts' : './hash-worker.js', import.meta.url)
+const WORKER_URL = new URL(`./hash-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)

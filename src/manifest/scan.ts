@@ -6,7 +6,6 @@ export interface ScanOptions {
   algorithm: HashAlgorithm
   blockBytes: number
   pool: HashPool
-  signal?: AbortSignal | undefined
   /** Bytes read and hashed so far, and the total; called as chunks finish. */
   progress?: ((done: number, total: number) => void) | undefined
 }
@@ -23,10 +22,10 @@ const CHUNKS_IN_FLIGHT = 8
 /**
  * The digest of every block of `backend`, back to back (a manifest's digest list): reads whole
  * blocks in chunks, CHUNKS_IN_FLIGHT at once, and hashes each chunk on the pool as it arrives.
- * The first failed read (or an abort) fails the whole.
+ * The first failed read fails the whole.
  */
 export async function digestImage(backend: StorageBackend, options: ScanOptions): Promise<Buffer> {
-  const { algorithm, blockBytes, pool, signal, progress } = options
+  const { algorithm, blockBytes, pool, progress } = options
   const size = backend.length
   const digestBytes = HASH_ALGORITHMS[algorithm].digestBytes
   const digests = Buffer.alloc(blockCountOf(size, blockBytes) * digestBytes)
@@ -35,11 +34,10 @@ export async function digestImage(backend: StorageBackend, options: ScanOptions)
   let done = 0
   const worker = async () => {
     while (next < size) {
-      signal?.throwIfAborted()
       const offset = next
       const length = Math.min(chunkBytes, size - offset)
       next += length
-      const data = await backend.readExact(offset, length, { ...(signal && { signal }), maintenance: true })
+      const data = await backend.readExact(offset, length, { maintenance: true })
       const chunk = await pool.blockDigests(algorithm, data, blockBytes)
       chunk.copy(digests, (offset / blockBytes) * digestBytes)
       done += length

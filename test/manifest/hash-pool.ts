@@ -30,21 +30,19 @@ t.test('a pool needs a worker; a closed pool refuses work and fails what waited'
   running.catch(() => {})
   queued.catch(() => {})
   await pool.close()
-  await t.rejects(running, /exited|closed/)
+  await t.rejects(running, /closed/)
   await t.rejects(queued, /closed/)
   await t.rejects(pool.blockDigests('sha256', data, 4096), /closed/)
 })
 
-t.test('a worker that dies fails its job, and the next job gets a new worker', async (t) => {
+t.test('a worker that died is replaced on the next job', async (t) => {
   const pool = new HashPool(1)
   t.teardown(() => pool.close())
   const data = seededBytes(3, 2 * 1024 * 1024)
   await pool.blockDigests('blake3', data, 4096)
   const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!
-  const job = pool.blockDigests('blake3', data, 4096)
-  job.catch(() => {})
   await slot.worker.terminate()
-  await t.rejects(job, /exited/)
+  await new Promise((resolve) => setImmediate(resolve))
   t.ok((await pool.blockDigests('blake3', data, 4096)).equals(blockDigestsOf('blake3', data, 4096)))
 })
 
