@@ -74,13 +74,13 @@ function createCommand(context: ManifestCommandContext): CommandModule<object, C
       withSourceOptions(y)
         .positional('source', { type: 'string', describe: SOURCE_HELP })
         .option('block-size', { type: 'string', describe: `bytes per block, a power of two from 4K to 4M (default ${MANIFEST_BLOCK_BYTES.default / 1024}K: the cache block)` })
-        .option('algorithm', { type: 'string', choices: Object.keys(HASH_ALGORITHMS), describe: 'block digest (default blake3; sha256 for standard tools)' })
+        .option('algorithm', { type: 'string', choices: Object.keys(HASH_ALGORITHMS), describe: 'block digest (sha256, the only one for now)' })
         .option('output', { alias: 'o', type: 'string', describe: 'write the manifest to this file (default: stdout)' })
         .example('$0 manifest create https://images.example.com/base.img -o base.img.manifest', 'prints "SHA256  base.img.manifest"') as never,
     handler: (args) =>
       context.run(async () => {
         const blockBytes = parseBlockSize(args['block-size'])
-        const algorithm = (args.algorithm ?? 'blake3') as HashAlgorithm
+        const algorithm = (args.algorithm ?? 'sha256') as HashAlgorithm
         const manifest = await withSource(args.source!, args, context, async (backend, pool) => {
           const digests = await hashWithProgress(backend, { algorithm, blockBytes, pool }, context, `manifest ${args.source}`)
           return { algorithm, blockBytes, imageBytes: backend.length, blockCount: blockCountOf(backend.length, blockBytes), digests } satisfies Manifest

@@ -1,22 +1,9 @@
 import { createHash } from 'node:crypto'
-import { createRequire } from 'node:module'
 import { HASH_ALGORITHMS, type HashAlgorithm } from './format.js'
 
-const require = createRequire(import.meta.url)
-
-/**
- * Where the BLAKE3 addon is, for the hashing workers to load it themselves. @napi-rs/blake-hash
- * ships a prebuilt addon per platform (as optional packages): no compiler at install.
- */
-export const BLAKE3_MODULE = require.resolve('@napi-rs/blake-hash')
-
-let blake3: ((input: Uint8Array) => Buffer) | undefined
-
-/** One digest of `data` with `algorithm`, on the calling thread. */
+/** One digest of `data` with `algorithm` (SHA-256, node:crypto), on the calling thread. */
 export function digestOf(algorithm: HashAlgorithm, data: Uint8Array): Buffer {
-  if (algorithm === 'sha256') return createHash('sha256').update(data).digest()
-  blake3 ??= (require(BLAKE3_MODULE) as { blake3(input: Uint8Array): Buffer }).blake3
-  return blake3(data)
+  return createHash(algorithm).update(data).digest()
 }
 
 /**

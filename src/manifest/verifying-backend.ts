@@ -48,7 +48,7 @@ export interface VerifyingOptions {
 
 /**
  * Two threads: one job hashing while the next is copied in. More would take CPU from the guests
- * a hypervisor host runs for readahead that one BLAKE3 thread (~2 GB/s here) already keeps up with.
+ * a hypervisor host runs for readahead that two SHA-256 threads (~1.8 GB/s each here) keep up with.
  */
 let sharedPool: HashPool | undefined
 function daemonPool(): HashPool {

@@ -16,7 +16,7 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} }
 const BLOCK = 64 * 1024
 const SIZE = 40 * BLOCK + 999
 const BYTES = seededBytes(31, SIZE)
-const manifest = { algorithm: 'blake3' as const, blockBytes: BLOCK, imageBytes: SIZE, blockCount: blockCountOf(SIZE, BLOCK), digests: blockDigestsOf('blake3', BYTES, BLOCK) }
+const manifest = { algorithm: 'sha256' as const, blockBytes: BLOCK, imageBytes: SIZE, blockCount: blockCountOf(SIZE, BLOCK), digests: blockDigestsOf('sha256', BYTES, BLOCK) }
 
 /** A source that damages `block` in every read of it: the verifying layer refuses that block. */
 function damaging(block: number): StorageBackend {

@@ -15,13 +15,13 @@ import {
 import { blockDigestsOf, digestOf } from '../../src/manifest/hash.js'
 import { ramp } from '../fixtures/test-data.js'
 
-function manifestOf(data: Buffer, blockBytes: number, algorithm: Manifest['algorithm'] = 'blake3'): Manifest {
+function manifestOf(data: Buffer, blockBytes: number, algorithm: Manifest['algorithm'] = 'sha256'): Manifest {
   return { algorithm, blockBytes, imageBytes: data.length, blockCount: blockCountOf(data.length, blockBytes), digests: blockDigestsOf(algorithm, data, blockBytes) }
 }
 
 t.test('a manifest round-trips through its bytes, header first, then a digest per block', async (t) => {
   const data = ramp(0, 10 * 4096 + 100)
-  for (const algorithm of ['blake3', 'sha256'] as const) {
+  for (const algorithm of ['sha256'] as const) {
     const manifest = manifestOf(data, 4096, algorithm)
     const bytes = encodeManifest(manifest)
     t.equal(bytes.length, HEADER_BYTES + 11 * 32)
@@ -39,8 +39,8 @@ t.test('a manifest round-trips through its bytes, header first, then a digest pe
     t.equal(manifestSha256(bytes), createHash('sha256').update(bytes).digest('hex'))
   }
   t.ok(digestOf('sha256', data).equals(createHash('sha256').update(data).digest()), 'sha256 is the standard one')
-  // BLAKE3's published test vector for the empty input.
-  t.equal(digestOf('blake3', Buffer.alloc(0)).toString('hex'), 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262')
+  // SHA-256's digest of the empty input, as sha256sum prints it.
+  t.equal(digestOf('sha256', Buffer.alloc(0)).toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
 })
 
 t.test('an empty image has no blocks', async (t) => {

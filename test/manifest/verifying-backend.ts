@@ -13,7 +13,7 @@ const BLOCK = 16 * 1024
 const SIZE = 40 * BLOCK + 1234
 const IMAGE = seededBytes(20, SIZE)
 
-function manifestOf(bytes: Buffer, algorithm: Manifest['algorithm'] = 'blake3', blockBytes = BLOCK): Manifest {
+function manifestOf(bytes: Buffer, algorithm: Manifest['algorithm'] = 'sha256', blockBytes = BLOCK): Manifest {
   return { algorithm, blockBytes, imageBytes: bytes.length, blockCount: blockCountOf(bytes.length, blockBytes), digests: blockDigestsOf(algorithm, bytes, blockBytes) }
 }
 
@@ -46,7 +46,7 @@ function logger() {
 }
 
 t.test('every read returns exactly its bytes, whatever its offset and length, for both algorithms', async (t) => {
-  for (const algorithm of ['blake3', 'sha256'] as const) {
+  for (const algorithm of ['sha256'] as const) {
     const backend = new VerifyingBackend(new MemoryBackend(IMAGE), manifestOf(IMAGE, algorithm), { name: 'disk', ...logger() })
     for (const { offset, length } of randomRanges(21, SIZE, 200, 3 * BLOCK)) t.ok((await backend.readExact(offset, length)).equals(IMAGE.subarray(offset, offset + length)))
     t.ok((await backend.readExact(0, SIZE)).equals(IMAGE), 'the whole image, hashed on the worker pool')

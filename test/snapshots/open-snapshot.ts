@@ -106,7 +106,7 @@ t.test('with a manifest: the verifying layer sits under the cache; a manifest bl
   const { blockDigestsOf } = await import('../../src/manifest/hash.js')
   const { sha256 } = await import('../fixtures/test-data.js')
   const dir = await tempDir(t)
-  const manifest = encodeManifest({ algorithm: 'blake3', blockBytes: 128 * 1024, imageBytes: BYTES.length, blockCount: blockCountOf(BYTES.length, 128 * 1024), digests: blockDigestsOf('blake3', BYTES, 128 * 1024) })
+  const manifest = encodeManifest({ algorithm: 'sha256', blockBytes: 128 * 1024, imageBytes: BYTES.length, blockCount: blockCountOf(BYTES.length, 128 * 1024), digests: blockDigestsOf('sha256', BYTES, 128 * 1024) })
   await writeFile(join(dir, 'm'), manifest)
   const server = await startFaultServer(t, BYTES)
   const spec = { ...httpSpec(server.url()), manifest: { source: { name: 'manifest', type: 'file' as const, path: join(dir, 'm') }, sha256: sha256(manifest) } }
