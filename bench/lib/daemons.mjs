@@ -62,6 +62,22 @@ export async function startDaemon({ procs, settings }, mount, { pollMs = MOUNT_P
   return daemon
 }
 
+/**
+ * `mount` with its daemon started inside `netns` (tools/delay-netns.mjs: nsenter execs it in
+ * place, same pid, and its mount is still the host's); `mount` itself without a namespace.
+ */
+export function inNetns(mount, netns) {
+  if (!netns) return mount
+  return {
+    ...mount,
+    command: async (path) => {
+      const [command, ...args] = await mount.command(path)
+      const [wrapped, wrappedArgs] = netns.wrap(command, args)
+      return [wrapped, ...wrappedArgs]
+    },
+  }
+}
+
 /** The daemon's peak resident set (VmHWM) in MiB, from /proc; undefined once it is gone. */
 export async function peakRssMiB(daemon) {
   const status = await readFile(`/proc/${daemon.child.pid}/status`, 'utf8').catch(() => '')

@@ -25,7 +25,7 @@ import { BOOT_TIMEOUT_MS, bootGuest, chooseAccel, ensureGuestImage } from '../..
 import { startNginx } from '../../tools/nginx.mjs'
 import { bytesSentFromLog, startRadosgw } from '../../tools/radosgw.mjs'
 import { summarizeReads } from '../lib/boot-trace.mjs'
-import { startDaemon } from '../lib/daemons.mjs'
+import { inNetns, startDaemon } from '../lib/daemons.mjs'
 import { progress } from '../lib/progress.mjs'
 import { NAME, NGINX_PREFIX, RADOSGW_PREFIX, RTT_MS, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
 import { median } from '../lib/stats.mjs'
@@ -56,19 +56,6 @@ async function nginxSent(nginx) {
 /** Drops the image's pages from the host's page cache (GNU dd: nocache with count=0 drops the whole file). */
 function dropImageCache(procs, image) {
   return procs.run('dd', [`if=${image}`, 'iflag=nocache', 'count=0', 'status=none'])
-}
-
-/** A mount description whose daemon runs inside `netns` (its mount is still the host's). */
-function inNetns(mount, netns) {
-  if (!netns) return mount
-  return {
-    ...mount,
-    command: async (path) => {
-      const [command, ...args] = await mount.command(path)
-      const [wrapped, wrappedArgs] = netns.wrap(command, args)
-      return [wrapped, ...wrappedArgs]
-    },
-  }
 }
 
 /**

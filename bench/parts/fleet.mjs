@@ -12,7 +12,7 @@ import { basename, join } from 'node:path'
 import { clearStaleDelayNetns, startDelayNetns } from '../../tools/delay-netns.mjs'
 import { startFleetCache } from '../../tools/fleet-cache.mjs'
 import { startNginx } from '../../tools/nginx.mjs'
-import { startDaemon } from '../lib/daemons.mjs'
+import { inNetns, startDaemon } from '../lib/daemons.mjs'
 import { MIB_SLICES, sliceSha256 } from '../lib/images.mjs'
 import { progress } from '../lib/progress.mjs'
 import { NAME, RTT_MS, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
@@ -55,14 +55,7 @@ async function storm(ctx, netns, dir, reads, { tier, daemons }) {
   const origin = procs.addService(await startNginx(ctx.settings.benchDir, { netns, prefix: `${NETNS_PREFIX}nginx-` }))
   const cache = tier ? procs.addService(await startFleetCache(`127.0.0.1:${origin.port}`, { netns, prefix: `${NETNS_PREFIX}cache-` })) : undefined
   const url = (cache ?? origin).url(basename(image.path))
-  const mount = {
-    key: `fleet-${tier ? 'tier' : 'origin'}`,
-    title: `snapmount (fleet, ${tier ? 'tier' : 'origin'})`,
-    command: (mnt) => {
-      const [command, args] = netns.wrap(SNAPMOUNT, ['mount', mnt, `${NAME}=${url}`])
-      return [command, ...args]
-    },
-  }
+  const mount = inNetns({ key: `fleet-${tier ? 'tier' : 'origin'}`, title: `snapmount (fleet, ${tier ? 'tier' : 'origin'})`, command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }, netns)
   const started = []
   try {
     for (let i = 0; i < daemons; i += START_BATCH) {

@@ -11,7 +11,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { DelayNetnsUnavailableError, startDelayNetns } from '../../tools/delay-netns.mjs'
 import { startNginx } from '../../tools/nginx.mjs'
 import { withCpu } from '../lib/cpu.mjs'
-import { withDaemon } from '../lib/daemons.mjs'
+import { inNetns, withDaemon } from '../lib/daemons.mjs'
 import { fmt, fmtCpu, okOr } from '../lib/format.mjs'
 import { MIB_SLICES, sliceSha256 } from '../lib/images.mjs'
 import { progress } from '../lib/progress.mjs'
@@ -21,18 +21,6 @@ import { httpMounts, nginxVersion, writeIndex } from './http.mjs'
 
 /** Readahead still arriving after the reader stopped is charged to its read: no proxy says when it ends. */
 const SETTLE_MS = 300
-
-/** `mount` with its daemon started inside `netns` (nsenter execs it in place: same pid, the host's mounts). */
-function inside(netns, mount) {
-  return {
-    ...mount,
-    command: async (path) => {
-      const [command, ...args] = await mount.command(path)
-      const [wrapped, wrappedArgs] = netns.wrap(command, args)
-      return [wrapped, ...wrappedArgs]
-    },
-  }
-}
 
 /** One curl GET of the whole image from inside the namespace: MB/s. */
 async function curlInside(netns, url) {
@@ -95,7 +83,7 @@ export async function measureKernelHttp(ctx, peers) {
     const mounts = {}
     for (const mount of httpMounts(nginx.origin, file, peers, dir)) {
       try {
-        mounts[mount.key] = await measureMount(ctx, inside(netns, mount), wantMib)
+        mounts[mount.key] = await measureMount(ctx, inNetns(mount, netns), wantMib)
       } catch (err) {
         if (mount.key === 'snapmount' || procs.stopping) throw err
         base.notes.push(`${mount.title} not measured: ${err.message.split('\n')[0]}`)
