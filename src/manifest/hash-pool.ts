@@ -23,14 +23,15 @@ export interface HashJob {
 const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
 
 /**
- * Jobs up to this size are hashed on the calling thread: sending one to a worker costs the event
- * loop ~15 µs plus the copy (measured on this 2-vCPU machine at a load of 8: 31 µs for 128 KiB),
- * while hashing it there costs BLAKE3 17 µs for 128 KiB and SHA-256 11 µs for 16 KiB (75 µs for
- * 128 KiB). Below these sizes a worker would take more of the event loop than it saves, and add
- * ~40 µs of latency to a random read's one block; above them (readahead's 0.5-4 MiB fetches) the
- * pool takes the hashing off the loop.
+ * Jobs up to this size are hashed on the calling thread. Sending one to a worker costs the event
+ * loop ~15 µs plus the copy into its shared buffer (31 µs for 128 KiB, at a load of 8), and the
+ * read waits for the worker's turn: in the bench (docs/manifest.md) that wait cut a 10 ms-RTT
+ * sequential read to 0.59x of the same read without a manifest, with +0.5 s CPU per GiB, while
+ * hashing BLAKE3 in-thread (0.12 s/GiB, 0.5 ms of event loop per 4 MiB fetch) gave 1.10x and
+ * +0.28 s. So BLAKE3 is hashed in-thread at every size a read has (up to 4 MiB); SHA-256, four
+ * times the work per byte (2.4 ms per 4 MiB), goes to the pool above 16 KiB (11 µs in-thread).
  */
-export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { blake3: 128 * 1024, sha256: 16 * 1024 }
+export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { blake3: MANIFEST_BLOCK_BYTES.max, sha256: 16 * 1024 }
 
 interface Queued extends HashJob {
   data: Uint8Array

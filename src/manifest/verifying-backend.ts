@@ -47,8 +47,8 @@ export interface VerifyingOptions {
 }
 
 /**
- * Two threads: one job hashing while the next is copied in. More would take CPU from the guests
- * a hypervisor host runs for readahead that one BLAKE3 thread (~2 GB/s here) already keeps up with.
+ * Two threads for SHA-256 manifests (BLAKE3 is hashed in-thread): one job hashing while the next
+ * is copied in. More would take CPU from the guests a hypervisor host runs.
  */
 let sharedPool: HashPool | undefined
 function daemonPool(): HashPool {
@@ -62,7 +62,7 @@ function daemonPool(): HashPool {
  *
  * A read is rounded out to whole manifest blocks (under the block cache it already is, when the
  * cache block is a multiple of the manifest's), fetched in one request, and its blocks hashed
- * together (small reads on the event loop, larger ones on worker threads: hash-pool.ts). A block
+ * together (BLAKE3 on the event loop, SHA-256 above 16 KiB on worker threads: hash-pool.ts). A block
  * that does not match is logged with both digests and fetched again alone, from
  * `refetchFrom`, up to `attempts` fetches in all; the good copy is put in its place. If every
  * fetch mismatches, the read fails with BlockDigestError (EIO), naming the block and both digests.

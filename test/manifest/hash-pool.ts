@@ -39,11 +39,11 @@ t.test('a worker that died is replaced on the next job', async (t) => {
   const pool = new HashPool(1)
   t.teardown(() => pool.close())
   const data = seededBytes(3, 2 * 1024 * 1024)
-  await pool.blockDigests('blake3', data, 4096)
+  await pool.blockDigests('sha256', data, 4096)
   const slot = (pool as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots[0]!
   await slot.worker.terminate()
   await new Promise((resolve) => setImmediate(resolve))
-  t.ok((await pool.blockDigests('blake3', data, 4096)).equals(blockDigestsOf('blake3', data, 4096)))
+  t.ok((await pool.blockDigests('sha256', data, 4096)).equals(blockDigestsOf('sha256', data, 4096)))
 })
 
 t.test("a worker's own error fails its job with that error", async (t) => {
