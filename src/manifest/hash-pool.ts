@@ -25,9 +25,9 @@ const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
 /**
  * Jobs up to this size are hashed on the calling thread: sending one to a worker costs the event
  * loop ~15 µs plus the copy (measured on this 2-vCPU machine at a load of 8: 31 µs for 128 KiB),
- * while hashing it there costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB). Below these sizes a worker would take more of the event loop than it saves, and add
- * ~40 µs of latency to a random read's one block; above them (readahead's 0.5-4 MiB fetches) the
- * pool takes the hashing off the loop.
+ * while hashing it there costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB). Below this size a
+ * worker would take more of the event loop than it saves; above it (a random read's 128 KiB
+ * block, readahead's 0.5-4 MiB fetches) the pool takes the hashing off the loop.
  */
 export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024 }
 
