@@ -55,6 +55,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
   // Before anything is mounted: another daemon on the same cache_dir is an input error (exit 2).
   const diskCache = openDiskCache(config.options, processContext.logger)
+  const closeDiskCache = diskCache ? () => diskCache.close() : async () => {}
   // A local source's open is bounded like a read (open-source.ts).
   const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, diskCache, onReload, openTimeoutMs: config.options.readTimeoutMs }
   const { logger } = context
@@ -65,7 +66,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   await checkAllowOther(allowOther, daemonUid)
   await prepareMountpoint(config.mountpoint, logger)
   const snapshots = await openForServing(config.snapshots, context).catch(async (err: unknown) => {
-    await diskCache?.close()
+    await closeDiskCache()
     throw err
   })
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
@@ -77,7 +78,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
     mount = await mountFuse(config.mountpoint, fs, { allowOther }, logger)
   } catch (err) {
     await fs.close()
-    await diskCache?.close()
+    await closeDiskCache()
     throw err
   }
   await setKernelReadahead(config.mountpoint, KERNEL_READAHEAD_KIB, logger)
@@ -108,7 +109,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   await observed.close()
   await fs.close()
   // After the snapshots: their last blocks are written and indexed, and the directory unlocked.
-  await diskCache?.close()
+  await closeDiskCache()
   logger.info('unmounted')
 }
 

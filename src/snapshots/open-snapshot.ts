@@ -1,4 +1,4 @@
-import type { SnapshotSpec } from '../config/config.js'
+import type { HttpSnapshotSpec, S3SnapshotSpec, SnapshotSpec } from '../config/config.js'
 import type { OpenContext } from '../backend/open-context.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { BlockCache } from '../cache/block-cache.js'
@@ -33,6 +33,11 @@ interface Opened {
   manifest?: Manifest | undefined
 }
 
+/** HTTP and S3: the snapshots the caches are for (a local one has the kernel's page cache). */
+function isRemote(spec: SnapshotSpec): spec is HttpSnapshotSpec | S3SnapshotSpec {
+  return spec.type === 'http' || spec.type === 's3'
+}
+
 /** One layer: the backend below wrapped, or returned as it is where the layer does not apply. */
 type Layer = (backend: StorageBackend, spec: SnapshotSpec, context: SnapshotContext, opened: Opened) => StorageBackend
 
@@ -43,7 +48,7 @@ type Layer = (backend: StorageBackend, spec: SnapshotSpec, context: SnapshotCont
  */
 const verifying: Layer = (backend, spec, { cache, logger }, { manifest }) => {
   if (!manifest) return backend
-  if (cache && (spec.type === 'http' || spec.type === 's3') && manifest.blockBytes > cache.blockBytes) {
+  if (cache && isRemote(spec) && manifest.blockBytes > cache.blockBytes) {
     logger.warn(`${spec.name}: its manifest's blocks (${manifest.blockBytes / 1024} KiB) are larger than the cache's (${cache.blockBytes / 1024} KiB): each cache miss fetches a whole manifest block; set cache_block_kib: ${manifest.blockBytes / 1024} or make the manifest with --block-size ${cache.blockBytes / 1024}K`)
   }
   return new VerifyingBackend(backend, manifest, { name: spec.name, logger })
@@ -51,11 +56,11 @@ const verifying: Layer = (backend, spec, { cache, logger }, { manifest }) => {
 
 /**
  * Next: remote snapshots' blocks (verified, with a manifest) are kept on local disk across
- * restarts, under the memory cache, which so reads from disk what it lost. Only for a source with a strong validator: its
- * identity is what the blocks are filed under.
+ * restarts, under the memory cache, which so reads from disk what it lost. Only for a source with
+ * a strong validator: its identity is what the blocks are filed under.
  */
 const diskCache: Layer = (backend, spec, { diskCache, logger }) => {
-  if (!diskCache || (spec.type !== 'http' && spec.type !== 's3')) return backend
+  if (!diskCache || !isRemote(spec)) return backend
   const identity = backend.identity?.()
   if (identity) return new DiskCachedBackend(backend, diskCache, identity)
   logger.warn(`${spec.name}: no disk cache for it: its source has no strong ETag, so a replaced object could not be told from the one cached`)
@@ -67,7 +72,7 @@ const diskCache: Layer = (backend, spec, { diskCache, logger }) => {
  * on the kernel's page cache of their source file, which a second copy would only halve.
  */
 const blockCache: Layer = (backend, spec, { cache }) =>
-  cache && (spec.type === 'http' || spec.type === 's3') ? new CachingBackend(backend, cache, { connections: spec.connections }) : backend
+  cache && isRemote(spec) ? new CachingBackend(backend, cache, { connections: spec.connections }) : backend
 
 /** Outermost, so it sees reads as the mount's readers do: a cache hit is a fast read. */
 const metering: Layer = (backend, spec, { metering }) =>
