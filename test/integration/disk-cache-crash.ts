@@ -1,23 +1,14 @@
 import t from 'tap'
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { startDaemon } from '../fixtures/daemon.js'
-import { makeRandomImage } from '../fixtures/images.js'
-import { startNginx, type Nginx } from '../fixtures/nginx.js'
+import type { Nginx } from '../fixtures/nginx.js'
 import { seededRandom } from '../fixtures/test-data.js'
-import { tempDir } from '../fixtures/temp-dir.js'
+import { diskCacheSite, fileSha256 as sha256 } from '../fixtures/disk-cache-site.js'
 
-const run = promisify(execFile)
 const MiB = 2 ** 20
 const BLOCK = 128 * 1024
-
-async function sha256(path: string): Promise<string> {
-  const { stdout } = await run('sha256sum', [path])
-  return stdout.split(' ')[0]!
-}
 
 /** Ranged GETs nginx logged: the blocks each asked for, and the body bytes it sent. */
 async function rangedGets(nginx: Nginx): Promise<Array<{ first: number; end: number; bytes: number }>> {
@@ -55,17 +46,9 @@ function committedBlocks(cacheDir: string): number[] {
  * (Blocks fetched and not yet written are lost with the process; the bench reports those bytes.)
  */
 t.test('kill -9 during a fill: a restart reuses the blocks completed before it', async (t) => {
-  const dir = await tempDir(t)
-  const www = join(dir, 'www')
-  const cacheDir = join(dir, 'cache')
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(www)
-  await mkdir(mountpoint)
   const size = 40 * MiB + 999
-  const image = await makeRandomImage(www, 'disk.raw', size, 41)
+  const { cacheDir, mountpoint, mounted, image, nginx } = await diskCacheSite(t, size, 41)
   const expected = await sha256(image)
-  const nginx = await startNginx(t, www)
-  const mounted = join(mountpoint, 'disk.raw')
   const args = ['--cache-dir', cacheDir, '--cache-size-mib', '64', mountpoint, nginx.url('/disk.raw')]
   const random = seededRandom(5)
 

@@ -6,16 +6,12 @@ import { promisify } from 'node:util'
 import { runCli, startDaemon } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { startNginx, type Nginx } from '../fixtures/nginx.js'
+import { diskCacheSite, fileSha256 as sha256 } from '../fixtures/disk-cache-site.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
 const run = promisify(execFile)
 const MiB = 2 ** 20
 
-/** sha256 of a whole file, read by a child process (the daemon's own process must not touch the mount). */
-async function sha256(path: string): Promise<string> {
-  const { stdout } = await run('sha256sum', [path])
-  return stdout.split(' ')[0]!
-}
 
 /** Body bytes nginx has sent for ranged GETs (206) so far; logged once each is sent, so waited for. */
 async function servedBytes(nginx: Nginx): Promise<number> {
@@ -33,17 +29,9 @@ async function servedBytes(nginx: Nginx): Promise<number> {
  * then read again by a new daemon on the same directory (a restart), then replaced on the server.
  */
 t.test('the disk cache keeps blocks across restarts, and never serves a replaced object\'s', async (t) => {
-  const dir = await tempDir(t)
-  const www = join(dir, 'www')
-  const cacheDir = join(dir, 'cache')
-  const mountpoint = join(dir, 'mnt')
-  await mkdir(www)
-  await mkdir(mountpoint)
   const size = 24 * MiB + 4321
-  const image = await makeRandomImage(www, 'disk.raw', size, 31)
+  const { dir, www, cacheDir, mountpoint, mounted, image, nginx } = await diskCacheSite(t, size, 31)
   const expected = await sha256(image)
-  const nginx = await startNginx(t, www)
-  const mounted = join(mountpoint, 'disk.raw')
   const args = ['--cache-dir', cacheDir, '--cache-size-mib', '64', mountpoint, nginx.url('/disk.raw')]
 
   const first = await startDaemon(t, mountpoint, args)
@@ -105,16 +93,9 @@ t.test('a full disk (ENOSPC): reads go on from the source, logged once', async (
  * bytes on disk per snapshot and the disk cache's line; the metrics endpoint has its series.
  */
 t.test('warm, status and metrics with a disk cache', async (t) => {
-  const dir = await tempDir(t)
-  const www = join(dir, 'www')
-  const cacheDir = join(dir, 'cache')
-  const mountpoint = join(dir, 'mnt')
-  const socket = join(dir, 'control.sock')
-  await mkdir(www)
-  await mkdir(mountpoint)
   const size = 12 * MiB + 5
-  const image = await makeRandomImage(www, 'disk.raw', size, 34)
-  const nginx = await startNginx(t, www)
+  const { dir, cacheDir, mountpoint, image, nginx } = await diskCacheSite(t, size, 34)
+  const socket = join(dir, 'control.sock')
   const args = ['--cache-dir', cacheDir, '--control-socket', socket, '--metrics-listen', '127.0.0.1:0', mountpoint, nginx.url('/disk.raw')]
   const daemon = await startDaemon(t, mountpoint, args)
   const warm = await runCli(['warm', 'disk.raw', '--socket', socket])
