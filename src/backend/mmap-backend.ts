@@ -93,7 +93,7 @@ export class MmapBackend extends LocalBackend implements StorageBackend {
 const PAGE_BYTES = mmap.PAGESIZE
 
 /** A stretch of one mapped window. */
-interface Piece {
+export interface Piece {
   window: Buffer
   start: number
   length: number
@@ -111,7 +111,7 @@ function isResident({ window, start, length }: Piece): boolean {
  * vendor/mmap-io/SNAPMOUNT.md): false, with `target` partly written, if a page vanished under
  * the copy because the file was truncated, which would otherwise kill the daemon.
  */
-function copyGuarded(pieces: Piece[], target: Buffer): boolean {
+export function copyGuarded(pieces: Piece[], target: Buffer): boolean {
   let done = 0
   for (const { window, start, length } of pieces) {
     if (!mmap.copyGuarded(window, start, target, done, length)) return false
