@@ -105,6 +105,13 @@ export interface ManifestSpec {
   sha256: string
 }
 
+/**
+ * A remote snapshot's boot profile (docs/profile.md, src/profile/): a local file, prefetched at a
+ * cold start when it exists and recorded on the first start when it does not; or a URL beside the
+ * image (opened as a manifest URL is), only ever read.
+ */
+export type ProfileSpec = { path: string } | { source: HttpSnapshotSpec | S3SnapshotSpec }
+
 /** A value that may be secret: given in the config, or read from the environment or a file at open. */
 export type SecretSource = { value: string } | { env: string } | { file: string }
 
@@ -134,6 +141,8 @@ export interface HttpSnapshotSpec extends RetryBudget, Mirrored {
   type: 'http'
   /** Check every block against this manifest (docs/manifest.md); none by default. */
   manifest?: ManifestSpec | undefined
+  /** Prefetch what a boot reads, recorded once (docs/profile.md); none by default. */
+  prefetchProfile?: ProfileSpec | undefined
   /** http:// or https:// URL of the image. */
   url: string
   /** Extra request headers (auth tokens, API keys), sent to the URL's own origin only. */
@@ -160,6 +169,8 @@ export interface S3SnapshotSpec extends RetryBudget, Mirrored {
   type: 's3'
   /** Check every block against this manifest (docs/manifest.md); none by default. */
   manifest?: ManifestSpec | undefined
+  /** Prefetch what a boot reads, recorded once (docs/profile.md); none by default. */
+  prefetchProfile?: ProfileSpec | undefined
   bucket: string
   key: string
   /** Pin this object version; default: the version current at start, pinned by its ETag. */

@@ -4,6 +4,7 @@ import { asRecord, booleanField, controlCharacter, nonEmptyString, quote, reject
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
 import { validateManifest } from './validate-manifest.js'
+import { withProfile } from './validate-profile.js'
 import { validateSourcesSnapshot } from './validate-sources.js'
 import { ACCESS_FIELDS, checkAccess } from './validate-access.js'
 import { OBSERVABILITY_FIELDS, checkObservability } from './validate-observability.js'
@@ -100,11 +101,12 @@ function isWholeIn(value: unknown, { min, max }: { min: number; max: number }): 
 }
 
 function validateSnapshot(raw: unknown, field: string, baseDir: string, options: MountOptions, fail: Fail): SnapshotSpec {
-  // `lazy` and `manifest` are common to every type: taken out here, before each type refuses
-  // fields it does not know.
-  const { lazy, manifest, ...entry } = asRecord(raw, field, fail)
+  // `lazy`, `manifest` and `prefetch_profile` are common to every type: taken out here, before
+  // each type refuses fields it does not know.
+  const { lazy, manifest, prefetch_profile: profile, ...entry } = asRecord(raw, field, fail)
   const spec = validateSnapshotFields(entry, field, baseDir, options, fail)
-  const checked = manifest === undefined ? spec : { ...spec, manifest: validateManifest(manifest, `${field}.manifest`, entry, baseDir, options.readTimeoutMs, fail) }
+  let checked = manifest === undefined ? spec : { ...spec, manifest: validateManifest(manifest, `${field}.manifest`, entry, baseDir, options.readTimeoutMs, fail) }
+  if (profile !== undefined) checked = withProfile(checked, profile, `${field}.prefetch_profile`, entry, baseDir, options.readTimeoutMs, fail)
   return booleanField(lazy, false, `${field}.lazy`, fail) ? { ...checked, lazy: true } : checked
 }
 
