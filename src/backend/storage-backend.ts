@@ -107,6 +107,24 @@ export interface SnapshotInspection {
   sourceChanged?: string
   /** Each source of a snapshot served from mirrors, in the config's order: the mirror layer's. */
   mirrors?: MirrorReport[]
+  /** The boot profile being recorded of the snapshot: the recording layer's (src/profile/), absent when none is. */
+  profileRecording?: ProfileRecordingReport
+}
+
+/** A boot profile being recorded (`snapmount profile record`, or automatically at a cold start). */
+export interface ProfileRecordingReport {
+  /** Where the profile will be written. */
+  path: string
+  /** Started by snapmount itself (a prefetch_profile path or a disk-cache profile that was absent), not by `profile record`. */
+  automatic: boolean
+  /** Blocks, runs and bytes noted so far. */
+  blocks: number
+  runs: number
+  bytes: number
+  /** Milliseconds from the first read to the last block noted; 0 before the first read. */
+  spanMs: number
+  /** The recording reached its bound (MAX_PROFILE_BLOCKS) and notes no more. */
+  full: boolean
 }
 
 /** One source of a mirrored snapshot, as `status` and the metrics show it (src/backend/mirrors/). */

@@ -112,6 +112,8 @@ const WRITE_PAUSE_MS = 5000
 export class DiskCache {
   readonly blockBytes: number
   readonly capacityBytes: number
+  /** The cache directory (`cache_dir`): boot profiles snapmount records by itself go in it too (src/profile/cache-path.ts). */
+  readonly dir: string
   private readonly maxSlots: number
   private readonly digest: BlockDigest
   private readonly logger: Logger
@@ -155,6 +157,7 @@ export class DiskCache {
   ) {
     this.blockBytes = options.blockBytes
     this.capacityBytes = options.capacityBytes
+    this.dir = options.dir
     this.maxSlots = Math.floor(options.capacityBytes / options.blockBytes)
     this.digest = options.digest ?? CRC32C_DIGEST
     this.logger = options.logger

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import type { HttpSnapshotSpec, S3SnapshotSpec, SnapshotSpec } from '../config/config.js'
 import type { OpenContext } from '../backend/open-context.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
@@ -10,6 +11,10 @@ import { DiskCachedBackend } from '../disk-cache/disk-cached-backend.js'
 import type { Manifest } from '../manifest/format.js'
 import { loadManifest } from '../manifest/load.js'
 import { VerifyingBackend } from '../manifest/verifying-backend.js'
+import type { ProfileIdentity } from '../profile/format.js'
+import { profileIdentity } from '../profile/identity.js'
+import { cachedProfilePath } from '../profile/cache-path.js'
+import { RecordingBackend } from '../profile/recording-backend.js'
 
 /**
  * What opening a snapshot takes: the process's context (for the backend) and the pieces the
@@ -28,9 +33,14 @@ export interface SnapshotContext extends OpenContext {
   metering?: { observer(snapshot: string): ReadObserver | undefined } | undefined
 }
 
-/** What was read at open besides the source, for the layers: the snapshot's checked manifest. */
+/**
+ * What was read at open besides the source, for the layers: the snapshot's checked manifest, and
+ * the identity its boot profiles are recorded under (profileIdentity, from the source itself:
+ * the layers around it do not pass `identity()` on).
+ */
 interface Opened {
   manifest?: Manifest | undefined
+  profileIdentity?: ProfileIdentity | undefined
 }
 
 /** HTTP and S3: the snapshots the caches are for (a local one has the kernel's page cache). */
@@ -79,11 +89,30 @@ const metering: Layer = (backend, spec, { metering }) =>
   metering ? new MeteredBackend(backend, spec.type, metering.observer(spec.name)) : backend
 
 /**
+ * Outermost of all, so it notes the reads the mount's readers make, cache hits included, for a
+ * boot profile (src/profile/): remote snapshots read through the block cache, whose block is the
+ * profile's. It records by itself from the first read where the profile snapmount would replay is
+ * absent: the `prefetch_profile` path, or, with the disk cache on and no prefetch_profile, the
+ * disk cache's place for the image (cache-path.ts). The check is one stat, at open.
+ */
+const recording: Layer = (backend, spec, { cache, diskCache, logger }, { profileIdentity: identity }) => {
+  if (!cache || !isRemote(spec)) return backend
+  const configured = spec.prefetchProfile && 'path' in spec.prefetchProfile ? spec.prefetchProfile.path : undefined
+  const cached = diskCache && identity && !spec.prefetchProfile ? cachedProfilePath(diskCache.dir, identity) : undefined
+  const defaultPath = configured ?? cached
+  const autoPath = defaultPath !== undefined && !existsSync(defaultPath) ? defaultPath : undefined
+  if (autoPath !== undefined && !identity) {
+    logger.warn(`${spec.name}: no boot profile at ${autoPath}, and none can be recorded: it has no manifest and its source no strong ETag to name the image by`)
+  }
+  return new RecordingBackend(backend, { name: spec.name, identity, blockBytes: cache.blockBytes, logger, defaultPath, autoPath })
+}
+
+/**
  * The layers every snapshot is read through, innermost first: each is a StorageBackend wrapping
  * the one before it. A new layer (disk cache, manifest verifier, mirror selector, prefetcher)
  * takes its place in this list, and reports to `status` through `inspect` (storage-backend.ts).
  */
-const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, metering]
+const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, metering, recording]
 
 /**
  * Opens the source a spec names (src/backend/open-backend.ts), reads and checks its manifest if it
@@ -92,7 +121,7 @@ const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, metering]
  */
 export async function openSnapshot(spec: SnapshotSpec, context: SnapshotContext): Promise<StorageBackend> {
   let backend = await openBackend(spec, context)
-  const opened: Opened = {}
+  const opened: Opened = { profileIdentity: profileIdentity(spec, backend) }
   if (spec.manifest) {
     try {
       opened.manifest = await loadManifest(spec.manifest.source, { sha256: spec.manifest.sha256, imageBytes: backend.length, label: spec.name }, context)
