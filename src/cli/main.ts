@@ -21,6 +21,7 @@ import { statusCommand } from './status.js'
 import { warmCommand } from './warm.js'
 import { verifyCommand } from './verify.js'
 import { manifestCommand } from './manifest.js'
+import { profileCommand } from './profile.js'
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad input (nothing was mounted). */
 export const EXIT = { ok: 0, failed: 1, badInput: 2 } as const
@@ -93,7 +94,8 @@ export async function main(argv: string[], logger: Logger = stderrLogger({ forma
     .command(warmCommand(control))
     .command(verifyCommand(control))
     .command(manifestCommand(control))
-    .demandCommand(1, 'give a command: mount, check, status, warm, verify or manifest')
+    .command(profileCommand(control))
+    .demandCommand(1, 'give a command: mount, check, status, warm, verify, manifest or profile')
     // Without this, an unknown --some-flag is reported twice, as some-flag and someFlag.
     .parserConfiguration({ 'camel-case-expansion': false })
     .strict()

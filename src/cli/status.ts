@@ -59,6 +59,12 @@ export function formatStatus(report: StatusReport): string {
     return [s.name, s.type, formatSize(s.size), cached, ...onDisk, String(s.reads), formatSize(s.bytes), String(s.errors), String(s.inFlight), latency(s), s.source ?? '']
   })
   lines.push('', ...table([header, ...rows]))
+  for (const { name, profileRecording: recording } of report.snapshots) {
+    if (!recording) continue
+    const how = recording.automatic ? 'automatically' : 'by request'
+    const bound = recording.full ? ', at its bound' : ''
+    lines.push(`${name}: recording a boot profile (${how}) to ${recording.path}: ${recording.blocks} blocks, ${formatSize(recording.bytes)} so far${bound}`)
+  }
   return `${lines.join('\n')}\n`
 }
 

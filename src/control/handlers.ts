@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import type { ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
@@ -6,6 +7,8 @@ import type { ControlHandler } from './server.js'
 import type { BlocksVerifyResult, ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
 import type { BlockIntegrity } from '../backend/integrity.js'
 import { rangesOf } from '../manifest/scan.js'
+import { RecordingBackend } from '../profile/recording-backend.js'
+import { NotRemoteSnapshotError } from '../profile/errors.js'
 
 /** A snapshot as the daemon serves it now. */
 export interface ServedSnapshot {
@@ -46,6 +49,8 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
     if (request.op === 'status') return status(state, now)
     const { name, backend } = find(state, request.name)
     if (request.op === 'warm') return warm(name, backend, request.offset, request.length, progress, signal, now)
+    if (request.op === 'profile-record') return recordingOf(name, backend).startRecording(outputOf(request.output))
+    if (request.op === 'profile-stop') return recordingOf(name, backend).stopRecording()
     if (request.sha256 === undefined) return verifyBlocks(name, backend, progress, signal, now)
     return verify(name, backend, request.sha256, progress, signal, now)
   }
@@ -54,7 +59,7 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
     // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
-    const { type, reads, cachedBytes, diskBytes, mirrors } = backend.inspect?.() ?? {}
+    const { type, reads, cachedBytes, diskBytes, mirrors, profileRecording } = backend.inspect?.() ?? {}
     return {
       name,
       type: type ?? 'unknown',
@@ -65,6 +70,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       cachedBytes: cachedBytes ?? null,
       diskBytes: diskBytes ?? null,
       ...(mirrors && { mirrors }),
+      ...(profileRecording && { profileRecording }),
     }
   })
   return {
@@ -84,6 +90,18 @@ function find(state: DaemonState, name: unknown): ServedSnapshot {
   const snapshot = served.find((candidate) => candidate.name === name)
   if (!snapshot) throw new UnknownSnapshotError(String(name), served.map((s) => s.name))
   return snapshot
+}
+
+/** The snapshot's recording layer (src/profile/): remote snapshots have one, outermost; local ones none. */
+function recordingOf(name: string, backend: StorageBackend): RecordingBackend {
+  if (backend instanceof RecordingBackend) return backend
+  throw new NotRemoteSnapshotError(name, backend.inspect?.().type ?? 'local')
+}
+
+/** The file `profile record --output` names: an absolute path (the CLI resolves it where it runs). */
+function outputOf(output: unknown): string | undefined {
+  if (output === undefined || (typeof output === 'string' && isAbsolute(output))) return output
+  throw new BadRequestError(`${JSON.stringify(output)} is not an absolute path`, 'give the profile\'s file as an absolute path')
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { MirrorReport, ReadStats } from '../backend/storage-backend.js'
+import type { MirrorReport, ProfileRecordingReport, ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { BadRange } from '../manifest/scan.js'
@@ -13,6 +13,10 @@ export type ControlRequest =
   | { op: 'warm'; name: string; offset?: number | undefined; length?: number | undefined }
   /** Without `sha256`, each block against the snapshot's manifest (BlocksVerifyResult). */
   | { op: 'verify'; name: string; sha256?: string | undefined }
+  /** Starts recording a boot profile, to `output` (an absolute path) or the snapshot's default place. */
+  | { op: 'profile-record'; name: string; output?: string | undefined }
+  /** Stops the recording and writes the profile (ProfileWritten). */
+  | { op: 'profile-stop'; name: string }
 
 export type ControlResponse =
   | { type: 'progress'; done: number; total: number }
@@ -51,6 +55,8 @@ export interface SnapshotStatus extends ReadStats {
   diskBytes: number | null
   /** Each source of a snapshot served from mirrors (its state, latency, errors); absent otherwise. */
   mirrors?: MirrorReport[]
+  /** The boot profile being recorded of it (`snapmount profile record`, or automatically); absent when none is. */
+  profileRecording?: ProfileRecordingReport
 }
 
 /** What `warm` answers: the range it read. */
@@ -60,6 +66,14 @@ export interface WarmResult {
   length: number
   seconds: number
 }
+
+/** What `profile record` answers: where the profile will be written. */
+export interface ProfileRecordResult {
+  name: string
+  path: string
+}
+
+export type { ProfileWritten } from '../profile/recording-backend.js'
 
 /** What `verify` answers: the digest of the whole snapshot and whether it is the one asked for. */
 export interface VerifyResult {

@@ -102,6 +102,8 @@ async function answer(line: string, handler: ControlHandler, send: (response: Co
   }
 }
 
+const OPS: ReadonlyArray<unknown> = ['status', 'warm', 'verify', 'profile-record', 'profile-stop'] satisfies Array<ControlRequest['op']>
+
 /** The request line as JSON with an `op`; the handler checks the rest. */
 function parseRequest(line: string): ControlRequest {
   let request: unknown
@@ -111,8 +113,8 @@ function parseRequest(line: string): ControlRequest {
     request = undefined
   }
   const op = (request as { op?: unknown } | null | undefined)?.op
-  if (op !== 'status' && op !== 'warm' && op !== 'verify') {
-    throw new BadRequestError('not a request', 'send one JSON line with "op": "status", "warm" or "verify"')
+  if (!OPS.includes(op as string)) {
+    throw new BadRequestError('not a request', 'send one JSON line with "op": "status", "warm", "verify", "profile-record" or "profile-stop"')
   }
   return request as ControlRequest
 }

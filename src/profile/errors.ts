@@ -20,7 +20,7 @@ export class NotRecordingError extends InputError {
 export class NotRemoteSnapshotError extends InputError {
   readonly code = 'E_PROFILE_NOT_REMOTE'
   constructor(name: string, type: string) {
-    super(`${name} is a local ${type} snapshot; boot profiles are for http and s3 snapshots`, 'record a remote snapshot: a local image needs no prefetch')
+    super(`${name} is a ${type} snapshot, not an http or s3 one: boot profiles are for remote snapshots`, 'record a remote snapshot: a local image needs no prefetch')
   }
 }
 

@@ -286,7 +286,7 @@ t.test('mount with no arguments', async (t) => {
 
 t.test('no command', async (t) => {
   const setup = await setUp(t)
-  await expectRefusal(t, setup, [], /snapmount error: give a command: mount, check, status, warm, verify or manifest/, /; see snapmount --help$/m)
+  await expectRefusal(t, setup, [], /snapmount error: give a command: mount, check, status, warm, verify, manifest or profile/, /; see snapmount --help$/m)
 })
 
 t.test('unknown command-line option', async (t) => {
