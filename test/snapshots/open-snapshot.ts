@@ -133,3 +133,30 @@ t.test('with a manifest: the verifying layer sits under the cache; a manifest bl
   await diskCache.flush()
   t.match(both.inspect!(), { integrity: { verifiedBlocks: Number }, diskBytes: 64 * 1024 }, 'verified, then kept on disk')
 })
+
+t.test('the recording layer, outermost: records by itself where the profile to replay is absent', async (t) => {
+  const dir = await tempDir(t)
+  const server = await startFaultServer(t, BYTES)
+  const { context } = mountContext()
+  const lines: string[] = []
+  const logger = { ...quiet, warn: (line: string) => void lines.push(line) }
+  const withProfile = (path: string) => {
+    const raw = { mountpoint: '/mnt', snapshots: [{ type: 'http', name: 'web.img', url: server.url(), prefetch_profile: path }] }
+    return validateConfig(raw, { origin: 'test', baseDir: dir, defaults: mountOptions() }).snapshots[0]!
+  }
+  const absent = await openSnapshot(withProfile('absent.json'), { ...context, logger })
+  t.teardown(() => absent.close())
+  await absent.readExact(70_000, 10)
+  t.match(absent.inspect!(), { type: 'http', profileRecording: { path: join(dir, 'absent.json'), automatic: true, blocks: 1 } }, 'over the metering layer')
+
+  await writeFile(join(dir, 'there.json'), '{}')
+  const present = await openSnapshot(withProfile('there.json'), { ...context, logger })
+  t.teardown(() => present.close())
+  t.notOk('profileRecording' in present.inspect!(), 'a profile there: nothing recorded')
+
+  server.setMode({ etag: 'weak' })
+  const anonymous = await openSnapshot(withProfile('weak.json'), { ...context, logger })
+  t.teardown(() => anonymous.close())
+  t.notOk('profileRecording' in anonymous.inspect!())
+  t.match(lines, [/web\.img: no boot profile at .*weak\.json, and none can be recorded: it has no manifest and its source no strong ETag/])
+})
