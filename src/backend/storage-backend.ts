@@ -107,6 +107,35 @@ export interface SnapshotInspection {
   sourceChanged?: string
   /** Each source of a snapshot served from mirrors, in the config's order: the mirror layer's. */
   mirrors?: MirrorReport[]
+  /** The boot profile's prefetch, where `prefetch_profile:` is set: the prefetching layer's (src/profile/prefetcher.ts). */
+  prefetch?: PrefetchReport
+}
+
+/** What a snapshot's boot profile prefetched, and how much of it its readers then read. */
+export interface PrefetchReport {
+  /**
+   * `loading` the profile; `prefetching`; `waiting` for the readers to catch up (what it fetched
+   * ahead of them fills its share of the cache); `done`; `stopped` after repeated failures;
+   * `unused`: there is no profile yet, or it was not fit to use (the log says why).
+   */
+  state: 'loading' | 'prefetching' | 'waiting' | 'done' | 'stopped' | 'unused'
+  /** The profile's path, or its redacted URL. */
+  profile: string
+  /** Bytes the profile lists, in whole cache blocks (0 until it is loaded). */
+  profileBytes: number
+  /** Bytes prefetched into the block cache (blocks readers had fetched already are not counted). */
+  prefetchedBytes: number
+  /** Prefetched blocks that readers then read, and their bytes. */
+  hitBlocks: number
+  hitBytes: number
+  /** Prefetched bytes no reader has read: evicted unread, or still waiting in the cache. */
+  wastedBytes: number
+  /** Of those, the bytes evicted before any reader got to them. */
+  evictedBytes: number
+  /** Seconds since the profile was recorded (now − recorded_at); null until it is loaded. */
+  ageSeconds: number | null
+  /** Prefetches that failed (the first is logged; readers never see them). */
+  failures: number
 }
 
 /** One source of a mirrored snapshot, as `status` and the metrics show it (src/backend/mirrors/). */

@@ -1,5 +1,5 @@
 import type { BlockIntegrity } from '../backend/integrity.js'
-import type { ReadOptions, SnapshotInspection, StorageBackend } from '../backend/storage-backend.js'
+import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
 import type { BlockCache, Extent } from './block-cache.js'
@@ -74,6 +74,8 @@ interface Fetch {
  */
 export class CachingBackend implements StorageBackend {
   readonly describe?: () => string
+  /** The source's, passed on: a boot profile is checked against it (src/profile/identity.ts). */
+  readonly identity?: () => SourceIdentity | undefined
   private closed = false
   private readonly owner: number
   /** The cache's block: what `prefetch` rounds out to and `isCached` counts in. */
@@ -98,6 +100,7 @@ export class CachingBackend implements StorageBackend {
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
     this.scheduler = new FetchScheduler(options.connections, reserved)
     if (source.describe) this.describe = () => source.describe!()
+    if (source.identity) this.identity = () => source.identity!()
   }
 
   get length(): number {
