@@ -80,6 +80,8 @@ export class CachingBackend implements StorageBackend {
   private readonly owner: number
   /** The cache's block: what `prefetch` rounds out to and `isCached` counts in. */
   readonly blockBytes: number
+  /** Requests readahead and prefetch may have in flight at once (the rest are kept for demand). */
+  readonly readaheadSlots: number
   /** Most blocks one demand fetch asks for. */
   private readonly maxDemandBlocks: number
   private readonly inFlight = new Map<number, Fetch>()
@@ -99,6 +101,7 @@ export class CachingBackend implements StorageBackend {
     this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes, ...(options.now && { now: options.now }) })
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
     this.scheduler = new FetchScheduler(options.connections, reserved)
+    this.readaheadSlots = Math.max(1, options.connections - reserved)
     if (source.describe) this.describe = () => source.describe!()
     if (source.identity) this.identity = () => source.identity!()
   }

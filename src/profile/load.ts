@@ -3,6 +3,7 @@ import type { ProfileSpec } from '../config/config.js'
 import type { OpenContext } from '../backend/open-context.js'
 import { openBackend } from '../backend/open-backend.js'
 import { describe } from '../backend/errors.js'
+import { redactUrl } from '../redact.js'
 import { identityMismatch, parseProfile, type BootProfile, type ProfileIdentity } from './format.js'
 
 /**
@@ -81,4 +82,11 @@ async function readRemote(source: Extract<ProfileSpec, { source: unknown }>['sou
 
 function tooLarge(size: number): Error {
   return new Error(`it is ${size} bytes, more than any profile (${MAX_PROFILE_BYTES}): check that it names the profile, not the image`)
+}
+
+/** Where a profile is, as `status` shows it before it is loaded: a path, a redacted URL, or s3://bucket/key. */
+export function profileLabel(profile: ProfileSpec): string {
+  if ('path' in profile) return profile.path
+  const { source } = profile
+  return source.type === 'http' ? redactUrl(source.url) : `s3://${source.bucket}/${source.key}`
 }

@@ -3,7 +3,7 @@ import { mkdir, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { ProfileSpec } from '../../src/config/config.js'
 import { encodeProfile, type BootProfile } from '../../src/profile/format.js'
-import { MAX_PROFILE_BYTES, loadProfile } from '../../src/profile/load.js'
+import { MAX_PROFILE_BYTES, loadProfile, profileLabel } from '../../src/profile/load.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 
 const image = { bytes: 1024 * 1024, validator: '"etag-1"' }
@@ -83,3 +83,9 @@ async function spec(dir: string, name: string, text: string): Promise<ProfileSpe
   await writeFile(path, text)
   return { path }
 }
+
+t.test('a profile is shown as its path, its redacted URL, or its bucket and key', async (t) => {
+  t.equal(profileLabel({ path: '/p/boot.json' }), '/p/boot.json')
+  t.equal(profileLabel({ source: { type: 'http', url: 'https://u:secret@h/boot.json?sig=abc' } } as unknown as ProfileSpec), 'https://REDACTED:REDACTED@h/boot.json?sig=REDACTED')
+  t.equal(profileLabel({ source: { type: 's3', bucket: 'b', key: 'images/boot.json' } } as unknown as ProfileSpec), 's3://b/images/boot.json')
+})
