@@ -54,7 +54,7 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
     // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
-    const { type, reads, cachedBytes, diskBytes, mirrors } = backend.inspect?.() ?? {}
+    const { type, reads, cachedBytes, diskBytes, mirrors, prefetch } = backend.inspect?.() ?? {}
     return {
       name,
       type: type ?? 'unknown',
@@ -65,6 +65,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       cachedBytes: cachedBytes ?? null,
       diskBytes: diskBytes ?? null,
       ...(mirrors && { mirrors }),
+      ...(prefetch && { prefetch }),
     }
   })
   return {

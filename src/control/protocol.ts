@@ -1,4 +1,4 @@
-import type { MirrorReport, ReadStats } from '../backend/storage-backend.js'
+import type { MirrorReport, PrefetchReport, ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { BadRange } from '../manifest/scan.js'
@@ -51,6 +51,8 @@ export interface SnapshotStatus extends ReadStats {
   diskBytes: number | null
   /** Each source of a snapshot served from mirrors (its state, latency, errors); absent otherwise. */
   mirrors?: MirrorReport[]
+  /** Its boot profile's prefetch (prefetch_profile); absent without one. */
+  prefetch?: PrefetchReport
 }
 
 /** What `warm` answers: the range it read. */

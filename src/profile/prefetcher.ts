@@ -285,7 +285,8 @@ export class PrefetchingBackend implements StorageBackend {
 
   /** A reader read `[offset, offset + length)`: marks the listed blocks read, counts hits, moves the frontier. */
   private observe(offset: number, length: number): void {
-    if (this.order.length === 0 || length <= 0) return
+    // A read out of range fails below; its blocks are no reader's.
+    if (this.order.length === 0 || !(offset >= 0 && length > 0 && offset + length <= this.length)) return
     const blockBytes = this.inner.blockBytes
     const last = Math.floor((offset + length - 1) / blockBytes)
     let moved = false
