@@ -109,6 +109,8 @@ export interface SnapshotInspection {
   mirrors?: MirrorReport[]
   /** The boot profile being recorded of the snapshot: the recording layer's (src/profile/), absent when none is. */
   profileRecording?: ProfileRecordingReport
+  /** The boot profile's prefetch, where `prefetch_profile:` is set: the prefetching layer's (src/profile/prefetcher.ts). */
+  prefetch?: PrefetchReport
 }
 
 /** A boot profile being recorded (`snapmount profile record`, or automatically at a cold start). */
@@ -125,6 +127,33 @@ export interface ProfileRecordingReport {
   spanMs: number
   /** The recording reached its bound (MAX_PROFILE_BLOCKS) and notes no more. */
   full: boolean
+}
+
+/** What a snapshot's boot profile prefetched, and how much of it its readers then read. */
+export interface PrefetchReport {
+  /**
+   * `loading` the profile; `prefetching`; `waiting` for the readers to catch up (what it fetched
+   * ahead of them fills its share of the cache); `done`; `stopped` after repeated failures;
+   * `unused`: there is no profile yet, or it was not fit to use (the log says why).
+   */
+  state: 'loading' | 'prefetching' | 'waiting' | 'done' | 'stopped' | 'unused'
+  /** The profile's path, or its redacted URL. */
+  profile: string
+  /** Bytes the profile lists, in whole cache blocks (0 until it is loaded). */
+  profileBytes: number
+  /** Bytes prefetched into the block cache (blocks readers had fetched already are not counted). */
+  prefetchedBytes: number
+  /** Prefetched blocks that readers then read, and their bytes. */
+  hitBlocks: number
+  hitBytes: number
+  /** Prefetched bytes no reader has read: evicted unread, or still waiting in the cache. */
+  wastedBytes: number
+  /** Of those, the bytes evicted before any reader got to them. */
+  evictedBytes: number
+  /** Seconds since the profile was recorded (now − recorded_at); null until it is loaded. */
+  ageSeconds: number | null
+  /** Prefetches that failed (the first is logged; readers never see them). */
+  failures: number
 }
 
 /** One source of a mirrored snapshot, as `status` and the metrics show it (src/backend/mirrors/). */

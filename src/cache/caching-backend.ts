@@ -1,5 +1,5 @@
 import type { BlockIntegrity } from '../backend/integrity.js'
-import type { ReadOptions, SnapshotInspection, StorageBackend } from '../backend/storage-backend.js'
+import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
 import type { BlockCache, Extent } from './block-cache.js'
@@ -22,6 +22,24 @@ const MAX_WINDOW_BYTES = 64 * 1024 * 1024
 const WINDOW_SHARE_OF_CACHE = 1 / 16
 /** Share of the request slots readahead may never take, so demand reads find one free. */
 const DEMAND_RESERVE_SHARE = 1 / 4
+/**
+ * The access stream a prefetch (`prefetch`) files its blocks under: the readahead tracker numbers
+ * readers' streams from 1, so a reader's first read of a prefetched block is a re-reference.
+ */
+const PREFETCH_STREAM = 0
+
+/** Why a fetch is made: a reader needs it, a stream's readahead, or a prefetch (`prefetch`). */
+type FetchKind = 'demand' | 'readahead' | 'prefetch'
+
+/** What one `prefetch` call brought into the cache. */
+export interface PrefetchResult {
+  /** Bytes it fetched: blocks cached or on their way already are skipped, and not counted. */
+  bytes: number
+  /** The blocks it fetched, as `[first, end)` ranges. */
+  blocks: Array<[number, number]>
+  /** False when it stopped short: the cache had no room (fetches in flight hold it); ask again later. */
+  complete: boolean
+}
 
 /** One ranged request for consecutive blocks, shared by every read that needs one of them. */
 interface Fetch {
@@ -30,8 +48,10 @@ interface Fetch {
   readonly data: Promise<Extent>
   readonly job: Job
   readonly controller: AbortController
-  /** Started for readahead: not aborted when the reads waiting on it give up. */
+  /** Started for readahead or a prefetch: not aborted when the reads waiting on it give up. */
   readonly readahead: boolean
+  /** The source's answer: undefined once its bytes are cached, else its error (what a prefetch reports). */
+  readonly outcome: Promise<unknown>
   /** Demand reads waiting on it now. */
   waiters: number
 }
@@ -54,9 +74,14 @@ interface Fetch {
  */
 export class CachingBackend implements StorageBackend {
   readonly describe?: () => string
+  /** The source's, passed on: a boot profile is checked against it (src/profile/identity.ts). */
+  readonly identity?: () => SourceIdentity | undefined
   private closed = false
   private readonly owner: number
-  private readonly blockBytes: number
+  /** The cache's block: what `prefetch` rounds out to and `isCached` counts in. */
+  readonly blockBytes: number
+  /** Requests readahead and prefetch may have in flight at once (the rest are kept for demand). */
+  readonly readaheadSlots: number
   /** Most blocks one demand fetch asks for. */
   private readonly maxDemandBlocks: number
   private readonly inFlight = new Map<number, Fetch>()
@@ -76,7 +101,9 @@ export class CachingBackend implements StorageBackend {
     this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes, ...(options.now && { now: options.now }) })
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
     this.scheduler = new FetchScheduler(options.connections, reserved)
+    this.readaheadSlots = Math.max(1, options.connections - reserved)
     if (source.describe) this.describe = () => source.describe!()
+    if (source.identity) this.identity = () => source.identity!()
   }
 
   get length(): number {
@@ -160,6 +187,49 @@ export class CachingBackend implements StorageBackend {
     return extents.map((extent, index) => this.view(extent, firstBlock + index, offset, offset + length))
   }
 
+  /**
+   * Brings the blocks of `[offset, offset + length)` into the cache ahead of any reader, for a
+   * prefetcher (src/profile/prefetcher.ts): blocks cached or on their way already are skipped, the
+   * rest fetched in runs of at most `maxRequestBytes` at readahead priority, behind every demand
+   * fetch and never in the slots kept for them. A reader that needs a block being prefetched waits
+   * on that fetch, which it moves to the front. Resolves once the fetches land, with what they
+   * brought; rejects with the first one's error, which no reader sees (see `fetch`).
+   */
+  async prefetch(offset: number, length: number, maxRequestBytes: number): Promise<PrefetchResult> {
+    if (this.closed) throw new BackendClosedError()
+    assertInRange(offset, length, this.length)
+    const first = Math.floor(offset / this.blockBytes)
+    const end = Math.ceil((offset + length) / this.blockBytes)
+    const perRequest = Math.max(1, Math.min(this.maxDemandBlocks, Math.floor(maxRequestBytes / this.blockBytes)))
+    const fetches: Fetch[] = []
+    let complete = true
+    for (let block = first; block < end; ) {
+      if (!this.isMissing(block)) {
+        block++
+        continue
+      }
+      let runEnd = block + 1
+      while (runEnd < end && runEnd - block < perRequest && this.isMissing(runEnd)) runEnd++
+      const fetch = this.fetch(block, runEnd, PREFETCH_STREAM, 'prefetch')
+      if (!fetch) {
+        complete = false
+        break
+      }
+      fetches.push(fetch)
+      block = runEnd
+    }
+    const outcomes = await Promise.all(fetches.map((fetch) => fetch.outcome))
+    const failure = outcomes.find((outcome) => outcome !== undefined)
+    if (failure !== undefined) throw failure
+    const bytes = fetches.reduce((sum, fetch) => sum + Math.min(this.length, fetch.endBlock * this.blockBytes) - fetch.firstBlock * this.blockBytes, 0)
+    return { bytes, blocks: fetches.map((fetch) => [fetch.firstBlock, fetch.endBlock]), complete }
+  }
+
+  /** Whether block `block` is in the cache now (a prefetcher asks, to count what it lost). */
+  isCached(block: number): boolean {
+    return this.cache.has(this.owner, block)
+  }
+
   /** Extents readNow answered from, unpinned together once the event loop turns (one timer, not one per read). */
   private readonly unpinSoon: Extent[] = []
   private readonly unpinAll = (): void => {
@@ -199,7 +269,7 @@ export class CachingBackend implements StorageBackend {
       }
       let runEnd = block + 1
       while (runEnd <= lastBlock && runEnd - block < this.maxDemandBlocks && this.isMissing(runEnd)) runEnd++
-      const fetch = this.fetch(block, runEnd, stream, false)
+      const fetch = this.fetch(block, runEnd, stream, 'demand')
       for (; block < runEnd; block++) sources.push(fetch)
       block--
     }
@@ -220,7 +290,7 @@ export class CachingBackend implements StorageBackend {
       let runEnd = block + 1
       while (runEnd < end && runEnd - block < perRequest && this.isMissing(runEnd)) runEnd++
       // No room left under the bound (other fetches hold it): read ahead no further for now.
-      if (!this.fetch(block, runEnd, stream, true)) return
+      if (!this.fetch(block, runEnd, stream, 'readahead')) return
       block = runEnd
     }
   }
@@ -236,12 +306,15 @@ export class CachingBackend implements StorageBackend {
   /**
    * Schedules one ranged request for blocks `[firstBlock, endBlock)` and caches what it brings.
    * Room is reserved in the cache first, so in-flight buffers count against the bound too. A
-   * demand fetch waits for room if there is none (its reader needs the bytes); a readahead fetch
-   * is not made at all. The backend fills a recycled buffer where it can.
+   * demand fetch waits for room if there is none (its reader needs the bytes); a readahead or
+   * prefetch fetch is not made at all. The backend fills a recycled buffer where it can. A
+   * prefetch that fails while readers wait on it hands them a demand fetch of the same blocks:
+   * its failure is the prefetcher's to report, and never fails a read.
    */
-  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: true): Fetch | undefined
-  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: false): Fetch
-  private fetch(firstBlock: number, endBlock: number, stream: number, readahead: boolean): Fetch | undefined {
+  private fetch(firstBlock: number, endBlock: number, stream: number, kind: 'readahead' | 'prefetch'): Fetch | undefined
+  private fetch(firstBlock: number, endBlock: number, stream: number, kind: 'demand'): Fetch
+  private fetch(firstBlock: number, endBlock: number, stream: number, kind: FetchKind): Fetch | undefined {
+    const readahead = kind !== 'demand'
     const offset = firstBlock * this.blockBytes
     const length = Math.min(this.length, endBlock * this.blockBytes) - offset
     let reserved = this.cache.reserve(length)
@@ -255,11 +328,17 @@ export class CachingBackend implements StorageBackend {
     const data = new Promise<Extent>((resolve, reject) => (settle = { resolve, reject }))
     // A readahead fetch nobody waits for may fail; its error is not anyone's to report.
     data.catch(() => {})
+    let answered!: (outcome: unknown) => void
+    const outcome = new Promise<unknown>((resolve) => (answered = resolve))
     const gaveUp = (err: unknown) => {
       this.forget(fetch)
       if (into) this.cache.giveBack(into)
       if (reserved) this.cache.release(length)
-      settle.reject(err)
+      answered(err)
+      if (kind === 'prefetch' && fetch.waiters > 0 && !controller.signal.aborted && !this.closed) {
+        const again = this.fetch(firstBlock, endBlock, stream, 'demand')
+        again.data.then(settle.resolve, settle.reject)
+      } else settle.reject(err)
     }
     const job: Job = {
       priority: readahead ? 'readahead' : 'demand',
@@ -274,6 +353,7 @@ export class CachingBackend implements StorageBackend {
           this.forget(fetch)
           reserved = false
           const extent = this.cache.insert(this.owner, firstBlock, bytes, stream, { readahead, reserved: true, pooled })
+          answered(undefined)
           settle.resolve(extent)
           // insert() pinned it for the readers now waking up; they pin it themselves if they wait on.
           setImmediate(() => this.cache.unpin(extent))
@@ -282,7 +362,7 @@ export class CachingBackend implements StorageBackend {
         }
       },
     }
-    const fetch: Fetch = { firstBlock, endBlock, data, job, controller, readahead, waiters: 0 }
+    const fetch: Fetch = { firstBlock, endBlock, data, job, controller, readahead, outcome, waiters: 0 }
     for (let block = firstBlock; block < endBlock; block++) this.inFlight.set(block, fetch)
     controller.signal.addEventListener('abort', () => {
       if (withdraw) {

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { controlRequest } from '../control/client.js'
 import type { SnapshotStatus, StatusReport } from '../control/protocol.js'
+import type { PrefetchReport } from '../backend/storage-backend.js'
 import { formatSize } from './format.js'
 import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
@@ -65,7 +66,18 @@ export function formatStatus(report: StatusReport): string {
     const bound = recording.full ? ', at its bound' : ''
     lines.push(`${name}: recording a boot profile (${how}) to ${recording.path}: ${recording.blocks} blocks, ${formatSize(recording.bytes)} so far${bound}`)
   }
+  const prefetching = report.snapshots.filter((s) => s.prefetch)
+  if (prefetching.length > 0) lines.push('', ...prefetching.map((s) => `${s.name}: ${formatPrefetch(s.prefetch!)}`))
   return `${lines.join('\n')}\n`
+}
+
+/** One snapshot's boot profile prefetch: how far it got, how much of it was read, what it cost. */
+function formatPrefetch(p: PrefetchReport): string {
+  const age = p.ageSeconds === null ? '' : `, recorded ${formatUptime(Math.round(p.ageSeconds))} ago`
+  if (p.state === 'loading' || p.state === 'unused') return `prefetch ${p.state === 'loading' ? 'loading' : 'unused (no profile yet, or not fit to use: see the log)'}, profile ${p.profile}`
+  const read = p.prefetchedBytes === 0 ? '' : ` (${((100 * p.hitBytes) / p.prefetchedBytes).toFixed(1)} % read since)`
+  const failures = p.failures === 0 ? '' : `, ${p.failures} failed`
+  return `prefetch ${p.state}: ${formatSize(p.prefetchedBytes)} of the profile's ${formatSize(p.profileBytes)} prefetched${read}, ${p.hitBlocks} blocks hit, ${formatSize(p.wastedBytes)} wasted (${formatSize(p.evictedBytes)} evicted unread)${failures}; profile ${p.profile}${age}`
 }
 
 function latency({ recent }: SnapshotStatus): string {

@@ -59,7 +59,7 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
 function status(state: DaemonState, now: () => number): StatusReport {
   const snapshots = state.snapshots().map(({ name, backend }): SnapshotStatus => {
     // Each layer reports what it knows over the layers below it (StorageBackend.inspect).
-    const { type, reads, cachedBytes, diskBytes, mirrors, profileRecording } = backend.inspect?.() ?? {}
+    const { type, reads, cachedBytes, diskBytes, mirrors, profileRecording, prefetch } = backend.inspect?.() ?? {}
     return {
       name,
       type: type ?? 'unknown',
@@ -71,6 +71,7 @@ function status(state: DaemonState, now: () => number): StatusReport {
       diskBytes: diskBytes ?? null,
       ...(mirrors && { mirrors }),
       ...(profileRecording && { profileRecording }),
+      ...(prefetch && { prefetch }),
     }
   })
   return {

@@ -1,4 +1,4 @@
-import type { MirrorReport, ProfileRecordingReport, ReadStats } from '../backend/storage-backend.js'
+import type { MirrorReport, PrefetchReport, ProfileRecordingReport, ReadStats } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import type { BadRange } from '../manifest/scan.js'
@@ -57,6 +57,8 @@ export interface SnapshotStatus extends ReadStats {
   mirrors?: MirrorReport[]
   /** The boot profile being recorded of it (`snapmount profile record`, or automatically); absent when none is. */
   profileRecording?: ProfileRecordingReport
+  /** Its boot profile's prefetch (prefetch_profile); absent without one. */
+  prefetch?: PrefetchReport
 }
 
 /** What `warm` answers: the range it read. */

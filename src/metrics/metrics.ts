@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RemoteObserver } from '../backend/remote/observer.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
-import type { MirrorReport, StorageBackend } from '../backend/storage-backend.js'
+import type { MirrorReport, PrefetchReport, StorageBackend } from '../backend/storage-backend.js'
 import type { IntegrityStats } from '../backend/integrity.js'
 import type { ReadObserver } from './metered-backend.js'
 import { LABELS, METRICS, READ_SECONDS_BUCKETS, REQUEST_SECONDS_BUCKETS } from './names.js'
@@ -89,6 +89,7 @@ export class SnapmountMetrics {
     new Counter({ ...METRICS.blockMismatches, ...perSnapshot, collect: fromIntegrity((s) => s.mismatches) })
     new Counter({ ...METRICS.blockFailures, ...perSnapshot, collect: fromIntegrity((s) => s.failedBlocks) })
     this.registerMirrorSeries()
+    this.registerPrefetchSeries()
 
   }
 
@@ -127,6 +128,30 @@ export class SnapmountMetrics {
     new Counter({ ...METRICS.diskWriteErrors, registers, collect: fromDisk((s) => s.writeErrors) })
     new Gauge({ ...METRICS.diskBytes, registers, collect: fromDisk((s) => s.bytesInUse) })
     new Gauge({ ...METRICS.diskCapacity, registers, collect: fromDisk((s) => s.capacityBytes) })
+  }
+
+  /** Each snapshot's boot profile prefetch (inspect().prefetch), copied when scraped. */
+  private registerPrefetchSeries(): void {
+    const registers = [this.registry]
+    const self = this
+    const fromPrefetch = (pick: (report: PrefetchReport) => number | null) =>
+      function collect(this: Counter | Gauge) {
+        this.reset()
+        for (const { name, backend } of self.sources.snapshots()) {
+          const report = backend.inspect?.().prefetch
+          const value = report && pick(report)
+          if (value === undefined || value === null) continue
+          this instanceof Counter ? this.inc({ [snapshot]: name }, value) : this.set({ [snapshot]: name }, value)
+        }
+      }
+    const labelNames = [snapshot]
+    new Counter({ ...METRICS.prefetchedBytes, labelNames, registers, collect: fromPrefetch((r) => r.prefetchedBytes) })
+    new Counter({ ...METRICS.prefetchHits, labelNames, registers, collect: fromPrefetch((r) => r.hitBlocks) })
+    new Counter({ ...METRICS.prefetchHitBytes, labelNames, registers, collect: fromPrefetch((r) => r.hitBytes) })
+    new Gauge({ ...METRICS.prefetchWastedBytes, labelNames, registers, collect: fromPrefetch((r) => r.wastedBytes) })
+    new Gauge({ ...METRICS.prefetchEvictedBytes, labelNames, registers, collect: fromPrefetch((r) => r.evictedBytes) })
+    new Counter({ ...METRICS.prefetchFailures, labelNames, registers, collect: fromPrefetch((r) => r.failures) })
+    new Gauge({ ...METRICS.prefetchProfileAge, labelNames, registers, collect: fromPrefetch((r) => r.ageSeconds) })
   }
 
   /** Each source of every mirrored snapshot, from its inspect() at scrape time. */

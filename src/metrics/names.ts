@@ -8,7 +8,8 @@
  * only): every request attempt the backend made to its server, retries included. Cache: the
  * shared block cache's own counters, read when scraped; disk cache: likewise, with cache_dir set.
  * Per mirror (labels `snapshot` and `source`, snapshots with several sources only): each source's
- * state and counts, read when scraped.
+ * state and counts, read when scraped. Per snapshot with a boot profile (prefetch_profile): what
+ * it prefetched and what of that was read, read when scraped.
  */
 export const METRICS = {
   snapshotInfo: { name: 'snapmount_snapshot_info', help: 'Always 1 for each mounted snapshot; labels name its backend type' },
@@ -43,6 +44,13 @@ export const METRICS = {
   diskCapacity: { name: 'snapmount_disk_cache_capacity_bytes', help: 'The bound on snapmount_disk_cache_bytes (disk_cache_size_gib)' },
   blocksVerified: { name: 'snapmount_manifest_blocks_verified_total', help: 'Blocks fetched, checked against the snapshot\'s manifest and passed on' },
   blockMismatches: { name: 'snapmount_manifest_mismatches_total', help: 'Fetches of a block whose digest did not match the manifest, retried ones included' },
+  prefetchedBytes: { name: 'snapmount_prefetch_bytes_total', help: 'Bytes a snapshot\'s boot profile prefetched into the block cache' },
+  prefetchHits: { name: 'snapmount_prefetch_hit_blocks_total', help: 'Prefetched blocks that readers then read' },
+  prefetchHitBytes: { name: 'snapmount_prefetch_hit_bytes_total', help: 'Bytes of the prefetched blocks readers then read' },
+  prefetchWastedBytes: { name: 'snapmount_prefetch_wasted_bytes', help: 'Prefetched bytes no reader has read: evicted unread, or still waiting in the cache' },
+  prefetchEvictedBytes: { name: 'snapmount_prefetch_evicted_bytes', help: 'Of the wasted bytes, those evicted before any reader got to them' },
+  prefetchFailures: { name: 'snapmount_prefetch_failures_total', help: 'Prefetches that failed (skipped; readers never see them)' },
+  prefetchProfileAge: { name: 'snapmount_prefetch_profile_age_seconds', help: 'Seconds since the boot profile in use was recorded' },
   blockFailures: { name: 'snapmount_manifest_failed_blocks_total', help: 'Blocks that matched the manifest on no attempt: the reads that needed them failed (EIO)' },
 } as const
 

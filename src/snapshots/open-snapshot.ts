@@ -15,6 +15,8 @@ import type { ProfileIdentity } from '../profile/format.js'
 import { profileIdentity } from '../profile/identity.js'
 import { cachedProfilePath } from '../profile/cache-path.js'
 import { RecordingBackend } from '../profile/recording-backend.js'
+import { loadProfile, profileLabel } from '../profile/load.js'
+import { PrefetchingBackend } from '../profile/prefetcher.js'
 
 /**
  * What opening a snapshot takes: the process's context (for the backend) and the pieces the
@@ -84,7 +86,30 @@ const diskCache: Layer = (backend, spec, { diskCache, logger }) => {
 const blockCache: Layer = (backend, spec, { cache }) =>
   cache && isRemote(spec) ? new CachingBackend(backend, cache, { connections: spec.connections }) : backend
 
-/** Outermost, so it sees reads as the mount's readers do: a cache hit is a fast read. */
+/** Prefetch may fill this share of the memory cache ahead of the readers: the rest is theirs. */
+const PREFETCH_SHARE_OF_CACHE = 1 / 2
+
+/**
+ * A remote snapshot with `prefetch_profile:` replays its boot profile into the block cache. Just
+ * above the cache it prefetches into, and below metering, so it sees every read the mount's
+ * readers make (they pace it). A layer rather than a step of openSnapshot: the profile loads in
+ * the background, so the mount never waits for it, and one that cannot be used is a warning. With
+ * the disk cache on, what it prefetches lands on disk too, through the disk cache layer below.
+ */
+const prefetching: Layer = (backend, spec, context) => {
+  const prefetchProfile = isRemote(spec) ? spec.prefetchProfile : undefined
+  if (!prefetchProfile || !(backend instanceof CachingBackend)) return backend
+  return new PrefetchingBackend(backend, {
+    name: spec.name,
+    label: profileLabel(prefetchProfile),
+    profile: loadProfile(prefetchProfile, profileIdentity(spec, backend), spec.name, context),
+    aheadBytes: Math.floor(context.cache!.capacityBytes * PREFETCH_SHARE_OF_CACHE),
+    concurrency: backend.readaheadSlots,
+    logger: context.logger,
+  })
+}
+
+/** Above the caches, so it sees reads as the mount's readers do: a cache hit is a fast read. */
 const metering: Layer = (backend, spec, { metering }) =>
   metering ? new MeteredBackend(backend, spec.type, metering.observer(spec.name)) : backend
 
@@ -112,7 +137,7 @@ const recording: Layer = (backend, spec, { cache, diskCache, logger }, { profile
  * the one before it. A new layer (disk cache, manifest verifier, mirror selector, prefetcher)
  * takes its place in this list, and reports to `status` through `inspect` (storage-backend.ts).
  */
-const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, metering, recording]
+const LAYERS: readonly Layer[] = [verifying, diskCache, blockCache, prefetching, metering, recording]
 
 /**
  * Opens the source a spec names (src/backend/open-backend.ts), reads and checks its manifest if it

@@ -78,6 +78,30 @@ t.test('status for people', async (t) => {
   t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 3700 }), /up 1h 1m[^]*cache: none/)
   t.match(formatStatus({ ...report, cache: null, uptimeSeconds: 61 }), /up 1m 1s/)
   t.notMatch(text, /disk cache|ON DISK/, 'no disk cache: no line, no column')
+  t.notMatch(text, /prefetch/, 'no boot profile: no prefetch line')
+})
+
+t.test('status for people, with a boot profile: a line per snapshot that has one', async (t) => {
+  const recent = { windowSeconds: 60, count: 0, p50Ms: null, p99Ms: null, maxMs: null }
+  const row = { type: 'http', size: 1 << 30, source: 'https://h/a.img', reads: 0, bytes: 0, errors: 0, inFlight: 0, recent, cachedBytes: 0, diskBytes: null }
+  const done = { state: 'done' as const, profile: '/p/a.json', profileBytes: 60 << 20, prefetchedBytes: 40 << 20, hitBlocks: 300, hitBytes: 30 << 20, wastedBytes: 10 << 20, evictedBytes: 1 << 20, ageSeconds: 7260.4, failures: 0 }
+  const daemon = { pid: 7, mountpoint: '/mnt/snap', startedAt: '', uptimeSeconds: 59, metricsUrl: null, cache: null, diskCache: null }
+  const report: StatusReport = {
+    ...daemon,
+    snapshots: [
+      { name: 'a.img', ...row, prefetch: done },
+      { name: 'b.img', ...row, prefetch: { ...done, state: 'stopped', prefetchedBytes: 0, hitBlocks: 0, hitBytes: 0, wastedBytes: 0, evictedBytes: 0, failures: 8 } },
+      { name: 'c.img', ...row, prefetch: { ...done, state: 'loading', ageSeconds: null } },
+      { name: 'd.img', ...row, prefetch: { ...done, state: 'unused', ageSeconds: null } },
+      { name: 'e.img', ...row },
+    ],
+  }
+  const text = formatStatus(report)
+  t.match(text, /\n\na\.img: prefetch done: 40\.0 MiB of the profile's 60\.0 MiB prefetched \(75\.0 % read since\), 300 blocks hit, 10\.0 MiB wasted \(1\.0 MiB evicted unread\); profile \/p\/a\.json, recorded 2h 1m ago\n/)
+  t.match(text, /\nb\.img: prefetch stopped: 0 bytes of the profile's 60\.0 MiB prefetched, 0 blocks hit, 0 bytes wasted \(0 bytes evicted unread\), 8 failed; profile \/p\/a\.json, recorded 2h 1m ago\n/)
+  t.match(text, /\nc\.img: prefetch loading, profile \/p\/a\.json\n/)
+  t.match(text, /\nd\.img: prefetch unused \(no profile yet, or not fit to use: see the log\), profile \/p\/a\.json\n/)
+  t.notMatch(text, /e\.img: /)
 })
 
 t.test('status for people, with a disk cache: its line, and the bytes on disk per snapshot', async (t) => {

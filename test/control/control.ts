@@ -58,7 +58,8 @@ t.test('status, warm and verify over the socket', async (t) => {
   await metered.readExact(0, 10)
   const plain = new MemoryBackend(Buffer.alloc(5))
   const mirror = { source: 'http://a/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 2, hedgesLost: 0 }
-  const mirrored = Object.assign(new MemoryBackend(Buffer.alloc(3)), { inspect: () => ({ mirrors: [mirror] }) })
+  const prefetch = { state: 'done' as const, profile: '/p.json', profileBytes: 4, prefetchedBytes: 4, hitBlocks: 1, hitBytes: 2, wastedBytes: 2, evictedBytes: 0, ageSeconds: 5, failures: 0 }
+  const mirrored = Object.assign(new MemoryBackend(Buffer.alloc(3)), { inspect: () => ({ mirrors: [mirror], prefetch }) })
   const { path, dir } = await setUp(t, [
     { name: 'disk', backend: metered },
     { name: 'plain', backend: plain },
@@ -72,9 +73,10 @@ t.test('status, warm and verify over the socket', async (t) => {
   t.match(report.snapshots, [
     { name: 'disk', type: 'file', size: BYTES.length, source: null, reads: 1, bytes: 10, errors: 0 },
     { name: 'plain', type: 'unknown', size: 5, reads: 0, recent: { count: 0 } },
-    { name: 'mirrored', mirrors: [mirror] },
+    { name: 'mirrored', mirrors: [mirror], prefetch },
   ])
   t.notOk('mirrors' in report.snapshots[0]!, 'no mirrors field for a snapshot with one source')
+  t.notOk('prefetch' in report.snapshots[0]!, 'no prefetch field for a snapshot with no boot profile')
 
   const progress: Array<[number, number]> = []
   const verified = (await controlRequest(path, { op: 'verify', name: 'disk', sha256: sha256(BYTES).toUpperCase() }, (done, total) => progress.push([done, total]))) as VerifyResult

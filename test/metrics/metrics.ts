@@ -124,3 +124,25 @@ t.test('mirrors: each source of a mirrored snapshot, read from inspect() when sc
   t.match(body, /^snapmount_mirror_hedges_lost_total\{snapshot="disk",source="http:\/\/a\/d.img"\} 2$/m)
   t.notMatch(body, /snapshot="plain",source=/, 'a snapshot with one source has no mirror series')
 })
+
+t.test("prefetch: each boot profile's prefetch, read from inspect() when scraped", async (t) => {
+  const metrics = new SnapmountMetrics()
+  const prefetch = { state: 'done' as const, profile: '/p.json', profileBytes: 900, prefetchedBytes: 800, hitBlocks: 6, hitBytes: 600, wastedBytes: 200, evictedBytes: 50, ageSeconds: 3600, failures: 1 }
+  const loading = { ...prefetch, state: 'loading' as const, prefetchedBytes: 0, ageSeconds: null }
+  metrics.attach({ snapshots: () => [
+    { name: 'disk', backend: { length: 100, inspect: () => ({ prefetch }) } },
+    { name: 'early', backend: { length: 100, inspect: () => ({ prefetch: loading }) } },
+    { name: 'plain', backend: new MemoryBackend(Buffer.alloc(1)) },
+  ] })
+  const { body } = await metrics.scrape()
+  t.match(body, /^snapmount_prefetch_bytes_total\{snapshot="disk"\} 800$/m)
+  t.match(body, /^snapmount_prefetch_hit_blocks_total\{snapshot="disk"\} 6$/m)
+  t.match(body, /^snapmount_prefetch_hit_bytes_total\{snapshot="disk"\} 600$/m)
+  t.match(body, /^snapmount_prefetch_wasted_bytes\{snapshot="disk"\} 200$/m)
+  t.match(body, /^snapmount_prefetch_evicted_bytes\{snapshot="disk"\} 50$/m)
+  t.match(body, /^snapmount_prefetch_failures_total\{snapshot="disk"\} 1$/m)
+  t.match(body, /^snapmount_prefetch_profile_age_seconds\{snapshot="disk"\} 3600$/m)
+  t.match(body, /^snapmount_prefetch_bytes_total\{snapshot="early"\} 0$/m)
+  t.notMatch(body, /snapmount_prefetch_profile_age_seconds\{snapshot="early"\}/, 'no age before the profile is loaded')
+  t.notMatch(body, /snapshot="plain"\}.*\n?.*prefetch|snapmount_prefetch_[a-z_]+\{snapshot="plain"\}/, 'no profile, no series')
+})

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { SnapshotSpec } from '../../src/config/config.js'
 import { validateConfig } from '../../src/config/validate-config.js'
@@ -7,6 +7,7 @@ import { BlockCache } from '../../src/cache/block-cache.js'
 import { DiskCache } from '../../src/disk-cache/disk-cache.js'
 import type { ReadObserver } from '../../src/metrics/metered-backend.js'
 import { openSnapshot, type SnapshotContext } from '../../src/snapshots/open-snapshot.js'
+import { encodeProfile } from '../../src/profile/format.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
 import { mountOptions } from '../fixtures/mount-options.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -159,4 +160,48 @@ t.test('the recording layer, outermost: records by itself where the profile to r
   t.teardown(() => anonymous.close())
   t.notOk('profileRecording' in anonymous.inspect!())
   t.match(lines, [/web\.img: no boot profile at .*weak\.json, and none can be recorded: it has no manifest and its source no strong ETag/])
+})
+
+t.test('with prefetch_profile: its blocks are prefetched into the cache, above it and under metering; a profile of another image is a warning', async (t) => {
+  const dir = await tempDir(t)
+  const server = await startFaultServer(t, BYTES)
+  const path = join(dir, 'boot.profile.json')
+  const spec = (url: string) => {
+    const raw = { mountpoint: '/mnt', snapshots: [{ type: 'http', name: 'web.img', url, connections: 2, prefetch_profile: path }] }
+    return validateConfig(raw, { origin: 'test', baseDir: '/', defaults: mountOptions() }).snapshots[0]!
+  }
+  const bare = await openSnapshot(httpSpec(server.url()), { env: {}, logger: quiet })
+  const validator = bare.identity!()!.validator
+  await bare.close()
+  const profile = { identity: { bytes: BYTES.length, validator }, blockBytes: 64 * 1024, recordedAt: new Date(Date.now() - 60_000), runs: [{ firstBlock: 2, blockCount: 2, atMs: 0 }] }
+  await writeFile(path, encodeProfile(profile))
+  const { context } = mountContext()
+  const backend = await openSnapshot(spec(server.url()), context)
+  t.teardown(() => backend.close())
+  for (let i = 0; i < 200 && backend.inspect!().prefetch?.state !== 'done'; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.match(backend.inspect!(), { type: 'http', cachedBytes: 2 * 64 * 1024, prefetch: { state: 'done', profile: path, prefetchedBytes: 2 * 64 * 1024, hitBlocks: 0 } })
+  t.ok(backend.inspect!().prefetch!.ageSeconds! >= 60)
+  const gets = server.requests.filter((request) => request.method === 'GET').length
+  t.ok((await backend.readExact(2 * 64 * 1024, 64 * 1024)).equals(BYTES.subarray(2 * 64 * 1024, 3 * 64 * 1024)))
+  t.equal(server.requests.filter((request) => request.method === 'GET').length, gets, 'a prefetched block is a hit')
+  t.match(backend.inspect!(), { reads: { reads: 1 }, prefetch: { hitBlocks: 1 } }, 'metered above it; the read seen by it')
+
+  await writeFile(path, encodeProfile({ ...profile, identity: { bytes: BYTES.length, validator: '"another"' } }))
+  const lines: string[] = []
+  const other = await openSnapshot(spec(server.url()), { ...context, logger: { ...quiet, warn: (line: string) => void lines.push(line) } })
+  t.teardown(() => other.close())
+  for (let i = 0; i < 200 && other.inspect!().prefetch?.state === 'loading'; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.match(other.inspect!().prefetch, { state: 'unused', prefetchedBytes: 0 })
+  t.match(lines, [/web\.img: prefetch profile .*boot\.profile\.json not used: it was recorded from "another"/])
+
+  await rm(path)
+  const absent = await openSnapshot(spec(server.url()), { ...context, logger: { ...quiet, warn: (line: string) => void lines.push(line) } })
+  t.teardown(() => absent.close())
+  for (let i = 0; i < 200 && absent.inspect!().prefetch?.state === 'loading'; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.match(absent.inspect!().prefetch, { state: 'unused' }, 'no profile yet: nothing to prefetch')
+  t.equal(lines.length, 1, 'and nothing to say')
+
+  const unmetered = await openSnapshot(spec(server.url()), { env: {}, logger: quiet })
+  t.teardown(() => unmetered.close())
+  t.equal(unmetered.inspect, undefined, 'no cache (check): no prefetch')
 })
