@@ -24,6 +24,11 @@
  *   answer wins and the loser is told to `lost`, its elapsed time counting as a (censored)
  *   latency sample, so a source that keeps losing drops in the order.
  *
+ * - Damaged answers: a source whose answer had a block that failed its manifest digest (the
+ *   verifying layer says so through the mirror backend) is charged a failure in its error rate
+ *   (`corrupt`), without a cool-down, so one that keeps sending damaged bytes soon counts as
+ *   flaky; `order` puts the sources known bad for a read's bytes (`demote`) after all others.
+ *
  * Latency is per request, whatever its size: the cache asks for blocks and for readahead runs of
  * up to a few MiB, so the p95 is mostly that of the larger requests, and a small one is hedged only
  * when it is slower than a large one usually is. Good enough to catch a stalled source; not a model.
