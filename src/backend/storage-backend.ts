@@ -74,6 +74,32 @@ export interface StorageBackend {
    * back, and `snapmount verify` can check what readers get (src/backend/integrity.ts).
    */
   readonly integrity?: BlockIntegrity | undefined
+  /**
+   * A backend served by several sources (src/backend/mirrors/): which source answered a read, and
+   * reads kept off given sources. Only the layer right above it (the manifest's verifying layer)
+   * uses it, to ask a block that failed its digest from another source; layers do not pass it on.
+   */
+  readonly sourceSet?: SourceSet | undefined
+}
+
+/**
+ * The sources of a mirrored snapshot (`StorageBackend.sourceSet`), numbered in the config's order,
+ * for a layer that can tell a good answer from a bad one, which the sources themselves cannot.
+ */
+export interface SourceSet {
+  /** Each source's name for logs (a redacted URL, s3://bucket/key), by number. */
+  readonly labels: readonly string[]
+  /**
+   * `readExact`, resolving with the number of the source whose bytes these are too; the sources
+   * in `avoid` are not asked (a RangeError if that leaves none).
+   */
+  readFrom(offset: number, length: number, options?: ReadOptions & { avoid?: ReadonlySet<number> | undefined }): Promise<{ bytes: Buffer; source: number }>
+  /**
+   * `source` answered bytes `[offset, offset + length)` that are not the image's (they failed
+   * their digest): counted against it (its error rate and bad blocks), and later reads of those
+   * bytes go to it only after every other source.
+   */
+  markBad(source: number, offset: number, length: number): void
 }
 
 /** A remote source's identity (see `StorageBackend.identity`). */
@@ -172,6 +198,8 @@ export interface MirrorReport {
   errors: number
   /** Requests sent to it that another source answered first. */
   hedgesLost: number
+  /** Blocks it answered that failed their manifest digest (a mirror that serves damaged bytes). */
+  badBlocks: number
 }
 
 /** Reads the mount's readers made of one snapshot: totals since it was opened, and recent latency. */

@@ -29,6 +29,8 @@ interface Slab {
  * come once (one collection for that read), and at 10 ms RTT over HTTP that read went from ~425 to
  * ~477 MB/s on the 2-core test machine, the daemon's CPU per GiB from 2.7 to 2.1 s.
  *
+ * Slabs are SharedArrayBuffers: a worker thread can read a buffer taken from one without a copy.
+ *
  * A slab is split into units (the cache's block size); a buffer is a run of whole units. `take`
  * uses the shortest free run that is long enough (best fit: a scan's 4 MiB runs are not cut up by
  * 128 KiB random fetches while shorter runs are free), and `give` frees the run, merging it with
@@ -140,7 +142,10 @@ export class BufferArena {
     if (slabUnits < units || this.slabRefused) return undefined
     let data: Buffer
     try {
-      data = Buffer.allocUnsafeSlow(slabUnits * this.unitBytes)
+      // Shared memory, so the manifest's hash threads read fetched blocks where they are
+      // (src/manifest/hash-pool.ts) instead of a copy of each. Its pages are the kernel's zero
+      // pages until written, as an unshared slab's are.
+      data = Buffer.from(new SharedArrayBuffer(slabUnits * this.unitBytes))
     } catch {
       // A host that commits memory strictly (vm.overcommit_memory=2) may refuse the whole bound
       // at once: buffers are then allocated apart, one fetch at a time, as they were before slabs.

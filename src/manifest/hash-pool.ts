@@ -9,11 +9,17 @@ export interface HashWorkerData {
   shared: SharedArrayBuffer
 }
 
-/** One job: the first `length` bytes of the worker's shared buffer, in blocks of `blockBytes`. */
+/**
+ * One job: `length` bytes in blocks of `blockBytes`, at `offset` in `shared` when the caller's
+ * bytes are themselves in shared memory (the block cache's slabs: nothing copied), else the first
+ * `length` bytes of the worker's own shared buffer, where the pool copied them.
+ */
 export interface HashJob {
   algorithm: HashAlgorithm
   length: number
   blockBytes: number
+  shared?: SharedArrayBuffer | undefined
+  offset?: number | undefined
 }
 
 /**
@@ -45,10 +51,12 @@ interface Slot {
 
 /**
  * A small pool of worker threads that hash blocks off the event loop (small jobs excepted, see
- * INLINE_MAX_BYTES). A job's bytes are copied
- * into the chosen worker's SharedArrayBuffer (one memcpy: the caller's buffer may be a view of a
- * cache slab, which cannot be transferred), the worker hashes them in place and transfers the
- * digests back. Jobs wait in one queue for the first free worker. Workers are started on first
+ * INLINE_MAX_BYTES). Bytes that are a view of a SharedArrayBuffer (the block cache's slabs,
+ * buffer-arena.ts) are hashed where they are: the worker is sent the buffer, the offset and the
+ * length. Others are copied into the chosen worker's own SharedArrayBuffer (one memcpy: they may
+ * be a view of memory that cannot be transferred). The worker transfers the digests back. An
+ * input of several blocks is split into one job per worker (whole blocks each), so the threads
+ * hash one large fetch together and its digests are ready in half the time on two. Jobs wait in one queue for the first free worker. Workers are started on first
  * use and are unref'd while idle, so an idle pool never keeps the process alive; a worker that
  * dies fails its job and is replaced on the next one.
  */
@@ -69,8 +77,9 @@ export class HashPool {
   async blockDigests(algorithm: HashAlgorithm, data: Uint8Array, blockBytes: number): Promise<Buffer> {
     if (this.closed) throw new Error('the hash pool is closed')
     if (data.length <= INLINE_MAX_BYTES[algorithm]) return blockDigestsOf(algorithm, data, blockBytes)
-    if (data.length <= JOB_BYTES) return this.submit(algorithm, data, blockBytes)
-    const perJob = Math.max(blockBytes, Math.floor(JOB_BYTES / blockBytes) * blockBytes)
+    const blocks = Math.ceil(data.length / blockBytes)
+    const perJob = blockBytes * Math.max(1, Math.min(Math.ceil(blocks / this.size), Math.floor(JOB_BYTES / blockBytes)))
+    if (perJob >= data.length) return this.submit(algorithm, data, blockBytes)
     const parts: Array<Promise<Buffer>> = []
     for (let start = 0; start < data.length; start += perJob) parts.push(this.submit(algorithm, data.subarray(start, start + perJob), blockBytes))
     return Buffer.concat(await Promise.all(parts))
@@ -101,9 +110,14 @@ export class HashPool {
       if (slot.job) continue
       const job = this.queue.shift()!
       slot.job = job
-      slot.bytes.set(job.data)
+      const { algorithm, length, blockBytes, data } = job
+      const message: HashJob = { algorithm, length, blockBytes }
+      if (data.buffer instanceof SharedArrayBuffer) {
+        message.shared = data.buffer
+        message.offset = data.byteOffset
+      } else slot.bytes.set(data)
       slot.worker.ref()
-      slot.worker.postMessage({ algorithm: job.algorithm, length: job.length, blockBytes: job.blockBytes } satisfies HashJob)
+      slot.worker.postMessage(message)
     }
   }
 

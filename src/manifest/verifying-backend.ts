@@ -15,19 +15,36 @@ import { HashPool } from './hash-pool.js'
  */
 export const BLOCK_ATTEMPTS = 3
 
-/** A block that did not match its manifest digest on any attempt: its reads fail (EIO). */
+/** One fetch of a block that did not match: the digest it had, and from which mirror. */
+export interface BadCopy {
+  /** The mirror's name (sourceSet labels); undefined for a snapshot of one source. */
+  source: string | undefined
+  got: string
+}
+
+/**
+ * A block that did not match its manifest digest on any attempt: its reads fail (EIO). With
+ * mirrors the message names each source and the digest its copy had.
+ */
 export class BlockDigestError extends SnapmountError {
   readonly code = 'E_BLOCK_DIGEST'
+  /** The digest of the last copy fetched. */
+  readonly got: string
   constructor(
     readonly snapshot: string,
     readonly block: number,
     readonly offset: number,
     readonly length: number,
     readonly expected: string,
-    readonly got: string,
+    /** Every copy fetched, in order (`attempts` of them). */
+    readonly copies: readonly BadCopy[],
     readonly attempts: number,
   ) {
+    const got = copies.some(({ source }) => source !== undefined)
+      ? copies.map(({ source, got }) => `${got} from ${source}`).join(', ')
+      : copies.at(-1)!.got
     super(`${snapshot}: block ${block} (bytes ${offset}-${offset + length - 1}) does not match the manifest after ${attempts} fetches: expected ${expected}, got ${got}`)
+    this.got = copies.at(-1)!.got
   }
 }
 
@@ -37,13 +54,11 @@ export interface VerifyingOptions {
   logger: Logger
   /** Where blocks larger than INLINE_MAX_BYTES are hashed; default: the daemon's shared pool. */
   pool?: HashPool | undefined
-  /** Fetches of a block, the first included, before its reads fail; default BLOCK_ATTEMPTS. */
-  attempts?: number | undefined
   /**
-   * Where a block that did not match is fetched again (`attempt` is 2 for the first retry): the
-   * source by default. A mirror selector gives another mirror here.
+   * Fetches of a block, the first included, before its reads fail; default BLOCK_ATTEMPTS. With
+   * mirrors, at least one per mirror, so every mirror is asked before a read fails.
    */
-  refetchFrom?: ((block: number, attempt: number) => StorageBackend) | undefined
+  attempts?: number | undefined
 }
 
 /**
@@ -63,9 +78,15 @@ function daemonPool(): HashPool {
  * A read is rounded out to whole manifest blocks (under the block cache it already is, when the
  * cache block is a multiple of the manifest's), fetched in one request, and its blocks hashed
  * together (on the event loop up to 16 KiB, above it on worker threads: hash-pool.ts). A block
- * that does not match is logged with both digests and fetched again alone, from
- * `refetchFrom`, up to `attempts` fetches in all; the good copy is put in its place. If every
- * fetch mismatches, the read fails with BlockDigestError (EIO), naming the block and both digests.
+ * that does not match is logged with both digests and fetched again alone, up to `attempts`
+ * fetches in all; the good copy is put in its place. If every fetch mismatches, the read fails
+ * with BlockDigestError (EIO), naming the block and both digests.
+ *
+ * Over mirrors (the source has a `sourceSet`), each fetch says which mirror answered. A mirror
+ * whose copy did not match is marked bad for that block (its error rate counts it, and later reads
+ * of the block go to the others first), and the block is asked again from a mirror that has not
+ * yet given a bad copy of it; only once every mirror has are they asked again. The read fails
+ * once every fetch, at least one per mirror, mismatched: the error names each mirror's digest.
  * Nothing is remembered: a block that passed is not hashed again here, since the cache above
  * keeps it, and a block that failed is fetched anew by the next read that needs it.
  */
@@ -76,7 +97,6 @@ export class VerifyingBackend implements StorageBackend {
   private readonly stats: IntegrityStats = { verifiedBlocks: 0, mismatches: 0, failedBlocks: 0 }
   private readonly pool: HashPool
   private readonly attempts: number
-  private readonly refetchFrom: (block: number, attempt: number) => StorageBackend
   private closed = false
 
   constructor(
@@ -86,9 +106,9 @@ export class VerifyingBackend implements StorageBackend {
   ) {
     if (manifest.imageBytes !== source.length) throw new RangeError(`a manifest of ${manifest.imageBytes} bytes for a source of ${source.length}`)
     this.pool = options.pool ?? daemonPool()
-    this.attempts = options.attempts ?? BLOCK_ATTEMPTS
-    if (!Number.isSafeInteger(this.attempts) || this.attempts < 1) throw new RangeError(`attempts must be at least 1, not ${this.attempts}`)
-    this.refetchFrom = options.refetchFrom ?? (() => source)
+    const attempts = options.attempts ?? BLOCK_ATTEMPTS
+    if (!Number.isSafeInteger(attempts) || attempts < 1) throw new RangeError(`attempts must be at least 1, not ${attempts}`)
+    this.attempts = Math.max(attempts, source.sourceSet?.labels.length ?? 0)
     if (source.describe) this.describe = () => source.describe!()
     // The disk cache, right above, files blocks under the source's identity: the same bytes.
     if (source.identity) this.identity = () => source.identity!()
@@ -125,9 +145,9 @@ export class VerifyingBackend implements StorageBackend {
     const aligned = start === offset && end === offset + length
     // A caller's `into` is exactly its range: a widened read fills a buffer of its own.
     const { into: _into, ...widened } = options
-    const data = await this.source.readExact(start, end - start, aligned ? options : widened)
+    const { bytes: data, source } = await this.fetch(start, end - start, aligned ? options : widened)
     const bad = await this.mismatches(firstBlock, data)
-    for (const { block, got } of bad) await this.repair(block, got, data, start, options)
+    for (const { block, got } of bad) await this.repair(block, { source, got }, data, start, options)
     this.stats.verifiedBlocks += Math.ceil(data.length / blockBytes)
     return aligned ? data : data.subarray(offset - start, offset - start + length)
   }
@@ -150,30 +170,51 @@ export class VerifyingBackend implements StorageBackend {
     return bad
   }
 
+  /** A read from the source; over mirrors, with the number of the one that answered. */
+  private async fetch(offset: number, length: number, options: ReadOptions & { avoid?: ReadonlySet<number> }): Promise<{ bytes: Buffer; source: number | undefined }> {
+    const { sourceSet } = this.source
+    if (sourceSet) return sourceSet.readFrom(offset, length, options)
+    return { bytes: await this.source.readExact(offset, length, options), source: undefined }
+  }
+
   /**
-   * Block `block` of `data` (which starts at byte `start`) had digest `got`, not the manifest's:
-   * fetches it again until a copy matches and puts that copy in its place, or throws
-   * BlockDigestError once `attempts` fetches in all have not matched.
+   * Block `block` of `data` (which starts at byte `start`) had digest `first.got` when `first.source`
+   * sent it, not the manifest's: fetches it again (from another mirror, with mirrors) until a copy
+   * matches and puts that copy in its place, or throws BlockDigestError once `attempts` fetches in
+   * all have not matched.
    */
-  private async repair(block: number, got: string, data: Buffer, start: number, { signal }: ReadOptions): Promise<void> {
+  private async repair(block: number, first: { source: number | undefined; got: string }, data: Buffer, start: number, { signal }: ReadOptions): Promise<void> {
     const { algorithm, blockBytes } = this.manifest
     const offset = block * blockBytes
     const length = Math.min(blockBytes, this.length - offset)
     const expected = blockDigest(this.manifest, block).toString('hex')
     const { name, logger } = this.options
-    for (let attempt = 1; attempt < this.attempts; attempt++) {
+    const { sourceSet } = this.source
+    /** The mirrors that gave a bad copy of this block since they were last all asked. */
+    const avoid = new Set<number>()
+    const copies: BadCopy[] = []
+    let { source, got } = first
+    for (let attempt = 1; ; attempt++) {
       this.stats.mismatches++
-      const fields = { code: 'E_BLOCK_DIGEST', snapshot: name, block, offset, expected, got, attempt }
-      logger.warn(`${name}: block ${block} (bytes ${offset}-${offset + length - 1}) does not match the manifest: expected ${expected}, got ${got}; fetching it again (attempt ${attempt + 1} of ${this.attempts})`, fields)
-      const copy = await this.refetchFrom(block, attempt + 1).readExact(offset, length, signal ? { signal } : {})
-      got = (await this.pool.blockDigests(algorithm, copy, blockBytes)).toString('hex')
+      const from = source === undefined ? undefined : sourceSet!.labels[source]
+      copies.push({ source: from, got })
+      if (source !== undefined) {
+        sourceSet!.markBad(source, offset, length)
+        avoid.add(source)
+        if (avoid.size === sourceSet!.labels.length) avoid.clear()
+      }
+      if (attempt >= this.attempts) break
+      const fields = { code: 'E_BLOCK_DIGEST', snapshot: name, block, offset, expected, got, attempt, ...(from !== undefined && { source: from }) }
+      logger.warn(`${name}: block ${block} (bytes ${offset}-${offset + length - 1}) does not match the manifest${from === undefined ? '' : ` from ${from}`}: expected ${expected}, got ${got}; fetching it again${sourceSet ? ' from another mirror' : ''} (attempt ${attempt + 1} of ${this.attempts})`, fields)
+      const copy = await this.fetch(offset, length, { ...(signal && { signal }), ...(sourceSet && { avoid }) })
+      source = copy.source
+      got = (await this.pool.blockDigests(algorithm, copy.bytes, blockBytes)).toString('hex')
       if (got === expected) {
-        copy.copy(data, offset - start)
+        copy.bytes.copy(data, offset - start)
         return
       }
     }
-    this.stats.mismatches++
     this.stats.failedBlocks++
-    throw new BlockDigestError(name, block, offset, length, expected, got, this.attempts)
+    throw new BlockDigestError(name, block, offset, length, expected, copies, this.attempts)
   }
 }

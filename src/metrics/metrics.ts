@@ -174,6 +174,7 @@ export class SnapmountMetrics {
       collect: eachMirror<Gauge>((gauge, labels, m) => m.latencyMs !== null && gauge.set(labels, m.latencyMs / 1000)),
     })
     new Counter({ ...METRICS.mirrorHedgesLost, labelNames, registers, collect: eachMirror<Counter>((counter, labels, m) => counter.inc(labels, m.hedgesLost)) })
+    new Counter({ ...METRICS.mirrorBadBlocks, labelNames, registers, collect: eachMirror<Counter>((counter, labels, m) => counter.inc(labels, m.badBlocks)) })
     new Counter({
       ...METRICS.mirrorRequests,
       labelNames: [...labelNames, result],

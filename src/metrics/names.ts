@@ -27,6 +27,7 @@ export const METRICS = {
   mirrorLatency: { name: 'snapmount_mirror_latency_seconds', help: 'Per source of a mirrored snapshot: the moving average (EWMA) of its request latency that ranks it' },
   mirrorRequests: { name: 'snapmount_mirror_requests_total', help: 'Per source of a mirrored snapshot: requests it answered (ok) or failed (error)' },
   mirrorHedgesLost: { name: 'snapmount_mirror_hedges_lost_total', help: 'Per source of a mirrored snapshot: requests another source answered first (it was slow)' },
+  mirrorBadBlocks: { name: 'snapmount_mirror_bad_blocks_total', help: 'Per source of a mirrored snapshot with a manifest: blocks it sent that failed their digest (asked from another source)' },
   cacheHits: { name: 'snapmount_cache_hits_total', help: 'Reads (or parts of reads) the block cache answered' },
   cacheMisses: { name: 'snapmount_cache_misses_total', help: 'Blocks a read needed that the cache had to fetch' },
   cacheEvictions: { name: 'snapmount_cache_evictions_total', help: 'Extents (the blocks one request fetched, evicted together) the cache dropped to stay under its bound' },

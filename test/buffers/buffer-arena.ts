@@ -15,6 +15,7 @@ t.test('buffers are runs of whole units of one slab, allocated when first needed
   t.equal(b.length, 16)
   t.equal(arena.bytesInSlabs, 10 * UNIT, 'the whole arena in one slab')
   t.equal(a.buffer, b.buffer, 'the same slab')
+  t.type(a.buffer, SharedArrayBuffer, 'shared memory: hash threads read it without a copy')
   t.equal(b.byteOffset - a.byteOffset, 2 * UNIT, '20 bytes took two units')
   t.equal(arena.bytesApart, 0)
 })

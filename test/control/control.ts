@@ -57,7 +57,7 @@ t.test('status, warm and verify over the socket', async (t) => {
   const metered = new MeteredBackend(new MemoryBackend(BYTES), 'file')
   await metered.readExact(0, 10)
   const plain = new MemoryBackend(Buffer.alloc(5))
-  const mirror = { source: 'http://a/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 2, hedgesLost: 0 }
+  const mirror = { source: 'http://a/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 2, hedgesLost: 0, badBlocks: 0 }
   const prefetch = { state: 'done' as const, profile: '/p.json', profileBytes: 4, prefetchedBytes: 4, hitBlocks: 1, hitBytes: 2, wastedBytes: 2, evictedBytes: 0, ageSeconds: 5, failures: 0 }
   const mirrored = Object.assign(new MemoryBackend(Buffer.alloc(3)), { inspect: () => ({ mirrors: [mirror], prefetch }) })
   const { path, dir } = await setUp(t, [

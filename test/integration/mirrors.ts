@@ -9,7 +9,10 @@ import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { startNginx, type Nginx } from '../fixtures/nginx.js'
 import { ddRange } from '../fixtures/readers.js'
 import { tempDir } from '../fixtures/temp-dir.js'
-import { seededBytes, seededRandom } from '../fixtures/test-data.js'
+import { seededBytes, seededRandom, sha256 } from '../fixtures/test-data.js'
+import { blockCountOf, encodeManifest } from '../../src/manifest/format.js'
+import { blockDigestsOf } from '../../src/manifest/hash.js'
+import { startCorruptingProxy, type CorruptingProxy } from '../../tools/corrupting-proxy.mjs'
 
 // The daemon is a child process and inherits these; fauxqs accepts any credentials.
 Object.assign(process.env, FAUX_S3_ENV)
@@ -17,7 +20,8 @@ Object.assign(process.env, FAUX_S3_ENV)
 // Mirrors through real mounts: three nginx serving one image, one stopped in the middle of a
 // full sequential read and of random reads (0 errors, 0 wrong bytes, the longest read well
 // under a second); a mirror answering 500s and resets avoided, then failed back to; mirrors that
-// are not the same image refused at start.
+// are not the same image refused at start; with a manifest, a mirror that damages bytes under the
+// right ETag named and avoided, 0 wrong bytes.
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -263,4 +267,77 @@ t.test('sources: an HTTP mirror and two S3 buckets serve one image; another imag
   const bytes = await runCli(['check', '--config', await config('bytes', httpSource('other.img'), s3Source('east', 'disk.img'))])
   t.equal(bytes.code, 2, 'exit 2')
   t.match(bytes.stderr, new RegExp(`${nginx.url('other.img')} and s3://east/disk.img are not the same image: bytes ${image.length - 65536}-${image.length - 1} differ`), 'HTTP and S3: sampled bytes are')
+})
+
+t.test('with a manifest, a mirror damaging every answer under the right ETag: 0 wrong bytes, the mirror named; a block every mirror damages fails EIO', async (t) => {
+  const dir = await tempDir(t)
+  const www = join(dir, 'www')
+  await mkdir(www)
+  await writeFile(join(www, 'disk.img'), IMAGE)
+  const manifest = encodeManifest({ algorithm: 'sha256', blockBytes: BLOCK, imageBytes: SIZE, blockCount: blockCountOf(SIZE, BLOCK), digests: blockDigestsOf('sha256', IMAGE, BLOCK) })
+  await writeFile(join(dir, 'disk.manifest'), manifest)
+  const nginx = await startNginx(t, www)
+  /** Damaged by every mirror: its read fails. */
+  const ALWAYS = 100
+  const covers = (start: number, end: number, block: number) => start <= block * BLOCK + 5 && block * BLOCK + 5 <= end
+  // Three proxies in front of one nginx: the same file, the same ETag. m0 flips a bit in every
+  // ranged answer (not the open's one-byte probe); m1 and m2 only in block ALWAYS.
+  const proxies: CorruptingProxy[] = []
+  for (const damagesAll of [true, false, false]) {
+    const proxy = await startCorruptingProxy({
+      origin: nginx.origin,
+      corrupt: ({ start, end }) => {
+        if (start === undefined || end === undefined || start === end) return false
+        if (covers(start, end, ALWAYS)) return ALWAYS * BLOCK + 5
+        return damagesAll
+      },
+    })
+    t.teardown(() => proxy.close())
+    proxies.push(proxy)
+  }
+  const urls = proxies.map((proxy) => proxy.url('/disk.img'))
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const file = join(dir, 'snap.yaml')
+  const lines = [
+    `mountpoint: ${mountpoint}`,
+    'options: { metrics: { listen: "127.0.0.1:0" } }',
+    'snapshots:',
+    '  - type: http',
+    '    name: disk',
+    '    urls:',
+    ...urls.map((url) => `      - ${url}`),
+    `    manifest: { path: ${join(dir, 'disk.manifest')}, sha256: ${sha256(manifest)} }`,
+  ]
+  await writeFile(file, `${lines.join('\n')}\n`)
+  const daemon = await startDaemon(t, mountpoint, ['--config', file])
+  t.teardown(() => daemon.stop())
+  const handle = await open(join(mountpoint, 'disk'), constants.O_RDONLY | constants.O_DIRECT)
+  const log: ReadLog = { errors: [], reads: [] }
+  for (let offset = 0; offset < SIZE; offset += MiB) await timedRead(handle, offset, Math.min(MiB, SIZE - offset), log)
+  await handle.close()
+  const bad = ALWAYS * BLOCK
+  t.ok(log.errors.length >= 1, 'the reads of the block every mirror damaged failed')
+  for (const error of log.errors) {
+    // The block fails the request it came in, readahead included: the reads before it in that run too.
+    const offset = Number(/^(\d+): .*EIO/.exec(error)?.[1])
+    t.ok(offset > bad - 4 * MiB && offset <= bad, `EIO near the block, not wrong bytes: ${error}`)
+  }
+  const flips = proxies.map((proxy) => proxy.flips.length)
+  t.ok(flips[0]! >= 1, `m0 damaged ${flips[0]} answers`)
+  t.comment(`bits flipped by m0, m1, m2: ${flips.join(', ')}; answers: ${proxies.map((p) => p.responses()).join(', ')}`)
+
+  const stderr = daemon.stderr()
+  t.match(stderr, new RegExp(`disk: block \\d+ \\(bytes \\d+-\\d+\\) does not match the manifest from ${urls[0]}: expected [0-9a-f]{64}, got [0-9a-f]{64}; fetching it again from another mirror`), 'the damaging mirror is named in the log')
+  const failed = stderr.split('\n').find((line) => line.includes(`error: read /disk`))
+  t.match(failed, new RegExp(`disk: block ${ALWAYS} \\(bytes ${bad}-${bad + BLOCK - 1}\\) does not match the manifest after 3 fetches: expected [0-9a-f]{64}, got [0-9a-f]{64} from \\S+, [0-9a-f]{64} from \\S+, [0-9a-f]{64} from \\S+ `), 'the failed block: one line with the expected digest and each copy\'s')
+  for (const url of urls) t.ok(failed?.includes(` from ${url}`), `it names ${url}`)
+  const json = JSON.parse((await runCli(['status', '--json', mountpoint])).stdout)
+  const mirrors = json.snapshots[0].mirrors as Array<{ source: string; badBlocks: number }>
+  t.ok(mirrors[0]!.badBlocks >= 1, `status: m0 sent ${mirrors[0]!.badBlocks} bad blocks`)
+  t.ok(mirrors.slice(1).every((m) => m.badBlocks >= 1), 'm1 and m2 too, for block ALWAYS')
+  const metricsUrl = /metrics on (http:\/\/\S+)/.exec(stderr)?.[1]
+  const metrics = await (await fetch(metricsUrl!)).text()
+  t.match(metrics, new RegExp(`^snapmount_mirror_bad_blocks_total\\{snapshot="disk",source="${urls[0]!.replace(/[./]/g, '\\$&')}"\\} ${mirrors[0]!.badBlocks}$`, 'm'), 'and in the metrics')
+  t.equal(await daemon.stop(), 0)
 })

@@ -14,6 +14,11 @@ t.test('the pool gives the digests hashing on the calling thread gives, for ever
       t.ok(digests.equals(blockDigestsOf(algorithm, data, 128 * 1024)), `${algorithm} ${length}`)
     }
   }
+  // Bytes in shared memory (the block cache's slabs) are hashed where they are, split over both workers.
+  const shared = Buffer.from(new SharedArrayBuffer(5 * 1024 * 1024))
+  seededBytes(9, shared.length).copy(shared)
+  const view = shared.subarray(4096, 4096 + 3 * 1024 * 1024 + 5)
+  t.ok((await pool.blockDigests('sha256', view, 128 * 1024)).equals(blockDigestsOf('sha256', view, 128 * 1024)), 'a view of a SharedArrayBuffer')
   // Jobs waiting for a free worker are all answered.
   const data = seededBytes(1, 2 * 1024 * 1024)
   const results = await Promise.all(Array.from({ length: 6 }, () => pool.blockDigests('sha256', data, 64 * 1024)))

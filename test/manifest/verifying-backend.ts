@@ -6,6 +6,7 @@ import { blockDigestsOf } from '../../src/manifest/hash.js'
 import { HashPool } from '../../src/manifest/hash-pool.js'
 import { BLOCK_ATTEMPTS, BlockDigestError, VerifyingBackend } from '../../src/manifest/verifying-backend.js'
 import { MemoryBackend } from '../fixtures/memory-backend.js'
+import { MirrorBackend } from '../../src/backend/mirrors/mirror-backend.js'
 import { randomRanges, seededBytes } from '../fixtures/test-data.js'
 
 const BLOCK = 16 * 1024
@@ -107,21 +108,66 @@ t.test('a block damaged every time fails the read with the block and both digest
   t.ok((await backend.readExact(0, BLOCK)).equals(IMAGE.subarray(0, BLOCK)), 'other blocks still read')
 })
 
-t.test('retries go where refetchFrom says (the seam for mirrors); attempts: 1 never retries', async (t) => {
-  const mirror = new DamagingBackend(() => false)
-  const asked: Array<[number, number]> = []
-  const backend = new VerifyingBackend(new DamagingBackend(() => true), manifestOf(IMAGE), {
-    name: 'disk',
-    ...logger(),
-    refetchFrom: (block, attempt) => {
-      asked.push([block, attempt])
-      return mirror
-    },
-  })
-  t.ok((await backend.readExact(5 * BLOCK, BLOCK)).equals(IMAGE.subarray(5 * BLOCK, 6 * BLOCK)))
-  t.same(asked, [[5, 2]])
+t.test('attempts: 1 never retries', async (t) => {
   const once = new VerifyingBackend(new DamagingBackend(() => true), manifestOf(IMAGE), { name: 'disk', ...logger(), attempts: 1 })
   await t.rejects(once.readExact(5 * BLOCK, BLOCK), { code: 'E_BLOCK_DIGEST', attempts: 1 })
+})
+
+/** A mirrored snapshot over `sources`, named http://m0, http://m1, ... */
+function mirrored(sources: StorageBackend[]): MirrorBackend {
+  return new MirrorBackend({
+    name: 'disk',
+    sources,
+    labels: sources.map((_, i) => `http://m${i}`),
+    retry: { maxAttempts: 2, deadlineMs: 5000, baseDelayMs: 1, maxDelayMs: 1 },
+    logger: logger().logger,
+  })
+}
+
+t.test('over mirrors: a block one mirror damaged is asked from another, and that mirror is marked bad for it', async (t) => {
+  const sources = [new DamagingBackend(() => true), new DamagingBackend(() => false), new DamagingBackend(() => false)]
+  const mirror = mirrored(sources)
+  const log = logger()
+  const manifest = manifestOf(IMAGE)
+  const backend = new VerifyingBackend(mirror, manifest, { name: 'disk', ...log })
+  t.ok((await backend.readExact(4 * BLOCK, 4 * BLOCK)).equals(IMAGE.subarray(4 * BLOCK, 8 * BLOCK)), '0 wrong bytes')
+  t.same(sources.map((s) => s.reads.map(({ offset, length }) => [offset / BLOCK, length / BLOCK])), [[[4, 4]], [[5, 1]], []], 'the bad block again from m1, not m0')
+  t.equal(log.lines.length, 1)
+  t.match(log.lines[0]?.message, new RegExp(`^disk: block 5 \\(bytes ${5 * BLOCK}-${6 * BLOCK - 1}\\) does not match the manifest from http://m0: expected ${blockDigest(manifest, 5).toString('hex')}, got [0-9a-f]{64}; fetching it again from another mirror \\(attempt 2 of 3\\)$`))
+  t.match(log.lines[0]?.fields, { code: 'E_BLOCK_DIGEST', block: 5, source: 'http://m0' })
+  t.match(mirror.inspect().mirrors, [{ source: 'http://m0', badBlocks: 1, state: 'healthy' }, { badBlocks: 0 }, { badBlocks: 0 }])
+  t.same(backend.inspect().integrity, { verifiedBlocks: 4, mismatches: 1, failedBlocks: 0 })
+  t.ok((await backend.readExact(5 * BLOCK, BLOCK)).equals(IMAGE.subarray(5 * BLOCK, 6 * BLOCK)))
+  t.equal(sources[0]!.reads.length, 1, 'the block read again later goes to another mirror first')
+  t.same(sources[1]!.reads.at(-1), { offset: 5 * BLOCK, length: BLOCK, into: false })
+})
+
+t.test('over mirrors: every mirror damaging a block fails the read (EIO), naming each mirror and its digest', async (t) => {
+  const sources = [new DamagingBackend(() => true), new DamagingBackend(() => true), new DamagingBackend(() => true)]
+  const mirror = mirrored(sources)
+  const log = logger()
+  const manifest = manifestOf(IMAGE)
+  const backend = new VerifyingBackend(mirror, manifest, { name: 'disk', ...log })
+  const err = (await backend.readExact(5 * BLOCK, BLOCK).catch((e: unknown) => e)) as BlockDigestError
+  t.type(err, BlockDigestError)
+  const expected = blockDigest(manifest, 5).toString('hex')
+  t.match(err.message, new RegExp(`^disk: block 5 \\(bytes ${5 * BLOCK}-${6 * BLOCK - 1}\\) does not match the manifest after 3 fetches: expected ${expected}, got [0-9a-f]{64} from http://m0, [0-9a-f]{64} from http://m1, [0-9a-f]{64} from http://m2$`))
+  t.same(err.copies.map(({ source }) => source), ['http://m0', 'http://m1', 'http://m2'])
+  t.equal(err.got, err.copies[2]!.got)
+  t.same(sources.map((s) => s.reads.length), [1, 1, 1], 'each mirror asked once')
+  t.match(mirror.inspect().mirrors, [{ badBlocks: 1 }, { badBlocks: 1 }, { badBlocks: 1 }])
+  t.same(backend.inspect().integrity, { verifiedBlocks: 0, mismatches: 3, failedBlocks: 1 })
+})
+
+t.test('over mirrors: at least one fetch per mirror, and the mirrors asked again once each gave a bad copy', async (t) => {
+  const four = [0, 1, 2, 3].map(() => new DamagingBackend(() => true))
+  const once = new VerifyingBackend(mirrored(four), manifestOf(IMAGE), { name: 'disk', ...logger(), attempts: 1 })
+  await t.rejects(once.readExact(5 * BLOCK, BLOCK), { code: 'E_BLOCK_DIGEST', attempts: 4 })
+  t.same(four.map((s) => s.reads.length), [1, 1, 1, 1], 'attempts: 1 still asks every mirror')
+  const two = [new DamagingBackend(() => true), new DamagingBackend((call) => call === 1)]
+  const backend = new VerifyingBackend(mirrored(two), manifestOf(IMAGE), { name: 'disk', ...logger(), attempts: 4 })
+  t.ok((await backend.readExact(5 * BLOCK, BLOCK)).equals(IMAGE.subarray(5 * BLOCK, 6 * BLOCK)))
+  t.same(two.map((s) => s.reads.length), [2, 2], 'm0, m1 (damaged once), then both again: m0 first by the config order, then m1 right')
 })
 
 t.test('the integrity seam: a layer above checks blocks it kept elsewhere against the manifest', async (t) => {

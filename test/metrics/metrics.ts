@@ -108,8 +108,8 @@ t.test('mirrors: each source of a mirrored snapshot, read from inspect() when sc
     length: 100,
     inspect: () => ({
       mirrors: [
-        { source: 'http://a/d.img', state: 'healthy' as const, latencyMs: 2.5, errorRate: 0, requests: 7, errors: 1, hedgesLost: 2 },
-        { source: 's3://b/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 3, hedgesLost: 0 },
+        { source: 'http://a/d.img', state: 'healthy' as const, latencyMs: 2.5, errorRate: 0, requests: 7, errors: 1, hedgesLost: 2, badBlocks: 4 },
+        { source: 's3://b/d.img', state: 'failing' as const, latencyMs: null, errorRate: 1, requests: 0, errors: 3, hedgesLost: 0, badBlocks: 0 },
       ],
     }),
   }
@@ -122,6 +122,7 @@ t.test('mirrors: each source of a mirrored snapshot, read from inspect() when sc
   t.match(body, /^snapmount_mirror_requests_total\{snapshot="disk",source="http:\/\/a\/d.img",result="ok"\} 7$/m)
   t.match(body, /^snapmount_mirror_requests_total\{snapshot="disk",source="s3:\/\/b\/d.img",result="error"\} 3$/m)
   t.match(body, /^snapmount_mirror_hedges_lost_total\{snapshot="disk",source="http:\/\/a\/d.img"\} 2$/m)
+  t.match(body, /^snapmount_mirror_bad_blocks_total\{snapshot="disk",source="http:\/\/a\/d.img"\} 4$/m)
   t.notMatch(body, /snapshot="plain",source=/, 'a snapshot with one source has no mirror series')
 })
 

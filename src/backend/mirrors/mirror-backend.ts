@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js'
-import type { MirrorReport, ReadOptions, SnapshotInspection, StorageBackend } from '../storage-backend.js'
+import type { MirrorReport, ReadOptions, SnapshotInspection, SourceSet, StorageBackend } from '../storage-backend.js'
 import { BackendClosedError, describe } from '../errors.js'
 import { assertInRange } from '../range.js'
 import { RetriesExhaustedError } from '../remote/remote-errors.js'
@@ -7,18 +7,17 @@ import { backoffDelay, type RetryPolicy } from '../remote/retry-policy.js'
 import { SourceSelector } from './source-selector.js'
 
 /**
- * The manifest's seam (issue 20): checks bytes a source answered before they are used. False
- * makes that answer a failure of its source (counted, the source marked failing) and the read
- * asks the next source; the read fails only when no source gives bytes that pass.
+ * Ranges marked bad (`markBad`) kept at most: 4096 blocks of 128 KiB is half a GiB of an image
+ * damaged on one mirror, far past the point where the mirror is ranked last anyway; beyond it the
+ * oldest marks are dropped (their blocks are then asked from the best source again, checked again).
  */
-export type BlockVerifier = (offset: number, bytes: Buffer) => boolean
+const MAX_BAD_RANGES = 4096
 
-/** A verifier said no: the error a source is failed with for that answer. */
-export class VerificationError extends Error {
-  readonly code = 'E_VERIFICATION'
-  constructor(readonly source: string, readonly offset: number, readonly length: number) {
-    super(`${source} sent bytes ${offset}-${offset + length - 1} that fail verification`)
-  }
+/** A range a source (or several) answered damaged. */
+interface BadRange {
+  offset: number
+  length: number
+  sources: Set<number>
 }
 
 export interface MirrorBackendOptions {
@@ -36,7 +35,6 @@ export interface MirrorBackendOptions {
   logger: Logger
   /** What each source's open took, the first guess at its latency (SourceSelector). */
   initialLatencyMs?: ReadonlyArray<number | undefined>
-  verify?: BlockVerifier | undefined
   /** A monotonic clock in milliseconds; injected by tests (timers are real). */
   now?: (() => number) | undefined
   random?: (() => number) | undefined
@@ -62,9 +60,17 @@ interface Attempt {
  * `maxAttempts` times, or its deadline has passed: then with RetriesExhaustedError, whose cause is
  * the last failure. Each source is opened for single attempts: retries are this loop's, across
  * sources, so a dead mirror costs one refused connection, not a backoff.
+ *
+ * Bytes are not checked here: a source cannot tell its answer is damaged. The layer above that can
+ * (the manifest's VerifyingBackend) reads through `sourceSet`, which says which source answered;
+ * it marks a source bad for a block that failed its digest (`markBad`) and asks that block from
+ * the others. A marked source goes after every other one for any read that overlaps the block.
  */
-export class MirrorBackend implements StorageBackend {
+export class MirrorBackend implements StorageBackend, SourceSet {
+  readonly sourceSet: SourceSet = this
   private closed = false
+  /** By offset; oldest first (a Map keeps insertion order), at most MAX_BAD_RANGES. */
+  private readonly badRanges = new Map<number, BadRange>()
   private readonly selector: SourceSelector
   private readonly now: () => number
   private readonly random: () => number
@@ -94,7 +100,9 @@ export class MirrorBackend implements StorageBackend {
 
   /** For `check` and `status`: every source with its state. */
   describe(): string {
-    const sources = this.selector.report().map((s) => `${s.source} (${s.state}, ${s.latencyMs === null ? 'unmeasured' : `${s.latencyMs.toFixed(1)} ms`}, ${s.errors} errors)`)
+    const sources = this.selector
+      .report()
+      .map((s) => `${s.source} (${s.state}, ${s.latencyMs === null ? 'unmeasured' : `${s.latencyMs.toFixed(1)} ms`}, ${s.errors} errors${s.badBlocks > 0 ? `, ${s.badBlocks} bad blocks` : ''})`)
     return `${sources.length} mirrors: ${sources.join(' | ')}`
   }
 
@@ -102,15 +110,35 @@ export class MirrorBackend implements StorageBackend {
     return { mirrors: this.selector.report() }
   }
 
-  readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+  get labels(): readonly string[] {
+    return this.options.labels
+  }
+
+  async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
+    return (await this.readFrom(offset, length, options)).bytes
+  }
+
+  readFrom(offset: number, length: number, options?: ReadOptions & { avoid?: ReadonlySet<number> | undefined }): Promise<{ bytes: Buffer; source: number }> {
     if (this.closed) return Promise.reject(new BackendClosedError())
+    const avoid = options?.avoid ?? new Set<number>()
     try {
       assertInRange(offset, length, this.length)
+      if (this.options.sources.every((_, index) => avoid.has(index))) throw new RangeError(`a read of ${this.options.name} that avoids every one of its ${this.options.sources.length} sources`)
     } catch (err) {
       return Promise.reject(err)
     }
-    if (length === 0) return Promise.resolve(Buffer.alloc(0))
-    return this.race(offset, length, options)
+    // No source's bytes: the one not avoided, say, for whoever asks.
+    if (length === 0) return Promise.resolve({ bytes: Buffer.alloc(0), source: this.options.sources.findIndex((_, index) => !avoid.has(index)) })
+    return this.race(offset, length, avoid, options)
+  }
+
+  markBad(source: number, offset: number, length: number): void {
+    this.selector.corrupt(source)
+    const range = this.badRanges.get(offset) ?? { offset, length, sources: new Set<number>() }
+    range.sources.add(source)
+    this.badRanges.delete(offset)
+    this.badRanges.set(offset, range)
+    if (this.badRanges.size > MAX_BAD_RANGES) this.badRanges.delete(this.badRanges.keys().next().value!)
   }
 
   async close(): Promise<void> {
@@ -119,14 +147,24 @@ export class MirrorBackend implements StorageBackend {
     await Promise.all(this.options.sources.map((source) => source.close()))
   }
 
-  /** Runs one read over the sources: see the class comment. */
-  private race(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
-    const { sources, labels, retry, verify } = this.options
+  /** The sources that answered some of `[offset, offset + length)` damaged before. */
+  private badFor(offset: number, length: number): Set<number> {
+    const bad = new Set<number>()
+    for (const range of this.badRanges.values()) {
+      if (range.offset < offset + length && offset < range.offset + range.length) for (const source of range.sources) bad.add(source)
+    }
+    return bad
+  }
+
+  /** Runs one read over the sources but `avoid`: see the class comment. */
+  private race(offset: number, length: number, avoid: ReadonlySet<number>, options: ReadOptions | undefined): Promise<{ bytes: Buffer; source: number }> {
+    const { sources, retry } = this.options
     const what = `read of bytes ${offset}-${offset + length - 1} of ${this.options.name} from ${sources.length} mirrors`
     const started = this.now()
     const live: Attempt[] = []
     /** Sources failed in this round, or in flight: not asked again until the round ends. */
-    const busy = new Set<number>()
+    const busy = new Set<number>(avoid)
+    const demote = this.badRanges.size === 0 ? undefined : this.badFor(offset, length)
     let attempts = 0
     let rounds = 1
     let lastError: unknown
@@ -135,8 +173,8 @@ export class MirrorBackend implements StorageBackend {
     let wait: NodeJS.Timeout | undefined
     let deadline: NodeJS.Timeout | undefined
 
-    return new Promise<Buffer>((resolve, reject) => {
-      const finish = (err: unknown, bytes?: Buffer) => {
+    return new Promise<{ bytes: Buffer; source: number }>((resolve, reject) => {
+      const finish = (err: unknown, answer?: { bytes: Buffer; source: number }) => {
         done = true
         clearTimeout(wait)
         clearTimeout(deadline)
@@ -148,13 +186,13 @@ export class MirrorBackend implements StorageBackend {
           else this.selector.abandoned(attempt.source)
         }
         if (err) reject(err)
-        else resolve(bytes!)
+        else resolve(answer!)
       }
       const exhausted = () => new RetriesExhaustedError(what, attempts, Math.round(this.now() - started), lastError)
       const onCancel = () => finish(options!.signal!.reason)
 
       const launch = (): boolean => {
-        const source = this.selector.order(busy)[0]
+        const source = this.selector.order(busy, demote)[0]
         if (source === undefined) return false
         busy.add(source)
         attempts++
@@ -177,11 +215,9 @@ export class MirrorBackend implements StorageBackend {
         clearTimeout(attempt.hedge)
         live.splice(live.indexOf(attempt), 1)
         if (attempt.ownsInto) intoTaken = false
-        const elapsed = this.now() - attempt.started
-        if (bytes && verify && !verify(offset, bytes)) err = new VerificationError(labels[attempt.source]!, offset, length)
-        else if (bytes) {
-          this.selector.succeeded(attempt.source, elapsed)
-          return finish(undefined, bytes)
+        if (bytes) {
+          this.selector.succeeded(attempt.source, this.now() - attempt.started)
+          return finish(undefined, { bytes, source: attempt.source })
         }
         lastError = err
         this.selector.failed(attempt.source, describe(err))
@@ -194,6 +230,7 @@ export class MirrorBackend implements StorageBackend {
         rounds++
         wait = setTimeout(() => {
           busy.clear()
+          for (const source of avoid) busy.add(source)
           launch()
         }, pause)
       }

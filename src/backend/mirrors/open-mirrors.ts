@@ -5,7 +5,7 @@ import { redactUrl } from '../../redact.js'
 import { RetriesExhaustedError } from '../remote/remote-errors.js'
 import { backoffDelay, remoteRetryPolicy } from '../remote/retry-policy.js'
 import type { Logger } from '../../log.js'
-import { MirrorBackend, type BlockVerifier } from './mirror-backend.js'
+import { MirrorBackend } from './mirror-backend.js'
 
 /** Bytes of each sampled block compared between sources whose ETags cannot be compared. */
 const SAMPLE_BYTES = 64 * 1024
@@ -21,7 +21,6 @@ export interface OpenMirrorsOptions {
   logger: Logger
   /** Opens one source as a snapshot of its own (open-backend.ts's openBackend). */
   openSource(spec: SnapshotSpec): Promise<StorageBackend>
-  verify?: BlockVerifier | undefined
   random?: () => number
 }
 
@@ -40,8 +39,8 @@ export function sourceLabel(source: RemoteSourceSpec): string {
  * (nginx from size and mtime, S3 from content). Sources whose ETags say nothing of each other (an
  * HTTP server and a store; a server with Last-Modified only) are compared by their bytes instead,
  * in SAMPLE_BYTES blocks: the first, the last and RANDOM_SAMPLES at random (a different draw on
- * each host). A manifest (issue 20) will make the check complete; until then sampling catches
- * another image, not a corrupted block (the `verify` hook is the seam for that).
+ * each host). Sampling catches another image, not a damaged block: with a manifest, every block
+ * is checked against its digest as it is read (the verifying layer above, through `sourceSet`).
  */
 export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { sources: RemoteSourceSpec[] }, options: OpenMirrorsOptions): Promise<MirrorBackend> {
   const { sources } = spec
@@ -65,7 +64,6 @@ export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { 
     logger: options.logger,
     // The open was a HEAD and a one-byte GET: half of it is one request's round trip.
     initialLatencyMs: opened.map((result) => (result as PromiseFulfilledResult<{ ms: number }>).value.ms / 2),
-    verify: options.verify,
     random,
   })
 }

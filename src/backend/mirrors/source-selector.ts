@@ -24,6 +24,11 @@
  *   answer wins and the loser is told to `lost`, its elapsed time counting as a (censored)
  *   latency sample, so a source that keeps losing drops in the order.
  *
+ * - Damaged answers: a source whose answer had a block that failed its manifest digest (the
+ *   verifying layer says so through the mirror backend) is charged a failure in its error rate
+ *   (`corrupt`), without a cool-down, so one that keeps sending damaged bytes soon counts as
+ *   flaky; `order` puts the sources known bad for a read's bytes (`demote`) after all others.
+ *
  * Latency is per request, whatever its size: the cache asks for blocks and for readahead runs of
  * up to a few MiB, so the p95 is mostly that of the larger requests, and a small one is hedged only
  * when it is slower than a large one usually is. Good enough to catch a stalled source; not a model.
@@ -75,6 +80,7 @@ interface Source {
   requests: number
   errors: number
   hedgesLost: number
+  badBlocks: number
   /** Failed probes in a row (0 while healthy): the cool-down's exponent. */
   failedProbes: number
   /** When a failing source may be probed. */
@@ -116,6 +122,7 @@ export class SourceSelector {
       requests: 0,
       errors: 0,
       hedgesLost: 0,
+      badBlocks: 0,
       failedProbes: 0,
       retryAt: 0,
       probing: false,
@@ -124,23 +131,13 @@ export class SourceSelector {
 
   /**
    * The sources to try for one read, best first, leaving out `exclude` (those already tried or in
-   * flight for it). A failing source whose cool-down is over comes first, as a probe, once.
+   * flight for it). A failing source whose cool-down is over comes first, as a probe, once. The
+   * sources in `demote` (those that answered some of the read's bytes damaged before) come after
+   * all the others, in the same order among themselves, and are never probed.
    */
-  order(exclude: ReadonlySet<number> = new Set()): number[] {
-    const now = this.now()
+  order(exclude: ReadonlySet<number> = new Set(), demote: ReadonlySet<number> = new Set()): number[] {
     const candidates = this.sources.map((_, index) => index).filter((index) => !exclude.has(index))
-    const probe = candidates.find((index) => {
-      const source = this.sources[index]!
-      return source.state === 'failing' && !source.probing && now >= source.retryAt
-    })
-    if (probe !== undefined) this.sources[probe]!.probing = true
-    const healthy = candidates.filter((index) => this.sources[index]!.state === 'healthy')
-    const flaky = (index: number) => this.errorRate(this.sources[index]!, now) >= FLAKY
-    const ranked = [...this.rank(healthy.filter((index) => !flaky(index))), ...this.rank(healthy.filter(flaky))]
-    const failing = candidates
-      .filter((index) => index !== probe && this.sources[index]!.state === 'failing')
-      .sort((a, b) => this.sources[a]!.retryAt - this.sources[b]!.retryAt)
-    return [...(probe === undefined ? [] : [probe]), ...ranked, ...failing]
+    return [...this.ranked(candidates.filter((index) => !demote.has(index)), true), ...this.ranked(candidates.filter((index) => demote.has(index)), false)]
   }
 
   /** How long a request to `source` may go unanswered before it is hedged to the next source. */
@@ -200,6 +197,21 @@ export class SourceSelector {
     }
   }
 
+  /**
+   * `source` answered a request (counted a success when it came) with a block that failed its
+   * digest: that outcome is a failure after all, so its error rate gets back the ERROR_ALPHA the
+   * success took off (once per bad block, up to 1), and a source serving damaged bytes soon
+   * counts as flaky and goes after the others. It is not marked failing: it answers, and its
+   * other blocks may be good; the mirror backend keeps it off the bad block itself.
+   */
+  corrupt(index: number): void {
+    const source = this.sources[index]!
+    const now = this.now()
+    source.badBlocks++
+    source.errorRate = Math.min(1, this.errorRate(source, now) + ERROR_ALPHA)
+    source.errorAt = now
+  }
+
   /** A request to `source` was abandoned by its reader: nothing learnt, but a probe may go again. */
   abandoned(index: number): void {
     this.sources[index]!.probing = false
@@ -216,7 +228,27 @@ export class SourceSelector {
       requests: source.requests,
       errors: source.errors,
       hedgesLost: source.hedgesLost,
+      badBlocks: source.badBlocks,
     }))
+  }
+
+  /** `candidates` best first (see `order`), the first a probe if `probe` allows and one is due. */
+  private ranked(candidates: number[], probe: boolean): number[] {
+    const now = this.now()
+    const due = probe
+      ? candidates.find((index) => {
+          const source = this.sources[index]!
+          return source.state === 'failing' && !source.probing && now >= source.retryAt
+        })
+      : undefined
+    if (due !== undefined) this.sources[due]!.probing = true
+    const healthy = candidates.filter((index) => this.sources[index]!.state === 'healthy')
+    const flaky = (index: number) => this.errorRate(this.sources[index]!, now) >= FLAKY
+    const ranked = [...this.rank(healthy.filter((index) => !flaky(index))), ...this.rank(healthy.filter(flaky))]
+    const failing = candidates
+      .filter((index) => index !== due && this.sources[index]!.state === 'failing')
+      .sort((a, b) => this.sources[a]!.retryAt - this.sources[b]!.retryAt)
+    return [...(due === undefined ? [] : [due]), ...ranked, ...failing]
   }
 
   /** Sources best first: the config's order unless a later source is clearly faster. */

@@ -176,20 +176,52 @@ t.test("the owner of the caller's buffer fails: the next attempt may fill it", a
   t.equal(sources[1]!.intos[0], into)
 })
 
-t.test('a verifier (the manifest seam) fails a source whose bytes it refuses, and the read moves on', async (t) => {
-  const corrupt = Buffer.from(IMAGE)
-  corrupt[100]! ^= 0xff
-  const sources = [new ScriptedSource(corrupt), new ScriptedSource()]
-  const verify = (offset: number, bytes: Buffer) => bytes.equals(IMAGE.subarray(offset, offset + bytes.length))
-  const { backend, logs } = mirrors(sources, { verify })
-  t.ok((await backend.readExact(0, 4096)).equals(IMAGE.subarray(0, 4096)), 'the good bytes')
-  t.same(sources.map((s) => s.reads), [1, 1])
-  t.match(logs, [/mirror http:\/\/m0\/disk.img is failing \(E_VERIFICATION: http:\/\/m0\/disk.img sent bytes 0-4095 that fail verification\)/])
-  const bad = [new ScriptedSource(corrupt), new ScriptedSource(corrupt)]
-  await t.rejects(mirrors(bad, { verify, retry: { maxAttempts: 1, deadlineMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }).backend.readExact(0, 200), {
-    code: 'E_RETRIES_EXHAUSTED',
-    cause: { code: 'E_VERIFICATION', offset: 0, length: 200 },
-  })
+t.test('sourceSet (the manifest seam): says which source answered, avoids sources, and demotes one marked bad', async (t) => {
+  const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
+  const { backend } = mirrors(sources)
+  t.equal(backend.sourceSet, backend)
+  t.same(backend.labels, ['http://m0/disk.img', 'http://m1/disk.img', 'http://m2/disk.img'])
+  const first = await backend.readFrom(0, 4096)
+  t.equal(first.source, 0)
+  t.ok(first.bytes.equals(IMAGE.subarray(0, 4096)))
+  const other = await backend.readFrom(4096, 4096, { avoid: new Set([0]) })
+  t.equal(other.source, 1, 'the next source when the first is avoided')
+  t.same(sources.map((s) => s.reads), [1, 1, 0])
+  await t.rejects(backend.readFrom(0, 10, { avoid: new Set([0, 1, 2]) }), RangeError, 'avoiding every source is refused')
+  t.same(await backend.readFrom(10, 0, { avoid: new Set([0]) }), { bytes: Buffer.alloc(0), source: 1 }, 'an empty read asks no one')
+
+  backend.markBad(0, 65536, 16384)
+  t.match(backend.inspect().mirrors, [{ state: 'healthy', badBlocks: 1, errors: 0 }, { badBlocks: 0 }, { badBlocks: 0 }])
+  t.match(backend.describe(), /^3 mirrors: http:\/\/m0\/disk.img \(healthy, [\d.]+ ms, 0 errors, 1 bad blocks\) \| http:\/\/m1\/disk.img \(healthy, [\d.]+ ms, 0 errors\)/)
+  t.equal((await backend.readFrom(65536 + 100, 10)).source, 1, 'a read overlapping the bad range goes to another source')
+  t.equal((await backend.readFrom(0, 65536)).source, 0, 'one that does not, to the first')
+  backend.markBad(1, 65536, 16384)
+  t.equal((await backend.readFrom(60000, 10000)).source, 2, 'both marked: the third')
+  backend.markBad(2, 65536, 16384)
+  t.equal((await backend.readFrom(65536, 16384)).source, 0, 'all marked: the config order again')
+})
+
+t.test('marks are bounded: the oldest are dropped past 4096', async (t) => {
+  const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
+  const { backend } = mirrors(sources)
+  backend.markBad(1, 0, 16)
+  t.equal((await backend.readFrom(0, 16)).source, 0)
+  // m0 is so damaged that it goes last (flaky); m1 is not.
+  for (let block = 1; block <= 4096; block++) backend.markBad(0, block * 16, 16)
+  t.equal((await backend.readFrom(0, 16)).source, 1, "m1's mark, the oldest, was dropped")
+  backend.markBad(0, 16, 16)
+  t.equal((await backend.readFrom(16, 16)).source, 1)
+  t.match(backend.inspect().mirrors, [{ badBlocks: 4097 }, { badBlocks: 1 }])
+})
+
+t.test('avoided sources stay avoided in a new round after every other source failed', async (t) => {
+  const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
+  const { backend } = mirrors(sources)
+  sources[1]!.failures.push(new Error('reset'))
+  sources[2]!.failures.push(new Error('reset'))
+  const answer = await backend.readFrom(0, 10, { avoid: new Set([0]) })
+  t.equal(answer.source, 1, 'the second round, after the backoff, asked m1 again')
+  t.same(sources.map((s) => s.reads), [0, 2, 1], 'm0 never')
 })
 
 t.test("the caller's signal aborts every request of the read", async (t) => {

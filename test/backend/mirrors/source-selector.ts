@@ -164,3 +164,29 @@ t.test('a source that keeps losing hedges drops behind', async (t) => {
   for (let i = 0; i < 5; i++) s.lost(0, 30)
   t.same(s.order(), [1, 0], 'm0 is stalling: m1 first')
 })
+
+t.test('a damaged answer (corrupt): counted against the source, which stays healthy but goes after the others', async (t) => {
+  const { s, changes } = selector()
+  s.succeeded(0, 10)
+  s.corrupt(0)
+  t.match(s.report()[0], { state: 'healthy', requests: 1, errors: 0, badBlocks: 1 })
+  t.equal(s.report()[0]!.errorRate.toFixed(6), '0.200000', 'the success it was counted as became a failure')
+  for (let i = 0; i < 3; i++) {
+    s.succeeded(0, 10)
+    s.corrupt(0)
+  }
+  t.ok(s.report()[0]!.errorRate >= 0.5, `flaky after four damaged answers (${s.report()[0]!.errorRate.toFixed(2)})`)
+  t.same(s.order(), [1, 2, 0], 'so it goes after the others')
+  for (let i = 0; i < 10; i++) s.corrupt(0)
+  t.equal(s.report()[0]!.errorRate, 1, 'the rate is at most 1')
+  t.same(changes, [], 'no state change: it answers')
+})
+
+t.test('demoted sources (bad for a read\'s bytes) come after all others and are never probed', async (t) => {
+  const { s, advance } = selector()
+  s.failed(1, 'reset')
+  advance(1000)
+  t.same(s.order(new Set(), new Set([1])), [0, 2, 1], 'm1 is due a probe, but demoted: last, not probed')
+  t.same(s.order(new Set(), new Set([0, 2])), [1, 0, 2], 'now it is probed; the demoted keep their order after it')
+  t.same(s.order(new Set([0]), new Set([2])), [1, 2], 'excluded still left out; even a failing source goes before a demoted one')
+})
