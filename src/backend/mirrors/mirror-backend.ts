@@ -68,6 +68,11 @@ export class MirrorBackend implements StorageBackend {
   private readonly selector: SourceSelector
   private readonly now: () => number
   private readonly random: () => number
+  /**
+   * Sources that went failing, with when, until another source answers a read: that answer ends
+   * the failover, and its one log line says how long the reads were without a source.
+   */
+  private readonly failingSince = new Map<number, number>()
 
   constructor(private readonly options: MirrorBackendOptions) {
     this.now = options.now ?? (() => performance.now())
@@ -77,10 +82,15 @@ export class MirrorBackend implements StorageBackend {
       labels,
       initialLatencyMs: options.initialLatencyMs,
       now: this.now,
-      onChange: (source, state, why) =>
-        state === 'failing'
-          ? logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
-          : logger.info(`snapshot ${name}: mirror ${labels[source]} recovered (${why}); reads go to it again by its latency`),
+      onChange: (source, state, why) => {
+        if (state === 'failing') {
+          this.failingSince.set(source, this.now())
+          logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
+        } else {
+          this.failingSince.delete(source)
+          logger.info(`snapshot ${name}: mirror ${labels[source]} recovered (${why}); reads go to it again by its latency`)
+        }
+      },
     })
   }
 
@@ -117,6 +127,17 @@ export class MirrorBackend implements StorageBackend {
     if (this.closed) return
     this.closed = true
     await Promise.all(this.options.sources.map((source) => source.close()))
+  }
+
+  /** `to` answered a read: the failover from each source still failing without one is over. */
+  private failedOver(to: number): void {
+    const { labels, logger, name } = this.options
+    // `to` itself is not among them: its answer made it healthy (selector.succeeded) before this.
+    for (const [from, since] of this.failingSince) {
+      this.failingSince.delete(from)
+      const failoverMs = Math.round((this.now() - since) * 10) / 10
+      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after it failed`, { source: labels[to], failoverMs })
+    }
   }
 
   /** Runs one read over the sources: see the class comment. */
@@ -181,6 +202,7 @@ export class MirrorBackend implements StorageBackend {
         if (bytes && verify && !verify(offset, bytes)) err = new VerificationError(labels[attempt.source]!, offset, length)
         else if (bytes) {
           this.selector.succeeded(attempt.source, elapsed)
+          if (this.failingSince.size > 0) this.failedOver(attempt.source)
           return finish(undefined, bytes)
         }
         lastError = err
