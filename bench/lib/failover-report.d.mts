@@ -1,0 +1,40 @@
+import type { Target } from './results.mjs'
+
+/** One read of checked-reads.mjs: kind ('s' sequential, 'r' random), start (epoch ms), ms, wrong bytes, error. */
+export type CheckedRead = [kind: 's' | 'r', at: number, ms: number, wrong: number, error: string | null]
+
+export interface FailoverRow {
+  run: string
+  reads: number
+  errors: number
+  firstError: string | undefined
+  wrongBytes: number
+  seqSeconds: number
+  randomP50Ms: number | undefined
+  randomP99Ms: number | undefined
+  seqP50Ms: number | undefined
+  seqP99Ms: number | undefined
+  maxMs: number
+  /** Only for a run with a stop. */
+  stoppedAfterSeconds?: number
+  failoverMs?: number | undefined
+  detectedToAnsweredMs?: number | undefined
+  longestAfterStopMs?: number
+  mirrorRequests?: number[]
+}
+
+export interface FailoverResults {
+  rttMs: number
+  imageBytes: number
+  mirrors: number
+  randomReaders: number
+  rows: FailoverRow[]
+}
+
+export declare const FAILOVER_LIMIT_MS: number
+export declare const FAILOVER_P99_LIMIT: number
+export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string }): FailoverRow
+export declare function failoverLine(log: string, stoppedAt: number): { at: number; failoverMs: number | undefined } | undefined
+export declare function failoverReport(failover: FailoverResults): string
+export declare function failoverSection(failover: FailoverResults): string
+export declare function failoverTargets(failover: FailoverResults | undefined): Target[]

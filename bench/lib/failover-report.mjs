@@ -1,0 +1,114 @@
+// The failover part's numbers, table and issue 21's failover targets: pure functions of what its
+// runs recorded (the reader's reads, the daemon's log, the moment a mirror was stopped), tested
+// without running anything.
+
+import { fmtMs, table } from './format.mjs'
+import { median, percentile } from './stats.mjs'
+
+/** Issue 21: from the stop to the first read answered by another mirror. */
+export const FAILOVER_LIMIT_MS = 1000
+/** Issue 21: p99 read latency with a mirror stopped, at most this times the undisturbed run's. */
+export const FAILOVER_P99_LIMIT = 2
+
+/**
+ * One run's row from checked-reads.mjs's reads ([kind, start epoch ms, ms, wrong bytes, error])
+ * and, for a run with a stop, `stoppedAt` (epoch ms) and the daemon's JSON log.
+ */
+export function failoverRow(run, reads, { stoppedAt, log = '' } = {}) {
+  const ms = (kind) => reads.filter((read) => read[0] === kind).map((read) => read[2])
+  const seq = reads.filter((read) => read[0] === 's')
+  const row = {
+    run,
+    reads: reads.length,
+    errors: reads.filter((read) => read[4] !== null).length,
+    firstError: reads.find((read) => read[4] !== null)?.[4],
+    wrongBytes: reads.reduce((sum, read) => sum + read[3], 0),
+    seqSeconds: seq.length === 0 ? 0 : (Math.max(...seq.map((read) => read[1] + read[2])) - Math.min(...seq.map((read) => read[1]))) / 1000,
+    randomP50Ms: percentile(ms('r'), 50),
+    randomP99Ms: percentile(ms('r'), 99),
+    seqP50Ms: percentile(ms('s'), 50),
+    seqP99Ms: percentile(ms('s'), 99),
+    maxMs: Math.max(0, ...reads.map((read) => read[2])),
+  }
+  if (stoppedAt === undefined) return row
+  const failedOver = failoverLine(log, stoppedAt)
+  return {
+    ...row,
+    stoppedAfterSeconds: (stoppedAt - Math.min(...reads.map((read) => read[1]))) / 1000,
+    // The daemon's clock and this one are the host's: the same epoch, to the millisecond.
+    failoverMs: failedOver ? failedOver.at - stoppedAt : undefined,
+    detectedToAnsweredMs: failedOver?.failoverMs,
+    // Reads the stop caught in flight, and any read after it: the longest is what a reader felt.
+    longestAfterStopMs: Math.max(0, ...reads.filter((read) => read[1] + read[2] >= stoppedAt).map((read) => read[2])),
+  }
+}
+
+/** The daemon's first "reads failed over" line logged at or after `stoppedAt`: when, and its failoverMs. */
+export function failoverLine(log, stoppedAt) {
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue
+    const entry = JSON.parse(line)
+    const at = Date.parse(entry.time)
+    if (/reads failed over from/.test(entry.msg) && at >= stoppedAt) return { at, failoverMs: entry.failoverMs }
+  }
+  return undefined
+}
+
+export function failoverReport(failover) {
+  const rows = [['run', 'reads', 'errors', 'wrong bytes', 'full read s', 'random p50 / p99 ms', 'seq p50 / p99 ms', 'max ms', 'stop to first answer elsewhere ms', 'longest read after stop ms']]
+  for (const r of failover.rows) {
+    rows.push([
+      r.run,
+      String(r.reads),
+      String(r.errors),
+      String(r.wrongBytes),
+      r.seqSeconds.toFixed(2),
+      `${fmtMs(r.randomP50Ms)} / ${fmtMs(r.randomP99Ms)}`,
+      `${fmtMs(r.seqP50Ms)} / ${fmtMs(r.seqP99Ms)}`,
+      fmtMs(r.maxMs),
+      r.stoppedAfterSeconds === undefined ? '-' : fmtMs(r.failoverMs),
+      r.stoppedAfterSeconds === undefined ? '-' : fmtMs(r.longestAfterStopMs),
+    ])
+  }
+  return table(rows)
+}
+
+export function failoverSection(failover) {
+  return (
+    `\nFailover: three nginx mirrors of the ${failover.imageBytes / 2 ** 30} GiB image, kernel TCP at ${failover.rttMs} ms RTT; a full sequential read (1 MiB) ` +
+    `and ${failover.randomReaders} random readers (128 KiB), O_DIRECT, every byte compared with the source; mirror 0 (the one in use) stopped (SIGTERM) halfway; pairs of runs, each with fresh mirrors and daemon\n\n${failoverReport(failover)}\n`
+  )
+}
+
+/**
+ * Issue 21's failover targets, for each run with a stop: 0 read errors, 0 wrong bytes, the first
+ * answer from another mirror within FAILOVER_LIMIT_MS of the stop, p99 latency (random and
+ * sequential reads) at most FAILOVER_P99_LIMIT times the undisturbed runs' (their median: one
+ * run's p99 on a loaded 2-core machine moves by 2x between runs).
+ */
+export function failoverTargets(failover) {
+  const scope = 'failover'
+  if (!failover) return [{ scope, target: 'failover targets', value: undefined, limit: undefined, pass: undefined, detail: 'part failover not run' }]
+  const calm = failover.rows.filter((r) => r.stoppedAfterSeconds === undefined)
+  const randomBase = median(calm.map((r) => r.randomP99Ms))
+  const seqBase = median(calm.map((r) => r.seqP99Ms))
+  return failover.rows
+    .filter((r) => r.stoppedAfterSeconds !== undefined)
+    .flatMap((r) => {
+      const p99 = (kind, value, base) => ({ scope, target: `${r.run}: ${kind} p99 <= ${FAILOVER_P99_LIMIT}x undisturbed (median)`, value, limit: FAILOVER_P99_LIMIT * base, pass: value <= FAILOVER_P99_LIMIT * base, detail: `${fmtMs(value)} vs ${FAILOVER_P99_LIMIT} x ${fmtMs(base)} ms` })
+      return [
+        { scope, target: `${r.run}: 0 read errors`, value: r.errors, limit: 0, pass: r.errors === 0, detail: r.firstError ?? `${r.errors} of ${r.reads}` },
+        { scope, target: `${r.run}: 0 wrong bytes`, value: r.wrongBytes, limit: 0, pass: r.wrongBytes === 0, detail: `${r.wrongBytes} bytes` },
+        {
+          scope,
+          target: `${r.run}: failover < ${FAILOVER_LIMIT_MS} ms`,
+          value: r.failoverMs,
+          limit: FAILOVER_LIMIT_MS,
+          pass: r.failoverMs === undefined ? false : r.failoverMs < FAILOVER_LIMIT_MS,
+          detail: r.failoverMs === undefined ? 'the daemon logged no failover after the stop' : `${fmtMs(r.failoverMs)} ms from the stop (${fmtMs(r.detectedToAnsweredMs)} ms from the first failure)`,
+        },
+        p99('random 128 KiB', r.randomP99Ms, randomBase),
+        p99('sequential 1 MiB', r.seqP99Ms, seqBase),
+      ]
+    })
+}

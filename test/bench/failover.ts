@@ -1,0 +1,76 @@
+// The failover part's pure pieces: a run's row from the reader's reads and the daemon's log, the
+// table, and issue 21's failover targets at their edges.
+import t from 'tap'
+import { FAILOVER_LIMIT_MS, FAILOVER_P99_LIMIT, failoverLine, failoverReport, failoverRow, failoverSection, failoverTargets, type CheckedRead, type FailoverResults } from '../../bench/lib/failover-report.mjs'
+
+const T0 = Date.parse('2026-12-02T11:00:00.000Z')
+
+/** Sequential reads of `ms` each from T0, one every 10 ms, and random reads of `randomMs`. */
+function reads(count: number, ms: number, randomMs: number): CheckedRead[] {
+  return Array.from({ length: count }, (_, i): CheckedRead[] => [['s', T0 + 10 * i, ms, 0, null], ['r', T0 + 10 * i, randomMs, 0, null]]).flat()
+}
+
+const logLine = (at: number, msg: string, fields: object = {}) => JSON.stringify({ time: new Date(at).toISOString(), level: 'info', msg, ...fields })
+
+t.test("a run's row: counts, the full read's time, percentiles per kind", async (t) => {
+  const row = failoverRow('undisturbed', [...reads(100, 2, 20), ['r', T0 + 5, 300, 0, 'Error: EIO'], ['s', T0 + 6, 4, 7, null]])
+  t.match(row, { run: 'undisturbed', reads: 202, errors: 1, firstError: 'Error: EIO', wrongBytes: 7, randomP50Ms: 20, randomP99Ms: 20, seqP50Ms: 2, seqP99Ms: 2, maxMs: 300 })
+  t.equal(row.seqSeconds, 0.992, 'from the first sequential read to the end of the last')
+  t.notOk('failoverMs' in row, 'no stop, no failover numbers')
+  t.equal(failoverRow('empty', []).seqSeconds, 0)
+})
+
+t.test("a run with a stop: the failover from the daemon's first 'failed over' line after it", async (t) => {
+  const stoppedAt = T0 + 500
+  const log = [
+    'snapmount: not json',
+    logLine(T0 + 100, 'snapshot img: reads failed over from http://a to http://b, answered 3 ms after it failed', { failoverMs: 3 }),
+    logLine(T0 + 520, 'snapshot img: mirror http://a is failing (reset)'),
+    logLine(T0 + 580, 'snapshot img: reads failed over from http://a to http://b, answered 60 ms after it failed', { failoverMs: 60 }),
+    logLine(T0 + 900, 'snapshot img: reads failed over from http://c to http://b, answered 1 ms after it failed', { failoverMs: 1 }),
+  ].join('\n')
+  t.same(failoverLine(log, stoppedAt), { at: T0 + 580, failoverMs: 60 }, 'a failover before the stop is not this one')
+  t.equal(failoverLine(log, T0 + 1000), undefined)
+  const slow: CheckedRead = ['r', T0 + 490, 150, 0, null]
+  const row = failoverRow('mirror 0 stopped', [...reads(100, 2, 20), slow], { stoppedAt, log })
+  t.match(row, { failoverMs: 80, detectedToAnsweredMs: 60, stoppedAfterSeconds: 0.5, longestAfterStopMs: 150 })
+  t.equal(failoverRow('x', reads(10, 2, 20), { stoppedAt }).failoverMs, undefined, 'no line: not measured')
+})
+
+const results = (rows: FailoverResults['rows']): FailoverResults => ({ rttMs: 10, imageBytes: 2 ** 30, mirrors: 3, randomReaders: 2, rows })
+const calm = (p99: number) => ({ ...failoverRow('undisturbed', reads(100, p99 / 2, p99)), randomP99Ms: p99, seqP99Ms: p99 / 2 })
+const stopped = (p99: number, failoverMs: number | undefined, extra = {}) => ({
+  ...failoverRow('mirror 0 stopped', reads(100, p99 / 2, p99), { stoppedAt: T0 + 300 }),
+  randomP99Ms: p99,
+  seqP99Ms: p99 / 2,
+  failoverMs,
+  detectedToAnsweredMs: failoverMs === undefined ? undefined : failoverMs / 2,
+  ...extra,
+})
+
+t.test('failover targets: per stopped run, against the median undisturbed p99, at their edges', async (t) => {
+  const atEdges = failoverTargets(results([calm(10), calm(40), calm(20), stopped(FAILOVER_P99_LIMIT * 20, FAILOVER_LIMIT_MS - 0.1)]))
+  t.same(atEdges.map((target) => [target.target, target.pass]), [
+    ['mirror 0 stopped: 0 read errors', true],
+    ['mirror 0 stopped: 0 wrong bytes', true],
+    ['mirror 0 stopped: failover < 1000 ms', true],
+    ['mirror 0 stopped: random 128 KiB p99 <= 2x undisturbed (median)', true],
+    ['mirror 0 stopped: sequential 1 MiB p99 <= 2x undisturbed (median)', true],
+  ], 'exactly twice the median p99 passes; the median, not the mean or the worst run')
+  t.equal(atEdges[2]!.detail, '999.9 ms from the stop (499.9 ms from the first failure)')
+  const over = failoverTargets(results([calm(20), stopped(FAILOVER_P99_LIMIT * 20 + 0.1, FAILOVER_LIMIT_MS, { errors: 1, firstError: 'Error: EIO', wrongBytes: 5 })]))
+  t.same(over.map((target) => target.pass), [false, false, false, false, false], 'an error, a byte, the limit itself, a twentieth of a ms over fail')
+  t.equal(over[0]!.detail, 'Error: EIO')
+  const unmeasured = failoverTargets(results([calm(20), stopped(20, undefined)]))
+  t.match(unmeasured[2], { pass: false, detail: 'the daemon logged no failover after the stop' })
+  t.same(failoverTargets(undefined).map((target) => [target.pass, target.detail]), [[undefined, 'part failover not run']])
+})
+
+t.test('the failover table: a row per run, the stop columns only where there was one', async (t) => {
+  const r = results([calm(20), stopped(30, 120)])
+  const lines = failoverReport(r).split('\n')
+  t.equal(lines.length, 4, 'header, rule, two rows')
+  t.match(lines[2], /^\| undisturbed +\| 200 +\| 0 +\| 0 +\| 1\.00 +\| 20\.0 \/ 20\.0 +\| 10\.0 \/ 10\.0 +\| 20\.0 +\| - +\| - +\|$/)
+  t.match(lines[3], /^\| mirror 0 stopped +\| 200 .*\| 120\.0 +\| 30\.0 +\|$/)
+  t.match(failoverSection(r), /three nginx mirrors of the 1 GiB image, kernel TCP at 10 ms RTT/)
+})
