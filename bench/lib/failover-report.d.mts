@@ -23,17 +23,33 @@ export interface FailoverRow {
   mirrorRequests?: number[]
 }
 
+export interface BootRow {
+  run: string
+  readySeconds: number
+  failedUnits: number
+  guestBytes: number | undefined
+  /** The daemon's error lines: reads it failed. */
+  errors: number
+  stoppedAfterSeconds?: number
+  failoverMs?: number | undefined
+  detectedToAnsweredMs?: number | undefined
+}
+
 export interface FailoverResults {
   rttMs: number
   imageBytes: number
   mirrors: number
   randomReaders: number
   rows: FailoverRow[]
+  /** The guest's boots through the mirrors, or why there were none. */
+  boots?: { accel?: string; note?: string; rows: BootRow[] }
 }
 
 export declare const FAILOVER_LIMIT_MS: number
 export declare const FAILOVER_P99_LIMIT: number
 export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string }): FailoverRow
+export declare function bootRow(run: string, boot: { readyMs: number; startedAt: number; failedUnitCount: number; guestRead?: { bytes: number } | undefined }, options?: { stoppedAt?: number | undefined; log?: string }): BootRow
+export declare function bootReport(boots: { rows: BootRow[] }): string
 export declare function failoverLine(log: string, stoppedAt: number): { at: number; failoverMs: number | undefined } | undefined
 export declare function failoverReport(failover: FailoverResults): string
 export declare function failoverSection(failover: FailoverResults): string

@@ -5,17 +5,21 @@
 // through. The daemon and the mirrors run in one delaying network namespace (kernel TCP at
 // RTT_MS). The failover time is read from the daemon's own log: its "reads failed over" line,
 // logged when another mirror answers the first read after mirror 0 failed, against the moment of
-// the stop. Each run has fresh mirrors and a fresh daemon (cold cache).
+// the stop. Each run has fresh mirrors and a fresh daemon (cold cache). Then a pair of boots of
+// the Linux guest (tools/linux-guest.mjs, QEMU with cache=none reading the mount) through the
+// mirrors, undisturbed and with mirror 0 stopped early in the boot, where most of its reads are.
 
-import { writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { clearStaleDelayNetns, startDelayNetns } from '../../tools/delay-netns.mjs'
 import { startNginx } from '../../tools/nginx.mjs'
+import { bootGuest, chooseAccel, ensureGuestImage } from '../../tools/linux-guest.mjs'
 import { inNetns, startDaemon } from '../lib/daemons.mjs'
-import { failoverRow } from '../lib/failover-report.mjs'
+import { bootRow, failoverRow } from '../lib/failover-report.mjs'
 import { progress } from '../lib/progress.mjs'
-import { IMAGE_BYTES, NAME, RTT_MS, SNAPMOUNT } from '../lib/settings.mjs'
+import { IMAGE_BYTES, NAME, RTT_MS, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
 
 const NETNS_PREFIX = 'snapmount-bench-failover-'
 const READER = fileURLToPath(new URL('../lib/checked-reads.mjs', import.meta.url))
@@ -24,6 +28,8 @@ const RANDOM_READERS = 2
 const MIRRORS = 3
 /** Mirror 0 is stopped this far into the undisturbed run's full read: midway. */
 const STOP_AT = 0.5
+/** A boot's mirror is stopped this far into the undisturbed boot: the guest reads most early on. */
+const BOOT_STOP_AT = 0.3
 /** Pairs of runs (undisturbed, stopped): one run's p99 on a loaded 2-core machine is noise. */
 const PAIRS = 3
 
@@ -42,25 +48,54 @@ export async function measureFailover(ctx) {
       progress(`failover ${pair}: full read, mirror 0 stopped after ${(stopAfterMs / 1000).toFixed(1)} s`)
       results.rows.push(await run(ctx, netns, stopAfterMs))
     }
+    results.boots = await boots(ctx, netns)
   } finally {
     await procs.stopService(netns)
   }
   return results
 }
 
-/** One run: fresh mirrors and daemon, the full read, mirror 0 stopped after `stopAfterMs` if given. */
-async function run(ctx, netns, stopAfterMs) {
-  const { procs, image, settings } = ctx
+/**
+ * A pair of cold boots of the Linux guest through the mirrors (TCG: 25-80 s each): undisturbed,
+ * then with mirror 0 stopped BOOT_STOP_AT into the first's time. Skipped, with why, where no
+ * guest can boot.
+ */
+async function boots(ctx, netns) {
+  const { accel, reason } = await chooseAccel()
+  if (!accel) return { note: `not booted: ${reason}`, rows: [] }
+  const image = await ensureGuestImage({ onBuild: (path) => progress(`building the guest image ${path} (minutes; scripts/build-guest-image)`) })
+  const root = await mkdtemp(join(tmpdir(), TEMP_PREFIX))
+  const temp = ctx.procs.addService({ stop: () => rm(root, { recursive: true, force: true }) })
+  try {
+    await mkdir(join(root, 'www'))
+    await symlink(image, join(root, 'www', 'guest.raw'))
+    const guest = { root: join(root, 'www'), file: 'guest.raw', accel }
+    progress('failover: a guest boot through three mirrors, undisturbed')
+    const calm = await boot(ctx, netns, guest, undefined)
+    const stopAfterMs = BOOT_STOP_AT * calm.readySeconds * 1000
+    progress(`failover: a guest boot, mirror 0 stopped after ${(stopAfterMs / 1000).toFixed(1)} s (undisturbed: ${calm.readySeconds.toFixed(1)} s)`)
+    return { accel, rows: [calm, await boot(ctx, netns, guest, stopAfterMs)] }
+  } finally {
+    await ctx.procs.stopService(temp)
+  }
+}
+
+/**
+ * Fresh mirrors of `file` (a path in `root`) and a fresh daemon with `urls:` listing them; runs
+ * `work(disk, stop)`, where `stop()` stops mirror 0 and returns when (epoch ms); the daemon's log after.
+ */
+async function withMirrors(ctx, netns, { root, file }, work) {
+  const { procs, settings } = ctx
   // One root for all three: the same file, so the same ETag, as copies made with rsync -t would have.
   const mirrors = []
-  for (let i = 0; i < MIRRORS; i++) mirrors.push(procs.addService(await startNginx(settings.benchDir, { netns, prefix: `${NETNS_PREFIX}nginx-` })))
+  for (let i = 0; i < MIRRORS; i++) mirrors.push(procs.addService(await startNginx(root, { netns, prefix: `${NETNS_PREFIX}nginx-` })))
   const config = join(settings.benchDir, `failover-${process.pid}.yaml`)
   const mount = inNetns(
     {
       key: 'failover',
       title: 'snapmount (three mirrors)',
       command: async (mnt) => {
-        const urls = mirrors.map((mirror) => `      - ${mirror.url(basename(image.path))}`)
+        const urls = mirrors.map((mirror) => `      - ${mirror.url(file)}`)
         await writeFile(config, ['mountpoint: ' + mnt, 'snapshots:', '  - type: http', `    name: ${NAME}`, '    urls:', ...urls, ''].join('\n'))
         return [SNAPMOUNT, 'mount', '--config', config]
       },
@@ -68,24 +103,47 @@ async function run(ctx, netns, stopAfterMs) {
     netns,
   )
   const daemon = await startDaemon(ctx, mount)
-  let stop
-  let stoppedAt
   try {
-    if (stopAfterMs !== undefined) {
-      stop = setTimeout(() => {
-        stoppedAt = Date.now()
-        void procs.stopService(mirrors[0])
-      }, stopAfterMs)
+    const stop = () => {
+      const at = Date.now()
+      void procs.stopService(mirrors[0])
+      return at
     }
-    const { stdout } = await procs.run(process.execPath, [READER, join(daemon.mnt, NAME), image.path])
-    clearTimeout(stop)
-    if (stopAfterMs !== undefined && stoppedAt === undefined) throw new Error(`failover: the full read ended before mirror 0 was to be stopped (${stopAfterMs.toFixed(0)} ms)`)
-    const { reads } = JSON.parse(stdout)
-    const requests = await Promise.all(mirrors.map((mirror) => mirror.requests().then((r) => r.length)))
-    return { ...failoverRow(stopAfterMs === undefined ? 'undisturbed' : 'mirror 0 stopped', reads, { stoppedAt, log: daemon.log }), mirrorRequests: requests }
+    const result = await work(join(daemon.mnt, NAME), stop)
+    return { ...result, log: daemon.log, mirrorRequests: await Promise.all(mirrors.map((mirror) => mirror.requests().then((r) => r.length))) }
   } finally {
-    clearTimeout(stop)
     await daemon.stop()
     for (const mirror of mirrors) await procs.stopService(mirror)
   }
+}
+
+/** `work` racing a timer that stops mirror 0 after `stopAfterMs` (none if undefined): its result and when the stop was. */
+async function stoppingAfter(stopAfterMs, stop, work) {
+  let stoppedAt
+  const timer = stopAfterMs === undefined ? undefined : setTimeout(() => (stoppedAt = stop()), stopAfterMs)
+  try {
+    const result = await work()
+    if (stopAfterMs !== undefined && stoppedAt === undefined) throw new Error(`failover: the work ended before mirror 0 was to be stopped (${stopAfterMs.toFixed(0)} ms)`)
+    return { ...result, stoppedAt }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** One read run: the full read, mirror 0 stopped after `stopAfterMs` if given. */
+async function run(ctx, netns, stopAfterMs) {
+  const { procs, image } = ctx
+  const { reads, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root: dirname(image.path), file: basename(image.path) }, (disk, stop) =>
+    stoppingAfter(stopAfterMs, stop, async () => JSON.parse((await procs.run(process.execPath, [READER, disk, image.path])).stdout)),
+  )
+  return { ...failoverRow(stopAfterMs === undefined ? 'undisturbed' : 'mirror 0 stopped', reads, { stoppedAt, log }), mirrorRequests }
+}
+
+/** One boot of the guest through the mirrors, cold, mirror 0 stopped after `stopAfterMs` if given. */
+async function boot(ctx, netns, guest, stopAfterMs) {
+  const { root, file, accel } = guest
+  const { boot: booted, stoppedAt, log } = await withMirrors(ctx, netns, { root, file }, (disk, stop) =>
+    stoppingAfter(stopAfterMs, stop, async () => ({ boot: await bootGuest(disk, { accel, cache: 'none' }) })),
+  )
+  return bootRow(stopAfterMs === undefined ? 'boot, undisturbed' : 'boot, mirror 0 stopped', booted, { stoppedAt, log })
 }

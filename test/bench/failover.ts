@@ -1,7 +1,7 @@
 // The failover part's pure pieces: a run's row from the reader's reads and the daemon's log, the
 // table, and issue 21's failover targets at their edges.
 import t from 'tap'
-import { FAILOVER_LIMIT_MS, FAILOVER_P99_LIMIT, failoverLine, failoverReport, failoverRow, failoverSection, failoverTargets, type CheckedRead, type FailoverResults } from '../../bench/lib/failover-report.mjs'
+import { FAILOVER_LIMIT_MS, FAILOVER_P99_LIMIT, bootReport, bootRow, failoverLine, failoverReport, failoverRow, failoverSection, failoverTargets, type CheckedRead, type FailoverResults } from '../../bench/lib/failover-report.mjs'
 
 const T0 = Date.parse('2026-12-02T11:00:00.000Z')
 
@@ -73,4 +73,37 @@ t.test('the failover table: a row per run, the stop columns only where there was
   t.match(lines[2], /^\| undisturbed +\| 200 +\| 0 +\| 0 +\| 1\.00 +\| 20\.0 \/ 20\.0 +\| 10\.0 \/ 10\.0 +\| 20\.0 +\| - +\| - +\|$/)
   t.match(lines[3], /^\| mirror 0 stopped +\| 200 .*\| 120\.0 +\| 30\.0 +\|$/)
   t.match(failoverSection(r), /three nginx mirrors of the 1 GiB image, kernel TCP at 10 ms RTT/)
+})
+
+t.test("a boot's row: its time, units, the daemon's error lines, the failover after the stop", async (t) => {
+  const boot = { readyMs: 40_000, startedAt: T0, failedUnitCount: 0, guestRead: { bytes: 52 * 2 ** 20 } }
+  const log = [
+    logLine(T0 + 9_000, 'mounted'),
+    JSON.stringify({ time: new Date(T0 + 13_000).toISOString(), level: 'error', msg: 'read failed' }),
+    logLine(T0 + 12_100, 'snapshot img: reads failed over from http://a to http://b, answered 70 ms after it failed', { failoverMs: 70 }),
+  ].join('\n')
+  t.same(bootRow('boot, undisturbed', boot), { run: 'boot, undisturbed', readySeconds: 40, failedUnits: 0, guestBytes: 52 * 2 ** 20, errors: 0 })
+  const stopped = bootRow('boot, mirror 0 stopped', boot, { stoppedAt: T0 + 12_000, log })
+  t.match(stopped, { errors: 1, stoppedAfterSeconds: 12, failoverMs: 100, detectedToAnsweredMs: 70 })
+  const lines = bootReport({ rows: [bootRow('boot, undisturbed', { ...boot, guestRead: undefined }), stopped, bootRow('boot, mirror 0 stopped', boot, { stoppedAt: T0 + 20_000 })] }).split('\n')
+  t.match(lines[2], /^\| boot, undisturbed +\| 40\.0 +\| n\/a +\| 0 +\| 0 +\| - +\| - +\|$/)
+  t.match(lines[3], /^\| boot, mirror 0 stopped +\| 40\.0 +\| 52\.0 +\| 0 +\| 1 +\| 12\.0 +\| 100\.0 +\|$/)
+  t.match(lines[4], /\| 20\.0 +\| no failover +\|$/)
+})
+
+t.test('boot targets: booted without errors or failed units; the failover judged only if a read needed it', async (t) => {
+  const boot = { readyMs: 40_000, startedAt: T0, failedUnitCount: 0, guestRead: undefined }
+  const withBoots = (rows: ReturnType<typeof bootRow>[]) => failoverTargets({ ...results([calm(20)]), boots: { accel: 'tcg', rows } }).map((target) => [target.target, target.pass, target.detail])
+  const failedOver = logLine(T0 + 12_050, 'snapshot img: reads failed over from http://a to http://b, answered 40 ms after it failed', { failoverMs: 40 })
+  t.same(withBoots([bootRow('boot, undisturbed', boot), bootRow('boot, mirror 0 stopped', boot, { stoppedAt: T0 + 12_000, log: failedOver })]), [
+    ['boot, mirror 0 stopped: booted, 0 read errors', true, '0 read errors, 0 failed units, ready in 40.0 s'],
+    ['boot, mirror 0 stopped: failover < 1000 ms', true, '50.0 ms from the stop'],
+  ])
+  t.same(withBoots([bootRow('boot, mirror 0 stopped', { ...boot, failedUnitCount: 1 }, { stoppedAt: T0 + 12_000 })]), [
+    ['boot, mirror 0 stopped: booted, 0 read errors', false, '0 read errors, 1 failed units, ready in 40.0 s'],
+    ['boot, mirror 0 stopped: failover < 1000 ms', undefined, 'no read reached the mirrors after the stop'],
+  ])
+  t.same(withBoots([bootRow('boot, undisturbed', boot)]), [], 'no boot with a stop, no boot targets')
+  t.match(failoverSection({ ...results([calm(20)]), boots: { note: 'not booted: no QEMU', rows: [] } }), /Guest boots through the mirrors: not booted: no QEMU/)
+  t.match(failoverSection({ ...results([calm(20)]), boots: { accel: 'tcg', rows: [bootRow('boot, undisturbed', boot)] } }), /The Linux guest booted \(tcg, cache=none\)[^]*\| boot, undisturbed/)
 })
