@@ -18,7 +18,8 @@ export interface FailoverRow {
   /** Only for a run with a stop. */
   stoppedAfterSeconds?: number
   failoverMs?: number | undefined
-  detectedToAnsweredMs?: number | undefined
+  stopToAnswerMs?: number | undefined
+  requestToAnswerMs?: number | undefined
   longestAfterStopMs?: number
   mirrorRequests?: number[]
 }
@@ -32,7 +33,8 @@ export interface BootRow {
   errors: number
   stoppedAfterSeconds?: number
   failoverMs?: number | undefined
-  detectedToAnsweredMs?: number | undefined
+  stopToAnswerMs?: number | undefined
+  requestToAnswerMs?: number | undefined
 }
 
 export interface FailoverResults {
@@ -50,6 +52,7 @@ export declare const FAILOVER_P99_LIMIT: number
 export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string }): FailoverRow
 export declare function bootRow(run: string, boot: { readyMs: number; startedAt: number; failedUnitCount: number; guestRead?: { bytes: number } | undefined }, options?: { stoppedAt?: number | undefined; log?: string }): BootRow
 export declare function bootReport(boots: { rows: BootRow[] }): string
+export declare function failoverAfter(log: string, stoppedAt: number): { failoverMs: number | undefined; stopToAnswerMs: number | undefined; requestToAnswerMs: number | undefined }
 export declare function failoverLine(log: string, stoppedAt: number): { at: number; failoverMs: number | undefined } | undefined
 export declare function failoverReport(failover: FailoverResults): string
 export declare function failoverSection(failover: FailoverResults): string

@@ -31,13 +31,10 @@ export function failoverRow(run, reads, { stoppedAt, log = '' } = {}) {
     maxMs: Math.max(0, ...reads.map((read) => read[2])),
   }
   if (stoppedAt === undefined) return row
-  const failedOver = failoverLine(log, stoppedAt)
   return {
     ...row,
     stoppedAfterSeconds: (stoppedAt - Math.min(...reads.map((read) => read[1]))) / 1000,
-    // The daemon's clock and this one are the host's: the same epoch, to the millisecond.
-    failoverMs: failedOver ? failedOver.at - stoppedAt : undefined,
-    detectedToAnsweredMs: failedOver?.failoverMs,
+    ...failoverAfter(log, stoppedAt),
     // Reads the stop caught in flight, and any read after it: the longest is what a reader felt.
     longestAfterStopMs: Math.max(0, ...reads.filter((read) => read[1] + read[2] >= stoppedAt).map((read) => read[2])),
   }
@@ -57,13 +54,22 @@ export function bootRow(run, boot, { stoppedAt, log = '' } = {}) {
     errors: lines.filter((line) => line.level === 'error').length,
   }
   if (stoppedAt === undefined) return row
-  const failedOver = failoverLine(log, stoppedAt)
-  return {
-    ...row,
-    stoppedAfterSeconds: (stoppedAt - boot.startedAt) / 1000,
-    failoverMs: failedOver ? failedOver.at - stoppedAt : undefined,
-    detectedToAnsweredMs: failedOver?.failoverMs,
-  }
+  return { ...row, stoppedAfterSeconds: (stoppedAt - boot.startedAt) / 1000, ...failoverAfter(log, stoppedAt) }
+}
+
+/**
+ * The failover after a stop at `stoppedAt`, from the daemon's first "reads failed over" line after
+ * it: from the stop to that answer (`stopToAnswerMs`: the daemon's clock and this one are the
+ * host's, the same epoch), and from the request that found mirror 0 failing to that answer
+ * (`requestToAnswerMs`, the line's failoverMs). The failover is the smaller: the first when a read
+ * was in flight at the stop; the second when nothing asked the mirrors for a while after it (a
+ * boot reading from the cache), whose wait is not the failover's.
+ */
+export function failoverAfter(log, stoppedAt) {
+  const line = failoverLine(log, stoppedAt)
+  if (!line) return { failoverMs: undefined, stopToAnswerMs: undefined, requestToAnswerMs: undefined }
+  const stopToAnswerMs = line.at - stoppedAt
+  return { failoverMs: Math.min(stopToAnswerMs, line.failoverMs ?? Infinity), stopToAnswerMs, requestToAnswerMs: line.failoverMs }
 }
 
 /** The daemon's first "reads failed over" line logged at or after `stoppedAt`: when, and its failoverMs. */
@@ -78,7 +84,7 @@ export function failoverLine(log, stoppedAt) {
 }
 
 export function failoverReport(failover) {
-  const rows = [['run', 'reads', 'errors', 'wrong bytes', 'full read s', 'random p50 / p99 ms', 'seq p50 / p99 ms', 'max ms', 'stop to first answer elsewhere ms', 'longest read after stop ms']]
+  const rows = [['run', 'reads', 'errors', 'wrong bytes', 'full read s', 'random p50 / p99 ms', 'seq p50 / p99 ms', 'max ms', 'failover ms', 'longest read after stop ms']]
   for (const r of failover.rows) {
     rows.push([
       r.run,
@@ -97,7 +103,7 @@ export function failoverReport(failover) {
 }
 
 export function bootReport(boots) {
-  const rows = [['boot', 'ready s', 'guest read MiB', 'failed units', 'read errors', 'mirror 0 stopped at s', 'stop to first answer elsewhere ms']]
+  const rows = [['boot', 'ready s', 'guest read MiB', 'failed units', 'read errors', 'mirror 0 stopped at s', 'failover ms']]
   for (const r of boots.rows) {
     const stopped = r.stoppedAfterSeconds !== undefined
     rows.push([r.run, r.readySeconds.toFixed(1), r.guestBytes === undefined ? 'n/a' : (r.guestBytes / 2 ** 20).toFixed(1), String(r.failedUnits), String(r.errors), stopped ? r.stoppedAfterSeconds.toFixed(1) : '-', stopped ? (r.failoverMs === undefined ? 'no failover' : fmtMs(r.failoverMs)) : '-'])
@@ -140,7 +146,7 @@ export function failoverTargets(failover) {
           value: r.failoverMs,
           limit: FAILOVER_LIMIT_MS,
           pass: r.failoverMs === undefined ? false : r.failoverMs < FAILOVER_LIMIT_MS,
-          detail: r.failoverMs === undefined ? 'the daemon logged no failover after the stop' : `${fmtMs(r.failoverMs)} ms from the stop (${fmtMs(r.detectedToAnsweredMs)} ms from the first failure)`,
+          detail: r.failoverMs === undefined ? 'the daemon logged no failover after the stop' : `${fmtMs(r.stopToAnswerMs)} ms from the stop, ${fmtMs(r.requestToAnswerMs)} ms from the request that found it failing`,
         },
         p99('random 128 KiB', r.randomP99Ms, randomBase),
         p99('sequential 1 MiB', r.seqP99Ms, seqBase),
@@ -165,7 +171,7 @@ function bootTargets(boots) {
       value: stopped.failoverMs,
       limit: FAILOVER_LIMIT_MS,
       pass: stopped.failoverMs === undefined ? undefined : stopped.failoverMs < FAILOVER_LIMIT_MS,
-      detail: stopped.failoverMs === undefined ? 'no read reached the mirrors after the stop' : `${fmtMs(stopped.failoverMs)} ms from the stop`,
+      detail: stopped.failoverMs === undefined ? 'no read reached the mirrors after the stop' : `${fmtMs(stopped.stopToAnswerMs)} ms from the stop, ${fmtMs(stopped.requestToAnswerMs)} ms from the request that found it failing`,
     },
   ]
 }

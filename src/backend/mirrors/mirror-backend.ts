@@ -69,10 +69,14 @@ export class MirrorBackend implements StorageBackend {
   private readonly now: () => number
   private readonly random: () => number
   /**
-   * Sources that went failing, with when, until another source answers a read: that answer ends
-   * the failover, and its one log line says how long the reads were without a source.
+   * Sources that went failing, with when the request that found them failing was sent, until
+   * another source answers a read: that answer ends the failover, and its one log line says how
+   * long a read waited for it (from that request, not from the failure: a source that died while
+   * idle is found by the next read, and that read's wait is the failover's cost).
    */
   private readonly failingSince = new Map<number, number>()
+  /** When the request being failed (selector.failed, whose onChange reads it) was sent. */
+  private failedRequestSent = 0
 
   constructor(private readonly options: MirrorBackendOptions) {
     this.now = options.now ?? (() => performance.now())
@@ -84,7 +88,7 @@ export class MirrorBackend implements StorageBackend {
       now: this.now,
       onChange: (source, state, why) => {
         if (state === 'failing') {
-          this.failingSince.set(source, this.now())
+          this.failingSince.set(source, this.failedRequestSent)
           logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
         } else {
           this.failingSince.delete(source)
@@ -136,7 +140,7 @@ export class MirrorBackend implements StorageBackend {
     for (const [from, since] of this.failingSince) {
       this.failingSince.delete(from)
       const failoverMs = Math.round((this.now() - since) * 10) / 10
-      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after it failed`, { source: labels[to], failoverMs })
+      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after the request that found it failing was sent`, { source: labels[to], failoverMs })
     }
   }
 
@@ -206,6 +210,7 @@ export class MirrorBackend implements StorageBackend {
           return finish(undefined, bytes)
         }
         lastError = err
+        this.failedRequestSent = attempt.started
         this.selector.failed(attempt.source, describe(err))
         // Fail over at once, unless a hedge already has: it is the failover, and has its own hedge.
         if (live.length > 0 || launch()) return
@@ -224,7 +229,10 @@ export class MirrorBackend implements StorageBackend {
       options?.signal?.addEventListener('abort', onCancel, { once: true })
       deadline = setTimeout(() => {
         lastError = new Error(`no mirror answered within the deadline of ${retry.deadlineMs} ms`)
-        for (const attempt of live) this.selector.failed(attempt.source, `no answer within the deadline of ${retry.deadlineMs} ms`)
+        for (const attempt of live) {
+          this.failedRequestSent = attempt.started
+          this.selector.failed(attempt.source, `no answer within the deadline of ${retry.deadlineMs} ms`)
+        }
         finish(exhausted())
       }, retry.deadlineMs)
       launch()
