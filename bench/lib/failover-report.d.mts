@@ -37,12 +37,20 @@ export interface BootRow {
   requestToAnswerMs?: number | undefined
 }
 
+export interface PooledLatency {
+  reads: number
+  randomP99Ms: number | undefined
+  seqP99Ms: number | undefined
+}
+
 export interface FailoverResults {
   rttMs: number
   imageBytes: number
   mirrors: number
   randomReaders: number
   rows: FailoverRow[]
+  /** The p99s of every run's reads of one kind pooled. */
+  pooled: { undisturbed: PooledLatency; stopped: PooledLatency }
   /** The guest's boots through the mirrors, or why there were none. */
   boots?: { accel?: string; note?: string; rows: BootRow[] }
 }
@@ -50,6 +58,7 @@ export interface FailoverResults {
 export declare const FAILOVER_LIMIT_MS: number
 export declare const FAILOVER_P99_LIMIT: number
 export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string }): FailoverRow
+export declare function pooledLatency(reads: CheckedRead[]): PooledLatency
 export declare function bootRow(run: string, boot: { readyMs: number; startedAt: number; failedUnitCount: number; guestRead?: { bytes: number } | undefined }, options?: { stoppedAt?: number | undefined; log?: string }): BootRow
 export declare function bootReport(boots: { rows: BootRow[] }): string
 export declare function failoverAfter(log: string, stoppedAt: number): { failoverMs: number | undefined; stopToAnswerMs: number | undefined; requestToAnswerMs: number | undefined }

@@ -3,7 +3,7 @@
 // without running anything.
 
 import { fmtMs, table } from './format.mjs'
-import { median, percentile } from './stats.mjs'
+import { percentile } from './stats.mjs'
 
 /** Issue 21: from the stop to the first read answered by another mirror. */
 export const FAILOVER_LIMIT_MS = 1000
@@ -38,6 +38,15 @@ export function failoverRow(run, reads, { stoppedAt, log = '' } = {}) {
     // Reads the stop caught in flight, and any read after it: the longest is what a reader felt.
     longestAfterStopMs: Math.max(0, ...reads.filter((read) => read[1] + read[2] >= stoppedAt).map((read) => read[2])),
   }
+}
+
+/**
+ * The p99s of every run of one kind pooled (three runs: the 30th slowest of ~3,000 reads of each
+ * kind rather than one run's 10th of ~1,000, steadier on a loaded machine).
+ */
+export function pooledLatency(reads) {
+  const ms = (kind) => reads.filter((read) => read[0] === kind).map((read) => read[2])
+  return { reads: reads.length, randomP99Ms: percentile(ms('r'), 99), seqP99Ms: percentile(ms('s'), 99) }
 }
 
 /**
@@ -117,41 +126,38 @@ export function failoverSection(failover) {
   return (
     `\nFailover: three nginx mirrors of the ${failover.imageBytes / 2 ** 30} GiB image, kernel TCP at ${failover.rttMs} ms RTT; a full sequential read (1 MiB) ` +
     `and ${failover.randomReaders} random readers (128 KiB), O_DIRECT, every byte compared with the source; mirror 0 (the one in use) stopped (SIGTERM) halfway; pairs of runs, each with fresh mirrors and daemon\n\n${failoverReport(failover)}\n` +
+    `\np99 of every run's reads pooled, undisturbed / mirror 0 stopped: random 128 KiB ${fmtMs(failover.pooled.undisturbed.randomP99Ms)} / ${fmtMs(failover.pooled.stopped.randomP99Ms)} ms, ` +
+    `sequential 1 MiB ${fmtMs(failover.pooled.undisturbed.seqP99Ms)} / ${fmtMs(failover.pooled.stopped.seqP99Ms)} ms\n` +
     bootText
   )
 }
 
 /**
- * Issue 21's failover targets, for each run with a stop: 0 read errors, 0 wrong bytes, the first
- * answer from another mirror within FAILOVER_LIMIT_MS of the stop, p99 latency (random and
- * sequential reads) at most FAILOVER_P99_LIMIT times the undisturbed runs' (their median: one
- * run's p99 on a loaded 2-core machine moves by 2x between runs).
+ * Issue 21's failover targets: for each run with a stop, 0 read errors, 0 wrong bytes, the
+ * failover within FAILOVER_LIMIT_MS; and the p99 latency of the stopped runs' reads pooled
+ * (random and sequential apart) at most FAILOVER_P99_LIMIT times the undisturbed runs' pooled
+ * (one run's p99 on a loaded 2-core machine moves by 2x between runs).
  */
 export function failoverTargets(failover) {
   const scope = 'failover'
   if (!failover) return [{ scope, target: 'failover targets', value: undefined, limit: undefined, pass: undefined, detail: 'part failover not run' }]
-  const calm = failover.rows.filter((r) => r.stoppedAfterSeconds === undefined)
-  const randomBase = median(calm.map((r) => r.randomP99Ms))
-  const seqBase = median(calm.map((r) => r.seqP99Ms))
+  const { undisturbed, stopped } = failover.pooled
+  const p99 = (kind, value, base) => ({ scope, target: `mirror 0 stopped: ${kind} p99 <= ${FAILOVER_P99_LIMIT}x undisturbed (runs pooled)`, value, limit: FAILOVER_P99_LIMIT * base, pass: value <= FAILOVER_P99_LIMIT * base, detail: `${fmtMs(value)} vs ${FAILOVER_P99_LIMIT} x ${fmtMs(base)} ms` })
   return failover.rows
     .filter((r) => r.stoppedAfterSeconds !== undefined)
-    .flatMap((r) => {
-      const p99 = (kind, value, base) => ({ scope, target: `${r.run}: ${kind} p99 <= ${FAILOVER_P99_LIMIT}x undisturbed (median)`, value, limit: FAILOVER_P99_LIMIT * base, pass: value <= FAILOVER_P99_LIMIT * base, detail: `${fmtMs(value)} vs ${FAILOVER_P99_LIMIT} x ${fmtMs(base)} ms` })
-      return [
-        { scope, target: `${r.run}: 0 read errors`, value: r.errors, limit: 0, pass: r.errors === 0, detail: r.firstError ?? `${r.errors} of ${r.reads}` },
-        { scope, target: `${r.run}: 0 wrong bytes`, value: r.wrongBytes, limit: 0, pass: r.wrongBytes === 0, detail: `${r.wrongBytes} bytes` },
-        {
-          scope,
-          target: `${r.run}: failover < ${FAILOVER_LIMIT_MS} ms`,
-          value: r.failoverMs,
-          limit: FAILOVER_LIMIT_MS,
-          pass: r.failoverMs === undefined ? false : r.failoverMs < FAILOVER_LIMIT_MS,
-          detail: r.failoverMs === undefined ? 'the daemon logged no failover after the stop' : `${fmtMs(r.stopToAnswerMs)} ms from the stop, ${fmtMs(r.requestToAnswerMs)} ms from the request that found it failing`,
-        },
-        p99('random 128 KiB', r.randomP99Ms, randomBase),
-        p99('sequential 1 MiB', r.seqP99Ms, seqBase),
-      ]
-    })
+    .flatMap((r) => [
+      { scope, target: `${r.run}: 0 read errors`, value: r.errors, limit: 0, pass: r.errors === 0, detail: r.firstError ?? `${r.errors} of ${r.reads}` },
+      { scope, target: `${r.run}: 0 wrong bytes`, value: r.wrongBytes, limit: 0, pass: r.wrongBytes === 0, detail: `${r.wrongBytes} bytes` },
+      {
+        scope,
+        target: `${r.run}: failover < ${FAILOVER_LIMIT_MS} ms`,
+        value: r.failoverMs,
+        limit: FAILOVER_LIMIT_MS,
+        pass: r.failoverMs === undefined ? false : r.failoverMs < FAILOVER_LIMIT_MS,
+        detail: r.failoverMs === undefined ? 'the daemon logged no failover after the stop' : `${fmtMs(r.stopToAnswerMs)} ms from the stop, ${fmtMs(r.requestToAnswerMs)} ms from the request that found it failing`,
+      },
+    ])
+    .concat([p99('random 128 KiB', stopped.randomP99Ms, undisturbed.randomP99Ms), p99('sequential 1 MiB', stopped.seqP99Ms, undisturbed.seqP99Ms)])
     .concat(bootTargets(failover.boots))
 }
 

@@ -17,7 +17,7 @@ import { clearStaleDelayNetns, startDelayNetns } from '../../tools/delay-netns.m
 import { startNginx } from '../../tools/nginx.mjs'
 import { bootGuest, chooseAccel, ensureGuestImage } from '../../tools/linux-guest.mjs'
 import { inNetns, startDaemon } from '../lib/daemons.mjs'
-import { bootRow, failoverRow } from '../lib/failover-report.mjs'
+import { bootRow, failoverRow, pooledLatency } from '../lib/failover-report.mjs'
 import { progress } from '../lib/progress.mjs'
 import { IMAGE_BYTES, NAME, RTT_MS, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
 
@@ -40,14 +40,19 @@ export async function measureFailover(ctx) {
   const netns = procs.addService(await startDelayNetns({ rttMs: RTT_MS, prefix: NETNS_PREFIX }))
   const results = { rttMs: RTT_MS, imageBytes: IMAGE_BYTES, mirrors: MIRRORS, randomReaders: RANDOM_READERS, rows: [] }
   try {
+    const pooled = { undisturbed: [], stopped: [] }
     for (let pair = 1; pair <= (ctx.settings.quick ? 1 : PAIRS); pair++) {
       progress(`failover ${pair}: full read, three mirrors, undisturbed`)
       const calm = await run(ctx, netns, undefined)
-      results.rows.push(calm)
-      const stopAfterMs = STOP_AT * calm.seqSeconds * 1000
+      results.rows.push(calm.row)
+      pooled.undisturbed.push(...calm.reads)
+      const stopAfterMs = STOP_AT * calm.row.seqSeconds * 1000
       progress(`failover ${pair}: full read, mirror 0 stopped after ${(stopAfterMs / 1000).toFixed(1)} s`)
-      results.rows.push(await run(ctx, netns, stopAfterMs))
+      const stopped = await run(ctx, netns, stopAfterMs)
+      results.rows.push(stopped.row)
+      pooled.stopped.push(...stopped.reads)
     }
+    results.pooled = { undisturbed: pooledLatency(pooled.undisturbed), stopped: pooledLatency(pooled.stopped) }
     results.boots = await boots(ctx, netns)
   } finally {
     await procs.stopService(netns)
@@ -130,13 +135,13 @@ async function stoppingAfter(stopAfterMs, stop, work) {
   }
 }
 
-/** One read run: the full read, mirror 0 stopped after `stopAfterMs` if given. */
+/** One read run: the full read, mirror 0 stopped after `stopAfterMs` if given; its row and its reads. */
 async function run(ctx, netns, stopAfterMs) {
   const { procs, image } = ctx
   const { reads, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root: dirname(image.path), file: basename(image.path) }, (disk, stop) =>
     stoppingAfter(stopAfterMs, stop, async () => JSON.parse((await procs.run(process.execPath, [READER, disk, image.path])).stdout)),
   )
-  return { ...failoverRow(stopAfterMs === undefined ? 'undisturbed' : 'mirror 0 stopped', reads, { stoppedAt, log }), mirrorRequests }
+  return { row: { ...failoverRow(stopAfterMs === undefined ? 'undisturbed' : 'mirror 0 stopped', reads, { stoppedAt, log }), mirrorRequests }, reads }
 }
 
 /** One boot of the guest through the mirrors, cold, mirror 0 stopped after `stopAfterMs` if given. */
