@@ -4,8 +4,10 @@
 // 1 MiB reads, and RANDOM_READERS readers of random 128 KiB blocks for as long as it runs, every
 // read O_DIRECT (so it reaches the daemon) and compared byte for byte with the source image.
 //
-//   node bench/lib/checked-reads.mjs MOUNTED_FILE SOURCE_FILE
+//   node bench/lib/checked-reads.mjs MOUNTED_FILE SOURCE_FILE [MARK]
 //
+// With MARK (a fraction), the line `mark` goes to stderr once the sequential reader has read that
+// share of the image: the bench stops a mirror then, at the same point of every run whatever its speed.
 // Prints one JSON document: each read as [kind, start (epoch ms), duration ms, wrong bytes,
 // error or null], kind 's' (sequential) or 'r' (random). Epoch times, so the bench can set them
 // beside the moment it stopped a mirror and beside the daemon's JSON log lines.
@@ -19,7 +21,7 @@ const RANDOM_BYTES = 128 * 1024
 /** Random readers beside the sequential one: a latency probe that does not wait on a long run of reads. */
 const RANDOM_READERS = 2
 
-const [mounted, sourcePath] = process.argv.slice(2)
+const [mounted, sourcePath, mark] = process.argv.slice(2)
 const source = await open(sourcePath, constants.O_RDONLY)
 const { size } = await source.stat()
 const reads = []
@@ -48,7 +50,14 @@ async function checked(handle, kind, offset, length) {
 async function sequential() {
   const handle = await open(mounted, constants.O_RDONLY | constants.O_DIRECT)
   try {
-    for (let offset = 0; offset < size; offset += SEQ_BYTES) await checked(handle, 's', offset, Math.min(SEQ_BYTES, size - offset))
+    let marked = mark === undefined
+    for (let offset = 0; offset < size; offset += SEQ_BYTES) {
+      if (!marked && offset >= Number(mark) * size) {
+        marked = true
+        process.stderr.write('mark\n')
+      }
+      await checked(handle, 's', offset, Math.min(SEQ_BYTES, size - offset))
+    }
   } finally {
     done = true
     await handle.close()

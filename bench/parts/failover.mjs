@@ -1,8 +1,8 @@
 // The failover part (issue 21): a mirrored snapshot (`urls:`, three nginx mirrors of the 1 GiB
 // image) read in full through a real mount while random readers probe its latency
 // (lib/checked-reads.mjs, every byte compared with the source), once undisturbed and once with
-// mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections cut) halfway
-// through. The daemon and the mirrors run in one delaying network namespace (kernel TCP at
+// mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections cut) once
+// the full read is halfway through. The daemon and the mirrors run in one delaying network namespace (kernel TCP at
 // RTT_MS). The failover time is read from the daemon's own log: its "reads failed over" line,
 // logged when another mirror answers the first read after mirror 0 failed, against the moment of
 // the stop. Each run has fresh mirrors and a fresh daemon (cold cache). Then a pair of boots of
@@ -26,7 +26,7 @@ const READER = fileURLToPath(new URL('../lib/checked-reads.mjs', import.meta.url
 /** Matches checked-reads.mjs. */
 const RANDOM_READERS = 2
 const MIRRORS = 3
-/** Mirror 0 is stopped this far into the undisturbed run's full read: midway. */
+/** Mirror 0 is stopped once the full read has read this share of the image: midway. */
 const STOP_AT = 0.5
 /** A boot's mirror is stopped this far into the undisturbed boot: the guest reads most early on. */
 const BOOT_STOP_AT = 0.3
@@ -43,12 +43,11 @@ export async function measureFailover(ctx) {
     const pooled = { undisturbed: [], stopped: [] }
     for (let pair = 1; pair <= (ctx.settings.quick ? 1 : PAIRS); pair++) {
       progress(`failover ${pair}: full read, three mirrors, undisturbed`)
-      const calm = await run(ctx, netns, undefined)
+      const calm = await run(ctx, netns, false)
       results.rows.push(calm.row)
       pooled.undisturbed.push(...calm.reads)
-      const stopAfterMs = STOP_AT * calm.row.seqSeconds * 1000
-      progress(`failover ${pair}: full read, mirror 0 stopped after ${(stopAfterMs / 1000).toFixed(1)} s`)
-      const stopped = await run(ctx, netns, stopAfterMs)
+      progress(`failover ${pair}: full read, mirror 0 stopped halfway`)
+      const stopped = await run(ctx, netns, true)
       results.rows.push(stopped.row)
       pooled.stopped.push(...stopped.reads)
     }
@@ -122,7 +121,7 @@ async function withMirrors(ctx, netns, { root, file }, work) {
   }
 }
 
-/** `work` racing a timer that stops mirror 0 after `stopAfterMs` (none if undefined): its result and when the stop was. */
+/** `work` racing a timer that stops mirror 0 after `stopAfterMs` (a boot): its result and when the stop was. */
 async function stoppingAfter(stopAfterMs, stop, work) {
   let stoppedAt
   const timer = stopAfterMs === undefined ? undefined : setTimeout(() => (stoppedAt = stop()), stopAfterMs)
@@ -135,13 +134,34 @@ async function stoppingAfter(stopAfterMs, stop, work) {
   }
 }
 
-/** One read run: the full read, mirror 0 stopped after `stopAfterMs` if given; its row and its reads. */
-async function run(ctx, netns, stopAfterMs) {
-  const { procs, image } = ctx
+/** One read run: the full read, mirror 0 stopped once it is STOP_AT through if `stopping`; its row and its reads. */
+async function run(ctx, netns, stopping) {
+  const { image } = ctx
   const { reads, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root: dirname(image.path), file: basename(image.path) }, (disk, stop) =>
-    stoppingAfter(stopAfterMs, stop, async () => JSON.parse((await procs.run(process.execPath, [READER, disk, image.path])).stdout)),
+    checkedReads(ctx, disk, stopping ? stop : undefined),
   )
-  return { row: { ...failoverRow(stopAfterMs === undefined ? 'undisturbed' : 'mirror 0 stopped', reads, { stoppedAt, log }), mirrorRequests }, reads }
+  return { row: { ...failoverRow(stopping ? 'mirror 0 stopped' : 'undisturbed', reads, { stoppedAt, log }), mirrorRequests }, reads }
+}
+
+/** lib/checked-reads.mjs on `disk`; `stop()` called when it says it is STOP_AT through. Its reads, and when the stop was. */
+function checkedReads({ procs, image }, disk, stop) {
+  return new Promise((resolve, reject) => {
+    procs.refuseIfStopping('checked-reads')
+    const child = procs.spawnTool(process.execPath, [READER, disk, image.path, ...(stop ? [String(STOP_AT)] : [])])
+    let stdout = ''
+    let stderr = ''
+    let stoppedAt
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk
+      if (stop && stoppedAt === undefined && /^mark$/m.test(stderr)) stoppedAt = stop()
+    })
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`checked-reads.mjs ${disk} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`))
+      resolve({ reads: JSON.parse(stdout).reads, stoppedAt })
+    })
+  })
 }
 
 /** One boot of the guest through the mirrors, cold, mirror 0 stopped after `stopAfterMs` if given. */
