@@ -16,6 +16,8 @@
 //           restart, corruption, kill -9;
 //   fleet   (only when named) a boot storm: 1, 8 and 32 daemons replay one boot's reads at once
 //           through deploy/nginx's caching tier and straight from the origin, at 10 ms over kernel TCP;
+//   failover (only when named) a full read of the image from three nginx mirrors at 10 ms over
+//           kernel TCP, undisturbed and with the mirror in use stopped halfway;
 // then evaluates issues 5, 16, 17, 18 and 21's targets from those numbers, prints every table and writes it
 // all as JSON to bench/results/. See bench/README.md for what each number means and where each
 // piece lives (bench/lib/, bench/parts/). `npm run bench` builds first; `npm run bench -- http
@@ -46,6 +48,8 @@ import { bootSection, diskCacheSection, footer, integritySection, kernelSection,
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
+import { failoverSection, failoverTargets } from './lib/failover-report.mjs'
+import { measureFailover } from './parts/failover.mjs'
 import { measureFleet } from './parts/fleet.mjs'
 import { measureBoot } from './parts/boot.mjs'
 import { measureDiskCache } from './parts/disk-cache.mjs'
@@ -56,12 +60,13 @@ import { measureRss } from './parts/rss.mjs'
 import { checkCeph, clearStaleS3, measureS3 } from './parts/s3.mjs'
 
 /** The parts in the order they run; `npm run bench -- http-10ms rss` runs only those named. */
-const PARTS = ['local', 'http-0ms', 'http-10ms', 'http-kernel', 's3-0ms', 's3-10ms', 'rss', 'disk-cache', 'boot', 'fleet']
+const PARTS = ['local', 'http-0ms', 'http-10ms', 'http-kernel', 's3-0ms', 's3-10ms', 'rss', 'disk-cache', 'boot', 'fleet', 'failover']
 /**
  * Parts run only when named: the disk cache's kills and restarts, the boot part's ~40 boots (30-60
- * min), the fleet's storm of 41 daemons per path, two paths (`npm run bench -- boot fleet`).
+ * min), the fleet's storm of 41 daemons per path, two paths, the failover's stopped mirror
+ * (`npm run bench -- boot fleet failover`).
  */
-const NAMED_ONLY = ['disk-cache', 'boot', 'fleet']
+const NAMED_ONLY = ['disk-cache', 'boot', 'fleet', 'failover']
 const ALIASES = { http: ['http-0ms', 'http-10ms', 'http-kernel'], s3: ['s3-0ms', 's3-10ms'] }
 /** Boots per row of the boot part: its times are the median of these. `--runs N` sets fewer for a quick look. */
 const BOOT_RUNS = 3
@@ -195,8 +200,13 @@ async function main(procs, settings) {
       ok &&= results.fleet.rows.every((r) => r.bytesOk)
       out(fleetSection(results.fleet))
     }
+    if (runs('failover')) {
+      results.failover = await measureFailover(ctx)
+      ok &&= results.failover.rows.every((r) => r.wrongBytes === 0)
+      out(failoverSection(results.failover))
+    }
     out(startSection(results))
-    results.targets = [...evaluateTargets(results), ...(results.fleet ? fleetTargets(results.fleet) : [])]
+    results.targets = [...evaluateTargets(results), ...(results.fleet ? fleetTargets(results.fleet) : []), ...(results.failover ? failoverTargets(results.failover) : [])]
     out(targetsSection(results.targets))
     results.seconds = (Date.now() - began) / 1000
     results.load = { before: loadBefore, after: loadavg()[0] }

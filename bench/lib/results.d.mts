@@ -2,6 +2,7 @@
 // bench/results/*.json and that targets.mjs and report.mjs read. bench/README.md describes each field.
 
 import type { FleetResults } from './fleet-report.mjs'
+import type { FailoverResults } from './failover-report.mjs'
 import type { ReadSummary } from './boot-trace.mjs'
 
 /** What a read cost in CPU (lib/cpu.mjs cpuUse); undefined where it could not be read. */
@@ -249,6 +250,7 @@ export interface BenchResults {
   kernelTcp?: { http: KernelCondition }
   rss?: RssResults
   fleet?: FleetResults
+  failover?: FailoverResults
   boot?: BootResults
   targets?: Target[]
   seconds?: number

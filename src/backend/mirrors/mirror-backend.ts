@@ -74,6 +74,15 @@ export class MirrorBackend implements StorageBackend, SourceSet {
   private readonly selector: SourceSelector
   private readonly now: () => number
   private readonly random: () => number
+  /**
+   * Sources that went failing, with when the request that found them failing was sent, until
+   * another source answers a read: that answer ends the failover, and its one log line says how
+   * long a read waited for it (from that request, not from the failure: a source that died while
+   * idle is found by the next read, and that read's wait is the failover's cost).
+   */
+  private readonly failingSince = new Map<number, number>()
+  /** When the request being failed (selector.failed, whose onChange reads it) was sent. */
+  private failedRequestSent = 0
 
   constructor(private readonly options: MirrorBackendOptions) {
     this.now = options.now ?? (() => performance.now())
@@ -83,10 +92,15 @@ export class MirrorBackend implements StorageBackend, SourceSet {
       labels,
       initialLatencyMs: options.initialLatencyMs,
       now: this.now,
-      onChange: (source, state, why) =>
-        state === 'failing'
-          ? logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
-          : logger.info(`snapshot ${name}: mirror ${labels[source]} recovered (${why}); reads go to it again by its latency`),
+      onChange: (source, state, why) => {
+        if (state === 'failing') {
+          this.failingSince.set(source, this.failedRequestSent)
+          logger.warn(`snapshot ${name}: mirror ${labels[source]} is failing (${why}); reads go to the others, and it is probed again after a cool-down`)
+        } else {
+          this.failingSince.delete(source)
+          logger.info(`snapshot ${name}: mirror ${labels[source]} recovered (${why}); reads go to it again by its latency`)
+        }
+      },
     })
   }
 
@@ -156,6 +170,17 @@ export class MirrorBackend implements StorageBackend, SourceSet {
     return bad
   }
 
+  /** `to` answered a read: the failover from each source still failing without one is over. */
+  private failedOver(to: number): void {
+    const { labels, logger, name } = this.options
+    // `to` itself is not among them: its answer made it healthy (selector.succeeded) before this.
+    for (const [from, since] of this.failingSince) {
+      this.failingSince.delete(from)
+      const failoverMs = Math.round((this.now() - since) * 10) / 10
+      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after the request that found it failing was sent`, { source: labels[to], failoverMs })
+    }
+  }
+
   /** Runs one read over the sources but `avoid`: see the class comment. */
   private race(offset: number, length: number, avoid: ReadonlySet<number>, options: ReadOptions | undefined): Promise<{ bytes: Buffer; source: number }> {
     const { sources, retry } = this.options
@@ -217,9 +242,11 @@ export class MirrorBackend implements StorageBackend, SourceSet {
         if (attempt.ownsInto) intoTaken = false
         if (bytes) {
           this.selector.succeeded(attempt.source, this.now() - attempt.started)
+          if (this.failingSince.size > 0) this.failedOver(attempt.source)
           return finish(undefined, { bytes, source: attempt.source })
         }
         lastError = err
+        this.failedRequestSent = attempt.started
         this.selector.failed(attempt.source, describe(err))
         // Fail over at once, unless a hedge already has: it is the failover, and has its own hedge.
         if (live.length > 0 || launch()) return
@@ -239,7 +266,10 @@ export class MirrorBackend implements StorageBackend, SourceSet {
       options?.signal?.addEventListener('abort', onCancel, { once: true })
       deadline = setTimeout(() => {
         lastError = new Error(`no mirror answered within the deadline of ${retry.deadlineMs} ms`)
-        for (const attempt of live) this.selector.failed(attempt.source, `no answer within the deadline of ${retry.deadlineMs} ms`)
+        for (const attempt of live) {
+          this.failedRequestSent = attempt.started
+          this.selector.failed(attempt.source, `no answer within the deadline of ${retry.deadlineMs} ms`)
+        }
         finish(exhausted())
       }, retry.deadlineMs)
       launch()

@@ -90,9 +90,31 @@ t.test('reads go to the first source; a failure fails over at once, and the sour
   t.same(sources.map((s) => s.reads), [2, 1, 0])
   await backend.readExact(0, 10)
   t.same(sources.map((s) => s.reads), [2, 2, 0], 'while it cools down, the failed source is not asked')
-  t.match(logs, [/warn snapshot disk: mirror http:\/\/m0\/disk.img is failing \(connect ECONNREFUSED\)/])
+  t.match(logs, [
+    /warn snapshot disk: mirror http:\/\/m0\/disk.img is failing \(connect ECONNREFUSED\)/,
+    /^info snapshot disk: reads failed over from http:\/\/m0\/disk.img to http:\/\/m1\/disk.img, answered [\d.]+ ms after the request that found it failing was sent$/,
+  ])
+  t.equal(logs.length, 2, 'the failover is logged once, not for each read after it')
   t.match(backend.inspect().mirrors, [{ source: 'http://m0/disk.img', state: 'failing', errors: 1 }, { state: 'healthy', requests: 2 }, { state: 'healthy', requests: 0 }])
   t.match(backend.describe(), /^3 mirrors: http:\/\/m0\/disk.img \(failing, [\d.]+ ms, 1 errors\) \| http:\/\/m1\/disk.img \(healthy, [\d.]+ ms, 0 errors\) \| http:\/\/m2\/disk.img \(healthy, unmeasured, 0 errors\)$/)
+})
+
+t.test("the failover's time is the wait of the read that found the source failing, from its request", async (t) => {
+  let clock = 1000
+  const logs: Array<[string, unknown]> = []
+  // A source that died while idle: the next read's request is refused 50 ms after it is sent.
+  const dead: StorageBackend = { length: SIZE, mtime: new Date(0), readExact: async () => Promise.reject(new Error('connect ECONNREFUSED')).finally(() => (clock += 50)), close: async () => {} }
+  const next: StorageBackend = { length: SIZE, mtime: new Date(0), readExact: async (offset, length) => ((clock += 30), IMAGE.subarray(offset, offset + length)), close: async () => {} }
+  const backend = new MirrorBackend({
+    name: 'disk',
+    sources: [dead, next],
+    labels: ['http://m0/disk.img', 'http://m1/disk.img'],
+    retry: { maxAttempts: 1, deadlineMs: 2000, baseDelayMs: 10, maxDelayMs: 20 },
+    logger: { info: (m: string, fields?: unknown) => logs.push([m, fields]), warn: () => {}, error: () => {} },
+    now: () => clock,
+  })
+  t.ok((await backend.readExact(0, 10)).equals(IMAGE.subarray(0, 10)))
+  t.match(logs, [[/failed over from http:\/\/m0\/disk.img to http:\/\/m1\/disk.img, answered 80 ms after/, { source: 'http://m1/disk.img', failoverMs: 80 }]], '50 ms to find it refused, 30 ms for the next to answer')
 })
 
 t.test('fail-back: after the cool-down a real read probes the source, and it is used again', async (t) => {
@@ -106,7 +128,7 @@ t.test('fail-back: after the cool-down a real read probes the source, and it is 
   t.same(sources.map((s) => s.reads), [2, 1], 'the probe went to the recovered source')
   await backend.readExact(0, 10)
   t.same(sources.map((s) => s.reads), [3, 1], 'and so do the reads after it')
-  t.match(logs, [/failing/, /info snapshot disk: mirror http:\/\/m0\/disk.img recovered/])
+  t.match(logs, [/failing/, /failed over/, /info snapshot disk: mirror http:\/\/m0\/disk.img recovered/])
 })
 
 t.test('every source failing: rounds with backoff up to max_attempts, then RetriesExhaustedError', async (t) => {
