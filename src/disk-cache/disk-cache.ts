@@ -411,25 +411,14 @@ export class DiskCache {
           let end = from + 1
           while (end < run.length && slots[end] === slots[end - 1]! + 1) end++
           await this.file.writeRun(slots[from]!, run.slice(from, end).map(({ row, chunk }) => chunk.subarray(0, row.length)))
-          for (let index = from; index < end; index++) {
-            const { row, name } = run[index]!
-            row.slot = slots[index]!
-            this.counters.writes++
-            this.counters.bytesWritten += row.length
-            this.written.push({ row, name })
-          }
           from = end
         }
-        this.scheduleCommit()
       } catch (err) {
-        // The blocks not in `written` (this write's and those after it) give their slots back.
-        for (let index = 0; index < run.length; index++) {
-          if (run[index]!.row.slot !== -1) continue
-          if (index < slots.length) this.free(slots[index]!)
-          this.writing.delete(run[index]!.name)
-        }
-        if (this.written.length > 0) this.scheduleCommit()
+        // The whole run stays uncached, the pieces written before the failure too: their slots are free space.
+        slots.forEach((slot) => this.free(slot))
+        run.forEach(({ name }) => this.writing.delete(name))
         this.writeFailed(err)
+        return
       } finally {
         for (const { row, chunk } of run) {
           this.pendingBytes -= row.length
@@ -437,6 +426,13 @@ export class DiskCache {
         }
         this.roomWaiters.splice(0).forEach((wake) => wake())
       }
+      run.forEach(({ row, name }, index) => {
+        row.slot = slots[index]!
+        this.counters.writes++
+        this.counters.bytesWritten += row.length
+        this.written.push({ row, name })
+      })
+      this.scheduleCommit()
     })
     this.drain()
   }
