@@ -27,7 +27,8 @@ const datasync = promisify(fdatasync)
  * the page cache with no sync and 2.5 s with an fdatasync per 64 MiB: the kernel neither copies
  * the bytes nor writes back dirty pages later, and the cache's blocks do not push the source's or
  * the guests' pages out of the page cache. Reads keep the buffered descriptor (any alignment; the
- * kernel keeps the two coherent). Where O_DIRECT is refused (tmpfs, some FUSE and network file
+ * kernel drops the cached pages a direct write covers, and a page it failed to drop would fail its
+ * check when read, like any damaged block). Where O_DIRECT is refused (tmpfs, some FUSE and network file
  * systems: EINVAL), writes use the buffered descriptor, as they do after a direct write fails with
  * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN).
  */
