@@ -62,7 +62,8 @@ export async function measureDiskCache(ctx) {
       return { ...read, logged: daemon.log.match(/failed its check/g)?.length ?? 0 }
     }, { timeoutMs: READ_TIMEOUT_MS })
 
-    const crash = await crashRun(ctx, remote('dc-crash', ['--cache-dir', join(root, 'crash')]), proxy, expected, settings.quick ? CRASHES.quick : CRASHES.full)
+    const crashDir = join(root, 'crash')
+    const crash = await crashRun(ctx, remote('dc-crash', ['--cache-dir', crashDir]), { proxy, nginx, cacheDir: crashDir }, expected, settings.quick ? CRASHES.quick : CRASHES.full)
 
     const result = {
       rttMs: RTT_MS,
@@ -121,18 +122,67 @@ async function damageBlocks(cacheDir, count, random) {
   return done
 }
 
+/** Blocks the crash run's index holds (the daemon dead): the blocks the cache had made durable. */
+function indexedBlocks(cacheDir) {
+  const db = new Database(join(cacheDir, 'index.sqlite'))
+  try {
+    return new Set(db.prepare('SELECT block FROM blocks').all().map((row) => row.block))
+  } finally {
+    db.close()
+  }
+}
+
+/** The blocks the ranged GETs of nginx's log lines `lines` asked for (a GET cut off by a kill too). */
+function requestedBlocks(lines) {
+  const blocks = new Set()
+  for (const line of lines.split('\n')) {
+    const match = /range="bytes=(\d+)-(\d+)"/.exec(line)
+    if (!match) continue
+    for (let block = Math.floor(Number(match[1]) / BLOCK_BYTES); block <= Math.floor(Number(match[2]) / BLOCK_BYTES); block++) blocks.add(block)
+  }
+  return blocks
+}
+
+/** Waits until nginx's log has not grown for 200 ms: a GET cut off by a kill is logged once nginx notices. */
+async function settledLog(nginx) {
+  for (let seen = await nginx.accessLog(); ; ) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const now = await nginx.accessLog()
+    if (now === seen) return now
+    seen = now
+  }
+}
+
 /**
  * `crashes` times: a daemon on the crash run's cache directory, a whole-image O_DIRECT read, and a
  * kill -9 once the proxy has carried a random 2-8 % of the image more; then a last daemon reads
- * the whole image, whose hash must be right. Reuse: of the bytes fetched before the kills, the
- * share not fetched again, (image - wasted) where wasted = all bytes fetched - the image's size.
+ * the whole image, whose hash must be right.
+ *
+ * Reuse is counted in blocks, which is what the cache promises: after each kill the index says
+ * which blocks were durable (committed: the cache had acknowledged them), and nginx's log says
+ * which blocks the next daemon asked the origin for; a committed block asked for again was lost
+ * or failed its check. Blocks fetched but not yet committed at a kill (readahead in flight, the
+ * write-behind, the last commit's 20 ms) were never acknowledged: they are reported apart, in
+ * bytes, as what a kill loses. The origin bytes are reported too: reuse by bytes is (fetched
+ * before the kills - fetched again) / fetched before the kills, where fetched again = all bytes
+ * fetched - the image's size.
  */
-async function crashRun(ctx, mount, proxy, expected, crashes) {
+async function crashRun(ctx, mount, { proxy, nginx, cacheDir }, expected, crashes) {
   const { procs } = ctx
   const random = seeded(5)
   const start = proxy.counters().bytesFromTarget
   let beforeKills = 0
+  let committed = new Set()
+  const blocks = { checked: 0, refetched: 0, lostAtKills: 0 }
+  /** Counts a daemon's GETs (log lines from `logFrom`) against the blocks committed before it started. */
+  const restarted = async (logFrom) => {
+    const requested = requestedBlocks((await settledLog(nginx)).slice(logFrom))
+    blocks.checked += committed.size
+    for (const block of committed) if (requested.has(block)) blocks.refetched++
+    return requested
+  }
   for (let round = 0; round < crashes; round++) {
+    const logFrom = (await nginx.accessLog()).length
     const daemon = await startDaemon(ctx, mount)
     const roundStart = proxy.counters().bytesFromTarget
     const reading = sha256Direct(procs, join(daemon.mnt, NAME)).catch(() => undefined)
@@ -142,11 +192,26 @@ async function crashRun(ctx, mount, proxy, expected, crashes) {
     await reading
     await daemon.stop()
     beforeKills = proxy.counters().bytesFromTarget - start
-    progress(`disk-cache: kill -9 ${round + 1} of ${crashes} after ${fmt(beforeKills / 2 ** 20)} MiB fetched in all`)
+    const requested = await restarted(logFrom)
+    committed = indexedBlocks(cacheDir)
+    for (const block of requested) if (!committed.has(block)) blocks.lostAtKills++
+    progress(`disk-cache: kill -9 ${round + 1} of ${crashes} after ${fmt(beforeKills / 2 ** 20)} MiB fetched in all; ${committed.size} blocks indexed`)
   }
+  const logFrom = (await nginx.accessLog()).length
   const last = await withDaemon(ctx, mount, async (path) => ({ bytes: IMAGE_BYTES, sha: await sha256Direct(procs, path) }), { timeoutMs: READ_TIMEOUT_MS })
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  await restarted(logFrom)
   const total = proxy.counters().bytesFromTarget - start
   const wasted = Math.max(0, total - IMAGE_BYTES)
-  return { crashes, shaOk: last.sha === expected, fetchedBeforeKills: beforeKills, totalFetched: total, wastedBytes: wasted, reuse: beforeKills === 0 ? undefined : 1 - wasted / beforeKills }
+  return {
+    crashes,
+    shaOk: last.sha === expected,
+    fetchedBeforeKills: beforeKills,
+    totalFetched: total,
+    wastedBytes: wasted,
+    byteReuse: beforeKills === 0 ? undefined : 1 - wasted / beforeKills,
+    committedChecked: blocks.checked,
+    committedRefetched: blocks.refetched,
+    lostAtKillsBytes: blocks.lostAtKills * BLOCK_BYTES,
+    reuse: blocks.checked === 0 ? undefined : 1 - blocks.refetched / blocks.checked,
+  }
 }

@@ -66,7 +66,7 @@ export class DiskCachedBackend implements StorageBackend {
       if (found[index]) continue
       let runEnd = index + 1
       while (runEnd < found.length && !found[runEnd]) runEnd++
-      fetches.push(this.fetch(first + index, first + runEnd, slice, target, spanStart, options.signal))
+      fetches.push(this.fetch(first + index, first + runEnd, target, spanStart, options.signal))
       index = runEnd - 1
     }
     this.cache.missed(found.filter((hit) => !hit).length)
@@ -75,15 +75,14 @@ export class DiskCachedBackend implements StorageBackend {
   }
 
   /** Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and stores them. */
-  private async fetch(firstBlock: number, endBlock: number, slice: (block: number) => Buffer, target: Buffer, spanStart: number, signal: AbortSignal | undefined): Promise<void> {
+  private async fetch(firstBlock: number, endBlock: number, target: Buffer, spanStart: number, signal: AbortSignal | undefined): Promise<void> {
     const blockBytes = this.cache.blockBytes
     const start = firstBlock * blockBytes - spanStart
     const into = target.subarray(start, Math.min(endBlock * blockBytes - spanStart, target.length))
     const bytes = await this.source.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
     if (bytes !== into) bytes.copy(into)
-    await this.cache.writable(into.length)
     if (this.closed) return
-    for (let block = firstBlock; block < endBlock; block++) this.cache.store(this.snapshot, block, slice(block))
+    await this.cache.keep(this.snapshot, firstBlock, into)
   }
 
   async close(): Promise<void> {

@@ -1,12 +1,13 @@
-import { closeSync, constants, fdatasync, ftruncateSync, openSync, read, write } from 'node:fs'
+import { closeSync, constants, fdatasync, ftruncateSync, openSync, read, writev } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { DIRECT_ALIGN } from './aligned-chunks.js'
 
 /** The cache directory's one data file. */
 export const DATA_FILE = 'blocks.dat'
 
 const pread = promisify(read)
-const pwrite = promisify(write)
+const pwritev = promisify(writev)
 const datasync = promisify(fdatasync)
 
 /**
@@ -19,20 +20,60 @@ const datasync = promisify(fdatasync)
  * file (a 1 GiB fill: 12 CPU-seconds against 0.6), and a read saves its open and close. One
  * fdatasync then makes a whole batch durable. Over one sparse file per snapshot: freeing space
  * there needs fallocate(PUNCH_HOLE), a native call Node does not have; reusing slots needs none.
+ *
+ * Writes go through a second descriptor opened with O_DIRECT, from page-aligned memory
+ * (aligned-chunks.ts), a run of consecutive slots per pwritev: measured here (ext4 on virtio, 1 GiB
+ * in 4 MiB writes, load 8), 0.08-0.09 s of system CPU against 0.86 s for the same writes through
+ * the page cache with no sync and 2.5 s with an fdatasync per 64 MiB: the kernel neither copies
+ * the bytes nor writes back dirty pages later, and the cache's blocks do not push the source's or
+ * the guests' pages out of the page cache. Reads keep the buffered descriptor (any alignment; the
+ * kernel drops the cached pages a direct write covers, and a page it failed to drop would fail its
+ * check when read, like any damaged block). Where O_DIRECT is refused (tmpfs, some FUSE and network file
+ * systems: EINVAL), writes use the buffered descriptor, as they do after a direct write fails with
+ * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN).
  */
 export class SlotFile {
   private readonly fd: number
+  private writeFd: number
   readonly path: string
 
   constructor(dir: string, readonly slotBytes: number) {
     this.path = join(dir, DATA_FILE)
     this.fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o600)
+    this.writeFd = this.fd
+    if (slotBytes % DIRECT_ALIGN !== 0) return
+    try {
+      this.writeFd = openSync(this.path, constants.O_WRONLY | constants.O_DIRECT)
+    } catch {
+      // EINVAL where the file system has no O_DIRECT: buffered writes (see above).
+    }
   }
 
-  /** Writes `data` (at most a slot) into slot `slot`. */
-  async write(slot: number, data: Buffer): Promise<void> {
-    const at = slot * this.slotBytes
-    for (let done = 0; done < data.length; ) done += (await pwrite(this.fd, data, done, data.length - done, at + done)).bytesWritten
+  /** Whether writes bypass the page cache (O_DIRECT). */
+  get direct(): boolean {
+    return this.writeFd !== this.fd
+  }
+
+  /**
+   * Writes `blocks` into consecutive slots from `slot`, with one pwritev: every block but the last
+   * is a whole slot long; each is a piece of page-aligned memory at least DIRECT_ALIGN long,
+   * starting a chunk (aligned-chunks.ts), so the last, when short (the image's end), is written
+   * rounded up to DIRECT_ALIGN with what follows it in its chunk: bytes past its length in its
+   * slot, which nothing reads.
+   */
+  async writeRun(slot: number, blocks: readonly Buffer[]): Promise<void> {
+    const direct = this.direct
+    const last = blocks.length - 1
+    const views = direct ? blocks.map((block, index) => (index === last ? Buffer.from(block.buffer, block.byteOffset, roundUp(block.length)) : block)) : blocks
+    try {
+      await writeAll(this.writeFd, views, slot * this.slotBytes)
+    } catch (err) {
+      if (!direct || (err as NodeJS.ErrnoException).code !== 'EINVAL') throw err
+      // O_DIRECT refused at write time (see above): buffered from now on.
+      closeSync(this.writeFd)
+      this.writeFd = this.fd
+      await writeAll(this.fd, blocks, slot * this.slotBytes)
+    }
   }
 
   /** Reads slot `slot` into `into`: the bytes read, fewer when the file ends first (truncated). */
@@ -47,9 +88,9 @@ export class SlotFile {
     return done
   }
 
-  /** fdatasync: every write that resolved before it is durable once this resolves. */
+  /** fdatasync: every write that resolved before it is durable once this resolves (the device's cache flushed, the file's size kept). */
   async sync(): Promise<void> {
-    await datasync(this.fd)
+    await datasync(this.writeFd)
   }
 
   /** Cuts the file to `slots` slots (a lower bound, or slots at the end no longer used). */
@@ -58,6 +99,22 @@ export class SlotFile {
   }
 
   close(): void {
+    if (this.writeFd !== this.fd) closeSync(this.writeFd)
     closeSync(this.fd)
+  }
+}
+
+function roundUp(bytes: number): number {
+  return Math.ceil(bytes / DIRECT_ALIGN) * DIRECT_ALIGN
+}
+
+/** pwritev until every byte is written (a short write continues where it stopped). */
+async function writeAll(fd: number, buffers: readonly Buffer[], position: number): Promise<void> {
+  let rest = [...buffers]
+  for (let at = position; rest.length > 0; ) {
+    let { bytesWritten } = await pwritev(fd, rest, at)
+    at += bytesWritten
+    while (rest.length > 0 && bytesWritten >= rest[0]!.length) bytesWritten -= rest.shift()!.length
+    if (bytesWritten > 0) rest[0] = rest[0]!.subarray(bytesWritten)
   }
 }
