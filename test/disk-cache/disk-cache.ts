@@ -376,7 +376,7 @@ t.test('blocks checked with another digest than they were stored with are droppe
   t.match(second.lines, [/stored with xxh64, checked with manifest-sha256/, /stored with xxh64/])
 })
 
-t.test('the default digest (XXH64) matches its own block and no other, nor a digest of another length', async (t) => {
+t.test('the default digest (XXH64) matches its own block and no other, nor a digest of another length; so does CRC32C', async (t) => {
   const data = seededBytes(30, BLOCK)
   const stored = XXH64_DIGEST.digest(data, 0)
   t.equal(stored.length, 8)
@@ -386,6 +386,8 @@ t.test('the default digest (XXH64) matches its own block and no other, nor a dig
   t.notOk(XXH64_DIGEST.matches(flipped, 0, stored), 'one bit flipped')
   t.notOk(XXH64_DIGEST.matches(Buffer.alloc(BLOCK), 0, stored), 'zeroed')
   t.notOk(XXH64_DIGEST.matches(data, 0, stored.subarray(0, 4)), 'a 4-byte digest')
+  t.ok(CRC32C_DIGEST.matches(data, 0, CRC32C_DIGEST.digest(data, 0)), 'CRC32C (an older index\'s, or a test\'s) likewise')
+  t.notOk(CRC32C_DIGEST.matches(flipped, 0, CRC32C_DIGEST.digest(data, 0)))
 })
 
 t.test('an index of an older version (CRC32C digests) is emptied at open: its blocks are fetched again, none is a failure', async (t) => {
