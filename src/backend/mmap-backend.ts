@@ -100,7 +100,7 @@ export interface Piece {
 }
 
 /** True when every page under the piece is in the page cache, so touching it cannot block on I/O. */
-function isResident({ window, start, length }: Piece): boolean {
+export function isResident({ window, start, length }: Piece): boolean {
   const alignedStart = start - (start % PAGE_BYTES)
   const [pagesNotResident] = mmap.incore(window.subarray(alignedStart, start + length))
   return pagesNotResident === 0

@@ -24,8 +24,12 @@ export interface BlockKey {
 
 /** The index's file in the cache directory. */
 export const INDEX_FILE = 'index.sqlite'
-/** Bumped when the tables change; an index of another version is emptied (its data is then free space). */
-const SCHEMA_VERSION = 2
+/**
+ * Bumped when the tables or what their rows mean change; an index of another version is emptied
+ * (its data is then free space: a cache may be discarded). 3: blocks stored with XXH64 digests
+ * (block-digest.ts) where 2 had CRC32C ones, which would each fail their check, one log line per block.
+ */
+const SCHEMA_VERSION = 3
 
 /**
  * The disk cache's index: which blocks of which snapshot identity are on disk, in which slot of the

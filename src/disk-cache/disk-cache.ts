@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { SourceIdentity } from '../backend/storage-backend.js'
 import { describe } from '../backend/errors.js'
-import { CRC32C_DIGEST, type BlockDigest } from './block-digest.js'
+import { XXH64_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
 import { SlotFile } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
@@ -17,7 +17,7 @@ export interface DiskCacheOptions {
   /** The block size (the memory cache's): the data file's slot size. */
   blockBytes: number
   logger: Logger
-  /** How blocks are checked when read back; CRC32C by default (block-digest.ts). */
+  /** How blocks are checked when read back; XXH64 by default (block-digest.ts). */
   digest?: BlockDigest
 }
 
@@ -168,7 +168,7 @@ export class DiskCache {
     this.capacityBytes = options.capacityBytes
     this.dir = options.dir
     this.maxSlots = Math.floor(options.capacityBytes / options.blockBytes)
-    this.digest = options.digest ?? CRC32C_DIGEST
+    this.digest = options.digest ?? XXH64_DIGEST
     this.logger = options.logger
     this.fifo = new S3Fifo(this.maxSlots * options.blockBytes, this.maxSlots)
     this.chunks = new AlignedChunks(options.blockBytes, Math.max(4, Math.ceil(COPY_MEMORY_BYTES / options.blockBytes)))

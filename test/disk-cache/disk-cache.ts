@@ -5,7 +5,10 @@ import { join } from 'node:path'
 import { DiskCache, identityKey, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
 import { DiskCacheLockedError } from '../../src/disk-cache/errors.js'
-import { CRC32C_DIGEST } from '../../src/disk-cache/block-digest.js'
+import { INDEX_FILE } from '../../src/disk-cache/cache-index.js'
+import { DATA_FILE } from '../../src/disk-cache/slot-file.js'
+import Database from 'better-sqlite3'
+import { CRC32C_DIGEST, XXH64_DIGEST } from '../../src/disk-cache/block-digest.js'
 import type { SourceIdentity } from '../../src/backend/storage-backend.js'
 import { runConformance } from '../fixtures/backend-conformance.js'
 import { bufferSource, SMALL_SIZE } from '../fixtures/conformance-sources.js'
@@ -155,7 +158,7 @@ t.test('corruption: flipped, zeroed and torn blocks are caught, logged, counted,
   t.same(refetched.sort((a, b) => a - b), [...damaged].sort((a, b) => a - b), 'each damaged block fetched again exactly once')
   t.equal(cache.stats().verifyFailures, 100, 'counted')
   t.equal(lines.filter((line) => /failed its check/.test(line)).length, 100, 'one log line each')
-  t.ok(lines.some((line) => /crc32c mismatch/.test(line)), 'saying why')
+  t.ok(lines.some((line) => /xxh64 mismatch/.test(line)), 'saying why')
 })
 
 t.test('a truncated data file: the blocks past its end are short, caught and fetched again, never zeros', async (t) => {
@@ -370,7 +373,39 @@ t.test('blocks checked with another digest than they were stored with are droppe
   const { source, backend } = layer(second.cache, bytes)
   t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
   t.equal(source.reads.length, 1, 'fetched again')
-  t.match(second.lines, [/stored with crc32c, checked with manifest-sha256/, /stored with crc32c/])
+  t.match(second.lines, [/stored with xxh64, checked with manifest-sha256/, /stored with xxh64/])
+})
+
+t.test('the default digest (XXH64) matches its own block and no other, nor a digest of another length; so does CRC32C', async (t) => {
+  const data = seededBytes(30, BLOCK)
+  const stored = XXH64_DIGEST.digest(data, 0)
+  t.equal(stored.length, 8)
+  t.ok(XXH64_DIGEST.matches(data, 0, stored))
+  const flipped = Buffer.from(data)
+  flipped[BLOCK - 1]! ^= 1
+  t.notOk(XXH64_DIGEST.matches(flipped, 0, stored), 'one bit flipped')
+  t.notOk(XXH64_DIGEST.matches(Buffer.alloc(BLOCK), 0, stored), 'zeroed')
+  t.notOk(XXH64_DIGEST.matches(data, 0, stored.subarray(0, 4)), 'a 4-byte digest')
+  t.ok(CRC32C_DIGEST.matches(data, 0, CRC32C_DIGEST.digest(data, 0)), 'CRC32C (an older index\'s, or a test\'s) likewise')
+  t.notOk(CRC32C_DIGEST.matches(flipped, 0, CRC32C_DIGEST.digest(data, 0)))
+})
+
+t.test('an index of an older version (CRC32C digests) is emptied at open: its blocks are fetched again, none is a failure', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(31, 2 * BLOCK)
+  const first = openCache(t, dir, { digest: CRC32C_DIGEST })
+  await layer(first.cache, bytes).backend.readExact(0, bytes.length)
+  await first.cache.close()
+  const db = new Database(join(dir, INDEX_FILE))
+  db.pragma('user_version = 2')
+  db.close()
+  const second = openCache(t, dir)
+  t.equal((await stat(join(dir, DATA_FILE))).size, 0, 'the old data is free space')
+  const { source, backend } = layer(second.cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
+  t.equal(served(source), bytes.length, 'fetched again')
+  t.equal(second.cache.stats().verifyFailures, 0, 'no block failed its check')
+  t.same(second.lines, [], 'nothing logged')
 })
 
 t.test('concurrent readers of one damaged block: one failure counted, one log line', async (t) => {
