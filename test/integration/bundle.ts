@@ -14,12 +14,13 @@ import { sha256 } from '../fixtures/test-data.js'
  * bin/snapmount runs the daemon bundled by scripts/bundle.mjs (dist/bundle/), except under the
  * tests' coverage, where it runs the modules tsc emitted (NODE_V8_COVERAGE: bin/snapmount says
  * why). These tests run the bundle as users do, with that variable empty: every backend's chunk,
- * the external packages it loads from node_modules, and the hash worker beside it.
+ * the external packages it requires from node_modules (the native addons, the AWS SDK), and the
+ * hash worker beside it.
  */
 const BUNDLE_ENV = { NODE_V8_COVERAGE: '', ...FAUX_S3_ENV }
 const SIZE = 3 * 1024 * 1024 + 4321
 
-t.test('the bundle mounts local, HTTP (direct and redirected) and S3 snapshots, reads them exactly and serves metrics', async (t) => {
+t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly and serves metrics', async (t) => {
   const dir = await tempDir(t)
   const image = await makeRandomImage(dir, 'disk.raw', SIZE, 5)
   const bytes = await readFile(image)
@@ -40,6 +41,7 @@ t.test('the bundle mounts local, HTTP (direct and redirected) and S3 snapshots, 
       'mountpoint: mnt',
       'snapshots:',
       `  - { name: local, type: file, path: ${image} }`,
+      `  - { name: mapped, type: mmap, path: ${image} }`,
       `  - { name: web, type: http, url: "${nginx.url('/disk.raw')}" }`,
       `  - { name: redirected, type: http, url: "${redirecting}" }`,
       `  - { name: bucket, type: s3, url: s3://images/disk.raw, endpoint: "${s3.endpoint}", region: ${s3.region} }`,
@@ -51,7 +53,7 @@ t.test('the bundle mounts local, HTTP (direct and redirected) and S3 snapshots, 
   const daemon = await startDaemon(t, mountpoint, ['--config', config, '--metrics-listen', '127.0.0.1:0'], BUNDLE_ENV)
   const cmdline = (await readFile(`/proc/${daemon.process.pid}/cmdline`, 'utf8')).split('\0')
   t.ok(cmdline.some((arg) => arg.endsWith('/dist/bundle/bin.js')), `runs the bundle: ${cmdline.join(' ')}`)
-  for (const name of ['local', 'web', 'redirected', 'bucket']) {
+  for (const name of ['local', 'mapped', 'web', 'redirected', 'bucket']) {
     t.equal(sha256(await readFile(join(mountpoint, name))), sha256(bytes), `${name}: every byte`)
   }
   const metricsUrl = /metrics on (http:\S+)/.exec(daemon.stderr())?.[1]
