@@ -14,13 +14,13 @@ import { sha256 } from '../fixtures/test-data.js'
  * bin/snapmount runs the daemon bundled by scripts/bundle.mjs (dist/bundle/), except under the
  * tests' coverage, where it runs the modules tsc emitted (NODE_V8_COVERAGE: bin/snapmount says
  * why). These tests run the bundle as users do, with that variable empty: every backend's chunk,
- * the external packages it requires from node_modules (the native addons, the AWS SDK), and the
- * hash worker beside it.
+ * the external packages it requires from node_modules (the native addons, the AWS SDK), the
+ * disk cache's, and the hash worker beside it.
  */
 const BUNDLE_ENV = { NODE_V8_COVERAGE: '', ...FAUX_S3_ENV }
 const SIZE = 3 * 1024 * 1024 + 4321
 
-t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly and serves metrics', async (t) => {
+t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly through the disk cache and serves metrics', async (t) => {
   const dir = await tempDir(t)
   const image = await makeRandomImage(dir, 'disk.raw', SIZE, 5)
   const bytes = await readFile(image)
@@ -50,12 +50,13 @@ t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S
   )
   const mountpoint = join(dir, 'mnt')
   await mkdir(mountpoint)
-  const daemon = await startDaemon(t, mountpoint, ['--config', config, '--metrics-listen', '127.0.0.1:0'], BUNDLE_ENV)
+  const daemon = await startDaemon(t, mountpoint, ['--config', config, '--metrics-listen', '127.0.0.1:0', '--cache-dir', join(dir, 'cache')], BUNDLE_ENV)
   const cmdline = (await readFile(`/proc/${daemon.process.pid}/cmdline`, 'utf8')).split('\0')
   t.ok(cmdline.some((arg) => arg.endsWith('/dist/bundle/bin.js')), `runs the bundle: ${cmdline.join(' ')}`)
   for (const name of ['local', 'mapped', 'web', 'redirected', 'bucket']) {
     t.equal(sha256(await readFile(join(mountpoint, name))), sha256(bytes), `${name}: every byte`)
   }
+  t.notMatch(daemon.stderr(), /disk cache off/, 'the disk cache chunk and better-sqlite3 load')
   const metricsUrl = /metrics on (http:\S+)/.exec(daemon.stderr())?.[1]
   t.ok(metricsUrl, 'serves metrics')
   t.match(await (await fetch(metricsUrl!)).text(), /^snapmount_/m, 'the metrics chunk and prom-client load')
