@@ -11,7 +11,8 @@
 // to dist's maps and so to src/*.ts: stack traces and the tests' coverage of the daemon name the
 // TypeScript sources.
 import { build } from 'esbuild'
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -40,6 +41,39 @@ const requireExternals = {
     build.onLoad({ filter: /.*/, namespace: 'require-external' }, (args) => ({ contents: `module.exports = require(${JSON.stringify(args.path)})`, loader: 'js' }))
   },
 }
+
+/**
+ * yargs lays out the mount command's help as the command starts (it keeps it for a failure, and
+ * ours never print it), measuring each string with string-width. Its copy under cliui (7.x) sends
+ * every string through an Intl.Segmenter, built as it loads (7.6 CPU-ms of ICU data alone), and
+ * the help's strings are all printable ASCII, whose width is their length. Bundled, each import
+ * of string-width gets that fast path first (as string-width 8 itself has), and builds the
+ * segmenter only on first use. The build fails if string-width no longer has the line made lazy,
+ * so an upgrade is looked at rather than silently slower.
+ */
+const asciiStringWidth = {
+  name: 'ascii-string-width',
+  setup(build) {
+    build.onResolve({ filter: /^string-width$/ }, async (args) => {
+      if (args.pluginData === 'real') return undefined
+      const real = await build.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'real' })
+      return { path: real.path, namespace: 'ascii-string-width' }
+    })
+    build.onLoad({ filter: /.*/, namespace: 'ascii-string-width' }, (args) => ({
+      contents: `import stringWidth from ${JSON.stringify(args.path)}\nexport default (text, options) => (typeof text === 'string' && /^[\\x20-\\x7e]*$/.test(text) ? text.length : stringWidth(text, options))\n`,
+      resolveDir: dirname(args.path),
+      loader: 'js',
+    }))
+    build.onLoad({ filter: /[\\/]string-width[\\/]index\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8')
+      const eager = 'const segmenter = new Intl.Segmenter();'
+      if (!source.includes(eager)) throw new Error(`${args.path}: no "${eager}" to make lazy (scripts/bundle.mjs)`)
+      const lazy = 'let madeSegmenter; const segmenter = { segment: (text) => (madeSegmenter ??= new Intl.Segmenter()).segment(text) };'
+      return { contents: source.replace(eager, lazy), loader: 'js' }
+    })
+  },
+}
+
 const outdir = `${root}dist/bundle`
 
 await rm(outdir, { recursive: true, force: true })
@@ -58,7 +92,7 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   sourcesContent: false,
-  plugins: [requireExternals],
+  plugins: [requireExternals, asciiStringWidth],
   // CommonJS packages bundled in (undici, yaml) require Node's built-ins, and the externals are
   // required: an ES module has no `require` of its own, and esbuild's stand-in throws without one.
   banner: { js: "import { createRequire as snapmountCreateRequire } from 'node:module'\nconst require = snapmountCreateRequire(import.meta.url)" },

@@ -1,8 +1,11 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { runCli, startDaemon } from '../fixtures/daemon.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { makeRandomImage } from '../fixtures/images.js'
@@ -72,4 +75,14 @@ t.test('the bundle hashes a manifest in its worker threads', async (t) => {
   const verified = await runCli(['manifest', 'verify', image, output], { env: BUNDLE_ENV })
   t.equal(verified.code, 0, verified.stderr)
   t.equal(verified.stdout, 'OK  25 blocks (3.0 MiB) match\n')
+})
+
+t.test("the bundle's help is the modules' help, word for word (its string-width takes a fast path)", async (t) => {
+  const modules = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url))
+  for (const args of [['--help'], ['mount', '--help'], ['manifest', 'create', '--help']]) {
+    const bundled = await runCli(args, { env: BUNDLE_ENV })
+    t.equal(bundled.code, 0, bundled.stderr)
+    const { stdout } = await promisify(execFile)(process.execPath, [modules, ...args])
+    t.equal(bundled.stdout, stdout, args.join(' '))
+  }
 })
