@@ -46,10 +46,11 @@ const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: '
 async function daemonCommand(profDir) {
   const script = await readFile(SNAPMOUNT, 'utf8')
   const flags = /exec node (.*?) "\$\(dirname/.exec(script)[1].split(' ')
+  const entry = `dist/${/^entry=(.*)$/m.exec(script)[1]}`
   const env = { ...process.env }
   for (const [, name, value] of script.matchAll(/: "\$\{(\w+):=([^}]*)\}"/g)) env[name] ??= value
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
-  return { args: [...flags, ...prof, join(ROOT, 'dist/cli/bin.js')], env }
+  return { args: [...flags, ...prof, join(ROOT, entry)], env }
 }
 
 /** Starts the daemon and resolves once it logs "mounted", with the ms that took. */

@@ -98,6 +98,9 @@ export async function main(argv: string[], logger: Logger = stderrLogger({ forma
     .demandCommand(1, 'give a command: mount, check, status, warm, verify, manifest or profile')
     // Without this, an unknown --some-flag is reported twice, as some-flag and someFlag.
     .parserConfiguration({ 'camel-case-expansion': false })
+    // Our own words are English whatever LANG says; yargs would translate only its headings
+    // ("Commands:"), and only unbundled: the bundle (scripts/bundle.mjs) has no locale files.
+    .detectLocale(false)
     .strict()
     .version(version)
     .help()

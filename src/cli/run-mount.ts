@@ -54,7 +54,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const reloaded = new Set<() => void>()
   const onReload = (listener: () => void) => (reloaded.add(listener), () => void reloaded.delete(listener))
   // Before anything is mounted: another daemon on the same cache_dir is an input error (exit 2).
-  const diskCache = openDiskCache(config.options, processContext.logger)
+  const diskCache = await openDiskCache(config.options, processContext.logger)
   const closeDiskCache = diskCache ? () => diskCache.close() : async () => {}
   // A local source's open is bounded like a read (open-source.ts).
   const context: SnapshotContext = { ...processContext, ...observed.hooks, cache, diskCache, onReload, openTimeoutMs: config.options.readTimeoutMs }

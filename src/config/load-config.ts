@@ -22,7 +22,7 @@ export async function loadConfig(file: string, defaults: MountOptions): Promise<
   }
   // Loaded here, not at start: a mount from the command line has no config file to parse, and
   // the YAML parser is ~40 modules (start to mounted is a target: issue 17).
-  const { parse } = await import('yaml')
+  const { parse } = await import('./yaml-parser.js')
   let raw: unknown
   try {
     raw = parse(text)

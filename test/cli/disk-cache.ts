@@ -10,13 +10,13 @@ t.test('the daemon\'s disk cache: none without cache_dir; an unusable directory 
   const dir = await tempDir(t)
   const lines: string[] = []
   const logger = { info: () => {}, warn: (line: string) => void lines.push(line), error: () => {} }
-  t.equal(openDiskCache(mountOptions(), logger), undefined, 'off by default')
+  t.equal(await openDiskCache(mountOptions(), logger), undefined, 'off by default')
   const file = join(dir, 'a-file')
   await writeFile(file, '')
-  t.equal(openDiskCache(mountOptions({ cacheDir: join(file, 'cache') }), logger), undefined, 'unusable: off')
+  t.equal(await openDiskCache(mountOptions({ cacheDir: join(file, 'cache') }), logger), undefined, 'unusable: off')
   t.match(lines, [/^disk cache off: cannot use .*a-file\/cache \(ENOTDIR.*\); reads go to the sources$/])
-  const held = openDiskCache(mountOptions({ cacheDir: join(dir, 'cache') }), logger)
+  const held = await openDiskCache(mountOptions({ cacheDir: join(dir, 'cache') }), logger)
   t.ok(held, 'opened')
   t.teardown(() => held?.close())
-  t.throws(() => openDiskCache(mountOptions({ cacheDir: join(dir, 'cache') }), logger), DiskCacheLockedError, 'a second one is refused')
+  await t.rejects(openDiskCache(mountOptions({ cacheDir: join(dir, 'cache') }), logger), DiskCacheLockedError, 'a second one is refused')
 })

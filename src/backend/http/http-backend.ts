@@ -314,7 +314,7 @@ export class HttpBackend extends RemoteBackend {
   }
 
   private generalClient(): Promise<GeneralClient> {
-    this.general ??= import('undici').then((undici) => ({ dispatcher: buildDispatcher(undici, this.options), request: undici.request }))
+    this.general ??= import('./undici.js').then((undici) => ({ dispatcher: buildDispatcher(undici, this.options), request: undici.request }))
     return this.general
   }
 
@@ -356,7 +356,7 @@ export class HttpBackend extends RemoteBackend {
   }
 }
 
-function buildDispatcher(undici: typeof import('undici'), options: HttpBackendOptions): Dispatcher {
+function buildDispatcher(undici: typeof import('./undici.js'), options: HttpBackendOptions): Dispatcher {
   return new undici.EnvHttpProxyAgent({
     ...options.proxy,
     connections: options.connections,

@@ -1,0 +1,88 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { runCli, startDaemon } from '../fixtures/daemon.js'
+import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
+import { makeRandomImage } from '../fixtures/images.js'
+import { startNginx } from '../fixtures/nginx.js'
+import { tempDir } from '../fixtures/temp-dir.js'
+import { sha256 } from '../fixtures/test-data.js'
+
+/**
+ * bin/snapmount runs the daemon bundled by scripts/bundle.mjs (dist/bundle/), except under the
+ * tests' coverage, where it runs the modules tsc emitted (NODE_V8_COVERAGE: bin/snapmount says
+ * why). These tests run the bundle as users do, with that variable empty: every backend's chunk,
+ * the external packages it requires from node_modules (the native addons, the AWS SDK), the
+ * disk cache's, and the hash worker beside it.
+ */
+const BUNDLE_ENV = { NODE_V8_COVERAGE: '', ...FAUX_S3_ENV }
+const SIZE = 3 * 1024 * 1024 + 4321
+
+t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly through the disk cache and serves metrics', async (t) => {
+  const dir = await tempDir(t)
+  const image = await makeRandomImage(dir, 'disk.raw', SIZE, 5)
+  const bytes = await readFile(image)
+  const nginx = await startNginx(t, dir)
+  // Every request redirected to nginx: the HTTP backend leaves its own client for undici's, the
+  // bundle's largest chunk.
+  const redirector = createServer((_, res) => res.writeHead(302, { location: nginx.url('/disk.raw') }).end())
+  await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => redirector.close(() => resolve())))
+  const redirecting = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}/disk.raw`
+  const s3 = await startFauxS3(t)
+  await s3.createBucket('images')
+  await s3.uploadFile('images', 'disk.raw', image)
+  const config = join(dir, 'snapmount.yaml')
+  await writeFile(
+    config,
+    [
+      'mountpoint: mnt',
+      'snapshots:',
+      `  - { name: local, type: file, path: ${image} }`,
+      `  - { name: mapped, type: mmap, path: ${image} }`,
+      `  - { name: web, type: http, url: "${nginx.url('/disk.raw')}" }`,
+      `  - { name: redirected, type: http, url: "${redirecting}" }`,
+      `  - { name: bucket, type: s3, url: s3://images/disk.raw, endpoint: "${s3.endpoint}", region: ${s3.region} }`,
+      '',
+    ].join('\n'),
+  )
+  const mountpoint = join(dir, 'mnt')
+  await mkdir(mountpoint)
+  const daemon = await startDaemon(t, mountpoint, ['--config', config, '--metrics-listen', '127.0.0.1:0', '--cache-dir', join(dir, 'cache')], BUNDLE_ENV)
+  const cmdline = (await readFile(`/proc/${daemon.process.pid}/cmdline`, 'utf8')).split('\0')
+  t.ok(cmdline.some((arg) => arg.endsWith('/dist/bundle/bin.js')), `runs the bundle: ${cmdline.join(' ')}`)
+  for (const name of ['local', 'mapped', 'web', 'redirected', 'bucket']) {
+    t.equal(sha256(await readFile(join(mountpoint, name))), sha256(bytes), `${name}: every byte`)
+  }
+  t.notMatch(daemon.stderr(), /disk cache off/, 'the disk cache chunk and better-sqlite3 load')
+  const metricsUrl = /metrics on (http:\S+)/.exec(daemon.stderr())?.[1]
+  t.ok(metricsUrl, 'serves metrics')
+  t.match(await (await fetch(metricsUrl!)).text(), /^snapmount_/m, 'the metrics chunk and prom-client load')
+  t.equal(await daemon.stop(), 0)
+})
+
+t.test('the bundle hashes a manifest in its worker threads', async (t) => {
+  const dir = await tempDir(t)
+  const image = await makeRandomImage(dir, 'disk.raw', SIZE, 6)
+  const output = join(dir, 'disk.manifest')
+  const created = await runCli(['manifest', 'create', image, '--output', output], { env: BUNDLE_ENV })
+  t.equal(created.code, 0, created.stderr)
+  const verified = await runCli(['manifest', 'verify', image, output], { env: BUNDLE_ENV })
+  t.equal(verified.code, 0, verified.stderr)
+  t.equal(verified.stdout, 'OK  25 blocks (3.0 MiB) match\n')
+})
+
+t.test("the bundle's help is the modules' help, word for word (its string-width takes a fast path)", async (t) => {
+  const modules = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url))
+  for (const args of [['--help'], ['mount', '--help'], ['manifest', 'create', '--help']]) {
+    const bundled = await runCli(args, { env: BUNDLE_ENV })
+    t.equal(bundled.code, 0, bundled.stderr)
+    const { stdout } = await promisify(execFile)(process.execPath, [modules, ...args])
+    t.equal(bundled.stdout, stdout, args.join(' '))
+  }
+})
