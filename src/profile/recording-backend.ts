@@ -12,13 +12,14 @@ import { writeFileAtomically } from './write-file.js'
 
 /**
  * A recording ends by itself once no read has touched a new block for this long. A boot's reads
- * come in bursts with pauses between them: under TCG (this project's guests) the kernel
- * decompresses and probes devices for several seconds between the bootloader's reads and the
- * root file system's, longer on a loaded host; 10 s could end a recording there, halfway. 30 s
- * outlasts those pauses, and costs only the blocks the guest reads in the 30 s after its boot
- * (a few, once it is up), which a replay fetches last.
+ * come in bursts with pauses between them, and the longest is early: the Debian guest of the boot
+ * benchmark (test/fixtures/linux-boot-trace.txt, TCG at a load of 9) read nothing new for 26 s
+ * between its bootloader's reads and its root file system's, while the kernel started. 10 s would
+ * end a recording there with a fifth of the boot's blocks in it; 60 s outlasts that pause twice over, on a host
+ * more loaded still. The cost is only the blocks a booted guest reads in the next minute (few),
+ * which a replay fetches last, and the file is written a minute after the boot.
  */
-export const PROFILE_IDLE_MS = 30_000
+export const PROFILE_IDLE_MS = 60_000
 
 export interface RecordingOptions {
   /** The snapshot's name, for log lines and errors. */

@@ -138,7 +138,7 @@ t.test('idle: written once no new block has been read for PROFILE_IDLE_MS, count
   await backend.readExact(0, 1) // an old block: does not count
   await clock.advance(PROFILE_IDLE_MS - 1000)
   await until(() => lines.info.some((line) => line.includes('written')))
-  t.match(lines.info.at(-1), /disk: boot profile written to .*p\.json: 2 runs, 2 blocks, .* \(no new block read for 30 s\)/)
+  t.match(lines.info.at(-1), /disk: boot profile written to .*p\.json: 2 runs, 2 blocks, .* \(no new block read for 60 s\)/)
   t.same(parseProfile(await readFile(path, 'utf8'), path).runs, [
     { firstBlock: 0, blockCount: 1, atMs: 0 },
     { firstBlock: 5, blockCount: 1, atMs: PROFILE_IDLE_MS - 1000 },
@@ -164,7 +164,7 @@ t.test('automatic: from the open, written at close; nothing read or a file there
   const dir = await tempDir(t)
   const path = join(dir, 'auto.json')
   const { backend, lines } = subject(t, { autoPath: path })
-  t.match(lines.info, [/disk: no boot profile at .*auto\.json: recording one from the first read, written once no new block is read for 30 s/])
+  t.match(lines.info, [/disk: no boot profile at .*auto\.json: recording one from the first read, written once no new block is read for 60 s/])
   t.throws(() => backend.startRecording(join(dir, 'other')), { code: 'E_PROFILE_RECORDING' })
   await backend.readExact(3 * BLOCK, 1)
   t.equal(backend.inspect().profileRecording?.automatic, true)
