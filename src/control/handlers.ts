@@ -7,7 +7,7 @@ import type { ControlHandler } from './server.js'
 import type { BlocksVerifyResult, ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
 import type { BlockIntegrity } from '../backend/integrity.js'
 import { rangesOf } from '../manifest/scan.js'
-import { RecordingBackend } from '../profile/recording-backend.js'
+import { ProfileRecordingBackend } from '../profile/recording-backend.js'
 import { NotRemoteSnapshotError } from '../profile/errors.js'
 
 /** A snapshot as the daemon serves it now. */
@@ -93,8 +93,8 @@ function find(state: DaemonState, name: unknown): ServedSnapshot {
 }
 
 /** The snapshot's recording layer (src/profile/): remote snapshots have one, outermost; local ones none. */
-function recordingOf(name: string, backend: StorageBackend): RecordingBackend {
-  if (backend instanceof RecordingBackend) return backend
+function recordingOf(name: string, backend: StorageBackend): ProfileRecordingBackend {
+  if (backend instanceof ProfileRecordingBackend) return backend
   throw new NotRemoteSnapshotError(name, backend.inspect?.().type ?? 'local')
 }
 

@@ -15,9 +15,9 @@ import { writeFileAtomically } from './write-file.js'
  * come in bursts with pauses between them, and the longest is early: the Debian guest of the boot
  * benchmark (test/fixtures/linux-boot-trace.txt, TCG at a load of 9) read nothing new for 26 s
  * between its bootloader's reads and its root file system's, while the kernel started. 10 s would
- * end a recording there with a fifth of the boot's blocks in it; 60 s outlasts that pause twice over, on a host
- * more loaded still. The cost is only the blocks a booted guest reads in the next minute (few),
- * which a replay fetches last, and the file is written a minute after the boot.
+ * end a recording there with a fifth of the boot's blocks in it; 60 s outlasts that pause twice
+ * over, on a host more loaded still. The cost is only the blocks a booted guest reads in the next
+ * minute (few), which a replay fetches last, and the file is written a minute after the boot.
  */
 export const PROFILE_IDLE_MS = 60_000
 
@@ -81,7 +81,7 @@ interface Session {
  * (unmount, reload). Not recording, a read costs one field test. Reads marked `maintenance`
  * (`warm`, `verify`) are the daemon's own, not a boot's, and are not noted.
  */
-export class RecordingBackend implements StorageBackend {
+export class ProfileRecordingBackend implements StorageBackend {
   readonly describe?: () => string
   private session: Session | undefined
   private readonly writes = new Set<Promise<unknown>>()
