@@ -74,6 +74,33 @@ export interface StorageBackend {
    * back, and `snapmount verify` can check what readers get (src/backend/integrity.ts).
    */
   readonly integrity?: BlockIntegrity | undefined
+  /**
+   * Starts and stops the recording of a boot profile (`snapmount profile record|stop`): offered by
+   * the recording layer (src/profile/recording-backend.ts), outermost, on remote snapshots; absent
+   * elsewhere, so the control socket finds it without knowing any layer.
+   */
+  readonly recorder?: ProfileRecorderControl | undefined
+}
+
+/** What `StorageBackend.recorder` offers. */
+export interface ProfileRecorderControl {
+  /** Starts recording to `output` (an absolute path) or the snapshot's default place; throws a typed refusal when it cannot. */
+  start(output?: string): { name: string; path: string }
+  /** Stops the recording under way and writes its profile; rejects if none is, or if it cannot be written. */
+  stop(): Promise<ProfileWritten>
+}
+
+/** What a finished recording wrote: `profile stop` answers it, and the log line says it. */
+export interface ProfileWritten {
+  name: string
+  path: string
+  runs: number
+  blocks: number
+  bytes: number
+  /** Milliseconds from the first read to the last block noted. */
+  spanMs: number
+  /** The recording stopped at its bound (MAX_PROFILE_BLOCKS) before it was stopped. */
+  full: boolean
 }
 
 /** A remote source's identity (see `StorageBackend.identity`). */

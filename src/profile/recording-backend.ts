@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises'
 import type { BlockIntegrity } from '../backend/integrity.js'
-import { readPieces, type ReadOptions, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
+import { readPieces, type ProfileRecorderControl, type ProfileWritten, type ReadOptions, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
 import { describe } from '../backend/errors.js'
 import { SnapmountError } from '../errors.js'
 import { REAL_CLOCK, type Clock } from '../clock.js'
@@ -44,19 +44,6 @@ export interface RecordingOptions {
   maxBlocks?: number | undefined
 }
 
-/** What a finished recording wrote: `profile stop` answers it, and the log line says it. */
-export interface ProfileWritten {
-  name: string
-  path: string
-  runs: number
-  blocks: number
-  bytes: number
-  /** Milliseconds from the first read to the last block noted. */
-  spanMs: number
-  /** The recording stopped at its bound (MAX_PROFILE_BLOCKS) before it was stopped. */
-  full: boolean
-}
-
 /** A profile that could not be written (`profile stop` fails with it; an idle end logs it). */
 export class ProfileWriteError extends SnapmountError {
   readonly code = 'E_PROFILE_WRITE'
@@ -83,6 +70,7 @@ interface Session {
  */
 export class ProfileRecordingBackend implements StorageBackend {
   readonly describe?: () => string
+  readonly recorder: ProfileRecorderControl = { start: (output) => this.startRecording(output), stop: () => this.stopRecording() }
   private session: Session | undefined
   private readonly writes = new Set<Promise<unknown>>()
   private readonly clock: Clock
