@@ -80,6 +80,12 @@ export interface StorageBackend {
    * uses it, to ask a block that failed its digest from another source; layers do not pass it on.
    */
   readonly sourceSet?: SourceSet | undefined
+  /**
+   * Starts and stops the recording of a boot profile (`snapmount profile record|stop`): offered by
+   * the recording layer (src/profile/recording-backend.ts), outermost, on remote snapshots; absent
+   * elsewhere, so the control socket finds it without knowing any layer.
+   */
+  readonly recorder?: ProfileRecorderControl | undefined
 }
 
 /**
@@ -100,6 +106,27 @@ export interface SourceSet {
    * bytes go to it only after every other source.
    */
   markBad(source: number, offset: number, length: number): void
+}
+
+/** What `StorageBackend.recorder` offers. */
+export interface ProfileRecorderControl {
+  /** Starts recording to `output` (an absolute path) or the snapshot's default place; throws a typed refusal when it cannot. */
+  start(output?: string): { name: string; path: string }
+  /** Stops the recording under way and writes its profile; rejects if none is, or if it cannot be written. */
+  stop(): Promise<ProfileWritten>
+}
+
+/** What a finished recording wrote: `profile stop` answers it, and the log line says it. */
+export interface ProfileWritten {
+  name: string
+  path: string
+  runs: number
+  blocks: number
+  bytes: number
+  /** Milliseconds from the first read to the last block noted. */
+  spanMs: number
+  /** The recording stopped at its bound (MAX_PROFILE_BLOCKS) before it was stopped. */
+  full: boolean
 }
 
 /** A remote source's identity (see `StorageBackend.identity`). */

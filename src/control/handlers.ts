@@ -1,5 +1,5 @@
 import { isAbsolute } from 'node:path'
-import type { ReadStats, StorageBackend } from '../backend/storage-backend.js'
+import type { ProfileRecorderControl, ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
 import { BadRequestError, UnknownSnapshotError } from './errors.js'
@@ -7,7 +7,6 @@ import type { ControlHandler } from './server.js'
 import type { BlocksVerifyResult, ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
 import type { BlockIntegrity } from '../backend/integrity.js'
 import { rangesOf } from '../manifest/scan.js'
-import { RecordingBackend } from '../profile/recording-backend.js'
 import { NotRemoteSnapshotError } from '../profile/errors.js'
 
 /** A snapshot as the daemon serves it now. */
@@ -49,8 +48,8 @@ export function controlHandler(state: DaemonState, now: () => number = Date.now)
     if (request.op === 'status') return status(state, now)
     const { name, backend } = find(state, request.name)
     if (request.op === 'warm') return warm(name, backend, request.offset, request.length, progress, signal, now)
-    if (request.op === 'profile-record') return recordingOf(name, backend).startRecording(outputOf(request.output))
-    if (request.op === 'profile-stop') return recordingOf(name, backend).stopRecording()
+    if (request.op === 'profile-record') return recorderOf(name, backend).start(outputOf(request.output))
+    if (request.op === 'profile-stop') return recorderOf(name, backend).stop()
     if (request.sha256 === undefined) return verifyBlocks(name, backend, progress, signal, now)
     return verify(name, backend, request.sha256, progress, signal, now)
   }
@@ -93,9 +92,9 @@ function find(state: DaemonState, name: unknown): ServedSnapshot {
   return snapshot
 }
 
-/** The snapshot's recording layer (src/profile/): remote snapshots have one, outermost; local ones none. */
-function recordingOf(name: string, backend: StorageBackend): RecordingBackend {
-  if (backend instanceof RecordingBackend) return backend
+/** What records the snapshot's boot profiles (StorageBackend.recorder): remote snapshots have it, local ones not. */
+function recorderOf(name: string, backend: StorageBackend): ProfileRecorderControl {
+  if (backend.recorder) return backend.recorder
   throw new NotRemoteSnapshotError(name, backend.inspect?.().type ?? 'local')
 }
 

@@ -75,7 +75,7 @@ export interface ProfileRecordResult {
   path: string
 }
 
-export type { ProfileWritten } from '../profile/recording-backend.js'
+export type { ProfileWritten } from '../backend/storage-backend.js'
 
 /** What `verify` answers: the digest of the whole snapshot and whether it is the one asked for. */
 export interface VerifyResult {

@@ -14,7 +14,7 @@ import { VerifyingBackend } from '../manifest/verifying-backend.js'
 import type { ProfileIdentity } from '../profile/format.js'
 import { profileIdentity } from '../profile/identity.js'
 import { cachedProfilePath } from '../profile/cache-path.js'
-import { RecordingBackend } from '../profile/recording-backend.js'
+import { ProfileRecordingBackend } from '../profile/recording-backend.js'
 import { loadProfile, profileLabel } from '../profile/load.js'
 import { PrefetchingBackend } from '../profile/prefetcher.js'
 
@@ -129,7 +129,7 @@ const recording: Layer = (backend, spec, { cache, diskCache, logger }, { profile
   if (autoPath !== undefined && !identity) {
     logger.warn(`${spec.name}: no boot profile at ${autoPath}, and none can be recorded: it has no manifest and its source no strong ETag to name the image by`)
   }
-  return new RecordingBackend(backend, { name: spec.name, identity, blockBytes: cache.blockBytes, logger, defaultPath, autoPath })
+  return new ProfileRecordingBackend(backend, { name: spec.name, identity, blockBytes: cache.blockBytes, logger, defaultPath, autoPath })
 }
 
 /**

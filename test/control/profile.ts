@@ -7,7 +7,7 @@ import { controlHandler } from '../../src/control/handlers.js'
 import type { ProfileWritten, StatusReport } from '../../src/control/protocol.js'
 import type { StorageBackend } from '../../src/backend/storage-backend.js'
 import { MeteredBackend } from '../../src/metrics/metered-backend.js'
-import { RecordingBackend } from '../../src/profile/recording-backend.js'
+import { ProfileRecordingBackend } from '../../src/profile/recording-backend.js'
 import { parseProfile } from '../../src/profile/format.js'
 import { formatStatus } from '../../src/cli/status.js'
 import { describeWritten } from '../../src/cli/profile.js'
@@ -28,7 +28,7 @@ async function setUp(t: Test, snapshots: Array<{ name: string; backend: StorageB
 }
 
 t.test('profile record and stop over the socket; status shows the recording', async (t) => {
-  const recording = new RecordingBackend(new MeteredBackend(new MemoryBackend(image), 'http'), { name: 'disk', identity: { bytes: image.length, validator: '"e1"' }, blockBytes: BLOCK, logger: quiet })
+  const recording = new ProfileRecordingBackend(new MeteredBackend(new MemoryBackend(image), 'http'), { name: 'disk', identity: { bytes: image.length, validator: '"e1"' }, blockBytes: BLOCK, logger: quiet })
   t.teardown(() => recording.close())
   const { path, dir } = await setUp(t, [{ name: 'disk', backend: recording }, { name: 'local', backend: new MeteredBackend(new MemoryBackend(image), 'file') }, { name: 'bare', backend: new MemoryBackend(image) }])
   const output = join(dir, 'disk.profile.json')

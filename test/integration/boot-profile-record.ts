@@ -52,7 +52,7 @@ t.test('profile record and stop through a real mount: the blocks read, in order 
   await ddRange(mounted, 60 * BLOCK, BLOCK, { direct: true, blockSize: BLOCK }) // before the recording: not in it
   const started = await runCli(['profile', 'record', 'disk.raw', '--socket', socket, '--output', join('profiles', 'disk.profile.json')], { cwd: dir }) // relative to where the CLI runs
   t.equal(started.code, 0, started.stderr)
-  t.equal(started.stdout, `recording disk.raw's boot profile to ${output}; written at snapmount profile stop disk.raw, once no new block is read for 30 s, or at unmount\n`)
+  t.equal(started.stdout, `recording disk.raw's boot profile to ${output}; written at snapmount profile stop disk.raw, once no new block is read for 60 s, or at unmount\n`)
   const again = await cli('profile', 'record', 'disk.raw', '-o', output)
   t.equal(again.code, 2)
   t.match(again.stderr, /disk\.raw is already being recorded, to .*disk\.profile\.json; stop that first: snapmount profile stop disk\.raw/)
@@ -92,7 +92,7 @@ t.test('automatic: a prefetch_profile path that is absent is recorded from the f
   )
   const path = join(dir, 'disk.profile.json')
   const daemon = await startDaemon(t, mountpoint, ['--config', config])
-  t.match(daemon.stderr(), /disk\.raw: no boot profile at .*disk\.profile\.json: recording one from the first read, written once no new block is read for 30 s/)
+  t.match(daemon.stderr(), /disk\.raw: no boot profile at .*disk\.profile\.json: recording one from the first read, written once no new block is read for 60 s/)
   await readBlocks(mounted)
   const status = JSON.parse((await runCli(['status', '--json', '--config', config])).stdout) as StatusReport
   t.match(status.snapshots[0]?.profileRecording, { path, automatic: true, blocks: 4 })

@@ -71,3 +71,24 @@ t.test('bounded: the read that would pass the bound notes nothing, and nothing a
   t.equal(subject.blocks, 2)
   t.same(subject.profile(new Date(0)).runs, [{ firstBlock: 0, blockCount: 2, atMs: 0 }])
 })
+
+t.test('a real boot (test/fixtures/linux-boot-trace.txt): each block once, in the order first read', async (t) => {
+  const { readFile } = await import('node:fs/promises')
+  const { parseTrace } = await import('../../bench/lib/boot-trace.mjs')
+  const reads = parseTrace(await readFile(new URL('../fixtures/linux-boot-trace.txt', import.meta.url), 'utf8'))
+  const block = 128 * 1024
+  let time = 0
+  const subject = new ProfileRecorder({ identity: { bytes: 4 * 2 ** 30, validator: 'sha256:ab' }, blockBytes: block, now: () => time })
+  const order: number[] = []
+  for (const { ms, offset, length } of reads) {
+    time = ms
+    for (let b = Math.floor(offset / block); b <= Math.floor((offset + length - 1) / block); b++) if (!order.includes(b)) order.push(b)
+    subject.note(offset, length)
+  }
+  const profile = subject.profile(new Date(0))
+  t.same(profile.runs.flatMap(({ firstBlock, blockCount }) => Array.from({ length: blockCount }, (_, i) => firstBlock + i)), order)
+  t.equal(subject.blocks, 530)
+  const text = encodeProfile(profile)
+  t.ok(text.length < 16 * 1024, `${subject.runCount} runs, ${subject.blocks} blocks (${(subject.bytes / 2 ** 20).toFixed(1)} MiB) in ${text.length} bytes of file`)
+  t.equal(profile.runs[0]!.atMs, 0)
+})

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { mkdir, readFile, stat, writeFile, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { RecordingBackend, PROFILE_IDLE_MS, type RecordingOptions } from '../../src/profile/recording-backend.js'
+import { ProfileRecordingBackend, PROFILE_IDLE_MS, type RecordingOptions } from '../../src/profile/recording-backend.js'
 import { parseProfile } from '../../src/profile/format.js'
 import type { SnapshotInspection, StorageBackend } from '../../src/backend/storage-backend.js'
 import { MemoryBackend } from '../fixtures/memory-backend.js'
@@ -32,7 +32,7 @@ function subject(t: Test, options: Partial<RecordingOptions> = {}) {
   })
   let revalidated = 0
   const clock = new ManualClock()
-  const backend = new RecordingBackend(inner, { name: 'disk', identity, blockBytes: BLOCK, logger, clock, wallClock: () => new Date('2026-12-02T11:00:00Z'), ...options })
+  const backend = new ProfileRecordingBackend(inner, { name: 'disk', identity, blockBytes: BLOCK, logger, clock, wallClock: () => new Date('2026-12-02T11:00:00Z'), ...options })
   t.teardown(() => backend.close())
   return { backend, lines, clock, revalidated: () => revalidated }
 }
@@ -50,7 +50,7 @@ t.test('passes the contract through: bytes, length, mtime, describe, inspect, re
   t.same(await backend.readPieces(0, 3), [Buffer.from([7, 7, 7])])
   t.same(backend.readNow(0, 2), [Buffer.from([7, 7])])
   t.equal(backend.readNow(60 * BLOCK, 2), undefined)
-  const bare = new RecordingBackend(new MemoryBackend(image), { name: 'bare', identity, blockBytes: BLOCK, logger: { info() {}, warn() {}, error() {} } })
+  const bare = new ProfileRecordingBackend(new MemoryBackend(image), { name: 'bare', identity, blockBytes: BLOCK, logger: { info() {}, warn() {}, error() {} } })
   t.equal(bare.readNow(0, 1), undefined, 'no readNow below: none here')
   t.same(bare.inspect(), {})
   t.equal(bare.describe, undefined)
@@ -138,7 +138,7 @@ t.test('idle: written once no new block has been read for PROFILE_IDLE_MS, count
   await backend.readExact(0, 1) // an old block: does not count
   await clock.advance(PROFILE_IDLE_MS - 1000)
   await until(() => lines.info.some((line) => line.includes('written')))
-  t.match(lines.info.at(-1), /disk: boot profile written to .*p\.json: 2 runs, 2 blocks, .* \(no new block read for 30 s\)/)
+  t.match(lines.info.at(-1), /disk: boot profile written to .*p\.json: 2 runs, 2 blocks, .* \(no new block read for 60 s\)/)
   t.same(parseProfile(await readFile(path, 'utf8'), path).runs, [
     { firstBlock: 0, blockCount: 1, atMs: 0 },
     { firstBlock: 5, blockCount: 1, atMs: PROFILE_IDLE_MS - 1000 },
@@ -164,7 +164,7 @@ t.test('automatic: from the open, written at close; nothing read or a file there
   const dir = await tempDir(t)
   const path = join(dir, 'auto.json')
   const { backend, lines } = subject(t, { autoPath: path })
-  t.match(lines.info, [/disk: no boot profile at .*auto\.json: recording one from the first read, written once no new block is read for 30 s/])
+  t.match(lines.info, [/disk: no boot profile at .*auto\.json: recording one from the first read, written once no new block is read for 60 s/])
   t.throws(() => backend.startRecording(join(dir, 'other')), { code: 'E_PROFILE_RECORDING' })
   await backend.readExact(3 * BLOCK, 1)
   t.equal(backend.inspect().profileRecording?.automatic, true)

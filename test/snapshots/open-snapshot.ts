@@ -205,3 +205,29 @@ t.test('with prefetch_profile: its blocks are prefetched into the cache, above i
   t.teardown(() => unmetered.close())
   t.equal(unmetered.inspect, undefined, 'no cache (check): no prefetch')
 })
+
+t.test('an s3 snapshot records the same way, named by its ETag (and version)', async (t) => {
+  const { useAwsCredentials } = await import('../fixtures/conformance-sources.js')
+  const { FAUX_S3_ENV, startFauxS3 } = await import('../fixtures/fauxqs.js')
+  const { parseProfile } = await import('../../src/profile/format.js')
+  const { readFile } = await import('node:fs/promises')
+  useAwsCredentials(FAUX_S3_ENV.AWS_ACCESS_KEY_ID, FAUX_S3_ENV.AWS_SECRET_ACCESS_KEY)
+  const s3 = await startFauxS3(t)
+  await s3.createBucket('snaps')
+  await s3.putObject('snaps', 'web.img', BYTES)
+  const dir = await tempDir(t)
+  const raw = { mountpoint: '/mnt', snapshots: [{ type: 's3', name: 'web.img', url: 's3://snaps/web.img', endpoint: s3.endpoint, region: s3.region, prefetch_profile: 'web.json' }] }
+  const spec = validateConfig(raw, { origin: 'test', baseDir: dir, defaults: mountOptions() }).snapshots[0]!
+  const { context } = mountContext()
+  const backend = await openSnapshot(spec, context)
+  await backend.readExact(200_000, 10)
+  await backend.readExact(0, 10)
+  await backend.close()
+  const profile = parseProfile(await readFile(join(dir, 'web.json'), 'utf8'), 'web.json')
+  t.same(profile.runs.map(({ firstBlock, blockCount }) => [firstBlock, blockCount]), [
+    [3, 1],
+    [0, 1],
+  ])
+  t.equal(profile.identity.bytes, BYTES.length)
+  t.match(profile.identity.validator, /"/, 'the object\'s ETag')
+})
