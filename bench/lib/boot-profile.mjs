@@ -40,7 +40,23 @@ export function randomRuns(runs, imageBytes, seed, blockBytes = PROFILE_BLOCK_BY
   return [...chosen].map((firstBlock, i) => ({ firstBlock, blockCount: 1, atMs: i }))
 }
 
-/** The validator a daemon's warning says the image has ("... this image is VALIDATOR; record it again"), or undefined. */
+/**
+ * The validator a daemon's warning says the image has ("... this image is VALIDATOR; record it
+ * again"), or undefined. The daemon's stderr is no terminal, so its lines may be JSON: their
+ * `msg` is read then, not the escaped text.
+ */
 export function validatorFromLog(log) {
-  return /this image is (.+); record it again/.exec(log)?.[1]
+  for (const line of log.split('\n')) {
+    let message = line
+    if (line.startsWith('{')) {
+      try {
+        message = JSON.parse(line).msg ?? ''
+      } catch {
+        message = ''
+      }
+    }
+    const found = /this image is (.+); record it again/.exec(message)?.[1]
+    if (found !== undefined) return found
+  }
+  return undefined
 }
