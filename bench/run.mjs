@@ -81,11 +81,14 @@ function parseArgs(argv) {
     if (!Number.isInteger(bootRuns) || bootRuns < 1) throw new Error(`--runs takes a whole number of boots per row, at least 1, not ${value}`)
     args.splice(runsAt, 1)
   }
+  // --boot-rows=KEY,KEY: only those rows of the boot part (their keys are in the results' JSON), for a quick look.
+  const rowsAt = args.findIndex((a) => a.startsWith('--boot-rows='))
+  const bootRows = rowsAt >= 0 ? args.splice(rowsAt, 1)[0].split('=')[1].split(',') : undefined
   const flags = args.filter((a) => a.startsWith('--'))
-  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers and --runs N`)
+  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers, --runs N and --boot-rows=KEY,KEY`)
   const named = args.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
   for (const part of named) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${[...PARTS, ...Object.keys(ALIASES)].join(', ')}`)
-  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns }
+  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns, bootRows }
 }
 
 /** The peers the parts run need: found, installed, or a note saying why not (lib/peers.mjs). */
@@ -192,7 +195,7 @@ async function main(procs, settings) {
       out(diskCacheSection(results.diskCache))
     }
     if (runs('boot')) {
-      results.boot = await measureBoot(ctx, peers, { runs: args.bootRuns })
+      results.boot = await measureBoot(ctx, peers, { runs: args.bootRuns, only: args.bootRows })
       out(bootSection(results.boot))
     }
     if (runs('fleet')) {

@@ -17,6 +17,8 @@ export declare function targetsSection(targets: Target[]): string
 export declare function footer(results: BenchResults, file: string): string
 /** The boot part's table: a row per way of serving the guest's image. */
 export declare function bootReport(boot: BootResults): string
+/** Issue 19's table of the rows with a boot profile; '' without any. */
+export declare function bootProfileReport(boot: BootResults): string
 /** The boot table with its title lines and the guest's read summary. */
 export declare function bootSection(boot: BootResults): string
 /** Issue 20's overhead table and bit-flipping rows; '' when no condition had a manifest mount. */

@@ -262,6 +262,36 @@ export function bootReport(boot) {
   return table(rows)
 }
 
+/**
+ * Issue 19's figures for the rows with a boot profile (their runs carry the daemon's `status`
+ * after the boot): the boot over the local file's and over the same mount's without a profile,
+ * the share of the guest's block lookups the cache answered (the reads that did not wait for the
+ * network), and what the profile fetched against what the guest read. Empty without such rows.
+ */
+export function bootProfileReport(boot) {
+  const floor = boot.rows.local?.medianMs
+  const profiled = Object.entries(boot.rows).filter(([, row]) => row.runs?.some((r) => r.stats))
+  if (profiled.length === 0) return ''
+  const rows = [['mount', 'RTT', 'x local', 'x no profile', 'cache hits % (lookups)', 'prefetched MiB (x guest read)', 'read of it MiB', 'wasted MiB']]
+  for (const [key, row] of profiled) {
+    const plain = boot.rows[key.replace(/-(wrong-)?profile$/, '')]?.medianMs
+    const run = row.runs.at(-1)
+    const { cacheHits = 0, cacheMisses = 0, prefetch } = run.stats
+    const lookups = cacheHits + cacheMisses
+    rows.push([
+      row.title,
+      `${row.rttMs} ms`,
+      floor && row.medianMs ? (row.medianMs / floor).toFixed(2) : 'n/a',
+      plain && row.medianMs ? (row.medianMs / plain).toFixed(2) : 'n/a',
+      lookups === 0 ? '-' : `${fmt((100 * cacheHits) / lookups)} (${fmtCount(lookups)})`,
+      prefetch ? `${fmt(prefetch.prefetchedBytes / 2 ** 20)} (${run.guestBytes ? fmtAmp(prefetch.prefetchedBytes / run.guestBytes) : '-'}x)` : '-',
+      prefetch ? fmt(prefetch.hitBytes / 2 ** 20) : '-',
+      prefetch ? fmt(prefetch.wastedBytes / 2 ** 20) : '-',
+    ])
+  }
+  return `\nBoot profiles (the last run of each row; the daemon's status after the boot):\n${table(rows)}\n`
+}
+
 /** The boot table with its title lines and the guest's read trace summarised under it. */
 export function bootSection(boot) {
   const notes = [...Object.values(boot.rows).filter((row) => row.note).map((row) => `${row.title}, ${row.rttMs} ms: ${row.note}`), ...boot.notes].map((note) => `${note}\n`)
@@ -274,7 +304,7 @@ ${formatSummary(boot.trace).join('\n')}
 Boot: a Debian guest (${boot.image.split('/').at(-1)}) from QEMU's start to its ready marker, ${boot.accel} (${boot.accelReason}); ` +
     `cache=${boot.cache}, ${boot.overlay}=on, virtio-blk; cold (image dropped from the page cache, fresh daemon, new connections); ` +
     `median of ${boot.runs}; ${boot.rows['snapmount-http-0ms'] ? '0 ms: host loopback; ' : ''}${RTT_MS} ms: servers and their clients in a network namespace delaying every packet; ` +
-    `load ${boot.load.before.toFixed(2)} -> ${boot.load.after.toFixed(2)}\n\n${bootReport(boot)}\n${notes.join('')}${trace}`
+    `load ${boot.load.before.toFixed(2)} -> ${boot.load.after.toFixed(2)}\n\n${bootReport(boot)}\n${bootProfileReport(boot)}${notes.join('')}${trace}`
   )
 }
 

@@ -189,6 +189,15 @@ export interface BootRun {
   failedUnits: number
   /** The 1-min load average when the boot began. */
   load: number
+  /** Rows with a boot profile: the daemon's `status` after the boot (cache lookups, the prefetch's report). */
+  stats?: BootProfileStats
+}
+
+/** What a boot with a profile left in the daemon's status (issue 19). */
+export interface BootProfileStats {
+  cacheHits: number | undefined
+  cacheMisses: number | undefined
+  prefetch: { prefetchedBytes: number; hitBytes: number; wastedBytes: number; state: string } | undefined
 }
 
 /** One way of serving the guest's image. */

@@ -17,14 +17,16 @@
 // (nginx's access log; radosgw's log of each request).
 
 import { spawn } from 'node:child_process'
-import { access, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { clearStaleDelayNetns, startDelayNetns } from '../../tools/delay-netns.mjs'
 import { BOOT_TIMEOUT_MS, bootGuest, chooseAccel, ensureGuestImage } from '../../tools/linux-guest.mjs'
 import { startNginx } from '../../tools/nginx.mjs'
 import { bytesSentFromLog, startRadosgw } from '../../tools/radosgw.mjs'
-import { summarizeReads } from '../lib/boot-trace.mjs'
+import { parseTrace, summarizeReads } from '../lib/boot-trace.mjs'
+import { PROFILE_BLOCK_BYTES, randomRuns, runsFromReads, validatorFromLog } from '../lib/boot-profile.mjs'
+import { encodeProfile } from '../../dist/profile/format.js'
 import { inNetns, startDaemon } from '../lib/daemons.mjs'
 import { progress } from '../lib/progress.mjs'
 import { NAME, NGINX_PREFIX, RADOSGW_PREFIX, RTT_MS, SNAPMOUNT, TEMP_PREFIX } from '../lib/settings.mjs'
@@ -47,6 +49,12 @@ const PANIC_RETRIES = 2
 const NBDKIT_START_MS = 15_000
 /** After the marker, the server's log is read once nothing has been sent for a moment. */
 const SERVER_SETTLE_MS = 300
+/** The guest's boot as its reads (bench/record-boot-trace.mjs): what the "with profile" rows' profile is made of. */
+const BOOT_TRACE = new URL('../../test/fixtures/linux-boot-trace.txt', import.meta.url)
+/** A probe daemon says the image's identity within this (its profile loads right after the mount). */
+const PROBE_WAIT_MS = 15_000
+/** The wrong profile's blocks: drawn at random with this seed. */
+const WRONG_PROFILE_SEED = 19
 
 /** The bytes nginx sent (bodies, from its access log), summed over every request so far. */
 async function nginxSent(nginx) {
@@ -115,6 +123,7 @@ function bootRows(ctx, { image, peers, conditions, dir }) {
   const far = conditions.find((c) => c.rttMs === RTT_MS)
   if (!far) return rows
   const { nginx, rgw, netns } = far
+  profileRows(ctx, { rows, far, image, dir })
   const url = nginx.url(`/${GUEST_FILE}`)
   const peer = (key, title, proto, prepare, note) => rows.push({ key, title, group: 'peer', proto, rttMs: RTT_MS, ...(note ? { note } : { prepare }) })
   peer('qemu-curl', "QEMU's curl driver (file.driver=http)", 'http', async () => ({
@@ -138,6 +147,80 @@ function bootRows(ctx, { image, peers, conditions, dir }) {
     peer('rclone-s3', 'rclone mount (S3), cache off', 's3', s3.rclone && mounted(s3.rclone, far, sentS3), !s3.rclone && peers.rclone?.note)
   }
   return rows
+}
+
+/**
+ * Issue 19's rows at RTT_MS: snapmount over HTTP and S3 with a boot profile made from the guest's
+ * recorded trace, and over HTTP with a wrong one (as many blocks, drawn at random, under the
+ * image's own identity, so it passes the check: the worst case). The profile names the image's
+ * identity, which only the daemon knows as it checks it (the ETag as the source gives it): a probe
+ * daemon, given a profile of another identity, says it in its warning. Each daemon has a control
+ * socket: after the boot, `status` gives the cache's hits and misses and what the profile fetched.
+ */
+function profileRows(ctx, { rows, far, image, dir }) {
+  const { rttMs, nginx, rgw } = far
+  const entries = {
+    http: { entry: `{ name: ${NAME}, type: http, url: ${nginx.url(`/${GUEST_FILE}`)}`, sent: () => nginxSent(nginx), env: undefined },
+    ...(rgw && { s3: { entry: `{ name: ${NAME}, type: s3, url: s3://${S3_BUCKET}/${GUEST_FILE}, endpoint: ${rgw.endpoint}, region: ${rgw.region}`, sent: () => radosgwSent(rgw), env: s3Env(ctx.procs.env, rgw) } }),
+  }
+  const profiled = (proto, key, title, wrong) => {
+    const { entry, sent, env } = entries[proto]
+    const profile = join(dir, `${key}.profile.json`)
+    const socket = join(dir, `${key}.sock`)
+    const mount = {
+      key,
+      title,
+      env,
+      command: async (mnt) => {
+        const config = join(dir, `${key}.yaml`)
+        await writeFile(config, `mountpoint: ${mnt}\noptions: { control_socket: ${socket} }\nsnapshots:\n  - ${entry}, prefetch_profile: ${profile} }\n`)
+        return [SNAPMOUNT, 'mount', '--config', config]
+      },
+    }
+    let written = false
+    return async () => {
+      if (!written) {
+        await writeProfile(ctx, { mount: inNetns(mount, far.netns), profile, image, wrong })
+        written = true
+      }
+      const daemon = await startDaemon(ctx, inNetns(mount, far.netns))
+      return {
+        disk: join(daemon.mnt, NAME),
+        sent,
+        stats: () => profileStats(ctx, socket),
+        stop: async () => checkExit(mount, await daemon.stop()),
+      }
+    }
+  }
+  const add = (proto, key, title, wrong) => rows.push({ key, title, group: 'snapmount', proto, rttMs, prepare: profiled(proto, key, title, wrong) })
+  add('http', `snapmount-http-${rttMs}ms-profile`, 'snapmount HTTP, with profile', false)
+  if (rgw) add('s3', `snapmount-s3-${rttMs}ms-profile`, 'snapmount S3, with profile', false)
+  add('http', `snapmount-http-${rttMs}ms-wrong-profile`, 'snapmount HTTP, wrong profile', true)
+}
+
+/** Writes the profile `mount` prefetches: the trace's, or a random one; under the identity a probe daemon reports. */
+async function writeProfile(ctx, { mount, profile, image, wrong }) {
+  const { size } = await stat(image)
+  const probe = (validator) => encodeProfile({ identity: { bytes: size, validator }, blockBytes: PROFILE_BLOCK_BYTES, recordedAt: new Date(), runs: [] })
+  await writeFile(profile, probe('"probe: not this image"'))
+  const daemon = await startDaemon(ctx, mount)
+  let validator
+  try {
+    for (const began = Date.now(); !(validator = validatorFromLog(daemon.log)) && Date.now() - began < PROBE_WAIT_MS; ) await new Promise((resolve) => setTimeout(resolve, 50))
+  } finally {
+    await daemon.stop()
+  }
+  if (!validator) throw new Error(`${mount.title}: the probe daemon did not report the image's identity:\n${daemon.log}`)
+  const runs = runsFromReads(parseTrace(await readFile(BOOT_TRACE, 'utf8')))
+  const text = encodeProfile({ identity: { bytes: size, validator }, blockBytes: PROFILE_BLOCK_BYTES, recordedAt: new Date(), runs: wrong ? randomRuns(runs, size, WRONG_PROFILE_SEED) : runs })
+  await writeFile(profile, text)
+  progress(`${mount.title}: profile of ${runs.length} runs written under ${validator}`)
+}
+
+/** The daemon's cache hits and misses (block lookups of the guest's reads) and its prefetch report, from `status`. */
+async function profileStats(ctx, socket) {
+  const report = JSON.parse((await ctx.procs.run(SNAPMOUNT, ['status', '--json', '--socket', socket])).stdout)
+  return { cacheHits: report.cache?.hits, cacheMisses: report.cache?.misses, prefetch: report.snapshots[0]?.prefetch }
 }
 
 async function radosgwSent(rgw) {
@@ -186,12 +269,14 @@ async function bootOnce(ctx, row, { accel, image, dir, timeoutMs, traceReads }) 
     if (boot.failedUnitCount !== 0) progress(`${row.title}: the guest reported ${boot.failedUnitCount} failed units: ${boot.failedUnits.join(' ')}`)
     await new Promise((resolve) => setTimeout(resolve, SERVER_SETTLE_MS))
     const after = await source.sent()
+    const stats = await source.stats?.()
     return {
       readyMs: boot.readyMs,
       guestBytes: boot.guestRead?.bytes,
       guestReads: boot.guestRead?.operations,
       serverBytes: before === undefined ? undefined : after - before,
       failedUnits: boot.failedUnitCount,
+      ...(stats && { stats }),
       ...(boot.reads && { reads: boot.reads }),
     }
   } finally {
@@ -221,7 +306,7 @@ async function bootRetryingPanics(ctx, row, options, notes) {
  * snapmount row that fails fails the part; a peer that fails or hangs is noted with why and its
  * other runs skipped.
  */
-export async function measureBoot(ctx, peers, { runs }) {
+export async function measureBoot(ctx, peers, { runs, only }) {
   const { procs } = ctx
   const loadBefore = loadavg()[0]
   const { accel, reason } = await chooseAccel()
@@ -239,8 +324,12 @@ export async function measureBoot(ctx, peers, { runs }) {
   const conditions = []
   const result = { accel, accelReason: reason, image, cache: 'none', overlay: 'snapshot', runs, rows: {}, notes: [] }
   try {
-    for (const rttMs of [0, RTT_MS]) conditions.push(await startCondition(ctx, { rttMs, www, image, s3: true }))
-    const rows = bootRows(ctx, { image, peers, conditions, dir })
+    // With `only` (--boot-rows), the 0 ms servers only if a row chosen needs them.
+    for (const rttMs of [0, RTT_MS]) {
+      if (rttMs === 0 && only && !only.some((key) => key.includes('-0ms'))) continue
+      conditions.push(await startCondition(ctx, { rttMs, www, image, s3: !only || only.some((key) => key.includes('s3')) }))
+    }
+    const rows = bootRows(ctx, { image, peers, conditions, dir }).filter((row) => !only || only.includes(row.key))
     for (const row of rows) {
       result.rows[row.key] = { title: row.title, group: row.group, proto: row.proto, rttMs: row.rttMs, runs: [], ...(row.note && { note: row.note }) }
     }

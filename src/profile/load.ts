@@ -16,7 +16,7 @@ export const MAX_PROFILE_BYTES = 16 * 1024 * 1024
 /** A profile that was found and fits the snapshot: what to prefetch, and where it came from. */
 export interface LoadedProfile {
   profile: BootProfile
-  /** Its path, or its source as `describe` shows it (a redacted URL): for log lines and `status`. */
+  /** Its path, redacted URL or S3 bucket and key (profileLabel): for log lines and `status`. */
   label: string
 }
 
@@ -29,9 +29,9 @@ export interface LoadedProfile {
  */
 export async function loadProfile(spec: ProfileSpec, image: ProfileIdentity | undefined, snapshot: string, context: OpenContext): Promise<LoadedProfile | undefined> {
   const { logger } = context
-  let label = 'path' in spec ? spec.path : spec.source.name
+  const label = profileLabel(spec)
   try {
-    const read = 'path' in spec ? await readFile(spec.path) : await readRemote(spec.source, context, (described) => (label = described))
+    const read = 'path' in spec ? await readFile(spec.path) : await readRemote(spec.source, context)
     if (read === undefined) return undefined
     const profile = parseProfile(read, label)
     if (!image) {
@@ -69,10 +69,9 @@ async function readFile(path: string): Promise<string | undefined> {
 }
 
 /** The text of a profile beside the image, opened as its manifest would be (same TLS, headers, credentials). */
-async function readRemote(source: Extract<ProfileSpec, { source: unknown }>['source'], context: OpenContext, described: (label: string) => void): Promise<string> {
+async function readRemote(source: Extract<ProfileSpec, { source: unknown }>['source'], context: OpenContext): Promise<string> {
   const backend = await openBackend(source, context)
   try {
-    if (backend.describe) described(backend.describe())
     if (backend.length > MAX_PROFILE_BYTES) throw tooLarge(backend.length)
     return (await backend.readExact(0, backend.length)).toString('utf8')
   } finally {
@@ -88,5 +87,5 @@ function tooLarge(size: number): Error {
 export function profileLabel(profile: ProfileSpec): string {
   if ('path' in profile) return profile.path
   const { source } = profile
-  return source.type === 'http' ? redactUrl(source.url) : `s3://${source.bucket}/${source.key}`
+  return source.type === 's3' ? `s3://${source.bucket}/${source.key}` : redactUrl(source.url)
 }

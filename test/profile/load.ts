@@ -34,10 +34,10 @@ t.test('a profile beside the image is read through its backend, under the name i
   await writeFile(path, encodeProfile(profile))
   const { warnings, context } = collecting()
   // A local file stands in for the URL here: the same openBackend call; test/integration/profile-replay.ts uses nginx.
-  const spec = { source: { name: 'profile', type: 'file', path } } as unknown as ProfileSpec
+  const spec = { source: { name: 'profile', type: 'file', path, url: 'http://h/boot.profile.json?token=secret' } } as unknown as ProfileSpec
   const loaded = await loadProfile(spec, image, 'disk', context)
   t.same(loaded?.profile, profile)
-  t.match(loaded?.label, path)
+  t.equal(loaded?.label, 'http://h/boot.profile.json?token=REDACTED', 'shown as its URL, redacted')
   t.same(warnings, [])
 })
 
@@ -66,9 +66,9 @@ t.test('every reason not to use a profile is a warning that names it, never a fa
       const path = join(dir, 'huge-remote')
       await writeFile(path, '')
       await truncate(path, MAX_PROFILE_BYTES + 1)
-      return { source: { name: 'profile', type: 'file', path } } as unknown as ProfileSpec
+      return { source: { name: 'profile', type: 'file', path, url: 'http://h/huge-remote' } } as unknown as ProfileSpec
     }, /huge-remote not used: it is 16777217 bytes/, image],
-    ['a source that cannot be opened', async () => ({ source: { name: 'profile', type: 'file', path: join(dir, 'gone') } }) as unknown as ProfileSpec, /disk: prefetch profile profile not used: .*gone/, image],
+    ['a source that cannot be opened', async () => ({ source: { name: 'profile', type: 'file', path: join(dir, 'gone'), url: 'http://h/gone' } }) as unknown as ProfileSpec, /disk: prefetch profile http:\/\/h\/gone not used: .*gone/, image],
   ]
   for (const [what, make, warning, identity] of cases) {
     const { warnings, context } = collecting()

@@ -186,6 +186,15 @@ t.test('with prefetch_profile: its blocks are prefetched into the cache, above i
   t.equal(server.requests.filter((request) => request.method === 'GET').length, gets, 'a prefetched block is a hit')
   t.match(backend.inspect!(), { reads: { reads: 1 }, prefetch: { hitBlocks: 1 } }, 'metered above it; the read seen by it')
 
+  const diskDir = await tempDir(t)
+  const diskCache = DiskCache.open({ dir: diskDir, capacityBytes: 1 << 20, blockBytes: 64 * 1024, logger: quiet })
+  t.teardown(() => diskCache.close())
+  const onDisk = await openSnapshot(spec(server.url()), { ...mountContext().context, diskCache })
+  t.teardown(() => onDisk.close())
+  for (let i = 0; i < 200 && onDisk.inspect!().prefetch?.state !== 'done'; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  await diskCache.flush()
+  t.match(onDisk.inspect!(), { prefetch: { state: 'done', prefetchedBytes: 2 * 64 * 1024 }, diskBytes: 2 * 64 * 1024 }, 'with the disk cache: prefetched blocks land on disk too, through the layer below')
+
   await writeFile(path, encodeProfile({ ...profile, identity: { bytes: BYTES.length, validator: '"another"' } }))
   const lines: string[] = []
   const other = await openSnapshot(spec(server.url()), { ...context, logger: { ...quiet, warn: (line: string) => void lines.push(line) } })
