@@ -4,22 +4,17 @@ import { Worker } from 'node:worker_threads'
 import { HASH_ALGORITHMS, MANIFEST_BLOCK_BYTES, type HashAlgorithm } from './format.js'
 import { blockDigestsOf } from './hash.js'
 
-/** What the pool tells a worker when it starts: its shared buffer. */
-export interface HashWorkerData {
-  shared: SharedArrayBuffer
-}
-
 /**
- * One job: `length` bytes in blocks of `blockBytes`, at `offset` in `shared` when the caller's
- * bytes are themselves in shared memory (the block cache's slabs: nothing copied), else the first
- * `length` bytes of the worker's own shared buffer, where the pool copied them.
+ * One job: `length` bytes at `offset` in `shared`, in blocks of `blockBytes`. `shared` is the
+ * caller's own memory when its bytes are in shared memory (the block cache's slabs: nothing
+ * copied), else the worker's slot buffer, where the pool copied them (offset 0).
  */
 export interface HashJob {
   algorithm: HashAlgorithm
   length: number
   blockBytes: number
-  shared?: SharedArrayBuffer | undefined
-  offset?: number | undefined
+  shared: SharedArrayBuffer
+  offset: number
 }
 
 /**
@@ -37,7 +32,7 @@ const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
  */
 export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024 }
 
-interface Queued extends HashJob {
+interface Queued extends Omit<HashJob, 'shared' | 'offset'> {
   data: Uint8Array
   resolve(digests: Buffer): void
   reject(err: Error): void
@@ -45,7 +40,8 @@ interface Queued extends HashJob {
 
 interface Slot {
   worker: Worker
-  bytes: Uint8Array
+  /** Where bytes that are not in shared memory are copied for the worker. */
+  bytes: Uint8Array<SharedArrayBuffer>
   job: Queued | undefined
 }
 
@@ -111,20 +107,22 @@ export class HashPool {
       const job = this.queue.shift()!
       slot.job = job
       const { algorithm, length, blockBytes, data } = job
-      const message: HashJob = { algorithm, length, blockBytes }
-      if (data.buffer instanceof SharedArrayBuffer) {
-        message.shared = data.buffer
-        message.offset = data.byteOffset
-      } else slot.bytes.set(data)
+      const inPlace = data.buffer instanceof SharedArrayBuffer
+      if (!inPlace) slot.bytes.set(data)
       slot.worker.ref()
-      slot.worker.postMessage(message)
+      slot.worker.postMessage({
+        algorithm,
+        length,
+        blockBytes,
+        shared: inPlace ? (data.buffer as SharedArrayBuffer) : slot.bytes.buffer,
+        offset: inPlace ? data.byteOffset : 0,
+      } satisfies HashJob)
     }
   }
 
   private start(index: number): Slot {
-    const shared = new SharedArrayBuffer(JOB_BYTES)
-    const worker = new Worker(WORKER_URL, { workerData: { shared } satisfies HashWorkerData })
-    const slot: Slot = { worker, bytes: new Uint8Array(shared), job: undefined }
+    const worker = new Worker(WORKER_URL)
+    const slot: Slot = { worker, bytes: new Uint8Array(new SharedArrayBuffer(JOB_BYTES)), job: undefined }
     worker.unref()
     worker.on('message', (digests: Uint8Array) => {
       const job = slot.job!

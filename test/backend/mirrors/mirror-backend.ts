@@ -200,7 +200,7 @@ t.test("the owner of the caller's buffer fails: the next attempt may fill it", a
 
 t.test('sourceSet (the manifest seam): says which source answered, avoids sources, and demotes one marked bad', async (t) => {
   const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
-  const { backend } = mirrors(sources)
+  const { backend } = mirrors(sources, { now: () => 0 }) // latencies all 0: the config's order
   t.equal(backend.sourceSet, backend)
   t.same(backend.labels, ['http://m0/disk.img', 'http://m1/disk.img', 'http://m2/disk.img'])
   const first = await backend.readFrom(0, 4096)
@@ -225,7 +225,7 @@ t.test('sourceSet (the manifest seam): says which source answered, avoids source
 
 t.test('marks are bounded: the oldest are dropped past 4096', async (t) => {
   const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
-  const { backend } = mirrors(sources)
+  const { backend } = mirrors(sources, { now: () => 0 }) // latencies all 0: the config's order
   backend.markBad(1, 0, 16)
   t.equal((await backend.readFrom(0, 16)).source, 0)
   // m0 is so damaged that it goes last (flaky); m1 is not.
@@ -238,7 +238,7 @@ t.test('marks are bounded: the oldest are dropped past 4096', async (t) => {
 
 t.test('avoided sources stay avoided in a new round after every other source failed', async (t) => {
   const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
-  const { backend } = mirrors(sources)
+  const { backend } = mirrors(sources, { now: () => 0 }) // latencies all 0: the config's order
   sources[1]!.failures.push(new Error('reset'))
   sources[2]!.failures.push(new Error('reset'))
   const answer = await backend.readFrom(0, 10, { avoid: new Set([0]) })
