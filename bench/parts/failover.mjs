@@ -1,13 +1,14 @@
 // The failover part (issue 21): a mirrored snapshot (`urls:`, three nginx mirrors of the 1 GiB
 // image) read in full through a real mount while random readers probe its latency
-// (lib/checked-reads.mjs, every byte compared with the source), once undisturbed and once with
-// mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections cut) once
-// the full read is halfway through. The daemon and the mirrors run in one delaying network namespace (kernel TCP at
-// RTT_MS). The failover time is read from the daemon's own log: its "reads failed over" line,
-// logged when another mirror answers the first read after mirror 0 failed, against the moment of
-// the stop. Each run has fresh mirrors and a fresh daemon (cold cache). Then a pair of boots of
-// the Linux guest (tools/linux-guest.mjs, QEMU with cache=none reading the mount) through the
-// mirrors, undisturbed and with mirror 0 stopped early in the boot, where most of its reads are.
+// (lib/checked-reads.mjs, every byte compared with the source), in pairs of runs: undisturbed,
+// and with mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections
+// cut) once the full read is halfway through. The daemon and the mirrors run in one delaying
+// network namespace (kernel TCP at RTT_MS). The failover time is read from the daemon's own log:
+// its "reads failed over" line, logged when another mirror answers the first read after mirror 0
+// failed (lib/failover-report.mjs). Each run has fresh mirrors and a fresh daemon (cold cache).
+// Then a pair of boots of the Linux guest (tools/linux-guest.mjs, QEMU with cache=none reading
+// the mount) through the mirrors, undisturbed and with mirror 0 stopped early in the boot, where
+// most of its reads are.
 
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
