@@ -1,13 +1,14 @@
 // The failover part (issue 21): a mirrored snapshot (`urls:`, three nginx mirrors of the 1 GiB
 // image) read in full through a real mount while random readers probe its latency
-// (lib/checked-reads.mjs, every byte compared with the source), once undisturbed and once with
-// mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections cut) once
-// the full read is halfway through. The daemon and the mirrors run in one delaying network namespace (kernel TCP at
-// RTT_MS). The failover time is read from the daemon's own log: its "reads failed over" line,
-// logged when another mirror answers the first read after mirror 0 failed, against the moment of
-// the stop. Each run has fresh mirrors and a fresh daemon (cold cache). Then a pair of boots of
-// the Linux guest (tools/linux-guest.mjs, QEMU with cache=none reading the mount) through the
-// mirrors, undisturbed and with mirror 0 stopped early in the boot, where most of its reads are.
+// (lib/checked-reads.mjs, every byte compared with the source), in pairs of runs: undisturbed,
+// and with mirror 0, the one in use, stopped (SIGTERM: nginx's fast shutdown, its connections
+// cut) once the full read is halfway through. The daemon and the mirrors run in one delaying
+// network namespace (kernel TCP at RTT_MS). The failover time is read from the daemon's own log:
+// its "reads failed over" line, logged when another mirror answers the first read after mirror 0
+// failed (lib/failover-report.mjs). Each run has fresh mirrors and a fresh daemon (cold cache).
+// Then a pair of boots of the Linux guest (tools/linux-guest.mjs, QEMU with cache=none reading
+// the mount) through the mirrors, undisturbed and with mirror 0 stopped early in the boot, where
+// most of its reads are.
 
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -28,8 +29,14 @@ const RANDOM_READERS = 2
 const MIRRORS = 3
 /** Mirror 0 is stopped once the full read has read this share of the image: midway. */
 const STOP_AT = 0.5
-/** A boot's mirror is stopped this far into the undisturbed boot: the guest reads most early on. */
+/**
+ * A boot's mirror 0 is stopped once it has answered this share of the requests it answered in the
+ * undisturbed boot: the guest's progress, whatever the boot's speed (TCG boots here take 29-104 s
+ * from one to the next).
+ */
 const BOOT_STOP_AT = 0.3
+/** How often mirror 0's access log is counted while a boot waits for the stop. */
+const BOOT_POLL_MS = 50
 /** Pairs of runs (undisturbed, stopped): one run's p99 on a loaded 2-core machine is noise. */
 const PAIRS = 3
 
@@ -76,9 +83,10 @@ async function boots(ctx, netns) {
     const guest = { root: join(root, 'www'), file: 'guest.raw', accel }
     progress('failover: a guest boot through three mirrors, undisturbed')
     const calm = await boot(ctx, netns, guest, undefined)
-    const stopAfterMs = BOOT_STOP_AT * calm.readySeconds * 1000
-    progress(`failover: a guest boot, mirror 0 stopped after ${(stopAfterMs / 1000).toFixed(1)} s (undisturbed: ${calm.readySeconds.toFixed(1)} s)`)
-    return { accel, rows: [calm, await boot(ctx, netns, guest, stopAfterMs)] }
+    const stopAtRequests = Math.max(1, Math.round(BOOT_STOP_AT * calm.mirror0Requests))
+    progress(`failover: a guest boot, mirror 0 stopped after ${stopAtRequests} of its requests (undisturbed boot: ${calm.mirror0Requests} in ${calm.row.readySeconds.toFixed(1)} s)`)
+    const stopped = await boot(ctx, netns, guest, stopAtRequests)
+    return { accel, rows: [calm.row, stopped.row] }
   } finally {
     await ctx.procs.stopService(temp)
   }
@@ -86,7 +94,8 @@ async function boots(ctx, netns) {
 
 /**
  * Fresh mirrors of `file` (a path in `root`) and a fresh daemon with `urls:` listing them; runs
- * `work(disk, stop)`, where `stop()` stops mirror 0 and returns when (epoch ms); the daemon's log after.
+ * `work(disk, stop, served)`, where `stop()` stops mirror 0 and returns when (epoch ms) and
+ * `served()` counts mirror 0's requests so far; the daemon's log and each mirror's requests after.
  */
 async function withMirrors(ctx, netns, { root, file }, work) {
   const { procs, settings } = ctx
@@ -113,7 +122,8 @@ async function withMirrors(ctx, netns, { root, file }, work) {
       void procs.stopService(mirrors[0])
       return at
     }
-    const result = await work(join(daemon.mnt, NAME), stop)
+    const served = () => mirrors[0].requests().then((requests) => requests.length)
+    const result = await work(join(daemon.mnt, NAME), stop, served)
     return { ...result, log: daemon.log, mirrorRequests: await Promise.all(mirrors.map((mirror) => mirror.requests().then((r) => r.length))) }
   } finally {
     await daemon.stop()
@@ -121,16 +131,31 @@ async function withMirrors(ctx, netns, { root, file }, work) {
   }
 }
 
-/** `work` racing a timer that stops mirror 0 after `stopAfterMs` (a boot): its result and when the stop was. */
-async function stoppingAfter(stopAfterMs, stop, work) {
+/**
+ * `work` while mirror 0's requests are counted every BOOT_POLL_MS, mirror 0 stopped once they
+ * reach `stopAtRequests` (if given): its result and when the stop was.
+ */
+async function stoppingAt(stopAtRequests, stop, served, work) {
   let stoppedAt
-  const timer = stopAfterMs === undefined ? undefined : setTimeout(() => (stoppedAt = stop()), stopAfterMs)
+  let counting = false
+  const poll =
+    stopAtRequests === undefined
+      ? undefined
+      : setInterval(() => {
+          if (counting || stoppedAt !== undefined) return
+          counting = true
+          served()
+            .then((count) => {
+              if (count >= stopAtRequests && stoppedAt === undefined) stoppedAt = stop()
+            })
+            .finally(() => (counting = false))
+        }, BOOT_POLL_MS)
   try {
     const result = await work()
-    if (stopAfterMs !== undefined && stoppedAt === undefined) throw new Error(`failover: the work ended before mirror 0 was to be stopped (${stopAfterMs.toFixed(0)} ms)`)
+    if (stopAtRequests !== undefined && stoppedAt === undefined) throw new Error(`failover: the boot ended before mirror 0 had answered ${stopAtRequests} requests`)
     return { ...result, stoppedAt }
   } finally {
-    clearTimeout(timer)
+    clearInterval(poll)
   }
 }
 
@@ -164,11 +189,14 @@ function checkedReads({ procs, image }, disk, stop) {
   })
 }
 
-/** One boot of the guest through the mirrors, cold, mirror 0 stopped after `stopAfterMs` if given. */
-async function boot(ctx, netns, guest, stopAfterMs) {
+/**
+ * One boot of the guest through the mirrors, cold, mirror 0 stopped once it has answered
+ * `stopAtRequests` requests if given: its row, and mirror 0's requests (an undisturbed boot's).
+ */
+async function boot(ctx, netns, guest, stopAtRequests) {
   const { root, file, accel } = guest
-  const { boot: booted, stoppedAt, log } = await withMirrors(ctx, netns, { root, file }, (disk, stop) =>
-    stoppingAfter(stopAfterMs, stop, async () => ({ boot: await bootGuest(disk, { accel, cache: 'none' }) })),
+  const { boot: booted, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root, file }, (disk, stop, served) =>
+    stoppingAt(stopAtRequests, stop, served, async () => ({ boot: await bootGuest(disk, { accel, cache: 'none' }) })),
   )
-  return bootRow(stopAfterMs === undefined ? 'boot, undisturbed' : 'boot, mirror 0 stopped', booted, { stoppedAt, log })
+  return { row: bootRow(stopAtRequests === undefined ? 'boot, undisturbed' : 'boot, mirror 0 stopped', booted, { stoppedAt, log }), mirror0Requests: mirrorRequests[0] }
 }

@@ -170,17 +170,6 @@ export class MirrorBackend implements StorageBackend, SourceSet {
     return bad
   }
 
-  /** `to` answered a read: the failover from each source still failing without one is over. */
-  private failedOver(to: number): void {
-    const { labels, logger, name } = this.options
-    // `to` itself is not among them: its answer made it healthy (selector.succeeded) before this.
-    for (const [from, since] of this.failingSince) {
-      this.failingSince.delete(from)
-      const failoverMs = Math.round((this.now() - since) * 10) / 10
-      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after the request that found it failing was sent`, { source: labels[to], failoverMs })
-    }
-  }
-
   /** Runs one read over the sources but `avoid`: see the class comment. */
   private race(offset: number, length: number, avoid: ReadonlySet<number>, options: ReadOptions | undefined): Promise<{ bytes: Buffer; source: number }> {
     const { sources, retry } = this.options
@@ -274,5 +263,16 @@ export class MirrorBackend implements StorageBackend, SourceSet {
       }, retry.deadlineMs)
       launch()
     })
+  }
+
+  /** `to` answered a read: the failover from each source still failing without one is over. */
+  private failedOver(to: number): void {
+    const { labels, logger, name } = this.options
+    // `to` itself is not among them: its answer made it healthy (selector.succeeded) before this.
+    for (const [from, since] of this.failingSince) {
+      this.failingSince.delete(from)
+      const failoverMs = Math.round((this.now() - since) * 10) / 10
+      logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after the request that found it failing was sent`, { source: labels[to], failoverMs })
+    }
   }
 }
