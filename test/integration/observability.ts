@@ -95,9 +95,9 @@ t.test('logs, metrics, status, warm and verify of a running daemon', async (t) =
   t.match(text.stdout, /^remote\.img\s+http\s+3\.0 MiB/m, 'status for people: one row per snapshot')
 
   const metrics = await (await fetch(report.metricsUrl!)).text()
-  // Not the caches' (shared, below), nor the series only snapshots with a manifest or mirrors have
-  // (test/integration/manifest-serving.ts, mirrors.ts).
-  for (const { name } of Object.values(METRICS).filter(({ name }) => !/^snapmount_((disk_)?cache|manifest|mirror)_/.test(name))) {
+  // Not the caches' (shared, below), nor the series only snapshots with a manifest, mirrors or a
+  // boot profile have (test/integration/manifest-serving.ts, mirrors.ts, test/metrics/metrics.ts).
+  for (const { name } of Object.values(METRICS).filter(({ name }) => !/^snapmount_((disk_)?cache|manifest|mirror|prefetch)_/.test(name))) {
     t.match(metrics, new RegExp(`^${name}(_bucket)?\\{[^}]*snapshot="remote\\.img"`, 'm'), `${name} for remote.img`)
   }
   // The cache's series are there when the daemon has a block cache (status says so), and only then.
