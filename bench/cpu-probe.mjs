@@ -60,9 +60,15 @@ async function daemonCommand(profDir) {
 
 /** Starts the daemon and resolves once it logs "mounted", with the ms that took. */
 async function startDaemon(command, mnt, source, extra, netns) {
-  // `source`: a URL or path, or { config, env } for an S3 snapshot (named img in the config).
-  const sourceArgs = typeof source === 'string' ? [`img=${source}`] : ['--config', source.config]
-  const args = [...command.args, 'mount', mnt, ...sourceArgs, ...extra]
+  // `source`: a URL or path, or { snapshot, dir, env } for an S3 snapshot: a config in `dir` with
+  // the mountpoint and that snapshot entry (a config names the mountpoint itself).
+  let sourceArgs = [mnt, `img=${source}`]
+  if (typeof source !== 'string') {
+    const config = join(source.dir, `${basename(mnt)}.yaml`)
+    await writeFile(config, `mountpoint: ${mnt}\nsnapshots:\n${source.snapshot}\n`)
+    sourceArgs = ['--config', config]
+  }
+  const args = [...command.args, 'mount', ...sourceArgs, ...extra]
   const [program, programArgs] = netns ? netns.wrap(process.execPath, args) : [process.execPath, args]
   const started = performance.now()
   const child = spawn(program, programArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...command.env, ...source.env } })
@@ -207,11 +213,10 @@ async function probeS3(image) {
     await rgw.createBucket(S3_BUCKET)
     const key = basename(image.path)
     await rgw.uploadFile(S3_BUCKET, key, image.path)
-    const config = join(dir, 'snapmount.yaml')
-    await writeFile(config, `snapshots:\n  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${rgw.endpoint}", region: ${rgw.region} }\n`)
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${rgw.endpoint}", region: ${rgw.region} }`
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
-    await runAll({ source: { config, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
+    await runAll({ source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
   } finally {
     await rgw.stop()
     await rm(dir, { recursive: true, force: true })
