@@ -50,7 +50,7 @@ const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: '
  */
 async function daemonCommand(profDir) {
   const script = await readFile(SNAPMOUNT, 'utf8')
-  const flags = /exec node (.*?) "\$\(dirname/.exec(script)[1].split(' ')
+  const flags = /exec node (.*?) "\$dist/.exec(script)[1].split(' ')
   const entry = `dist/${/^entry=(.*)$/m.exec(script)[1]}`
   const env = { ...process.env }
   for (const [, name, value] of script.matchAll(/: "\$\{(\w+):=([^}]*)\}"/g)) env[name] ??= value
