@@ -5,19 +5,23 @@
 // with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
 // cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
 //
-//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS] [--cpu-prof DIR] [--top N] [-- daemon args]
+//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
 //
 // --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
 // (tools/delay-netns.mjs: kernel TCP, slow start after idle as on a stock host). Arguments after
-// `--` go to `snapmount mount` (e.g. `--cache-size-mib 64`).
+// `--` go to `snapmount mount` (e.g. `--cache-size-mib 64`). --s3 reads the image from Ceph's
+// radosgw instead of nginx (started here, the image uploaded first: ~15 s), the daemon mounting it
+// from a config as the bench's S3 part does; not with --rtt.
 
 import { spawn, execFileSync } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rmdir } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startDelayNetns } from '../tools/delay-netns.mjs'
 import { startNginx } from '../tools/nginx.mjs'
+import { startRadosgw } from '../tools/radosgw.mjs'
+import { S3_BUCKET, s3Env } from './parts/s3.mjs'
 import { sampleCpu } from './lib/cpu.mjs'
 import { SourceImage } from './lib/images.mjs'
 import { DEFAULT_BENCH_DIR, IMAGE_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
@@ -31,6 +35,7 @@ const { values, positionals } = parseArgs({
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
+    s3: { type: 'boolean', default: false },
     'no-idle-restart': { type: 'boolean', default: false },
     start: { type: 'string' },
     top: { type: 'string', default: '25' },
@@ -45,7 +50,7 @@ const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: '
  */
 async function daemonCommand(profDir) {
   const script = await readFile(SNAPMOUNT, 'utf8')
-  const flags = /exec node (.*?) "\$\(dirname/.exec(script)[1].split(' ')
+  const flags = /exec node (.*?) "\$dist/.exec(script)[1].split(' ')
   const entry = `dist/${/^entry=(.*)$/m.exec(script)[1]}`
   const env = { ...process.env }
   for (const [, name, value] of script.matchAll(/: "\$\{(\w+):=([^}]*)\}"/g)) env[name] ??= value
@@ -54,11 +59,19 @@ async function daemonCommand(profDir) {
 }
 
 /** Starts the daemon and resolves once it logs "mounted", with the ms that took. */
-async function startDaemon(command, mnt, url, extra, netns) {
-  const args = [...command.args, 'mount', mnt, `img=${url}`, ...extra]
+async function startDaemon(command, mnt, source, extra, netns) {
+  // `source`: a URL or path, or { snapshot, dir, env } for an S3 snapshot: a config in `dir` with
+  // the mountpoint and that snapshot entry (a config names the mountpoint itself).
+  let sourceArgs = [mnt, `img=${source}`]
+  if (typeof source !== 'string') {
+    const config = join(source.dir, `${basename(mnt)}.yaml`)
+    await writeFile(config, `mountpoint: ${mnt}\nsnapshots:\n${source.snapshot}\n`)
+    sourceArgs = ['--config', config]
+  }
+  const args = [...command.args, 'mount', ...sourceArgs, ...extra]
   const [program, programArgs] = netns ? netns.wrap(process.execPath, args) : [process.execPath, args]
   const started = performance.now()
-  const child = spawn(program, programArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: command.env })
+  const child = spawn(program, programArgs, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...command.env, ...source.env } })
   let log = ''
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve(signal ?? code)))
   await new Promise((resolve, reject) => {
@@ -80,7 +93,7 @@ function dd(file, mib) {
 
 async function run(server, command, extra, netns) {
   const mnt = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-'))
-  const daemon = await startDaemon(command, mnt, server.url, extra, netns)
+  const daemon = await startDaemon(command, mnt, server.source, extra, netns)
   try {
     const pid = daemon.child.pid
     const before = await sampleCpu(pid)
@@ -160,12 +173,14 @@ async function main() {
   const image = new SourceImage(undefined, join(DEFAULT_BENCH_DIR, 'image-1GiB-aes128ctr-v1.raw'), IMAGE_BYTES)
   await image.ensure()
   if (values.start) return measureStarts(await daemonCommand(values['cpu-prof']), image.path, Number(values.start))
+  if (values.s3) return probeS3(image)
   const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
   const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
   const profDir = values['cpu-prof']
   try {
     const command = await daemonCommand(profDir)
     const server = { url: nginx.url(basename(image.path)) }
+    server.source = server.url
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
@@ -174,15 +189,42 @@ async function main() {
       const { stdout } = netns ? await netns.run('curl', args) : { stdout: execFileSync('curl', args, { encoding: 'utf8' }) }
       console.log(`curl, one stream: ${(Number(stdout) / 1e6).toFixed(0)} MB/s`)
     }
-    for (let i = 0; i < Number(values.runs); i++) {
-      const r = await run(server, command, positionals, netns)
-      console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
-    }
-    console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+    await runAll(server, command, netns)
   } finally {
     await nginx.stop()
     await netns?.stop()
   }
+  await printProfiles(profDir)
+}
+
+async function runAll(server, command, netns) {
+  for (let i = 0; i < Number(values.runs); i++) {
+    const r = await run(server, command, positionals, netns)
+    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
+  }
+  console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+}
+
+/** `--s3`: radosgw started here, the image uploaded, then the runs against it. */
+async function probeS3(image) {
+  const rgw = await startRadosgw({ prefix: 'snapmount-cpu-probe-rgw-', compression: 'none' })
+  const dir = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-s3-'))
+  try {
+    await rgw.createBucket(S3_BUCKET)
+    const key = basename(image.path)
+    await rgw.uploadFile(S3_BUCKET, key, image.path)
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${rgw.endpoint}", region: ${rgw.region} }`
+    const [load1] = loadavg()
+    console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    await runAll({ source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
+  } finally {
+    await rgw.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+  await printProfiles(values['cpu-prof'])
+}
+
+async function printProfiles(profDir) {
   if (profDir) {
     for (const file of (await readdir(profDir)).filter((name) => name.endsWith('.cpuprofile')).sort()) {
       const { busyMs, rows } = topSelfTime(JSON.parse(await readFile(join(profDir, file), 'utf8')), Number(values.top))

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
@@ -85,4 +85,18 @@ t.test("the bundle's help is the modules' help, word for word (its string-width 
     const { stdout } = await promisify(execFile)(process.execPath, [modules, ...args])
     t.equal(bundled.stdout, stdout, args.join(' '))
   }
+})
+
+t.test('a bundle older than the modules tsc emitted is not run: bin/snapmount runs the modules', async (t) => {
+  const modules = fileURLToPath(new URL('../../dist/cli/bin.js', import.meta.url))
+  const bundle = fileURLToPath(new URL('../../dist/bundle/bin.js', import.meta.url))
+  // The entry node runs, printed by a module imported before it.
+  const env = { ...BUNDLE_ENV, NODE_OPTIONS: '--import=data:text/javascript,console.error(process.argv[1])' }
+  const entry = async () => (await runCli(['--version'], { env })).stderr.trim().split('\n').at(-1)
+  t.equal(await entry(), bundle, 'a fresh build runs the bundle')
+  const saved = await stat(modules)
+  t.teardown(() => utimes(modules, saved.atime, saved.mtime))
+  // As `tsc -p .` run alone, after the bundle was made, leaves them.
+  await utimes(modules, saved.atime, new Date((await stat(bundle)).mtime.getTime() + 10_000))
+  t.equal(await entry(), modules, 'tsc ran after the bundle: the modules run')
 })
