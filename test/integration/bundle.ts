@@ -14,13 +14,19 @@ import { tempDir } from '../fixtures/temp-dir.js'
 import { sha256 } from '../fixtures/test-data.js'
 
 /**
- * bin/snapmount runs the daemon bundled by scripts/bundle.mjs (dist/bundle/), except under the
- * tests' coverage, where it runs the modules tsc emitted (NODE_V8_COVERAGE: bin/snapmount says
- * why). These tests run the bundle as users do, with that variable empty: every backend's chunk,
- * the external packages it requires from node_modules (the native addons, the AWS SDK), the
- * disk cache's, and the hash worker beside it.
+ * tap's coverage (@tapjs/processinfo, loaded into every child by NODE_OPTIONS) would record the
+ * bundle too, mapped back approximately, and count the packages bundled in as files to cover; '0'
+ * turns it off in these children.
  */
-const BUNDLE_ENV = { NODE_V8_COVERAGE: '', ...FAUX_S3_ENV }
+const WITHOUT_COVERAGE = { _TAPJS_PROCESSINFO_COVERAGE_: '0' }
+/**
+ * bin/snapmount runs the daemon bundled by scripts/bundle.mjs (dist/bundle/), except in the tests
+ * (SNAPMOUNT_UNBUNDLED, from package.json's tap test-env) and under c8 (NODE_V8_COVERAGE), where it
+ * runs the modules tsc emitted: bin/snapmount says why. These tests run the bundle as users do,
+ * with both empty: every backend's chunk, the external packages it requires from node_modules (the
+ * native addons, the AWS SDK), the disk cache's, and the hash worker beside it.
+ */
+const BUNDLE_ENV = { NODE_V8_COVERAGE: '', SNAPMOUNT_UNBUNDLED: '', ...FAUX_S3_ENV, ...WITHOUT_COVERAGE }
 const SIZE = 3 * 1024 * 1024 + 4321
 
 t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly through the disk cache and serves metrics', async (t) => {
