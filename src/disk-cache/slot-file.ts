@@ -30,7 +30,8 @@ const datasync = promisify(fdatasync)
  * kernel drops the cached pages a direct write covers, and a page it failed to drop would fail its
  * check when read, like any damaged block). Where O_DIRECT is refused (tmpfs, some FUSE and network file
  * systems: EINVAL), writes use the buffered descriptor, as they do after a direct write fails with
- * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN).
+ * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN). `sync` still follows direct
+ * writes: it flushes the device's write cache and keeps the file's new size.
  */
 export class SlotFile {
   private readonly fd: number
@@ -88,7 +89,7 @@ export class SlotFile {
     return done
   }
 
-  /** fdatasync: every write that resolved before it is durable once this resolves (the device's cache flushed, the file's size kept). */
+  /** fdatasync: every write that resolved before it is durable once this resolves. */
   async sync(): Promise<void> {
     await datasync(this.writeFd)
   }
@@ -99,8 +100,8 @@ export class SlotFile {
   }
 
   close(): void {
-    if (this.writeFd !== this.fd) closeSync(this.writeFd)
     closeSync(this.fd)
+    if (this.writeFd !== this.fd) closeSync(this.writeFd)
   }
 }
 
