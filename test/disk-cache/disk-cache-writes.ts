@@ -1,5 +1,5 @@
 import t from 'tap'
-import { stat } from 'node:fs/promises'
+import { stat, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskCache, identityKey } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
@@ -55,4 +55,23 @@ t.test('blocks already on disk split a run: the rest are written around them', a
   const check = new RecordingBackend(bytes)
   t.ok((await new DiskCachedBackend(check, cache, { ...IDENTITY, size: bytes.length }).readExact(0, bytes.length)).equals(bytes))
   t.equal(check.reads.length, 0, 'all from disk')
+})
+
+t.test('two runs failing at once on a full disk: both counted, logged once', async (t) => {
+  const dir = await tempDir(t)
+  // Every write to /dev/full fails with ENOSPC: the data file is that device.
+  await symlink('/dev/full', join(dir, DATA_FILE))
+  const lines: string[] = []
+  const cache = DiskCache.open({ dir, capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger: { ...logger, warn: (line: string) => void lines.push(line) } })
+  t.teardown(() => cache.close())
+  const bytes = seededBytes(9, 8 * BLOCK)
+  const snapshot = cache.attach({ ...IDENTITY, size: bytes.length })
+  // Blocks 0-1 and 4-5: two runs, both under way before either fails (two are written at once).
+  await cache.keep(snapshot, 0, bytes.subarray(0, 2 * BLOCK))
+  await cache.keep(snapshot, 4, bytes.subarray(4 * BLOCK, 6 * BLOCK))
+  await cache.flush()
+  t.equal(cache.stats().writeErrors, 2, 'both failures counted')
+  t.equal(cache.stats().writes, 0)
+  t.match(lines.filter((line) => /cannot write/.test(line)), [/cannot write to .*ENOSPC/], 'logged once')
+  t.equal(cache.stats().bytesInUse, 0, 'nothing held against the bound')
 })
