@@ -56,6 +56,14 @@ export class SlotFile {
   }
 
   /**
+   * Writes `data` (at most a slot) into slot `slot` through the page cache, whatever `direct` says:
+   * a block then readable from memory at once (tests and tools; the cache writes with `writeRun`).
+   */
+  async write(slot: number, data: Buffer): Promise<void> {
+    await writeAll(this.fd, [data], slot * this.slotBytes)
+  }
+
+  /**
    * Writes `blocks` into consecutive slots from `slot`, with one pwritev: every block but the last
    * is a whole slot long; each is a piece of page-aligned memory at least DIRECT_ALIGN long,
    * starting a chunk (aligned-chunks.ts), so the last, when short (the image's end), is written
