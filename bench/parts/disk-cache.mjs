@@ -132,12 +132,16 @@ function indexedBlocks(cacheDir) {
   }
 }
 
-/** The blocks the ranged GETs of nginx's log lines `lines` asked for (a GET cut off by a kill too). */
+/**
+ * The blocks the ranged GETs of nginx's log lines `lines` asked for (a GET cut off by a kill too),
+ * but for the one-byte probe each daemon makes when it opens the image (`bytes=0-0`: its size and
+ * validator), which fetches no block.
+ */
 function requestedBlocks(lines) {
   const blocks = new Set()
   for (const line of lines.split('\n')) {
     const match = /range="bytes=(\d+)-(\d+)"/.exec(line)
-    if (!match) continue
+    if (!match || (match[1] === '0' && match[2] === '0')) continue
     for (let block = Math.floor(Number(match[1]) / BLOCK_BYTES); block <= Math.floor(Number(match[2]) / BLOCK_BYTES); block++) blocks.add(block)
   }
   return blocks

@@ -41,7 +41,8 @@ export const SYNC_READ_MAX_BYTES = 256 * 1024
  * kernel drops the cached pages a direct write covers, and a page it failed to drop would fail its
  * check when read, like any damaged block). Where O_DIRECT is refused (tmpfs, some FUSE and network file
  * systems: EINVAL), writes use the buffered descriptor, as they do after a direct write fails with
- * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN).
+ * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN). `sync` still follows direct
+ * writes: it flushes the device's write cache and keeps the file's new size.
  */
 export class SlotFile {
   private readonly fd: number
@@ -70,6 +71,14 @@ export class SlotFile {
   /** Whether writes bypass the page cache (O_DIRECT). */
   get direct(): boolean {
     return this.writeFd !== this.fd
+  }
+
+  /**
+   * Writes `data` (at most a slot) into slot `slot` through the page cache, whatever `direct` says:
+   * a block then readable from memory at once (tests and tools; the cache writes with `writeRun`).
+   */
+  async write(slot: number, data: Buffer): Promise<void> {
+    await writeAll(this.fd, [data], slot * this.slotBytes)
   }
 
   /**
@@ -140,6 +149,7 @@ export class SlotFile {
     // Unmapped when collected (mmap-io's finaliser).
     this.windows = []
     closeSync(this.fd)
+    if (this.writeFd !== this.fd) closeSync(this.writeFd)
   }
 }
 

@@ -47,6 +47,18 @@ t.test('a block in memory O_DIRECT refuses (not aligned: EINVAL) is written thro
   t.ok(back.equals(bytes), 'written')
 })
 
+t.test('write: one block through the page cache, with direct writes on', async (t) => {
+  const dir = await tempDir(t)
+  const file = new SlotFile(dir, SLOT)
+  t.teardown(() => file.close())
+  const bytes = seededBytes(3, SLOT)
+  await file.write(2, bytes)
+  t.equal(file.direct, true, 'direct writes stay on')
+  const back = Buffer.alloc(SLOT)
+  t.equal(await file.read(2, back), SLOT)
+  t.ok(back.equals(bytes))
+})
+
 t.test('a block size O_DIRECT cannot align to is written through the page cache', async (t) => {
   const dir = await tempDir(t)
   const file = new SlotFile(dir, 1000)
