@@ -170,7 +170,7 @@ export class CachingBackend implements StorageBackend {
     if (this.closed || length <= 0 || offset < 0 || offset + length > this.length) return undefined
     const firstBlock = Math.floor(offset / this.blockBytes)
     const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
-    for (let block = firstBlock; block <= lastBlock; block++) if (!this.cache.has(this.owner, block)) return undefined
+    for (let block = firstBlock; block <= lastBlock; block++) if (!this.cache.has(this.owner, block)) return this.readBelow(offset, length, firstBlock, lastBlock, stream)
     const access = this.tracker.observe(offset, length, stream)
     const extents: Extent[] = []
     const timerSet = this.unpinSoon.length > 0
@@ -228,6 +228,24 @@ export class CachingBackend implements StorageBackend {
   /** Whether block `block` is in the cache now (a prefetcher asks, to count what it lost). */
   isCached(block: number): boolean {
     return this.cache.has(this.owner, block)
+  }
+
+  /**
+   * A read that missed, answered at once by the layer below when it can (the disk cache, from
+   * the page cache, checking only the pieces it reads) and no fetch is bringing its blocks here:
+   * nothing is fetched or kept for it. A random reader's blocks, fetched whole, would mostly be
+   * evicted unread when its working set is larger than this cache, which is what the disk cache
+   * allows: a 4 KiB read so costs a 16 KiB pread instead of a 128 KiB one, a cache insertion
+   * and a chain of promises. The read is observed as any other, so a sequential reader's
+   * readahead still brings whole blocks here.
+   */
+  private readBelow(offset: number, length: number, firstBlock: number, lastBlock: number, stream: number | undefined): Buffer[] | undefined {
+    if (!this.source.readNow) return undefined
+    for (let block = firstBlock; block <= lastBlock; block++) if (this.inFlight.has(block)) return undefined
+    const pieces = this.source.readNow(offset, length, stream)
+    if (!pieces) return undefined
+    this.readAhead(this.tracker.observe(offset, length, stream))
+    return [...pieces]
   }
 
   /** Extents readNow answered from, unpinned together once the event loop turns (one timer, not one per read). */

@@ -27,7 +27,8 @@ export const INDEX_FILE = 'index.sqlite'
 /**
  * Bumped when the tables or what their rows mean change; an index of another version is emptied
  * (its data is then free space: a cache may be discarded). 3: blocks stored with XXH64 digests
- * (block-digest.ts) where 2 had CRC32C ones, which would each fail their check, one log line per block.
+ * of their 16 KiB pieces (block-digest.ts) where 2 had a CRC32C of the block, which would each
+ * fail their check, one log line per block.
  */
 const SCHEMA_VERSION = 3
 

@@ -5,7 +5,7 @@ import type { SourceIdentity } from '../backend/storage-backend.js'
 import { describe } from '../backend/errors.js'
 import { XXH64_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
-import { SlotFile } from './slot-file.js'
+import { SlotFile, SYNC_READ_MAX_BYTES } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
 import { AlignedChunks } from './aligned-chunks.js'
 
@@ -131,6 +131,8 @@ export class DiskCache {
   private readonly keys = new Map<number, string>()
   private readonly fifo: S3Fifo<string>
   private readonly chunks: AlignedChunks
+  /** Where `readNow` reads: one read at a time, copied out by its caller before the next. */
+  private scratch: Buffer | undefined
   /** Slots never used below `nextSlot`, or free again. */
   private readonly holes: number[] = []
   private nextSlot = 0
@@ -325,12 +327,51 @@ export class DiskCache {
           why = describe(err)
         }
       }
-      // Another reader of the same block found it bad first, and dropped it: counted once.
-      if (this.stored.get(snapshot.id)?.get(block) !== stored) continue
-      this.counters.verifyFailures++
-      this.logger.warn(`disk cache: block ${block} of ${snapshot.source} failed its check (${why}): dropped, fetched again from the source`)
-      this.forget(snapshot.id, block)
+      this.failed(snapshot, block, stored, why)
     }
+  }
+
+  /**
+   * Bytes `[from, to)` of block `block`, read and checked at once, when the digest checks pieces
+   * (BlockDigest.pieceBytes) and the pieces under the range are in the page cache: only those
+   * pieces are read (a pread on the JS thread) and checked, not the whole block. Undefined when
+   * it cannot, or the pieces fail their check (the block is then dropped, as by `read`): the
+   * caller reads as usual. The bytes are a view of a buffer the next call reuses: copy them first.
+   */
+  readNow(snapshot: DiskSnapshot, block: number, from: number, to: number): Buffer | undefined {
+    const stored = this.stored.get(snapshot.id)?.get(block)
+    const pieceBytes = this.digest.pieceBytes
+    if (this.closed || !stored || !pieceBytes || stored.algo !== this.digest.name) return undefined
+    const first = Math.floor(from / pieceBytes)
+    const start = first * pieceBytes
+    const end = Math.min(Math.ceil(to / pieceBytes) * pieceBytes, stored.length)
+    if (end - start > SYNC_READ_MAX_BYTES) return undefined
+    this.scratch ??= Buffer.allocUnsafeSlow(SYNC_READ_MAX_BYTES)
+    const into = this.scratch.subarray(0, end - start)
+    let why: string
+    try {
+      const got = this.file.readNow(stored.slot, start, into)
+      if (got === undefined) return undefined
+      if (got < into.length) why = `${got} of ${into.length} bytes on disk`
+      else if (this.digest.matchesPieces!(into, block, stored.digest, first)) {
+        this.counters.hits++
+        this.fifo.hit(`${snapshot.id}/${block}`)
+        return into.subarray(from - start, to - start)
+      } else why = `${this.digest.name} mismatch`
+    } catch (err) {
+      why = describe(err)
+    }
+    this.failed(snapshot, block, stored, why)
+    return undefined
+  }
+
+  /** Block `block`, as `stored`, failed its check: logged, counted and dropped (fetched again by the caller). */
+  private failed(snapshot: DiskSnapshot, block: number, stored: Stored, why: string): void {
+    // Another reader of the same block found it bad first, and dropped it: counted once.
+    if (this.stored.get(snapshot.id)?.get(block) !== stored) return
+    this.counters.verifyFailures++
+    this.logger.warn(`disk cache: block ${block} of ${snapshot.source} failed its check (${why}): dropped, fetched again from the source`)
+    this.forget(snapshot.id, block)
   }
 
   private doneReading(slot: number): void {

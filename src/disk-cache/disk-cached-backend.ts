@@ -46,6 +46,8 @@ export class DiskCachedBackend implements StorageBackend {
     if (this.closed) throw new BackendClosedError()
     assertInRange(offset, length, this.length)
     if (length === 0) return Buffer.alloc(0)
+    // Blocks on disk may answer without waiting for anything that would see the signal.
+    options.signal?.throwIfAborted()
     const blockBytes = this.cache.blockBytes
     const first = Math.floor(offset / blockBytes)
     const end = Math.ceil((offset + length) / blockBytes)
@@ -72,6 +74,21 @@ export class DiskCachedBackend implements StorageBackend {
     this.cache.missed(found.filter((hit) => !hit).length)
     await Promise.all(fetches)
     return whole ? target : target.subarray(offset - spanStart, offset - spanStart + length)
+  }
+
+  /**
+   * A read inside one block that is on disk and in the page cache, answered at once: only the
+   * pieces of the block under it are read and checked (DiskCache.readNow). Undefined otherwise:
+   * the caller reads as usual. The memory cache above asks this when it misses (caching-backend.ts).
+   */
+  readNow(offset: number, length: number): readonly Buffer[] | undefined {
+    if (this.closed || length <= 0 || offset < 0 || offset + length > this.length) return undefined
+    const blockBytes = this.cache.blockBytes
+    const block = Math.floor(offset / blockBytes)
+    if (Math.floor((offset + length - 1) / blockBytes) !== block) return undefined
+    const from = offset - block * blockBytes
+    const bytes = this.cache.readNow(this.snapshot, block, from, from + length)
+    return bytes && [bytes]
   }
 
   /** Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and stores them. */

@@ -108,13 +108,23 @@ export class SlotFile {
     const at = slot * this.slotBytes
     // In the page cache: no I/O to wait for, so no thread pool (SYNC_READ_MAX_BYTES). A short
     // read (the file truncated) goes on below, which finds the end.
-    let done = into.length <= SYNC_READ_MAX_BYTES && this.resident(at, into.length) ? readSync(this.fd, into, 0, into.length, at) : 0
+    let done = (into.length <= SYNC_READ_MAX_BYTES && this.readNow(slot, 0, into)) || 0
     while (done < into.length) {
       const { bytesRead } = await pread(this.fd, into, done, into.length - done, at + done)
       if (bytesRead === 0) break
       done += bytesRead
     }
     return done
+  }
+
+  /**
+   * Reads `into.length` bytes from `offset` in slot `slot` at once, on the JS thread, if they are
+   * in the page cache: the bytes read (fewer when the file ends first), or undefined when they are
+   * not cached (`read` them). A failing disk's error is thrown.
+   */
+  readNow(slot: number, offset: number, into: Buffer): number | undefined {
+    const at = slot * this.slotBytes + offset
+    return this.resident(at, into.length) ? readSync(this.fd, into, 0, into.length, at) : undefined
   }
 
   /** Whether every page of `[at, at + length)` is in the page cache now (a read of it cannot block on the disk). */

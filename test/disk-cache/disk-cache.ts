@@ -158,7 +158,7 @@ t.test('corruption: flipped, zeroed and torn blocks are caught, logged, counted,
   t.same(refetched.sort((a, b) => a - b), [...damaged].sort((a, b) => a - b), 'each damaged block fetched again exactly once')
   t.equal(cache.stats().verifyFailures, 100, 'counted')
   t.equal(lines.filter((line) => /failed its check/.test(line)).length, 100, 'one log line each')
-  t.ok(lines.some((line) => /xxh64 mismatch/.test(line)), 'saying why')
+  t.ok(lines.some((line) => /xxh64\/16k mismatch/.test(line)), 'saying why')
 })
 
 t.test('a truncated data file: the blocks past its end are short, caught and fetched again, never zeros', async (t) => {
@@ -373,7 +373,7 @@ t.test('blocks checked with another digest than they were stored with are droppe
   const { source, backend } = layer(second.cache, bytes)
   t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
   t.equal(source.reads.length, 1, 'fetched again')
-  t.match(second.lines, [/stored with xxh64, checked with manifest-sha256/, /stored with xxh64/])
+  t.match(second.lines, [/stored with xxh64\/16k, checked with manifest-sha256/, /stored with xxh64\/16k/])
 })
 
 t.test('the default digest (XXH64) matches its own block and no other, nor a digest of another length; so does CRC32C', async (t) => {
@@ -386,6 +386,7 @@ t.test('the default digest (XXH64) matches its own block and no other, nor a dig
   t.notOk(XXH64_DIGEST.matches(flipped, 0, stored), 'one bit flipped')
   t.notOk(XXH64_DIGEST.matches(Buffer.alloc(BLOCK), 0, stored), 'zeroed')
   t.notOk(XXH64_DIGEST.matches(data, 0, stored.subarray(0, 4)), 'a 4-byte digest')
+  t.notOk(XXH64_DIGEST.matchesPieces!(data, 0, stored, 1), 'pieces past the stored digests')
   t.ok(CRC32C_DIGEST.matches(data, 0, CRC32C_DIGEST.digest(data, 0)), 'CRC32C (an older index\'s, or a test\'s) likewise')
   t.notOk(CRC32C_DIGEST.matches(flipped, 0, CRC32C_DIGEST.digest(data, 0)))
 })
