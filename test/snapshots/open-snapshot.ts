@@ -159,7 +159,8 @@ t.test('the recording layer, outermost: records by itself where the profile to r
   const anonymous = await openSnapshot(withProfile('weak.json'), { ...context, logger })
   t.teardown(() => anonymous.close())
   t.notOk('profileRecording' in anonymous.inspect!())
-  t.match(lines, [/web\.img: no boot profile at .*weak\.json, and none can be recorded: it has no manifest and its source no strong ETag/])
+  // The prefetching layer reads there.json in the background, and says it is no profile.
+  t.match(lines.filter((line) => line.includes('weak.json')), [/web\.img: no boot profile at .*weak\.json, and none can be recorded: it has no manifest and its source no strong ETag/])
 })
 
 t.test('with prefetch_profile: its blocks are prefetched into the cache, above it and under metering; a profile of another image is a warning', async (t) => {
