@@ -135,13 +135,16 @@ export class SlotFile {
     }
   }
 
-  /** Reads slot `slot` into `into`: the bytes read, fewer when the file ends first (truncated). */
-  async read(slot: number, into: Buffer): Promise<number> {
-    const at = slot * this.slotBytes
+  /**
+   * Reads slot `slot` from `offset` in it (0: its start) into `into`: the bytes read, fewer when
+   * the file ends first (truncated). Direct when `offset` is a multiple of DIRECT_ALIGN.
+   */
+  async read(slot: number, into: Buffer, offset = 0): Promise<number> {
+    const at = slot * this.slotBytes + offset
     // In the page cache: no I/O to wait for, so no thread pool (SYNC_READ_MAX_BYTES). Otherwise
     // direct, where it can be. A short read (the file truncated) goes on below, which finds the end.
-    let done = (into.length <= SYNC_READ_MAX_BYTES && this.readNow(slot, 0, into)) || 0
-    if (done === 0 && this.directReads) {
+    let done = (into.length <= SYNC_READ_MAX_BYTES && this.readNow(slot, offset, into)) || 0
+    if (done === 0 && this.directReads && offset % DIRECT_ALIGN === 0) {
       try {
         done = await this.readDirect(at, into)
         // A disk whose logical block is larger than DIRECT_ALIGN (or failing): none here to test with.
@@ -163,7 +166,7 @@ export class SlotFile {
   }
 
   /**
-   * Reads `into` from `at` (a slot's start: aligned) through the O_DIRECT descriptor, a chunk at a
+   * Reads `into` from `at` (aligned) through the O_DIRECT descriptor, a chunk at a
    * time, each read rounded up to DIRECT_ALIGN and copied out: the bytes read, fewer at the file's end.
    */
   private async readDirect(at: number, into: Buffer): Promise<number> {

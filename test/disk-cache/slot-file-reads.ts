@@ -38,6 +38,11 @@ t.test('slots not in the page cache are read past it, in chunks, many reads at o
   t.equal(await file.read(3, one), SLOT)
   t.ok(one.equals(bytes.subarray(3 * SLOT, 4 * SLOT)), 'one slot')
   t.equal(file.readNow(3, 0, Buffer.alloc(SLOT)), undefined, 'read past the page cache: still not in it')
+  const inside = Buffer.alloc(16 * 1024)
+  t.equal(await file.read(5, inside, 32 * 1024), inside.length)
+  t.ok(inside.equals(bytes.subarray(5 * SLOT + 32 * 1024, 5 * SLOT + 48 * 1024)), 'from inside a slot, aligned: past the page cache')
+  t.equal(await file.read(5, inside, 100), inside.length)
+  t.ok(inside.equals(bytes.subarray(5 * SLOT + 100, 5 * SLOT + 100 + 16 * 1024)), 'not aligned: through it')
 
   // Longer than a chunk, and more reads at once than there are chunks: each waits its turn.
   const run = 2 * DIRECT_READ_BYTES / SLOT + 3
