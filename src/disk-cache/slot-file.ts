@@ -46,10 +46,10 @@ const DIRECT_READ_CHUNKS = 4
  * in 4 MiB writes, load 8), 0.08-0.09 s of system CPU against 0.86 s for the same writes through
  * the page cache with no sync and 2.5 s with an fdatasync per 64 MiB: the kernel neither copies
  * the bytes nor writes back dirty pages later, and the cache's blocks do not push the source's or
- * the guests' pages out of the page cache. Reads keep the buffered descriptor (any alignment; the
- * kernel drops the cached pages a direct write covers, and a page it failed to drop would fail its
- * check when read, like any damaged block). Where O_DIRECT is refused (tmpfs, some FUSE and network file
- * systems: EINVAL), writes use the buffered descriptor, as they do after a direct write fails with
+ * the guests' pages out of the page cache (the kernel drops the cached pages a direct write covers,
+ * and a page it failed to drop would fail its check when read, like any damaged block). Where
+ * O_DIRECT is refused (ramfs, some FUSE and network file systems: EINVAL; tmpfs takes it since
+ * Linux 6.6), writes use the buffered descriptor, as they do after a direct write fails with
  * EINVAL (a disk whose logical block is larger than DIRECT_ALIGN). `sync` still follows direct
  * writes: it flushes the device's write cache and keeps the file's new size.
  *
@@ -57,8 +57,9 @@ const DIRECT_READ_CHUNKS = 4
  * SYNC_READ_MAX_BYTES). The others, which after a restart are all of them (direct writes left
  * nothing in the page cache), are read through a third descriptor opened O_RDONLY|O_DIRECT, into
  * aligned chunks of DIRECT_READ_BYTES, and copied out: a buffered pread of one block per call ran at
- * ~200 MB/s and 2.2 CPU-s/GiB here (the kernel's copy into the page cache, its readahead's
- * bookkeeping, a page cache that grows and must be reclaimed), a direct one at ~1 GB/s and 0.4.
+ * ~155-210 MB/s and 2.2 CPU-s/GiB here (the kernel's copy into the page cache, its readahead's
+ * bookkeeping, a page cache that grows and must be reclaimed), a direct one at ~1 GB/s and 0.4
+ * (a prototype; the bench's restart re-read: 2.9 CPU-s/GiB of the whole daemon before, 1.3 after).
  * The kernel writes back dirty pages of a range before a direct read of it, so a block written
  * through the page cache (`write`) reads back right. Where O_DIRECT is refused (EINVAL, as for
  * writes), reads stay buffered.
