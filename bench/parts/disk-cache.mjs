@@ -3,10 +3,11 @@
 // re-read after a restart against the local file backend, a corruption run and a crash run.
 
 import Database from 'better-sqlite3'
-import { mkdtemp, open, rm } from 'node:fs/promises'
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { startNginx } from '../../tools/nginx.mjs'
 import { startDaemon, withDaemon } from '../lib/daemons.mjs'
+import { withCpu } from '../lib/cpu.mjs'
 import { fmt, fmtCpu } from '../lib/format.mjs'
 import { progress } from '../lib/progress.mjs'
 import { fioRand, fioSeq, sha256Direct, sha256File } from '../lib/readers.mjs'
@@ -28,6 +29,17 @@ function seeded(seed) {
   return () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 32)
 }
 
+/**
+ * Empties the page cache (dirty pages written first): the reads after it start cold on both sides,
+ * as after a reboot. The disk cache's data file is never in it (written and read with O_DIRECT),
+ * the image file the local file backend reads would be (`image.warm()`, earlier parts): without
+ * this the comparison is a disk against memory. Needs root.
+ */
+async function dropPageCache(procs) {
+  await procs.run('sync', [])
+  await writeFile('/proc/sys/vm/drop_caches', '3\n')
+}
+
 export async function measureDiskCache(ctx) {
   const { procs, settings, image } = ctx
   await image.warm()
@@ -40,6 +52,11 @@ export async function measureDiskCache(ctx) {
     const remote = (key, extra) => ({ key, title: `snapmount ${extra.join(' ')}`.trim(), command: (mnt) => [SNAPMOUNT, 'mount', ...extra, mnt, `${NAME}=${url}`] })
     const seq = (file, daemon) => counted(ctx, daemon, proxy, () => fioSeq(procs, file, { bytesEach: IMAGE_BYTES }))
     const rand = (file, daemon) => counted(ctx, daemon, proxy, () => fioRand(procs, file, { jobs: 1, seconds: settings.fioSeconds }))
+    // The restart's reads and the local file backend's, each from a cold page cache.
+    const cold = (read) => async (file, daemon) => {
+      await dropPageCache(procs)
+      return read(file, daemon)
+    }
     const began = Date.now()
     const loadBefore = (await import('node:os')).loadavg()[0]
 
@@ -50,10 +67,13 @@ export async function measureDiskCache(ctx) {
     progress('disk-cache: first pass into an empty disk cache')
     const first = await withDaemon(ctx, on, seq, { timeoutMs: READ_TIMEOUT_MS })
     progress('disk-cache: after a restart, sequential then 4 KiB O_DIRECT random')
-    const again = await withDaemon(ctx, on, async (file, daemon) => ({ seq: await seq(file, daemon), rand: await rand(file, daemon) }), { timeoutMs: READ_TIMEOUT_MS })
+    const again = await withDaemon(ctx, on, async (file, daemon) => ({ seq: await cold(seq)(file, daemon), rand: await cold(rand)(file, daemon) }), { timeoutMs: READ_TIMEOUT_MS })
     progress('disk-cache: the same reads through snapmount\'s local file backend')
     const local = { key: 'dc-local', title: 'snapmount file', command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${image.path}`] }
-    const file = await withDaemon(ctx, local, async (path) => ({ seq: await fioSeq(procs, path, { bytesEach: IMAGE_BYTES }), rand: await fioRand(procs, path, { jobs: 1, seconds: settings.fioSeconds }) }))
+    const withLocalCpu = (read) => (path, daemon) => withCpu(daemon.child.pid, ctx.ticksPerSecond, () => read(path))
+    const localSeq = cold(withLocalCpu((path) => fioSeq(procs, path, { bytesEach: IMAGE_BYTES })))
+    const localRand = cold(withLocalCpu((path) => fioRand(procs, path, { jobs: 1, seconds: settings.fioSeconds })))
+    const file = await withDaemon(ctx, local, async (path, daemon) => ({ seq: await localSeq(path, daemon), rand: await localRand(path, daemon) }))
 
     progress(`disk-cache: ${DAMAGED_BLOCKS} cached blocks damaged, then the whole image read after a restart`)
     const damaged = await damageBlocks(cacheDir, DAMAGED_BLOCKS, seeded(18))
@@ -69,7 +89,8 @@ export async function measureDiskCache(ctx) {
       rttMs: RTT_MS,
       firstPass: { off: summary(off), on: summary(first) },
       restart: { seq: summary(again.seq), rand: { iops: again.rand.iops, p50Ms: again.rand.p50Ms, p99Ms: again.rand.p99Ms, serverBytes: again.rand.traffic.sent } },
-      localFile: { seqMbps: file.seq.mbps, randIops: file.rand.iops },
+      localFile: { seqMbps: file.seq.mbps, seqCpuSecondsPerGiB: file.seq.cpu.daemonSecondsPerGiB, randIops: file.rand.iops, randCpuSecondsPerGiB: file.rand.cpu.daemonSecondsPerGiB },
+      restartRandCpuSecondsPerGiB: again.rand.cpu.daemonSecondsPerGiB,
       corruption: { damaged: damaged.length, kinds: countKinds(damaged), shaOk: corruption.sha === expected, askedBytes: corruption.traffic.asked, logged: corruption.logged },
       crash,
       seconds: (Date.now() - began) / 1000,

@@ -46,6 +46,13 @@ export interface StorageBackend {
    * deadline, no AbortController and no chain of promises. `stream` is `ReadOptions.stream`.
    */
   readNow?(offset: number, length: number, stream?: number): readonly Buffer[] | undefined
+  /**
+   * A small read inside one block, answered from below without bringing the whole block up (the
+   * disk cache reads and checks only the pieces under it); undefined when it cannot: the caller
+   * then reads as usual. The memory cache asks it on a miss with no readahead (a random read).
+   * The bytes are the caller's.
+   */
+  readSmall?(offset: number, length: number): Promise<readonly Buffer[] | undefined>
   close(): Promise<void>
   /**
    * A reader opened the snapshot (a FUSE open): a backend that can tell cheaply whether its source

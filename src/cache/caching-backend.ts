@@ -147,6 +147,12 @@ export class CachingBackend implements StorageBackend {
     const access = this.tracker.observe(offset, length, options.stream)
     const firstBlock = Math.floor(offset / this.blockBytes)
     const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
+    // A random miss (no readahead) in one block: the source may answer it without the whole block
+    // (the disk cache's pieces), which is then not kept here, as for readNow's.
+    if (this.source.readSmall && access.ahead.length === 0 && firstBlock === lastBlock && !this.cache.has(this.owner, firstBlock) && !this.inFlight.has(firstBlock)) {
+      const pieces = await this.source.readSmall(offset, length)
+      if (pieces) return [...pieces]
+    }
     // Extents this read holds views of while it waits: their buffers must not be recycled meanwhile.
     const pinned: Extent[] = []
     try {

@@ -339,29 +339,75 @@ export class DiskCache {
    * caller reads as usual. The bytes are a view of a buffer the next call reuses: copy them first.
    */
   readNow(snapshot: DiskSnapshot, block: number, from: number, to: number): Buffer | undefined {
+    const span = this.pieceSpan(snapshot, block, from, to)
+    if (!span || span.end - span.start > SYNC_READ_MAX_BYTES) return undefined
+    this.scratch ??= Buffer.allocUnsafeSlow(SYNC_READ_MAX_BYTES)
+    const into = this.scratch.subarray(0, span.end - span.start)
+    let got: number | undefined
+    try {
+      got = this.file.readNow(span.stored.slot, span.start, into)
+      if (got === undefined) return undefined
+      // An I/O error reading the data file (EIO from a failing disk): no test can make one.
+      /* c8 ignore next 3 */
+    } catch (err) {
+      return this.checkPieces(snapshot, block, span, from, to, into, err)
+    }
+    return this.checkPieces(snapshot, block, span, from, to, into, got)
+  }
+
+  /**
+   * `readNow` for pieces that are not in the page cache: only the pieces under `[from, to)` are
+   * read, past the page cache (slot-file.ts), and checked, where the memory cache would fetch the
+   * whole block for a small random read. Undefined when the digest has no pieces or the block is
+   * not on disk or fails its check (dropped): the caller reads as usual. The bytes are the caller's.
+   */
+  async readPieces(snapshot: DiskSnapshot, block: number, from: number, to: number): Promise<Buffer | undefined> {
+    const span = this.pieceSpan(snapshot, block, from, to)
+    if (!span) return undefined
+    const slot = span.stored.slot
+    const into = Buffer.allocUnsafe(span.end - span.start)
+    this.reading.set(slot, (this.reading.get(slot) ?? 0) + 1)
+    let got: number | Error
+    try {
+      got = await this.file.read(slot, into, span.start)
+      // An I/O error reading the data file (EIO from a failing disk): no test can make one.
+      /* c8 ignore next 3 */
+    } catch (err) {
+      got = err as Error
+    } finally {
+      this.doneReading(slot)
+    }
+    // Closed meanwhile: the descriptor too, so an error is no sign of a damaged block.
+    if (this.closed) return undefined
+    return this.checkPieces(snapshot, block, span, from, to, into, got)
+  }
+
+  /** The whole pieces of block `block` under `[from, to)`, and where it is stored; undefined when it is not on disk, or cannot be checked by pieces. */
+  private pieceSpan(snapshot: DiskSnapshot, block: number, from: number, to: number): { stored: Stored; first: number; start: number; end: number } | undefined {
     const stored = this.stored.get(snapshot.id)?.get(block)
     const pieceBytes = this.digest.pieceBytes
     if (this.closed || !stored || !pieceBytes || stored.algo !== this.digest.name) return undefined
     const first = Math.floor(from / pieceBytes)
-    const start = first * pieceBytes
-    const end = Math.min(Math.ceil(to / pieceBytes) * pieceBytes, stored.length)
-    if (end - start > SYNC_READ_MAX_BYTES) return undefined
-    this.scratch ??= Buffer.allocUnsafeSlow(SYNC_READ_MAX_BYTES)
-    const into = this.scratch.subarray(0, end - start)
+    return { stored, first, start: first * pieceBytes, end: Math.min(Math.ceil(to / pieceBytes) * pieceBytes, stored.length) }
+  }
+
+  /** Checks pieces read into `into` (`got`: the bytes read, or the read's error): the bytes `[from, to)` of the block when right, else undefined, the block dropped. */
+  private checkPieces(snapshot: DiskSnapshot, block: number, span: { stored: Stored; first: number; start: number }, from: number, to: number, into: Buffer, got: number | unknown): Buffer | undefined {
     let why: string
     try {
-      const got = this.file.readNow(stored.slot, start, into)
-      if (got === undefined) return undefined
-      if (got < into.length) why = `${got} of ${into.length} bytes on disk`
-      else if (this.digest.matchesPieces!(into, block, stored.digest, first)) {
+      // A read's error: see readNow's and readPieces' catch.
+      /* c8 ignore next */
+      if (typeof got !== 'number') why = describe(got)
+      else if (got < into.length) why = `${got} of ${into.length} bytes on disk`
+      else if (this.digest.matchesPieces!(into, block, span.stored.digest, span.first)) {
         this.counters.hits++
         this.fifo.hit(`${snapshot.id}/${block}`)
-        return into.subarray(from - start, to - start)
+        return into.subarray(from - span.start, to - span.start)
       } else why = `${this.digest.name} mismatch`
     } catch (err) {
       why = describe(err)
     }
-    this.failed(snapshot, block, stored, why)
+    this.failed(snapshot, block, span.stored, why)
     return undefined
   }
 

@@ -82,13 +82,29 @@ export class DiskCachedBackend implements StorageBackend {
    * the caller reads as usual. The memory cache above asks this when it misses (caching-backend.ts).
    */
   readNow(offset: number, length: number): readonly Buffer[] | undefined {
+    const place = this.placeInBlock(offset, length)
+    const bytes = place && this.cache.readNow(this.snapshot, place.block, place.from, place.from + length)
+    return bytes && [bytes]
+  }
+
+  /**
+   * A read inside one block that is on disk but not in the page cache: only the pieces of the
+   * block under it are read (past the page cache) and checked (DiskCache.readPieces). Undefined
+   * otherwise. The memory cache asks this on a random miss (caching-backend.ts).
+   */
+  async readSmall(offset: number, length: number): Promise<readonly Buffer[] | undefined> {
+    const place = this.placeInBlock(offset, length)
+    const bytes = place && (await this.cache.readPieces(this.snapshot, place.block, place.from, place.from + length))
+    return bytes && [bytes]
+  }
+
+  /** The block a read lies in and where in it the read starts; undefined when it is empty, out of range, across blocks or the backend closed. */
+  private placeInBlock(offset: number, length: number): { block: number; from: number } | undefined {
     if (this.closed || length <= 0 || offset < 0 || offset + length > this.length) return undefined
     const blockBytes = this.cache.blockBytes
     const block = Math.floor(offset / blockBytes)
     if (Math.floor((offset + length - 1) / blockBytes) !== block) return undefined
-    const from = offset - block * blockBytes
-    const bytes = this.cache.readNow(this.snapshot, block, from, from + length)
-    return bytes && [bytes]
+    return { block, from: offset - block * blockBytes }
   }
 
   /** Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and stores them. */

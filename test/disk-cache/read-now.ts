@@ -1,14 +1,14 @@
 import t, { type Test } from 'tap'
 import { open, truncate } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { DiskCache, identityKey, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
+import { DiskCache, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
 import { CRC32C_DIGEST, DIGEST_PIECE_BYTES, XXH64_DIGEST } from '../../src/disk-cache/block-digest.js'
 import { BlockCache } from '../../src/cache/block-cache.js'
 import { CachingBackend } from '../../src/cache/caching-backend.js'
 import { RecordingBackend } from '../fixtures/recording-backend.js'
 import { seededBytes, seededRandom } from '../fixtures/test-data.js'
-import { tempDir } from '../fixtures/temp-dir.js'
+import { filledDiskCache, flipBits, IDENTITY } from '../fixtures/filled-disk-cache.js'
 
 // Reads answered at once from the disk cache (DiskCache.readNow, DiskCachedBackend.readNow and
 // the memory cache's fall-through to them): only the 16 KiB pieces under a read are read and
@@ -17,22 +17,10 @@ import { tempDir } from '../fixtures/temp-dir.js'
 const KIB = 1024
 /** Four pieces per block. */
 const BLOCK = 4 * DIGEST_PIECE_BYTES
-const IDENTITY = { source: 'http://127.0.0.1/image.raw', validator: '"etag-1"' }
 
-/** A disk cache over `bytes` in a fresh directory, filled with every block, and its log lines. */
-async function filled(t: Test, bytes: Buffer, options: Partial<DiskCacheOptions> = {}) {
-  const lines: string[] = []
-  const logger = { info: (m: string) => void lines.push(m), warn: (m: string) => void lines.push(m), error: (m: string) => void lines.push(m) }
-  const cache = DiskCache.open({ dir: await tempDir(t), capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger, ...options })
-  t.teardown(() => cache.close())
-  const source = new RecordingBackend(bytes)
-  const backend = new DiskCachedBackend(source, cache, { ...IDENTITY, size: bytes.length })
-  await backend.readExact(0, bytes.length)
-  await cache.flush()
-  // Blocks are written with O_DIRECT, past the page cache: read back once, they are in it.
-  await backend.readExact(0, bytes.length)
-  const place = (block: number) => cache.placeOf(identityKey({ ...IDENTITY, size: bytes.length }, cache.blockBytes), block)!
-  return { cache, source, backend, lines, place }
+/** A disk cache over `bytes` filled with every block, and its log lines. */
+function filled(t: Test, bytes: Buffer, options: Partial<DiskCacheOptions> = {}) {
+  return filledDiskCache(t, bytes, options.blockBytes ?? BLOCK, 64, { pageCached: true, ...options })
 }
 
 /** Bytes read from the source since its `from`th read. */
@@ -95,11 +83,7 @@ t.test('damaged pieces are never served: caught by the piece read, logged, count
   const file = await open(place(0).path, 'r+')
   // Block 1: a bit flipped in its third piece. Block 3: its second piece zeroed. Block 5: the last
   // 100 bytes of the file cut off (a torn write at the end).
-  const flip = place(1).offset + 2 * DIGEST_PIECE_BYTES + 77
-  const byte = Buffer.alloc(1)
-  await file.read(byte, 0, 1, flip)
-  byte[0] = byte[0]! ^ 4
-  await file.write(byte, 0, 1, flip)
+  await flipBits(place(1).path, place(1).offset + 2 * DIGEST_PIECE_BYTES + 77, 4)
   await file.write(Buffer.alloc(DIGEST_PIECE_BYTES), 0, DIGEST_PIECE_BYTES, place(3).offset + DIGEST_PIECE_BYTES)
   await file.close()
   const last = [0, 1, 2, 3, 4, 5, 6, 7].map(place).sort((a, b) => b.offset - a.offset)[0]!
@@ -152,8 +136,8 @@ t.test('the memory cache falls through to the disk cache on a miss, keeps nothin
   await new Promise((resolve) => setTimeout(resolve, 20))
   t.ok(cached.cachedBytes() > 0, 'the stream\'s readahead filled the memory cache')
   t.equal(fetched(source, before), 0, 'nothing from the source')
-  // A block being fetched into memory: the read waits for that fetch instead.
-  const fetching = cached.readPieces(40 * BLOCK, 10)
+  // A block being fetched into memory (a read across two blocks fetches both): the read waits for that fetch instead.
+  const fetching = cached.readPieces(40 * BLOCK, BLOCK + 10)
   t.equal(cached.readNow(40 * BLOCK + 20, 10, 3), undefined, 'a block on its way: read as usual')
   await fetching
   await cached.close()
