@@ -64,9 +64,12 @@ t.test('kill -9 during a fill: a restart reuses the blocks completed before it',
       const readerDone = new Promise((resolve) => reader.once('exit', resolve))
       const fetchedBefore = (await rangedGets(nginx)).reduce((sum, get) => sum + get.bytes, 0)
       const killAfter = (0.1 + 0.15 * random()) * size
+      // And not before the index has had a few commits (every 20 ms): a fill on loopback may pass
+      // killAfter in less, and a kill before the first commit leaves nothing to judge reuse by.
+      const earliest = Date.now() + 100
       for (;;) {
         const fetched = (await rangedGets(nginx)).reduce((sum, get) => sum + get.bytes, 0) - fetchedBefore
-        if (fetched >= killAfter) break
+        if (fetched >= killAfter && Date.now() >= earliest) break
         await new Promise((resolve) => setTimeout(resolve, 5))
       }
       daemon.process.kill('SIGKILL')
