@@ -209,20 +209,13 @@ export class CachingBackend implements StorageBackend {
     const perRequest = Math.max(1, Math.min(this.maxDemandBlocks, Math.floor(maxRequestBytes / this.blockBytes)))
     const fetches: Fetch[] = []
     let complete = true
-    for (let block = first; block < end; ) {
-      if (!this.isMissing(block)) {
-        block++
-        continue
-      }
-      let runEnd = block + 1
-      while (runEnd < end && runEnd - block < perRequest && this.isMissing(runEnd)) runEnd++
+    for (const [block, runEnd] of this.missingRuns(first, end, perRequest)) {
       const fetch = this.fetch(block, runEnd, PREFETCH_STREAM, 'prefetch')
       if (!fetch) {
         complete = false
         break
       }
       fetches.push(fetch)
-      block = runEnd
     }
     const outcomes = await Promise.all(fetches.map((fetch) => fetch.outcome))
     const failure = outcomes.find((outcome) => outcome !== undefined)
@@ -306,6 +299,18 @@ export class CachingBackend implements StorageBackend {
     const first = Math.floor(ahead.offset / this.blockBytes)
     const end = Math.min(Math.ceil((ahead.offset + ahead.length) / this.blockBytes), this.blockCount())
     const perRequest = Math.max(1, Math.floor(ahead.requestBytes / this.blockBytes))
+    for (const [block, runEnd] of this.missingRuns(first, end, perRequest)) {
+      // No room left under the bound (other fetches hold it): read ahead no further for now.
+      if (!this.fetch(block, runEnd, stream, 'readahead')) return
+    }
+  }
+
+  /**
+   * The runs of blocks in `[first, end)` neither cached nor on their way, each at most
+   * `perRequest` long, as `[first, end)` pairs: looked at lazily, so each run sees the fetches of
+   * the runs before it.
+   */
+  private *missingRuns(first: number, end: number, perRequest: number): Generator<[number, number]> {
     for (let block = first; block < end; ) {
       if (!this.isMissing(block)) {
         block++
@@ -313,8 +318,7 @@ export class CachingBackend implements StorageBackend {
       }
       let runEnd = block + 1
       while (runEnd < end && runEnd - block < perRequest && this.isMissing(runEnd)) runEnd++
-      // No room left under the bound (other fetches hold it): read ahead no further for now.
-      if (!this.fetch(block, runEnd, stream, 'readahead')) return
+      yield [block, runEnd]
       block = runEnd
     }
   }
