@@ -48,6 +48,8 @@ export function observabilityFlags(args: ObservabilityArgs): Record<string, unkn
 /** The live file system, as far as observing it goes. */
 export interface ServedFs {
   snapshots(): readonly ServedSnapshot[]
+  /** Lazy snapshots listed but not open yet. */
+  waiting(): readonly string[]
 }
 
 /** The daemon's metrics and control socket, set up around one mount. */
@@ -92,7 +94,7 @@ export async function observability(config: Config, { env, logger }: Pick<OpenCo
       const uid = process.getuid!()
       const dir = runtimeDir(uid, env)
       const path = controlSocket ?? socketPathFor(config.mountpoint, dir)
-      const state = { snapshots: () => fs.snapshots(), cache, diskCache, mountpoint: config.mountpoint, startedAt, metricsUrl: server?.url ?? null }
+      const state = { snapshots: () => fs.snapshots(), waiting: () => fs.waiting(), cache, diskCache, mountpoint: config.mountpoint, startedAt, metricsUrl: server?.url ?? null }
       // The default folder may be /tmp/snapmount-UID, in a folder everyone may write: made here, or refused.
       const ready = controlSocket === undefined ? ownControlDir(dir, uid) : Promise.resolve()
       control = await ready.then(() => serveControl(path, controlHandler(state), logger)).catch((err) => {

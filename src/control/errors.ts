@@ -13,6 +13,14 @@ export class UnknownSnapshotError extends InputError {
   }
 }
 
+/** warm, verify or profile named a lazy snapshot that is listed but whose source has not answered yet. */
+export class SnapshotWaitingError extends InputError {
+  readonly code = 'E_SNAPSHOT_WAITING'
+  constructor(readonly snapshot: string) {
+    super(`${snapshot} is listed but not open yet: its source has not answered (lazy: true)`, 'try again once it opens; the daemon logs when it does')
+  }
+}
+
 /** No daemon answers on the control socket (not running, another mountpoint, no permission). */
 export class ControlUnavailableError extends SnapmountError {
   readonly code = 'E_CONTROL_UNAVAILABLE'

@@ -2,7 +2,7 @@ import { isAbsolute } from 'node:path'
 import type { ProfileRecorderControl, ReadStats, StorageBackend } from '../backend/storage-backend.js'
 import type { CacheStats } from '../cache/cache-stats.js'
 import type { DiskCacheStats } from '../disk-cache/disk-cache.js'
-import { BadRequestError, UnknownSnapshotError } from './errors.js'
+import { BadRequestError, SnapshotWaitingError, UnknownSnapshotError } from './errors.js'
 import type { ControlHandler } from './server.js'
 import type { BlocksVerifyResult, ControlRequest, SnapshotStatus, StatusReport, VerifyResult, WarmResult } from './protocol.js'
 import type { BlockIntegrity } from '../backend/integrity.js'
@@ -18,6 +18,8 @@ export interface ServedSnapshot {
 /** What the control requests look at: the live list (it changes on reload) and the daemon's facts. */
 export interface DaemonState {
   snapshots(): readonly ServedSnapshot[]
+  /** Names of lazy snapshots listed but not open yet. */
+  waiting?(): readonly string[]
   cache?: { stats(): CacheStats } | undefined
   diskCache?: { stats(): DiskCacheStats } | undefined
   mountpoint: string
@@ -88,8 +90,9 @@ function status(state: DaemonState, now: () => number): StatusReport {
 function find(state: DaemonState, name: unknown): ServedSnapshot {
   const served = state.snapshots()
   const snapshot = served.find((candidate) => candidate.name === name)
-  if (!snapshot) throw new UnknownSnapshotError(String(name), served.map((s) => s.name))
-  return snapshot
+  if (snapshot) return snapshot
+  if (state.waiting?.().includes(String(name))) throw new SnapshotWaitingError(String(name))
+  throw new UnknownSnapshotError(String(name), served.map((s) => s.name))
 }
 
 /** What records the snapshot's boot profiles (StorageBackend.recorder): remote snapshots have it, local ones not. */

@@ -41,7 +41,7 @@ t.test('a metrics port or control socket that cannot be had is logged, and servi
   const options = mountOptions({ metrics: { host: '127.0.0.1', port, allowRemote: false }, controlSocket: notASocket })
   const served = await observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
 
-  await served.serve({ snapshots: () => [] })
+  await served.serve({ snapshots: () => [], waiting: () => [] })
   t.match(errors, [
     { msg: new RegExp(`^metrics endpoint 127\\.0\\.0\\.1:${port} not started: .*EADDRINUSE.*; serving without it$`), fields: { code: 'E_METRICS_LISTEN' } },
     { msg: new RegExp(`^control socket ${notASocket} not started: .*; snapmount status cannot reach this daemon$`), fields: { code: 'E_CONTROL_SOCKET' } },
@@ -57,7 +57,7 @@ t.test('with both available: the socket reports the endpoint it serves', async (
   const { errors, logger } = recordingLogger()
   const options = mountOptions({ metrics: { host: '127.0.0.1', port: 0, allowRemote: false }, controlSocket: socket })
   const served = await observability({ mountpoint: '/mnt/x', options, snapshots: [] }, { env: {}, logger })
-  await served.serve({ snapshots: () => [{ name: 'disk', backend: new MemoryBackend(Buffer.alloc(3)) }] })
+  await served.serve({ snapshots: () => [{ name: 'disk', backend: new MemoryBackend(Buffer.alloc(3)) }], waiting: () => [] })
   t.teardown(() => served.close())
   const report = (await controlRequest(socket, { op: 'status' })) as StatusReport
   t.match(report, { mountpoint: '/mnt/x', metricsUrl: /^http:\/\/127\.0\.0\.1:\d+\/metrics$/, snapshots: [{ name: 'disk', size: 3 }] })

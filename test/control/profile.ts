@@ -18,10 +18,10 @@ const quiet = { info: () => {}, warn: () => {}, error: () => {} }
 const BLOCK = 4096
 const image = Buffer.alloc(16 * BLOCK, 1)
 
-async function setUp(t: Test, snapshots: Array<{ name: string; backend: StorageBackend }>) {
+async function setUp(t: Test, snapshots: Array<{ name: string; backend: StorageBackend }>, waiting: string[] = []) {
   const dir = await tempDir(t)
   const path = join(dir, 'ctl.sock')
-  const state = { snapshots: () => snapshots, mountpoint: '/mnt/x', startedAt: new Date(), metricsUrl: null }
+  const state = { snapshots: () => snapshots, waiting: () => waiting, mountpoint: '/mnt/x', startedAt: new Date(), metricsUrl: null }
   const server = await serveControl(path, controlHandler(state), quiet)
   t.teardown(() => server.close())
   return { path, dir }
@@ -30,7 +30,7 @@ async function setUp(t: Test, snapshots: Array<{ name: string; backend: StorageB
 t.test('profile record and stop over the socket; status shows the recording', async (t) => {
   const recording = new ProfileRecordingBackend(new MeteredBackend(new MemoryBackend(image), 'http'), { name: 'disk', identity: { bytes: image.length, validator: '"e1"' }, blockBytes: BLOCK, logger: quiet })
   t.teardown(() => recording.close())
-  const { path, dir } = await setUp(t, [{ name: 'disk', backend: recording }, { name: 'local', backend: new MeteredBackend(new MemoryBackend(image), 'file') }, { name: 'bare', backend: new MemoryBackend(image) }])
+  const { path, dir } = await setUp(t, [{ name: 'disk', backend: recording }, { name: 'local', backend: new MeteredBackend(new MemoryBackend(image), 'file') }, { name: 'bare', backend: new MemoryBackend(image) }], ['later'])
   const output = join(dir, 'disk.profile.json')
 
   t.same(await controlRequest(path, { op: 'profile-record', name: 'disk', output }), { name: 'disk', path: output })
@@ -51,6 +51,7 @@ t.test('profile record and stop over the socket; status shows the recording', as
   await t.rejects(controlRequest(path, { op: 'profile-record', name: 'local' }), { code: 'E_PROFILE_NOT_REMOTE', message: /local is a file snapshot, not an http or s3 one: boot profiles are for remote snapshots/ })
   await t.rejects(controlRequest(path, { op: 'profile-stop', name: 'bare' }), { code: 'E_PROFILE_NOT_REMOTE', message: /bare is a local snapshot, not an http or s3 one/ })
   await t.rejects(controlRequest(path, { op: 'profile-record', name: 'nope' }), { code: 'E_UNKNOWN_SNAPSHOT' })
+  await t.rejects(controlRequest(path, { op: 'profile-record', name: 'later' }), { code: 'E_SNAPSHOT_WAITING', message: 'later is listed but not open yet: its source has not answered (lazy: true)' }, 'a lazy snapshot still waiting says so, not "no snapshot named"')
   await t.rejects(controlRequest(path, { op: 'profile-record', name: 'disk', output: 'relative.json' }), { code: 'E_BAD_REQUEST', message: '"relative.json" is not an absolute path' })
   await t.rejects(controlRequest(path, { op: 'profile-record', name: 'disk', output: 5 as never }), { code: 'E_BAD_REQUEST' })
   await t.rejects(controlRequest(path, { op: 'profile-record', name: 'disk' }), { code: 'E_PROFILE_NO_OUTPUT' })

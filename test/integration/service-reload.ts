@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { constants } from 'node:fs'
 import { mkdir, open, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { reloadDaemon, startDaemon, until, type Daemon } from '../fixtures/daemon.js'
+import { reloadDaemon, runCli, startDaemon, until, type Daemon } from '../fixtures/daemon.js'
 import { startNginx } from '../fixtures/nginx.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { keepReading, readRange } from '../fixtures/readers.js'
@@ -127,6 +127,9 @@ t.test('lazy: a snapshot whose source is missing is listed, fails EIO, and serve
   t.same(await listing(mountpoint), ['keep', 'late'], 'listed')
   await t.rejects(stat(join(mountpoint, 'late')), { code: 'EIO' }, 'no attributes to show yet')
   await t.rejects(readFile(join(mountpoint, 'late')), { code: 'EIO' }, 'nor bytes')
+  const warm = await runCli(['warm', 'late', '--config', config])
+  t.equal(warm.code, 2, 'warm refuses it')
+  t.match(warm.stderr, /late is listed but not open yet: its source has not answered \(lazy: true\); try again once it opens/, 'saying it is waiting, not that it does not exist')
   await servesOnceItAppears(t, daemon, join(mountpoint, 'late'), images.added, join(dir, 'late.raw'))
 
   await write(`  - { name: keep, type: file, path: keep.raw }\n  - { name: later, type: file, path: later.raw, lazy: true }\n`)
