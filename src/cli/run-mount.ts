@@ -46,6 +46,9 @@ export type Reloader = () => Promise<Config>
  * detached lazily, with a log line naming the snapshots held, rather than waiting for them.
  */
 export async function runMount(config: Config, processContext: OpenContext, reload: Reloader): Promise<void> {
+  // From the first moment: a SIGHUP while the sources open and the mount comes up must not meet
+  // Node's default handler, which ends the process (after the mount, leaving a dead one).
+  const earlyReloads = holdEarlyReloads(processContext.logger)
   // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
   const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
@@ -85,7 +88,7 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   const served = config.snapshots.map((spec, index) => describeSnapshot(spec, snapshots[index]!))
   await observed.serve(fs, cache, diskCache)
   logger.info(`mounted ${config.mountpoint} read-only: ${served.join(', ')}; each ${accessInWords({ ...config.options, allowOther }, ids, daemonUid)}`)
-  const reloads = watchReloads(fs, config, allowOther, reload, context, () => reloaded.forEach((listener) => listener()))
+  const reloads = watchReloads(fs, config, allowOther, reload, context, () => reloaded.forEach((listener) => listener()), earlyReloads)
   await notifyReady(context.env, serving(snapshots.length, config.mountpoint), logger)
 
   const watch = watchMount(config.mountpoint)
@@ -184,6 +187,32 @@ function watchMount(mountpoint: string): Wait<string> {
   return { promise, cancel: () => clearInterval(timer) }
 }
 
+/** SIGHUPs received before the reloads are watched. */
+interface EarlyReloads {
+  /** Stops listening; true if a SIGHUP came meanwhile. */
+  handOver(): boolean
+}
+
+/**
+ * Listens for SIGHUP until `watchReloads` takes over: one that comes while the sources open or
+ * the mount comes up is logged and remembered, and applied once serving, instead of ending the
+ * process. If the start fails, the listener stays and the process exits anyway.
+ */
+function holdEarlyReloads(logger: Logger): EarlyReloads {
+  let received = false
+  const listener = () => {
+    if (!received) logger.info('SIGHUP while starting: the config is read again once mounted')
+    received = true
+  }
+  process.on('SIGHUP', listener)
+  return {
+    handOver() {
+      process.off('SIGHUP', listener)
+      return received
+    },
+  }
+}
+
 /**
  * Applies a reload on each SIGHUP, one at a time, after telling `notify` (the `onReload`
  * listeners: header token files are read again whatever the config says). `stop()` waits for a
@@ -193,14 +222,14 @@ function watchMount(mountpoint: string): Wait<string> {
  * after `stop()` is ignored with a log line (still listened for: Node's default would end the
  * process mid-unmount).
  */
-function watchReloads(fs: SnapshotFs, started: Config, allowOther: boolean, reload: Reloader, context: SnapshotContext, notify: () => void): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
+function watchReloads(fs: SnapshotFs, started: Config, allowOther: boolean, reload: Reloader, context: SnapshotContext, notify: () => void, early: EarlyReloads): { stop(reason: string, hurried: Promise<void>): Promise<void> } {
   const { logger } = context
   let current = started
   let queue = Promise.resolve()
   let underWay = 0
   let stopping = false
   const abandon = new AbortController()
-  process.on('SIGHUP', () => {
+  const onSighup = () => {
     if (stopping) return logger.warn('SIGHUP ignored: stopping')
     notify()
     underWay++
@@ -208,7 +237,11 @@ function watchReloads(fs: SnapshotFs, started: Config, allowOther: boolean, relo
       current = await applyReload(fs, current, allowOther, reload, context, abandon.signal)
       underWay--
     })
-  })
+  }
+  process.on('SIGHUP', onSighup)
+  // Ours from here on; one that came while starting is applied now (the config read at start may
+  // be older than the SIGHUP).
+  if (early.handOver()) onSighup()
   return {
     async stop(reason, hurried) {
       stopping = true

@@ -2,6 +2,7 @@ import type { HttpSnapshotSpec, S3SnapshotSpec } from './config.js'
 import { type Fail } from './fields.js'
 import { validateHttpSnapshot } from './validate-http.js'
 import { validateS3Snapshot } from './validate-s3.js'
+import { urlForMessage } from '../redact.js'
 
 /**
  * Validates the URL of a file published beside a snapshot's image (its manifest, its boot
@@ -22,5 +23,6 @@ export function validateBesideUrl(url: string, name: string, field: string, entr
     const { defaultName: _default, ...source } = validateS3Snapshot({ ...(type === 's3' && settings), type: 's3', url }, field, readTimeoutMs, fail)
     return { name, ...source }
   }
-  throw fail(field, `${JSON.stringify(url)} is not an http(s):// or s3:// URL`, or)
+  // Redacted: a presigned URL with a typo in its scheme still carries its signature.
+  throw fail(field, `${urlForMessage(url)} is not an http(s):// or s3:// URL`, or)
 }

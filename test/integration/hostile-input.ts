@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { writeFile } from 'node:fs/promises'
+import { copyFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isMounted, runCli, type CliResult } from '../fixtures/daemon.js'
 import { makeRandomImage } from '../fixtures/images.js'
@@ -69,6 +69,10 @@ t.test('control characters in names are refused wherever the name comes from', a
     const result = await runCli(['mount', mountpoint, image, url])
     await refused(t, result, mountpoint, /command line: snapshots\[1\]\.(name|url): .*contains a control character \(U\+00(0A|1B)\)/, /give name:|without one/)
   }
+  // From a local file's name, given no name: the file exists, its name is what is refused.
+  const odd = join(dir, 'disk\u001b[31m.raw')
+  await copyFile(image, odd)
+  await refused(t, await runCli(['mount', mountpoint, odd]), mountpoint, /command line: snapshots\[0\]\.name: "disk\\u001b\[31m\.raw" contains a control character \(U\+001B\)/, /give name:/)
   // An S3 key is refused even with a plain name: it reaches the log and status as it is.
   await writeFile(config, `mountpoint: mnt\nsnapshots:\n  - type: s3\n    name: disk.img\n    url: "s3://bucket/a\\e]0;title\\a/disk.img"\n`)
   await refused(t, await runCli(['mount', '--config', config]), mountpoint, /snapshots\[0\]\.url: s3:\/\/bucket\/a\\u001b\]0;title\\u0007\/disk\.img contains a control character \(U\+001B\)/, /copy the object/)

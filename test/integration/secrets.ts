@@ -33,6 +33,11 @@ t.test('refusals never repeat the secret they refuse', async (t) => {
   // An S3 endpoint with user information: refused before any request, and not shown (today it was, in every error).
   await writeFile(config, 'mountpoint: mnt\nsnapshots:\n  - type: s3\n    url: s3://bucket/disk.img\n    region: us-east-1\n    endpoint: http://AKIAEXAMPLE:SeCrEt5@127.0.0.1:9\n')
   await refusal(['check', '--config', config], /snapshots\[0\]\.endpoint: carries a user name or password \(not shown here\)/, /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment/)
+  // A manifest or profile URL with another scheme: refused, shown redacted (it was shown whole).
+  for (const field of ['manifest: { url: "ftp://me:SeCrEt7@host/disk.img.manifest?SeCrEt8#SeCrEt9", sha256: "' + '0'.repeat(64) + '" }', 'prefetch_profile: "ftp://me:SeCrEt7@host/disk.json?sig=SeCrEt8"']) {
+    await writeFile(config, `mountpoint: mnt\nsnapshots:\n  - type: http\n    url: http://127.0.0.1:9/disk.img\n    ${field}\n`)
+    await refusal(['check', '--config', config], /snapshots\[0\]\.(manifest\.url|prefetch_profile): ftp:\/\/REDACTED:REDACTED@host\/disk\.[a-z.]+\?(sig=)?REDACTED is not an http\(s\):\/\/ or s3:\/\/ URL/, /give/)
+  }
   // A header named like a credential, with its value in the config: refused (only Authorization and Cookie were).
   for (const name of ['X-Api-Key', 'X-Auth-Token', 'X-Client-Secret']) {
     await writeFile(config, `mountpoint: mnt\nsnapshots:\n  - type: http\n    url: http://127.0.0.1:9/disk.img\n    headers:\n      ${name}: SeCrEt6\n`)

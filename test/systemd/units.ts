@@ -53,6 +53,7 @@ for (const [unit, config] of [['snapmount.service', '/etc/snapmount/snapmount.ya
     t.equal(unitOf.get('Wants'), 'network-online.target')
     t.equal(unitOf.get('DeviceAllow'), '/dev/fuse rw')
     t.equal(unitOf.get('CapabilityBoundingSet'), 'CAP_SYS_ADMIN', 'no CAP_DAC_READ_SEARCH: only images root may read are served')
+    t.match(text, /^# .*root alone does[^]*options: \{ gid: kvm \}/m, 'says who reads by default and how to let a hypervisor\'s group in')
     for (const key of NAMESPACING) t.notOk(unitOf.has(key), `no ${key}: the mount must reach the host's namespace`)
   })
 }
