@@ -36,10 +36,11 @@ async function peakRss(pid: number): Promise<number> {
  * bound instead of allocating past it (src/cache/block-cache.ts waitForRoom).
  *
  * The limit is on what the readers add to the daemon's peak RSS (VmHWM) over its RSS once
- * mounted and read once (~85 MiB here, Node and the modules it loaded): the cache's bound, and 40 MiB for the
- * rest (the arena's 4 MiB headroom, libfuse's 1 MiB reply buffer per read in flight, V8's heap
- * for 256 pending reads). Measured under load 13-24 on the 2-core test machine: 77-84 MiB added
- * (the code before demand fetches waited for room: 88). The mount alone barely shows the old
+ * mounted and read once (~85 MiB here, Node and the modules it loaded): the cache's bound and the
+ * issue's 100 MiB for the rest (the arena's 4 MiB headroom, libfuse's 1 MiB reply buffer per read
+ * in flight, V8's heap for 256 pending reads). Measured under load 10-24 on the 2-core test
+ * machine: 77-98 MiB added (the code before demand fetches waited for room: 88); a tighter 40 MiB
+ * allowance left too thin a margin on a loaded machine. The mount alone barely shows the old
  * overshoot: libfuse's 64 threads hand the daemon at most 64 reads at once, 64 MiB of demand
  * fetches, which is the smallest cache, and readahead on loopback lands at once; the deterministic
  * tests in test/cache/caching-backend.ts ("many demand readers at once", "in-flight fetches count
@@ -73,6 +74,6 @@ t.test(`${READERS} concurrent O_DIRECT readers of 1 MiB keep the daemon's memory
   t.equal(results.filter((right) => !right).length, 0, `every reader got the source's bytes`)
   const added = peak - before
   t.comment(`daemon peak RSS ${(before / MiB).toFixed(0)} MiB once mounted, ${(peak / MiB).toFixed(0)} MiB after the readers`)
-  t.ok(added < (CACHE_MIB + 40) * MiB, `the readers added ${(added / MiB).toFixed(0)} MiB to the peak RSS: under the ${CACHE_MIB} MiB cache + 40 MiB`)
+  t.ok(added < (CACHE_MIB + 100) * MiB, `the readers added ${(added / MiB).toFixed(0)} MiB to the peak RSS: under the ${CACHE_MIB} MiB cache + 100 MiB`)
   await daemon.stop()
 })
