@@ -1,4 +1,4 @@
-import type { BlockIntegrity } from '../backend/integrity.js'
+import { LayerBackend } from '../backend/layer-backend.js'
 import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
@@ -72,8 +72,7 @@ interface Fetch {
  * `readPieces` answers with views of cached buffers, so the FUSE layer copies each byte once,
  * into the kernel's buffer.
  */
-export class CachingBackend implements StorageBackend {
-  readonly describe?: () => string
+export class CachingBackend extends LayerBackend implements StorageBackend {
   /** The source's, passed on: a boot profile is checked against it (src/profile/identity.ts). */
   readonly identity?: () => SourceIdentity | undefined
   private closed = false
@@ -89,10 +88,11 @@ export class CachingBackend implements StorageBackend {
   private readonly scheduler: FetchScheduler
 
   constructor(
-    private readonly source: StorageBackend,
+    source: StorageBackend,
     private readonly cache: BlockCache,
     options: CachingBackendOptions,
   ) {
+    super(source)
     this.owner = cache.register()
     this.blockBytes = cache.blockBytes
     // A demand fetch waits for room in the cache, so it must fit in it.
@@ -102,21 +102,7 @@ export class CachingBackend implements StorageBackend {
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
     this.scheduler = new FetchScheduler(options.connections, reserved)
     this.readaheadSlots = Math.max(1, options.connections - reserved)
-    if (source.describe) this.describe = () => source.describe!()
     if (source.identity) this.identity = () => source.identity!()
-  }
-
-  get length(): number {
-    return this.source.length
-  }
-
-  get mtime(): Date {
-    return this.source.mtime
-  }
-
-  /** The manifest's digests from the layer below, passed on (`snapmount verify` checks with them). */
-  get integrity(): BlockIntegrity | undefined {
-    return this.source.integrity
   }
 
   /** Bytes of this snapshot in the cache now. */
@@ -126,7 +112,7 @@ export class CachingBackend implements StorageBackend {
 
   /** The source's facts, and this snapshot's bytes in the cache. */
   inspect(): SnapshotInspection {
-    return { ...this.source.inspect?.(), cachedBytes: this.cachedBytes() }
+    return { ...this.inner.inspect?.(), cachedBytes: this.cachedBytes() }
   }
 
   /** A copy: the caller may keep it, while cached buffers are recycled once evicted. */
@@ -149,8 +135,8 @@ export class CachingBackend implements StorageBackend {
     const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
     // A random miss (no readahead) in one block: the source may answer it without the whole block
     // (the disk cache's pieces), which is then not kept here, as for readNow's.
-    if (this.source.readSmall && access.ahead.length === 0 && firstBlock === lastBlock && !this.cache.has(this.owner, firstBlock) && !this.inFlight.has(firstBlock)) {
-      const pieces = await this.source.readSmall(offset, length)
+    if (this.inner.readSmall && access.ahead.length === 0 && firstBlock === lastBlock && !this.cache.has(this.owner, firstBlock) && !this.inFlight.has(firstBlock)) {
+      const pieces = await this.inner.readSmall(offset, length)
       if (pieces) return [...pieces]
     }
     // Extents this read holds views of while it waits: their buffers must not be recycled meanwhile.
@@ -239,9 +225,9 @@ export class CachingBackend implements StorageBackend {
    * readahead still brings whole blocks here.
    */
   private readBelow(offset: number, length: number, firstBlock: number, lastBlock: number, stream: number | undefined): Buffer[] | undefined {
-    if (!this.source.readNow) return undefined
+    if (!this.inner.readNow) return undefined
     for (let block = firstBlock; block <= lastBlock; block++) if (this.inFlight.has(block)) return undefined
-    const pieces = this.source.readNow(offset, length, stream)
+    const pieces = this.inner.readNow(offset, length, stream)
     if (!pieces) return undefined
     this.readAhead(this.tracker.observe(offset, length, stream))
     return [...pieces]
@@ -265,7 +251,7 @@ export class CachingBackend implements StorageBackend {
     this.closed = true
     for (const fetch of new Set(this.inFlight.values())) fetch.controller.abort(new BackendClosedError())
     this.cache.drop(this.owner)
-    await this.source.close()
+    await this.inner.close()
   }
 
   /** For each block of the read: the cached extent holding it (pinned), or the fetch that brings it (started here if need be). */
@@ -373,7 +359,7 @@ export class CachingBackend implements StorageBackend {
       run: async () => {
         try {
           controller.signal.throwIfAborted()
-          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into: into! })
+          const bytes = await this.inner.readExact(offset, length, { signal: controller.signal, into: into! })
           // Arena buffers are pieces of a slab: only `into` itself is ours to give back.
           const pooled = bytes === into
           if (!pooled) this.cache.giveBack(into!)

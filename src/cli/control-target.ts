@@ -46,6 +46,11 @@ export function withTargetOptions<T>(y: Argv<T>) {
     .option('socket', { type: 'string', describe: 'the control socket itself (default: derived from the mountpoint)' })
 }
 
+/** withTargetOptions and the snapshot a command is about, as the mount names it. */
+export function withSnapshotName<T>(y: Argv<T>) {
+  return withTargetOptions(y).positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' })
+}
+
 /**
  * The control socket to talk to: --socket; else the one --config's daemon uses; else the one for
  * --mountpoint; else the only socket in the runtime folder (one daemon on the host, the usual case).
@@ -78,6 +83,17 @@ export function reportControlFailure(err: unknown, logger: Logger): number {
     return err.fix ? 2 : 1
   }
   throw err
+}
+
+/** Sends a short request (status, profile) to the daemon; `show` gives what to print of its answer. */
+export async function requestAndShow<T>(args: TargetArgs, context: ControlCommandContext, request: ControlRequest, show: (result: T) => string): Promise<number> {
+  try {
+    const result = (await controlRequest(await controlSocketFor(args, context), request)) as T
+    context.stdout.write(show(result))
+    return 0
+  } catch (err) {
+    return reportControlFailure(err, context.logger)
+  }
 }
 
 /**

@@ -14,6 +14,7 @@ import { HashPool } from '../manifest/hash-pool.js'
 import { checkManifest, readManifestBytes } from '../manifest/load.js'
 import { badRanges, describeRange, digestImage } from '../manifest/scan.js'
 import type { Runner } from './control-target.js'
+import { commandGroup } from './command-group.js'
 import { formatSize } from './format.js'
 import { progress, type ProgressStream } from './progress.js'
 
@@ -52,14 +53,8 @@ const SOURCE_HELP = 'an image: PATH, file:///PATH, http(s)://URL, s3://BUCKET/KE
 
 /** `snapmount manifest create|verify`: integrity manifests of images (docs/manifest.md). */
 export function manifestCommand(context: ManifestCommandContext): CommandModule {
-  return {
-    command: 'manifest <command>',
-    describe: 'create or check an integrity manifest (a digest per block) of an image',
-    builder: (y) => y.command(createCommand(context)).command(verifyCommand(context)).demandCommand(1, 'give a command: create or verify'),
-    // yargs runs a subcommand's handler instead, and demandCommand refuses none: never called.
-    /* c8 ignore next */
-    handler: () => {},
-  }
+  const subcommands = [createCommand(context), verifyCommand(context)] as never[]
+  return commandGroup('manifest <command>', 'create or check an integrity manifest (a digest per block) of an image', subcommands, 'give a command: create or verify')
 }
 
 function withSourceOptions<T>(y: Argv<T>) {

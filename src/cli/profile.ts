@@ -1,10 +1,10 @@
 import { resolve } from 'node:path'
 import type { CommandModule } from 'yargs'
-import { controlRequest } from '../control/client.js'
-import type { ProfileRecordResult, ProfileWritten } from '../control/protocol.js'
+import type { ControlRequest, ProfileRecordResult, ProfileWritten } from '../control/protocol.js'
 import { PROFILE_IDLE_MS } from '../profile/recording-backend.js'
+import { commandGroup } from './command-group.js'
 import { formatSize } from './format.js'
-import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestAndShow, withSnapshotName, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface ProfileArgs extends TargetArgs {
   name?: string | undefined
@@ -13,14 +13,8 @@ interface ProfileArgs extends TargetArgs {
 
 /** `snapmount profile record|stop NAME`: boot profiles of a running daemon's snapshots (docs/profile.md). */
 export function profileCommand(context: ControlCommandContext): CommandModule {
-  return {
-    command: 'profile <command>',
-    describe: 'record which blocks a boot reads (a boot profile), for later cold starts to prefetch',
-    builder: (y) => y.command(recordCommand(context)).command(stopCommand(context)).demandCommand(1, 'give a command: record or stop'),
-    // yargs runs a subcommand's handler instead, and demandCommand refuses none: never called.
-    /* c8 ignore next */
-    handler: () => {},
-  }
+  const subcommands = [recordCommand(context), stopCommand(context)] as never[]
+  return commandGroup('profile <command>', 'record which blocks a boot reads (a boot profile), for later cold starts to prefetch', subcommands, 'give a command: record or stop')
 }
 
 function recordCommand(context: ControlCommandContext): CommandModule<object, ProfileArgs> {
@@ -28,8 +22,7 @@ function recordCommand(context: ControlCommandContext): CommandModule<object, Pr
     command: 'record <name>',
     describe: 'start recording the blocks a snapshot\'s readers read, in order, from its next read',
     builder: (y) =>
-      withTargetOptions(y)
-        .positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' })
+      withSnapshotName(y)
         .option('output', { alias: 'o', type: 'string', describe: 'write the profile to this file (default: its prefetch_profile path, else the disk cache\'s place for it)' })
         .example('$0 profile record base.img -o base.img.profile.json', 'then boot a VM from it') as never,
     handler: (args) =>
@@ -43,7 +36,7 @@ function stopCommand(context: ControlCommandContext): CommandModule<object, Prof
   return {
     command: 'stop <name>',
     describe: 'stop recording a snapshot\'s boot profile and write it',
-    builder: (y) => withTargetOptions(y).positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' }) as never,
+    builder: (y) => withSnapshotName(y) as never,
     handler: (args) => control(args, context, { op: 'profile-stop', name: args.name! }, describeWritten),
   }
 }
@@ -54,14 +47,6 @@ export function describeWritten({ name, path, runs, blocks, bytes, spanMs, full 
   return `wrote ${name}'s boot profile to ${path}: ${runs} runs, ${blocks} blocks, ${formatSize(bytes)}, read over ${(spanMs / 1000).toFixed(1)} s${bound}\n`
 }
 
-function control<T>(args: TargetArgs, context: ControlCommandContext, request: Parameters<typeof controlRequest>[1], show: (result: T) => string): Promise<void> {
-  return context.run(async () => {
-    try {
-      const result = (await controlRequest(await controlSocketFor(args, context), request)) as T
-      context.stdout.write(show(result))
-      return 0
-    } catch (err) {
-      return reportControlFailure(err, context.logger)
-    }
-  })()
+function control<T>(args: TargetArgs, context: ControlCommandContext, request: ControlRequest, show: (result: T) => string): Promise<void> {
+  return context.run(() => requestAndShow(args, context, request, show))()
 }

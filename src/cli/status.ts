@@ -1,9 +1,8 @@
 import type { CommandModule } from 'yargs'
-import { controlRequest } from '../control/client.js'
 import type { SnapshotStatus, StatusReport } from '../control/protocol.js'
 import type { PrefetchReport } from '../backend/storage-backend.js'
 import { formatSize } from './format.js'
-import { controlSocketFor, reportControlFailure, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestAndShow, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface StatusArgs extends TargetArgs {
   json?: boolean | undefined
@@ -21,15 +20,7 @@ export function statusCommand(context: ControlCommandContext): CommandModule<obj
         .example('$0 status', 'the daemon running on this host')
         .example('$0 status /mnt/snap --json', 'the one serving /mnt/snap, as JSON') as never,
     handler: (args) =>
-      context.run(async () => {
-        try {
-          const report = (await controlRequest(await controlSocketFor(args, context), { op: 'status' })) as StatusReport
-          context.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report))
-          return 0
-        } catch (err) {
-          return reportControlFailure(err, context.logger)
-        }
-      })(),
+      context.run(() => requestAndShow(args, context, { op: 'status' }, (report: StatusReport) => (args.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report))))(),
   }
 }
 

@@ -2,7 +2,7 @@ import type { CommandModule } from 'yargs'
 import type { BlocksVerifyResult, VerifyResult } from '../control/protocol.js'
 import { describeRange } from '../manifest/scan.js'
 import { formatSize } from './format.js'
-import { requestWithProgress, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestWithProgress, withSnapshotName, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface VerifyArgs extends TargetArgs {
   name?: string | undefined
@@ -21,8 +21,7 @@ export function verifyCommand(context: ControlCommandContext): CommandModule<obj
     command: 'verify <name>',
     describe: "check a snapshot through the running daemon: against its manifest, block by block, or a SHA-256 of the whole",
     builder: (y) =>
-      withTargetOptions(y)
-        .positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' })
+      withSnapshotName(y)
         .option('sha256', { type: 'string', describe: 'the expected digest of the whole image, 64 hex digits (as sha256sum prints it); default: check against the manifest' })
         .example('$0 verify base.img', "check every block of base.img against its manifest")
         .example('$0 verify base.img --sha256 $(cut -d" " -f1 base.img.sha256)', 'check base.img against its published digest') as never,

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs'
 import type { WarmResult } from '../control/protocol.js'
 import { formatSize } from './format.js'
-import { requestWithProgress, withTargetOptions, type ControlCommandContext, type TargetArgs } from './control-target.js'
+import { requestWithProgress, withSnapshotName, type ControlCommandContext, type TargetArgs } from './control-target.js'
 
 interface WarmArgs extends TargetArgs {
   name?: string | undefined
@@ -15,8 +15,7 @@ export function warmCommand(context: ControlCommandContext): CommandModule<objec
     command: 'warm <name>',
     describe: "prefetch a snapshot, or a byte range of it, into the running daemon's cache",
     builder: (y) =>
-      withTargetOptions(y)
-        .positional('name', { type: 'string', describe: 'the snapshot, as named in the mount' })
+      withSnapshotName(y)
         .option('offset', { type: 'number', describe: 'first byte (default 0)' })
         .option('length', { type: 'number', describe: 'bytes to read (default: to the end)' })
         .example('$0 warm base.img', 'read all of base.img through its backend')

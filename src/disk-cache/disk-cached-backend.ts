@@ -1,6 +1,7 @@
 import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import { BackendClosedError } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
+import { LayerBackend } from '../backend/layer-backend.js'
 import type { DiskCache, DiskSnapshot } from './disk-cache.js'
 
 /**
@@ -12,34 +13,25 @@ import type { DiskCache, DiskSnapshot } from './disk-cache.js'
  * and handed to the disk cache to be written behind the read. The bytes returned are the
  * source's or checked ones: a block on disk that is wrong is never served.
  */
-export class DiskCachedBackend implements StorageBackend {
-  readonly describe?: () => string
+export class DiskCachedBackend extends LayerBackend implements StorageBackend {
   private readonly snapshot: DiskSnapshot
   private closed = false
 
   constructor(
-    private readonly source: StorageBackend,
+    source: StorageBackend,
     private readonly cache: DiskCache,
     identity: SourceIdentity,
   ) {
+    super(source)
     this.snapshot = cache.attach(identity)
-    if (source.describe) this.describe = () => source.describe!()
-  }
-
-  get length(): number {
-    return this.source.length
-  }
-
-  get mtime(): Date {
-    return this.source.mtime
   }
 
   identity(): SourceIdentity | undefined {
-    return this.source.identity?.()
+    return this.inner.identity?.()
   }
 
   inspect(): SnapshotInspection {
-    return { ...this.source.inspect?.(), diskBytes: this.cache.bytesOf(this.snapshot) }
+    return { ...this.inner.inspect?.(), diskBytes: this.cache.bytesOf(this.snapshot) }
   }
 
   async readExact(offset: number, length: number, options: ReadOptions = {}): Promise<Buffer> {
@@ -112,7 +104,7 @@ export class DiskCachedBackend implements StorageBackend {
     const blockBytes = this.cache.blockBytes
     const start = firstBlock * blockBytes - spanStart
     const into = target.subarray(start, Math.min(endBlock * blockBytes - spanStart, target.length))
-    const bytes = await this.source.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
+    const bytes = await this.inner.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
     if (bytes !== into) bytes.copy(into)
     if (this.closed) return
     await this.cache.keep(this.snapshot, firstBlock, into)
@@ -121,6 +113,6 @@ export class DiskCachedBackend implements StorageBackend {
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    await this.source.close()
+    await this.inner.close()
   }
 }

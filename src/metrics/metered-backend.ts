@@ -1,4 +1,4 @@
-import type { BlockIntegrity } from '../backend/integrity.js'
+import { LayerBackend } from '../backend/layer-backend.js'
 import { readPieces, type ReadOptions, type ReadStats, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
 
 /** Told of every read a MeteredBackend passes on: the Prometheus series hang off this. */
@@ -19,8 +19,7 @@ const RECENT_SAMPLES = 1024
  * latencies for `status` (`inspect`), and tells an optional observer (the Prometheus series).
  * Reads marked `maintenance` (warm, verify) are not the mount's and pass through uncounted.
  */
-export class MeteredBackend implements StorageBackend {
-  readonly describe?: () => string
+export class MeteredBackend extends LayerBackend implements StorageBackend {
   private reads = 0
   private bytes = 0
   private errors = 0
@@ -30,28 +29,14 @@ export class MeteredBackend implements StorageBackend {
   private next = 0
 
   constructor(
-    private readonly inner: StorageBackend,
+    inner: StorageBackend,
     /** The backend type from the config (file, mmap, http, s3), for status and the info series. */
     private readonly type: string,
     private readonly observer?: ReadObserver | undefined,
     /** A monotonic clock in milliseconds; injected by tests. */
     private readonly now: () => number = () => performance.now(),
   ) {
-    const { describe } = inner
-    if (describe) this.describe = () => describe.call(inner)
-  }
-
-  get length(): number {
-    return this.inner.length
-  }
-
-  get mtime(): Date {
-    return this.inner.mtime
-  }
-
-  /** The manifest's digests from the layer below, passed on (`snapmount verify` checks with them). */
-  get integrity(): BlockIntegrity | undefined {
-    return this.inner.integrity
+    super(inner)
   }
 
   readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {

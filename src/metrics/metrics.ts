@@ -23,6 +23,19 @@ export interface MetricsSources {
 const { snapshot, type, result, source } = LABELS
 
 /**
+ * Series that copy a number out of counters kept elsewhere (the block cache's, the disk cache's)
+ * when scraped: `pick` chooses the number; no cache yet, no sample.
+ */
+function copiedAtScrape<Stats>(stats: () => Stats | undefined) {
+  return (pick: (stats: Stats) => number) =>
+    function collect(this: Counter | Gauge) {
+      this.reset()
+      const current = stats()
+      if (current) this instanceof Counter ? this.inc(pick(current)) : this.set(pick(current))
+    }
+}
+
+/**
  * snapmount's Prometheus series, in a registry of their own (never prom-client's global one), with
  * Node's process series beside them. Reads and remote requests are pushed in as they happen through
  * the observers; the snapshot list and the cache are read when scraped.
@@ -113,13 +126,7 @@ export class SnapmountMetrics {
   /** The disk cache's counters, copied at scrape time like the block cache's. */
   private registerDiskCacheSeries(): void {
     const registers = [this.registry]
-    const self = this
-    const fromDisk = (pick: (stats: DiskCacheStats) => number) =>
-      function collect(this: Counter | Gauge) {
-        this.reset()
-        const stats = self.sources.diskCache?.stats()
-        if (stats) this instanceof Counter ? this.inc(pick(stats)) : this.set(pick(stats))
-      }
+    const fromDisk = copiedAtScrape<DiskCacheStats>(() => this.sources.diskCache?.stats())
     new Counter({ ...METRICS.diskHits, registers, collect: fromDisk((s) => s.hits) })
     new Counter({ ...METRICS.diskMisses, registers, collect: fromDisk((s) => s.misses) })
     new Counter({ ...METRICS.diskVerifyFailures, registers, collect: fromDisk((s) => s.verifyFailures) })
@@ -189,13 +196,7 @@ export class SnapmountMetrics {
   /** The cache keeps its own counters; these copy them at scrape time. */
   private registerCacheSeries(): void {
     const registers = [this.registry]
-    const self = this
-    const fromCache = (pick: (stats: CacheStats) => number) =>
-      function collect(this: Counter | Gauge) {
-        this.reset()
-        const stats = self.sources.cache?.stats()
-        if (stats) this instanceof Counter ? this.inc(pick(stats)) : this.set(pick(stats))
-      }
+    const fromCache = copiedAtScrape<CacheStats>(() => this.sources.cache?.stats())
     new Counter({ ...METRICS.cacheHits, registers, collect: fromCache((s) => s.hits) })
     new Counter({ ...METRICS.cacheMisses, registers, collect: fromCache((s) => s.misses) })
     new Counter({ ...METRICS.cacheEvictions, registers, collect: fromCache((s) => s.evictions) })

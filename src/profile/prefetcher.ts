@@ -1,4 +1,4 @@
-import type { BlockIntegrity } from '../backend/integrity.js'
+import { LayerBackend } from '../backend/layer-backend.js'
 import { BackendClosedError, describe } from '../backend/errors.js'
 import type { PrefetchReport, ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
 import type { PrefetchResult } from '../cache/caching-backend.js'
@@ -80,8 +80,7 @@ interface Chunk {
  * that does not (a profile of another boot). A failed prefetch is logged once, skipped, and never
  * seen by a reader; after MAX_FAILURES it stops.
  */
-export class PrefetchingBackend implements StorageBackend {
-  readonly describe?: () => string
+export class PrefetchingBackend extends LayerBackend<PrefetchTarget> implements StorageBackend {
   readonly identity?: () => SourceIdentity | undefined
   readonly revalidate?: () => void
   private readonly clock: Clock
@@ -108,30 +107,18 @@ export class PrefetchingBackend implements StorageBackend {
   private readonly counts = { profileBytes: 0, prefetchedBytes: 0, hitBlocks: 0, hitBytes: 0, failures: 0, lostBytes: 0 }
 
   constructor(
-    private readonly inner: PrefetchTarget,
+    inner: PrefetchTarget,
     private readonly options: PrefetcherOptions,
   ) {
+    super(inner)
     if (!(options.concurrency >= 1)) throw new RangeError(`concurrency must be at least 1, not ${options.concurrency}`)
     this.clock = options.clock ?? REAL_CLOCK
     this.wallNow = options.wallNow ?? Date.now
     this.label = options.label
     this.aheadBlocks = Math.max(1, Math.floor(options.aheadBytes / inner.blockBytes))
-    if (inner.describe) this.describe = () => inner.describe!()
     if (inner.identity) this.identity = () => inner.identity!()
     if (inner.revalidate) this.revalidate = () => inner.revalidate!()
     void options.profile.then((loaded) => this.start(loaded))
-  }
-
-  get length(): number {
-    return this.inner.length
-  }
-
-  get mtime(): Date {
-    return this.inner.mtime
-  }
-
-  get integrity(): BlockIntegrity | undefined {
-    return this.inner.integrity
   }
 
   // Each read is made before it is observed: the layer below has then taken its blocks (a fetch

@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises'
-import type { BlockIntegrity } from '../backend/integrity.js'
+import { LayerBackend } from '../backend/layer-backend.js'
 import { readPieces, type ProfileRecorderControl, type ProfileWritten, type ReadOptions, type SnapshotInspection, type StorageBackend } from '../backend/storage-backend.js'
 import { describe } from '../backend/errors.js'
 import { SnapmountError } from '../errors.js'
@@ -68,8 +68,7 @@ interface Session {
  * (unmount, reload). Not recording, a read costs one field test. Reads marked `maintenance`
  * (`warm`, `verify`) are the daemon's own, not a boot's, and are not noted.
  */
-export class ProfileRecordingBackend implements StorageBackend {
-  readonly describe?: () => string
+export class ProfileRecordingBackend extends LayerBackend implements StorageBackend {
   readonly recorder: ProfileRecorderControl = { start: (output) => this.startRecording(output), stop: () => this.stopRecording() }
   private session: Session | undefined
   private readonly writes = new Set<Promise<unknown>>()
@@ -79,11 +78,10 @@ export class ProfileRecordingBackend implements StorageBackend {
   private readonly maxBlocks: number
 
   constructor(
-    private readonly inner: StorageBackend,
+    inner: StorageBackend,
     private readonly options: RecordingOptions,
   ) {
-    const { describe } = inner
-    if (describe) this.describe = () => describe.call(inner)
+    super(inner)
     this.clock = options.clock ?? REAL_CLOCK
     this.wallClock = options.wallClock ?? (() => new Date())
     this.idleMs = options.idleMs ?? PROFILE_IDLE_MS
@@ -95,18 +93,6 @@ export class ProfileRecordingBackend implements StorageBackend {
         path: options.autoPath,
       })
     }
-  }
-
-  get length(): number {
-    return this.inner.length
-  }
-
-  get mtime(): Date {
-    return this.inner.mtime
-  }
-
-  get integrity(): BlockIntegrity | undefined {
-    return this.inner.integrity
   }
 
   readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {

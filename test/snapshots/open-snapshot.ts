@@ -117,6 +117,7 @@ t.test('with a manifest: the verifying layer sits under the cache; a manifest bl
   t.teardown(() => backend.close())
   t.ok((await backend.readExact(70_000, 100_000)).equals(BYTES.subarray(70_000, 170_000)))
   t.match(backend.inspect?.(), { type: 'http', cachedBytes: Number, integrity: { verifiedBlocks: 2, mismatches: 0, failedBlocks: 0 } })
+  t.equal(backend.integrity?.blockCount, blockCountOf(BYTES.length, 128 * 1024), 'the manifest\'s digests passed up to the outermost layer')
   t.match(warnings, [/^web\.img: its manifest's blocks \(128 KiB\) are larger than the cache's \(64 KiB\): each cache miss fetches a whole manifest block; set cache_block_kib: 128/])
 
   // A manifest that does not check out refuses the snapshot, its source closed behind it.
@@ -133,6 +134,7 @@ t.test('with a manifest: the verifying layer sits under the cache; a manifest bl
   t.ok((await both.readExact(70_000, 10)).equals(BYTES.subarray(70_000, 70_010)))
   await diskCache.flush()
   t.match(both.inspect!(), { integrity: { verifiedBlocks: Number }, diskBytes: 64 * 1024 }, 'verified, then kept on disk')
+  t.equal(both.integrity?.blockBytes, 128 * 1024, 'the manifest\'s digests passed up through the disk cache (snapmount verify checks with them)')
 })
 
 t.test('the recording layer, outermost: records by itself where the profile to replay is absent', async (t) => {
