@@ -88,11 +88,22 @@ export declare function guestImagePath(): Promise<string>
  */
 export declare function ensureGuestImage(options?: { onBuild?: (path: string) => void; timeoutMs?: number }): Promise<string>
 
+/** Where chooseAccel looks; each defaults to this machine's. */
+export interface AccelHost {
+  /** Default QEMU. */
+  qemu?: string
+  /** Default /dev/kvm. */
+  kvmDevice?: string
+  /** The loaded modules, one entry each (kvm_intel, kvm_amd, kvm_pvm). Default /sys/module. */
+  modules?: string
+}
+
 /**
- * KVM when /dev/kvm opens read-write and KVM is kvm_intel or kvm_amd, TCG otherwise, nothing
- * without QEMU; SNAPMOUNT_GUEST_ACCEL=kvm|tcg in `env` forces one.
+ * KVM when /dev/kvm opens read-write and KVM is kvm_intel or kvm_amd, TCG otherwise (the reason
+ * names kvm_pvm where that is the KVM), nothing without QEMU; SNAPMOUNT_GUEST_ACCEL=kvm|tcg in
+ * `env` forces one.
  */
-export declare function chooseAccel(env?: NodeJS.ProcessEnv): Promise<AccelChoice>
+export declare function chooseAccel(env?: NodeJS.ProcessEnv, host?: AccelHost): Promise<AccelChoice>
 
 /**
  * QEMU's arguments for booting the guest from `disk` (a path: a local file or a mounted snapshot),

@@ -83,24 +83,26 @@ export async function ensureGuestImage({ onBuild, timeoutMs = BUILD_TIMEOUT_MS }
  * kernel's KVM is the hardware one (kvm_intel or kvm_amd): a KVM that is something else, such as
  * kvm_pvm (a nested hypervisor that runs only guest kernels built for it), lets QEMU start, and
  * Debian's kernel then never gets past decompressing itself. TCG otherwise, if QEMU is there;
- * neither when it is not. SNAPMOUNT_GUEST_ACCEL=kvm or tcg overrides the choice.
+ * neither when it is not. SNAPMOUNT_GUEST_ACCEL=kvm or tcg overrides the choice. The second
+ * argument names the files looked at (tests point them into a temp dir): QEMU, the KVM device and
+ * the kernel's modules dir.
  */
-export async function chooseAccel(env = process.env) {
-  if (!(await exists(QEMU, constants.X_OK))) return { accel: undefined, reason: `${QEMU} is missing (apt-get install qemu-system-x86)` }
+export async function chooseAccel(env = process.env, { qemu = QEMU, kvmDevice = '/dev/kvm', modules = '/sys/module' } = {}) {
+  if (!(await exists(qemu, constants.X_OK))) return { accel: undefined, reason: `${qemu} is missing (apt-get install qemu-system-x86)` }
   const forced = env.SNAPMOUNT_GUEST_ACCEL
   if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: `SNAPMOUNT_GUEST_ACCEL=${forced}` }
   if (forced) throw new Error(`SNAPMOUNT_GUEST_ACCEL is '${forced}'; use kvm, tcg or leave it unset`)
   try {
-    await (await open('/dev/kvm', 'r+')).close()
+    await (await open(kvmDevice, 'r+')).close()
   } catch (err) {
-    return { accel: 'tcg', reason: `/dev/kvm cannot be opened (${err.code}): TCG` }
+    return { accel: 'tcg', reason: `${kvmDevice} cannot be opened (${err.code}): TCG` }
   }
-  const hardware = await Promise.all(['kvm_intel', 'kvm_amd'].map((name) => exists(`/sys/module/${name}`)))
+  const hardware = await Promise.all(['kvm_intel', 'kvm_amd'].map((name) => exists(join(modules, name))))
   if (!hardware.includes(true)) {
-    const pvm = (await exists('/sys/module/kvm_pvm')) ? 'kvm_pvm, which runs only guest kernels built for it' : 'neither kvm_intel nor kvm_amd'
-    return { accel: 'tcg', reason: `/dev/kvm opens, but this KVM is ${pvm}: TCG` }
+    const pvm = (await exists(join(modules, 'kvm_pvm'))) ? 'kvm_pvm, which runs only guest kernels built for it' : 'neither kvm_intel nor kvm_amd'
+    return { accel: 'tcg', reason: `${kvmDevice} opens, but this KVM is ${pvm}: TCG` }
   }
-  return { accel: 'kvm', reason: '/dev/kvm opens and KVM is the hardware one' }
+  return { accel: 'kvm', reason: `${kvmDevice} opens and KVM is the hardware one` }
 }
 
 /**

@@ -41,6 +41,20 @@ t.test('the boot targets: x local, x best peer, server bytes x guest bytes', asy
   t.equal(BOOT_LIMITS.overLocal, 1.5)
 })
 
+t.test('the rows with a boot profile get the same three targets, on lines of their own, when they ran', async (t) => {
+  const profiled = {
+    ...rows,
+    'snapmount-http-10ms-profile': row('snapmount HTTP, with profile', 'snapmount', 'http', 10, [33, 31, 32], 66),
+  }
+  const targets = evaluateTargets({ boot: boot(profiled) } as unknown as BenchResults).filter((target) => target.scope.startsWith('boot'))
+  t.same([...new Set(targets.map((target) => target.scope))], ['boot HTTP 10 ms', 'boot HTTP 10 ms, with profile', 'boot S3 10 ms'], 'no S3 profile row, no S3 profile lines')
+  const http = targets.filter((target) => target.scope === 'boot HTTP 10 ms, with profile')
+  t.same(http.map((target) => target.pass), [true, true, true])
+  t.same(http.map((target) => target.detail), ['32.0 s vs 1.5 x 30.0 s', "32.0 s vs 0.5 x 95.0 s (qemu-curl); not booted: httpfs2", '66.0 vs 2 x 52.0 MiB (1.269x)'])
+  const slow = evaluateTargets({ boot: boot({ ...profiled, 'snapmount-http-10ms-profile': row('snapmount HTTP, with profile', 'snapmount', 'http', 10, [50, 50, 50], 66) }) } as unknown as BenchResults)
+  t.same(slow.filter((target) => target.scope === 'boot HTTP 10 ms, with profile').map((target) => target.pass), [false, false, true], 'a slow profiled boot fails its own lines')
+})
+
 t.test('boot targets say what was not measured', async (t) => {
   const noLocal = evaluateTargets({ boot: boot({ 'snapmount-http-10ms': rows['snapmount-http-10ms'], 'snapmount-s3-10ms': withoutServerBytes(rows['snapmount-s3-10ms']) }) } as unknown as BenchResults)
   const details = noLocal.filter((target) => target.scope.startsWith('boot')).map((target) => target.detail)
