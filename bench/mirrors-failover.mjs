@@ -145,6 +145,8 @@ async function run(kill) {
     const logged = (stderr.match(/does not match the manifest from /g) ?? []).length
     const failoverMs = /reads failed over from \S+ to \S+, answered ([\d.]+) ms after/.exec(stderr)?.[1]
     const stalled = / is failing \(\d+ requests in a row unanswered past its hedge delay .*\(stalled\)\)/.test(stderr)
+    // The daemon's word on its mirrors, for a run whose failover needs explaining.
+    if (hang && kill) console.error(stderr.split('\n').filter((line) => / mirror | failed over /.test(line)).join('\n'))
     return { reads: reads.length, errors, wrong, p50: pick(0.5), p99: pick(0.99), max: sorted.at(-1) ?? 0, around, flips: proxy?.flips.length ?? 0, logged, failoverMs, stalled }
   } finally {
     daemon.kill('SIGTERM')

@@ -70,11 +70,14 @@ const HEDGE_FLOOR_MS = 5
 /** Before a source is measured: a request this slow is slow on any link that can serve a disk. */
 const HEDGE_UNMEASURED_MS = 250
 /**
- * Requests in a row that lose a hedge race after their own hedge delay, with no answer between,
- * that mark a healthy source failing. A healthy source has one such request in twenty at most (its
- * p95) and answers the next; three in a row costs three reads one hedge delay each, where waiting
- * for the error path would cost a read its whole deadline. A stall is not a latency sample: a
- * hung source would drop behind after one and never be asked again, healthy in status for ever.
+ * Stalls in a row (requests that lose a hedge race after their own hedge delay), with no answer
+ * between, that mark a healthy source failing. A healthy source has one such request in twenty at
+ * most (its p95) and answers the next; three in a row costs three reads one hedge delay each, where
+ * waiting for the error path would cost a read its whole deadline. Requests that were in flight
+ * together count once (a stall is counted only for a request sent after the last one counted):
+ * a busy moment of the daemon's own (GC, a burst of reads) holds up every request in flight at
+ * once, and the 5 ms floor is reached by that alone on loopback. A stall is not a latency sample:
+ * a hung source would drop behind after one and never be asked again, healthy in status for ever.
  */
 const STALLS_TO_FAIL = 3
 
@@ -97,6 +100,8 @@ interface Source {
   failedProbes: number
   /** Hedge races lost past the hedge delay since its last answer (STALLS_TO_FAIL). */
   stalls: number
+  /** When the last stall was counted: requests sent before it were in flight with it. */
+  stallCountedAt: number
   /** When a failing source may be probed. */
   retryAt: number
   /** A probe read is in flight: no second one until it settles. */
@@ -139,6 +144,7 @@ export class SourceSelector {
       badBlocks: 0,
       failedProbes: 0,
       stalls: 0,
+      stallCountedAt: -Infinity,
       retryAt: 0,
       probing: false,
     }))
@@ -211,6 +217,9 @@ export class SourceSelector {
     source.hedgesLost++
     const hedgeDelayMs = this.hedgeDelayMs(index)
     if (source.state === 'healthy' && elapsedMs >= hedgeDelayMs) {
+      const now = this.now()
+      if (now - elapsedMs < source.stallCountedAt) return
+      source.stallCountedAt = now
       if (++source.stalls >= STALLS_TO_FAIL) this.failed(index, `${source.stalls} requests in a row unanswered past its hedge delay of ${hedgeDelayMs.toFixed(1)} ms while other mirrors answered (stalled)`)
       return
     }

@@ -173,15 +173,20 @@ t.test('a source that stalls (loses hedges past its own hedge delay) three times
     s.succeeded(0, 5)
     s.succeeded(1, 5)
   }
-  s.lost(0, 30)
-  s.lost(0, 30)
+  /** One request to m0, sent now, lost after 30 ms: a stall. */
+  const stall = () => {
+    advance(30)
+    s.lost(0, 30)
+  }
+  stall()
+  stall()
   t.same(s.order(), [0, 1], 'two stalls: still first (a stall is not a latency sample), each read hedged')
   t.match(s.report()[0], { state: 'healthy', latencyMs: 5, hedgesLost: 2, errors: 0 })
   s.succeeded(0, 5)
-  s.lost(0, 30)
-  s.lost(0, 30)
+  stall()
+  stall()
   t.same(changes, [], 'an answer between starts the count again')
-  s.lost(0, 30)
+  stall()
   t.same(changes, ['m0 failing: 3 requests in a row unanswered past its hedge delay of 5.0 ms while other mirrors answered (stalled)'])
   t.same(s.order(), [1, 0], 'failing: last')
   t.match(s.report()[0], { state: 'failing', errors: 1, hedgesLost: 5 })
@@ -194,6 +199,23 @@ t.test('a source that stalls (loses hedges past its own hedge delay) three times
   s.succeeded(0, 6)
   t.same(changes.at(-1), 'm0 healthy: answered a read in 6.0 ms')
   t.same(s.order(), [0, 1], 'and first again, its latency that of before the stall')
+})
+
+t.test('requests that stalled together (in flight at once) count as one stall', async (t) => {
+  const { s, changes, advance } = selector(2)
+  for (let i = 0; i < 10; i++) s.succeeded(0, 5)
+  // A busy moment: five requests sent within 10 ms, all lost at 40 ms.
+  advance(40)
+  for (const elapsed of [40, 38, 35, 32, 30]) s.lost(0, elapsed)
+  t.same(changes, [], 'one stall, not five')
+  advance(1)
+  s.lost(0, 35)
+  t.same(changes, [], 'one sent before the first was counted (35 ms ago) is of the same moment')
+  advance(20)
+  s.lost(0, 20)
+  advance(20)
+  s.lost(0, 20)
+  t.match(changes, [/^m0 failing: 3 requests in a row/], 'two more, each sent after the last counted: three')
 })
 
 t.test('a damaged answer (corrupt): counted against the source, which stays healthy but goes after the others', async (t) => {
