@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // Failover of a mirrored snapshot (issue 21): read latency with three nginx mirrors undisturbed,
 // and with the mirror in use stopped in the middle of the reads, or (--corrupt) made to damage
-// every answer under the right ETag, with a manifest.
+// every answer under the right ETag, with a manifest, or (--hang) frozen so that it takes requests
+// and answers none.
 //
-//   npm run build && flock /tmp/snapmount-bench.lock node bench/mirrors-failover.mjs [--rtt MS] [--seconds S] [--corrupt]
+//   npm run build && flock /tmp/snapmount-bench.lock node bench/mirrors-failover.mjs [--rtt MS] [--seconds S] [--corrupt | --hang]
 //
 // Each run: a fresh image on the three mirrors (one directory, so one ETag), a fresh daemon with
 // `urls:` listing them, READERS readers of random 128 KiB blocks plus one sequential reader of
@@ -13,7 +14,10 @@
 // every packet (tools/delay-netns.mjs: real kernel TCP at that round trip). With --corrupt (on
 // loopback only) the snapshot has a manifest, mirror 0 is reached through
 // tools/corrupting-proxy.mjs in both runs, and in the disturbed one the proxy starts flipping a
-// bit in every ranged answer at a third of the run. Prints a table; not part of `npm test`. Needs
+// bit in every ranged answer at a third of the run. With --hang, mirror 0 is frozen (SIGSTOP: the
+// kernel still accepts its connections and requests, nginx answers none) at a third of the run;
+// the table adds the daemon's failover time and whether it marked the mirror failing (stalled).
+// Prints a table; not part of `npm test`. Needs
 // root and /dev/fuse. Run it under the bench lock.
 
 import { spawn } from 'node:child_process'
@@ -37,12 +41,14 @@ const BLOCK = 128 * 1024
 const IMAGE_BYTES = 256 * MiB
 const READERS = 4
 
-const { values } = parseArgs({ options: { rtt: { type: 'string', default: '0' }, seconds: { type: 'string', default: '6' }, corrupt: { type: 'boolean', default: false } } })
+const { values } = parseArgs({ options: { rtt: { type: 'string', default: '0' }, seconds: { type: 'string', default: '6' }, corrupt: { type: 'boolean', default: false }, hang: { type: 'boolean', default: false } } })
 const rttMs = Number(values.rtt)
 const seconds = Number(values.seconds)
 const corrupt = values.corrupt
+const hang = values.hang
 if (corrupt && rttMs > 0) throw new Error('--corrupt runs on loopback only: the proxy is not in the delaying namespace')
-const disturbance = corrupt ? 'mirror 0 damages every answer from 1/3' : 'mirror 0 stopped at 1/3'
+if (corrupt && hang) throw new Error('one of --corrupt and --hang')
+const disturbance = corrupt ? 'mirror 0 damages every answer from 1/3' : hang ? 'mirror 0 hangs at 1/3' : 'mirror 0 stopped at 1/3'
 
 const dir = await mkdtemp(join(tmpdir(), 'snapmount-mirrors-bench-'))
 const image = randomBytes(IMAGE_BYTES)
@@ -57,10 +63,10 @@ try {
   for (const kill of [false, true]) rows.push({ kill, ...(await run(kill)) })
   const [l1, l5] = loadavg()
   console.log(`\nmirrors failover, 3 nginx mirrors${corrupt ? ' and a manifest' : ''}, ${rttMs} ms RTT${netns ? ' (kernel TCP, delay-netns)' : ' (loopback)'}, ${seconds} s per run, ${READERS} random readers (128 KiB) + 1 sequential (1 MiB), O_DIRECT; load ${l1.toFixed(1)} / ${l5.toFixed(1)} (1 / 5 min)`)
-  console.log(`| run | reads | errors | wrong bytes | p50 ms | p99 ms | max ms | longest read around the kill |${corrupt ? ' bits flipped | bad blocks logged |' : ''}`)
-  console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${corrupt ? ' ---: | ---: |' : ''}`)
+  console.log(`| run | reads | errors | wrong bytes | p50 ms | p99 ms | max ms | longest read around the kill |${corrupt ? ' bits flipped | bad blocks logged |' : ''}${hang ? ' failover ms | marked failing |' : ''}`)
+  console.log(`| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |${corrupt ? ' ---: | ---: |' : ''}${hang ? ' ---: | --- |' : ''}`)
   for (const row of rows) {
-    const extra = corrupt ? ` ${row.flips} | ${row.logged} |` : ''
+    const extra = corrupt ? ` ${row.flips} | ${row.logged} |` : hang ? ` ${row.failoverMs ?? '-'} | ${row.kill ? (row.stalled ? 'yes (stalled)' : 'no') : '-'} |` : ''
     console.log(`| ${row.kill ? disturbance : 'undisturbed'} | ${row.reads} | ${row.errors} | ${row.wrong} | ${row.p50.toFixed(1)} | ${row.p99.toFixed(1)} | ${row.max.toFixed(1)} | ${row.kill ? `${row.around.toFixed(1)} ms` : '-'} |${extra}`)
   }
   console.log(`p99 ratio (killed / undisturbed): ${(rows[1].p99 / rows[0].p99).toFixed(2)}`)
@@ -101,6 +107,7 @@ async function run(kill) {
     const killer = kill && setTimeout(() => {
       killedAt = performance.now()
       if (proxy) proxy.setCorrupt(({ start, end }) => start !== undefined && end !== undefined && start !== end)
+      else if (hang) void mirrors[0].pause()
       else void mirrors[0].stop()
     }, (seconds * 1000) / 3)
     const reader = async (next) => {
@@ -136,7 +143,11 @@ async function run(kill) {
     const pick = (p) => sorted[Math.ceil(p * sorted.length) - 1] ?? 0
     const around = Math.max(0, ...reads.filter(([at, ms]) => at + ms >= killedAt - 1000).map(([, ms]) => ms))
     const logged = (stderr.match(/does not match the manifest from /g) ?? []).length
-    return { reads: reads.length, errors, wrong, p50: pick(0.5), p99: pick(0.99), max: sorted.at(-1) ?? 0, around, flips: proxy?.flips.length ?? 0, logged }
+    const failoverMs = /reads failed over from \S+ to \S+, answered ([\d.]+) ms after/.exec(stderr)?.[1]
+    const stalled = / is failing \(\d+ requests in a row unanswered past its hedge delay .*\(stalled\)\)/.test(stderr)
+    // The daemon's word on its mirrors, for a run whose failover needs explaining.
+    if (hang && kill) console.error(stderr.split('\n').filter((line) => / mirror | failed over /.test(line)).join('\n'))
+    return { reads: reads.length, errors, wrong, p50: pick(0.5), p99: pick(0.99), max: sorted.at(-1) ?? 0, around, flips: proxy?.flips.length ?? 0, logged, failoverMs, stalled }
   } finally {
     daemon.kill('SIGTERM')
     await exited

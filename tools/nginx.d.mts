@@ -57,6 +57,13 @@ export interface Nginx {
   accessLog(): Promise<string>
   /** The access log parsed, oldest request first. */
   requests(): Promise<NginxRequest[]>
+  /**
+   * Freezes nginx (SIGSTOP to the master and its workers): it still accepts connections and
+   * requests (the kernel does) and answers none, a hung server. `stop` thaws it first.
+   */
+  pause(): Promise<void>
+  /** Thaws it (SIGCONT): the requests it took meanwhile are answered. */
+  resume(): Promise<void>
   /** Stops nginx (SIGTERM, SIGKILL after 5 s), waits for it to exit, removes its temp dir. Idempotent. */
   stop(): Promise<void>
 }

@@ -57,7 +57,7 @@ export async function startNginxSite(site, options = {}) {
     for (let attempt = 1; ; attempt++) {
       const port = await freePort()
       try {
-        const stopped = await run(dir, config(dir, site(port, dir)), netns)
+        const { stop: stopped, freeze } = await run(dir, config(dir, site(port, dir)), netns)
         const origin = `${https ? 'https' : 'http'}://127.0.0.1:${port}`
         const accessLog = () => readFile(join(dir, 'access.log'), 'utf8').catch(() => '')
         let removed
@@ -76,6 +76,8 @@ export async function startNginxSite(site, options = {}) {
                 return { clientPort: Number(fields[0]), status: Number(fields.at(-2)), bytes: Number(fields.at(-1)) }
               })
           },
+          pause: () => freeze(true),
+          resume: () => freeze(false),
           stop: () =>
             (removed ??= (async () => {
               await stopped()
@@ -181,7 +183,7 @@ http {
 
 /**
  * Starts nginx with `text` as its config, inside `netns` when given; resolves once it listens, to
- * a function that stops it.
+ * a function that stops it and one that freezes (SIGSTOP) or thaws (SIGCONT) it.
  */
 async function run(dir, text, netns) {
   const configFile = join(dir, 'nginx.conf')
@@ -201,8 +203,26 @@ async function run(dir, text, netns) {
   const closed = new Promise((resolve) => child.once('close', resolve))
   const alive = () => child.exitCode === null && child.signalCode === null
   let stopping
-  // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for.
-  const stop = () => (stopping ??= terminate(child, exited, EXIT_WAIT_MS))
+  let frozen = false
+  /**
+   * SIGSTOP (or SIGCONT) to the master and its workers, which /proc lists as its children. Frozen,
+   * nginx still completes TCP handshakes and takes requests (the kernel does, into the listen
+   * backlog and socket buffers) and answers nothing: a hung server.
+   */
+  const freeze = async (on) => {
+    frozen = on
+    const workers = (await readFile(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number)
+    for (const pid of [child.pid, ...workers]) {
+      try {
+        process.kill(pid, on ? 'SIGSTOP' : 'SIGCONT')
+      } catch {
+        // already gone: nothing to freeze or thaw
+      }
+    }
+  }
+  // SIGTERM is nginx's fast shutdown: open keep-alive connections are not waited for. A frozen
+  // nginx is thawed first, so it can shut down rather than wait for the SIGKILL.
+  const stop = () => (stopping ??= (frozen ? freeze(false) : Promise.resolve()).then(() => terminate(child, exited, EXIT_WAIT_MS)))
 
   const log = async () => `${stderr}${await readFile(errorLog, 'utf8').catch(() => '')}`
   const deadline = Date.now() + START_WAIT_MS
@@ -220,7 +240,7 @@ async function run(dir, text, netns) {
     }
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-  return stop
+  return { stop, freeze }
 }
 
 /** nginx's quoting: temp paths have no quotes, but may one day have spaces. */

@@ -113,6 +113,11 @@ export interface SourceSet {
    * bytes go to it only after every other source.
    */
   markBad(source: number, offset: number, length: number): void
+  /**
+   * `source`'s answer to a `readFrom` passed the caller's check. A failover to it is over only
+   * then: its log line (`failoverMs`) is never written for bytes that then failed their digest.
+   */
+  verified(source: number): void
 }
 
 /** What `StorageBackend.recorder` offers. */

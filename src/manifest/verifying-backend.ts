@@ -147,6 +147,7 @@ export class VerifyingBackend implements StorageBackend {
     const { into: _into, ...widened } = options
     const { bytes: data, source } = await this.fetch(start, end - start, aligned ? options : widened)
     const bad = await this.mismatches(firstBlock, data)
+    if (bad.length === 0 && source !== undefined) this.source.sourceSet!.verified(source)
     for (const { block, got } of bad) await this.repair(block, { source, got }, data, start, options)
     this.stats.verifiedBlocks += Math.ceil(data.length / blockBytes)
     return aligned ? data : data.subarray(offset - start, offset - start + length)
@@ -210,6 +211,7 @@ export class VerifyingBackend implements StorageBackend {
       source = copy.source
       got = (await this.pool.blockDigests(algorithm, copy.bytes, blockBytes)).toString('hex')
       if (got === expected) {
+        if (source !== undefined) sourceSet!.verified(source)
         copy.bytes.copy(data, offset - start)
         return
       }

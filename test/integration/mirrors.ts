@@ -4,7 +4,7 @@ import { constants } from 'node:fs'
 import { copyFile, mkdir, open, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli, startDaemon } from '../fixtures/daemon.js'
-import { startFaultServer } from '../fixtures/fault-server.js'
+import { startFaultServer, type Fault } from '../fixtures/fault-server.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { startNginx, type Nginx } from '../fixtures/nginx.js'
 import { ddRange } from '../fixtures/readers.js'
@@ -195,6 +195,68 @@ t.test('a mirror that stalls is hedged: the read is answered by the next one, fa
   t.ok(elapsed < 2000, `answered in ${elapsed.toFixed(0)} ms, not after the 4 s stall (hedged after 250 ms: the mirror is not measured yet)`)
   t.same([gets(0), gets(1)], [1, 1], 'one request to each')
 })
+
+/** How long a hung mirror holds a request: longer than any test, cleared when its server closes. */
+const HANG_MS = 600_000
+/** fuse-native answers ETIMEDOUT to a read the daemon has not answered in 15 s; a read here must take a fifth of that at most. */
+const WELL_INSIDE_FUSE_TIMEOUT_MS = 3000
+
+for (const hang of ['headers', 'body'] as const) {
+  const how = hang === 'headers' ? 'accepts requests and never answers' : 'sends the headers, then stalls the body'
+  t.test(`one of three mirrors ${how}: every read answered by the others well inside fuse-native's 15 s, and it is marked failing`, async (t) => {
+    const dir = await tempDir(t)
+    const servers = await Promise.all([0, 1, 2].map(() => startFaultServer(t, IMAGE)))
+    const urls = servers.map((s) => s.url())
+    const { disk, daemon } = await mountMirrors(t, dir, urls)
+    const log: ReadLog = { errors: [], reads: [] }
+    const sequential = await open(disk, constants.O_RDONLY | constants.O_DIRECT)
+    t.teardown(() => sequential.close())
+    // The first 8 MiB, undisturbed: the mirror in use is measured, so its hedge delay is its own p95.
+    for (let offset = 0; offset < 8 * MiB; offset += MiB) await timedRead(sequential, offset, MiB, log)
+    // The one in use hangs: m0, unless a slow open on a loaded machine put another first.
+    const counts = servers.map((s) => s.requests.length)
+    const hung = counts.indexOf(Math.max(...counts))
+    const asked = counts[hung]!
+    // Every GET from now on, probes included, hangs.
+    servers[hung]!.plan(...Array.from({ length: 1000 }, (): Fault => (hang === 'headers' ? { kind: 'slow-headers', ms: HANG_MS } : { kind: 'stall-body', ms: HANG_MS })))
+    const hungAt = performance.now()
+    const random = async (reader: number) => {
+      const handle = await open(disk, constants.O_RDONLY | constants.O_DIRECT)
+      const next = seededRandom(200 + reader)
+      try {
+        for (let i = 0; i < 60; i++) {
+          const block = Math.floor(next() * Math.ceil(SIZE / BLOCK))
+          await timedRead(handle, block * BLOCK, Math.min(BLOCK, SIZE - block * BLOCK), log)
+        }
+      } finally {
+        await handle.close()
+      }
+    }
+    const full = async () => {
+      for (let offset = 8 * MiB; offset < SIZE; offset += MiB) await timedRead(sequential, offset, Math.min(MiB, SIZE - offset), log)
+    }
+    await Promise.all([full(), random(0), random(1)])
+    t.same(log.errors, [], '0 read errors, 0 wrong bytes')
+    const after = log.reads.filter(([start]) => start >= hungAt).map(([, ms]) => ms).sort((a, b) => a - b)
+    const longest = after.at(-1)!
+    const percentile = (p: number) => after[Math.ceil(p * after.length) - 1]!
+    t.comment(`${after.length} reads after m${hung} hung: p50 ${percentile(0.5).toFixed(1)} ms, p99 ${percentile(0.99).toFixed(1)} ms, longest ${longest.toFixed(1)} ms; m${hung} asked ${servers[hung]!.requests.length - asked} times meanwhile`)
+    t.ok(longest < WELL_INSIDE_FUSE_TIMEOUT_MS, `the longest read took ${longest.toFixed(1)} ms (< ${WELL_INSIDE_FUSE_TIMEOUT_MS} ms)`)
+    t.ok(servers[hung]!.requests.length - asked >= 3, 'the hung mirror was asked')
+    const stderr = daemon.stderr()
+    t.match(stderr, new RegExp(`mirror ${urls[hung]} is failing \\(3 requests in a row unanswered past its hedge delay of [\\d.]+ ms while other mirrors answered \\(stalled\\)\\)`), 'the stalls marked it failing')
+    const failover = new RegExp(`reads failed over from ${urls[hung]} to \\S+, answered ([\\d.]+) ms after`).exec(stderr)
+    t.ok(failover, 'and the read that found the third stall is its failover')
+    t.comment(`failover ${failover?.[1]} ms`)
+    t.notMatch(stderr, /error/, 'no read failed')
+    const json = JSON.parse((await runCli(['status', '--json', join(dir, 'mnt')])).stdout)
+    t.match(
+      json.snapshots[0].mirrors,
+      urls.map((source, index) => ({ source, state: index === hung ? 'failing' : 'healthy' })),
+      'status: the hung mirror failing, the others healthy',
+    )
+  })
+}
 
 t.test('mirrors that are not the same image are refused at start, both named', async (t) => {
   const dir = await tempDir(t)

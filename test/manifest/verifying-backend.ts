@@ -114,13 +114,13 @@ t.test('attempts: 1 never retries', async (t) => {
 })
 
 /** A mirrored snapshot over `sources`, named http://m0, http://m1, ... */
-function mirrored(sources: StorageBackend[]): MirrorBackend {
+function mirrored(sources: StorageBackend[], log = logger()): MirrorBackend {
   return new MirrorBackend({
     name: 'disk',
     sources,
     labels: sources.map((_, i) => `http://m${i}`),
     retry: { maxAttempts: 2, deadlineMs: 5000, baseDelayMs: 1, maxDelayMs: 1 },
-    logger: logger().logger,
+    logger: log.logger,
     // Latencies all 0: the config's order decides, however loaded the machine.
     now: () => 0,
   })
@@ -142,6 +142,20 @@ t.test('over mirrors: a block one mirror damaged is asked from another, and that
   t.ok((await backend.readExact(5 * BLOCK, BLOCK)).equals(IMAGE.subarray(5 * BLOCK, 6 * BLOCK)))
   t.equal(sources[0]!.reads.length, 1, 'the block read again later goes to another mirror first')
   t.same(sources[1]!.reads.at(-1), { offset: 5 * BLOCK, length: BLOCK, into: false })
+})
+
+t.test('over mirrors: a failover is logged only for an answer that passed its digests', async (t) => {
+  // m0 refuses; m1 answers with block 5 damaged; m2's copy of it is good.
+  const refusing: StorageBackend = { length: SIZE, mtime: new Date(0), readExact: async () => Promise.reject(new Error('connect ECONNREFUSED')), close: async () => {} }
+  const sources = [refusing, new DamagingBackend(() => true), new DamagingBackend(() => false)]
+  const mirrorLog = logger()
+  const backend = new VerifyingBackend(mirrored(sources, mirrorLog), manifestOf(IMAGE), { name: 'disk', ...logger() })
+  t.ok((await backend.readExact(4 * BLOCK, 4 * BLOCK)).equals(IMAGE.subarray(4 * BLOCK, 8 * BLOCK)), '0 wrong bytes')
+  const failovers = mirrorLog.lines.filter(({ message }) => message.includes('failed over'))
+  t.equal(failovers.length, 1, "one line: m1's damaged answer is not a failover")
+  t.match(failovers[0], { message: /reads failed over from http:\/\/m0 to http:\/\/m2, answered [\d.]+ ms after/, fields: { source: 'http://m2' } })
+  t.ok((await backend.readExact(0, BLOCK)).equals(IMAGE.subarray(0, BLOCK)), 'a good answer later')
+  t.equal(mirrorLog.lines.filter(({ message }) => message.includes('failed over')).length, 1, 'the failover was already over')
 })
 
 t.test('over mirrors: every mirror damaging a block fails the read (EIO), naming each mirror and its digest', async (t) => {

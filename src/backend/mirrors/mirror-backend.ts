@@ -129,10 +129,20 @@ export class MirrorBackend implements StorageBackend, SourceSet {
   }
 
   async readExact(offset: number, length: number, options?: ReadOptions): Promise<Buffer> {
-    return (await this.readFrom(offset, length, options)).bytes
+    return (await this.read(offset, length, options, true)).bytes
   }
 
+  /** `readExact` for a caller that checks the bytes: an answer ends a failover only once it says `verified`. */
   readFrom(offset: number, length: number, options?: ReadOptions & { avoid?: ReadonlySet<number> | undefined }): Promise<{ bytes: Buffer; source: number }> {
+    return this.read(offset, length, options, false)
+  }
+
+  verified(source: number): void {
+    if (this.failingSince.size > 0) this.failedOver(source)
+  }
+
+  /** `checked`: the answer is final as it comes (no caller checks it), so it may end a failover at once. */
+  private read(offset: number, length: number, options: (ReadOptions & { avoid?: ReadonlySet<number> | undefined }) | undefined, checked: boolean): Promise<{ bytes: Buffer; source: number }> {
     if (this.closed) return Promise.reject(new BackendClosedError())
     const avoid = options?.avoid ?? new Set<number>()
     try {
@@ -143,7 +153,7 @@ export class MirrorBackend implements StorageBackend, SourceSet {
     }
     // No source's bytes: the one not avoided, say, for whoever asks.
     if (length === 0) return Promise.resolve({ bytes: Buffer.alloc(0), source: this.options.sources.findIndex((_, index) => !avoid.has(index)) })
-    return this.race(offset, length, avoid, options)
+    return this.race(offset, length, avoid, options, checked)
   }
 
   markBad(source: number, offset: number, length: number): void {
@@ -171,7 +181,7 @@ export class MirrorBackend implements StorageBackend, SourceSet {
   }
 
   /** Runs one read over the sources but `avoid`: see the class comment. */
-  private race(offset: number, length: number, avoid: ReadonlySet<number>, options: ReadOptions | undefined): Promise<{ bytes: Buffer; source: number }> {
+  private race(offset: number, length: number, avoid: ReadonlySet<number>, options: ReadOptions | undefined, checked: boolean): Promise<{ bytes: Buffer; source: number }> {
     const { sources, retry } = this.options
     const what = `read of bytes ${offset}-${offset + length - 1} of ${this.options.name} from ${sources.length} mirrors`
     const started = this.now()
@@ -196,11 +206,17 @@ export class MirrorBackend implements StorageBackend, SourceSet {
         for (const attempt of live.splice(0)) {
           clearTimeout(attempt.hedge)
           attempt.abort.abort(err ?? new Error(`${what}: answered by another mirror`))
-          if (!err) this.selector.lost(attempt.source, this.now() - attempt.started)
-          else this.selector.abandoned(attempt.source)
+          if (err) this.selector.abandoned(attempt.source)
+          else {
+            // A loser that had stalled once too often goes failing (selector.lost): this answer is its failover.
+            this.failedRequestSent = attempt.started
+            this.selector.lost(attempt.source, this.now() - attempt.started)
+          }
         }
-        if (err) reject(err)
-        else resolve(answer!)
+        if (err) return reject(err)
+        // Over `readFrom` the caller checks the bytes first, and says so (`verified`).
+        if (checked && this.failingSince.size > 0) this.failedOver(answer!.source)
+        resolve(answer!)
       }
       const exhausted = () => new RetriesExhaustedError(what, attempts, Math.round(this.now() - started), lastError)
       const onCancel = () => finish(options!.signal!.reason)
@@ -231,7 +247,6 @@ export class MirrorBackend implements StorageBackend, SourceSet {
         if (attempt.ownsInto) intoTaken = false
         if (bytes) {
           this.selector.succeeded(attempt.source, this.now() - attempt.started)
-          if (this.failingSince.size > 0) this.failedOver(attempt.source)
           return finish(undefined, { bytes, source: attempt.source })
         }
         lastError = err
@@ -268,8 +283,10 @@ export class MirrorBackend implements StorageBackend, SourceSet {
   /** `to` answered a read: the failover from each source still failing without one is over. */
   private failedOver(to: number): void {
     const { labels, logger, name } = this.options
-    // `to` itself is not among them: its answer made it healthy (selector.succeeded) before this.
     for (const [from, since] of this.failingSince) {
+      // `to` itself went failing since its answer (another read's request to it failed) before
+      // the caller verified it: no failover to itself, and its own ends at its next good answer.
+      if (from === to) continue
       this.failingSince.delete(from)
       const failoverMs = Math.round((this.now() - since) * 10) / 10
       logger.info(`snapshot ${name}: reads failed over from ${labels[from]} to ${labels[to]}, answered ${failoverMs} ms after the request that found it failing was sent`, { source: labels[to], failoverMs })

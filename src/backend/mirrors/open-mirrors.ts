@@ -41,6 +41,9 @@ export function sourceLabel(source: RemoteSourceSpec): string {
  * in SAMPLE_BYTES blocks: the first, the last and RANDOM_SAMPLES at random (a different draw on
  * each host). Sampling catches another image, not a damaged block: with a manifest, every block
  * is checked against its digest as it is read (the verifying layer above, through `sourceSet`).
+ * With a manifest the ETags are not compared at all: the manifest (pinned by its SHA-256) names
+ * the image, and copies made apart (another mtime, so another ETag from a static server) are the
+ * same image to it; they are compared by their sampled bytes, so another image is still refused.
  */
 export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { sources: RemoteSourceSpec[] }, options: OpenMirrorsOptions): Promise<MirrorBackend> {
   const { sources } = spec
@@ -51,7 +54,7 @@ export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { 
   try {
     const failure = opened.find((result) => result.status === 'rejected')
     if (failure) throw failure.reason
-    await checkSameImage(spec.name, sources, backends, labels, random)
+    await checkSameImage(spec.name, sources, backends, labels, random, spec.manifest === undefined)
   } catch (err) {
     await Promise.all(backends.map((backend) => backend.close()))
     throw err
@@ -90,7 +93,7 @@ async function openTimed(spec: SnapshotSpec, maxAttempts: number, open: OpenMirr
   /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
 }
 
-async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends: StorageBackend[], labels: string[], random: () => number): Promise<void> {
+async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends: StorageBackend[], labels: string[], random: () => number, byEtag: boolean): Promise<void> {
   const refuse = (other: number, problem: string, fix: string) =>
     new SourceOpenError(`snapshot ${name}: ${labels[0]} and ${labels[other]} are not the same image: ${problem}`, fix)
   const size = backends[0]!.length
@@ -99,7 +102,7 @@ async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends:
       throw refuse(index, `${labels[0]} is ${size} bytes, ${labels[index]} is ${backend.length} bytes`, 'serve one image from every source of the snapshot')
     }
   })
-  const etags = backends.map((backend) => (backend as Partial<Pinned>).strongEtag?.())
+  const etags = byEtag ? backends.map((backend) => (backend as Partial<Pinned>).strongEtag?.()) : []
   // Compared with the first source of the same kind that has one; a differing ETag is another image.
   const checkedByEtag = new Set<number>()
   etags.forEach((etag, index) => {

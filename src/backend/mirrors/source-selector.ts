@@ -21,8 +21,12 @@
  *   it takes its place by score, a failure starts a longer cool-down.
  * - Hedging: a request still unanswered after its source's recent p95 (HEDGE_FLOOR_MS at least;
  *   HEDGE_UNMEASURED_MS before MIN_SAMPLES are in) is sent to the next source too; the first
- *   answer wins and the loser is told to `lost`, its elapsed time counting as a (censored)
- *   latency sample, so a source that keeps losing drops in the order.
+ *   answer wins and the loser is told to `lost`. A loser that was still within its own hedge
+ *   delay (a hedge that started late) counts its elapsed time as a (censored) latency sample, so
+ *   a source that keeps losing drops in the order. A loser already past it had stalled: that is
+ *   the slow few percent hedging is for, once; STALLS_TO_FAIL in a row with no answer between is
+ *   a source that accepts requests and never answers them (a hung server, a body that stopped),
+ *   and it is marked failing like one that errs, instead of waiting for a read's deadline.
  *
  * - Damaged answers: a source whose answer had a block that failed its manifest digest (the
  *   verifying layer says so through the mirror backend) is charged a failure in its error rate
@@ -65,6 +69,17 @@ const MIN_SAMPLES = 10
 const HEDGE_FLOOR_MS = 5
 /** Before a source is measured: a request this slow is slow on any link that can serve a disk. */
 const HEDGE_UNMEASURED_MS = 250
+/**
+ * Stalls in a row (requests that lose a hedge race after their own hedge delay), with no answer
+ * between, that mark a healthy source failing. A healthy source has one such request in twenty at
+ * most (its p95) and answers the next; three in a row costs three reads one hedge delay each, where
+ * waiting for the error path would cost a read its whole deadline. Requests that were in flight
+ * together count once (a stall is counted only for a request sent after the last one counted):
+ * a busy moment of the daemon's own (GC, a burst of reads) holds up every request in flight at
+ * once, and the 5 ms floor is reached by that alone on loopback. A stall is not a latency sample:
+ * a hung source would drop behind after one and never be asked again, healthy in status for ever.
+ */
+const STALLS_TO_FAIL = 3
 
 export type SourceState = MirrorReport['state']
 
@@ -83,6 +98,10 @@ interface Source {
   badBlocks: number
   /** Failed probes in a row (0 while healthy): the cool-down's exponent. */
   failedProbes: number
+  /** Hedge races lost past the hedge delay since its last answer (STALLS_TO_FAIL). */
+  stalls: number
+  /** When the last stall was counted: requests sent before it were in flight with it. */
+  stallCountedAt: number
   /** When a failing source may be probed. */
   retryAt: number
   /** A probe read is in flight: no second one until it settles. */
@@ -124,6 +143,8 @@ export class SourceSelector {
       hedgesLost: 0,
       badBlocks: 0,
       failedProbes: 0,
+      stalls: 0,
+      stallCountedAt: -Infinity,
       retryAt: 0,
       probing: false,
     }))
@@ -154,6 +175,7 @@ export class SourceSelector {
     source.requests++
     this.outcome(source, 0)
     source.probing = false
+    source.stalls = 0
     // A probe's time is not the source's usual one: its connections were closed by the failure,
     // so it pays a handshake. Its latency before the failure is the better guess until the next
     // reads measure it, and the fail-back does not hinge on one slow first request.
@@ -176,6 +198,7 @@ export class SourceSelector {
     const now = this.now()
     if (source.state === 'healthy') {
       source.state = 'failing'
+      source.stalls = 0
       source.retryAt = now + COOL_DOWN_MS
       this.onChange(index, 'failing', why)
     } else if (source.probing) {
@@ -185,10 +208,21 @@ export class SourceSelector {
     source.probing = false
   }
 
-  /** A request to `source` was given up after `elapsedMs` because another source answered first. */
+  /**
+   * A request to `source` was given up after `elapsedMs` because another source answered first.
+   * Past the source's hedge delay that is a stall (STALLS_TO_FAIL), else a censored latency.
+   */
   lost(index: number, elapsedMs: number): void {
     const source = this.sources[index]!
     source.hedgesLost++
+    const hedgeDelayMs = this.hedgeDelayMs(index)
+    if (source.state === 'healthy' && elapsedMs >= hedgeDelayMs) {
+      const now = this.now()
+      if (now - elapsedMs < source.stallCountedAt) return
+      source.stallCountedAt = now
+      if (++source.stalls >= STALLS_TO_FAIL) this.failed(index, `${source.stalls} requests in a row unanswered past its hedge delay of ${hedgeDelayMs.toFixed(1)} ms while other mirrors answered (stalled)`)
+      return
+    }
     this.latency(source, elapsedMs)
     if (source.probing) {
       // Not proof either way: probed again after another cool-down.

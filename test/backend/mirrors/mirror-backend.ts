@@ -223,6 +223,42 @@ t.test('sourceSet (the manifest seam): says which source answered, avoids source
   t.equal((await backend.readFrom(65536, 16384)).source, 0, 'all marked: the config order again')
 })
 
+t.test('readFrom: an answer ends a failover only once the caller says it is verified, and never to a source failing since', async (t) => {
+  const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
+  const { backend, logs } = mirrors(sources, { now: () => 0 }) // latencies all 0: the config's order
+  sources[0]!.failures.push(new Error('HTTP 500'))
+  t.equal((await backend.readFrom(0, 10)).source, 1)
+  t.same(logs.filter((line) => line.includes('failed over')), [], 'not yet: the caller checks the bytes first')
+  sources[1]!.failures.push(new Error('reset'))
+  t.equal((await backend.readFrom(10, 10)).source, 2, 'm1 fails the next read before the first is verified')
+  backend.verified(1)
+  t.match(logs.filter((line) => line.includes('failed over')), [/from http:\/\/m0\/disk.img to http:\/\/m1\/disk.img/], "m0's failover ended by m1's verified answer; m1's own is not")
+  backend.verified(2)
+  t.match(logs.filter((line) => line.includes('failed over')).at(-1), /from http:\/\/m1\/disk.img to http:\/\/m2\/disk.img/)
+  backend.verified(2)
+  t.equal(logs.filter((line) => line.includes('failed over')).length, 2, 'nothing failing: no line')
+})
+
+t.test('a source that hangs: every read answered by the hedge; the third stall marks it failing, and that read is its failover', async (t) => {
+  const sources = [new ScriptedSource(), new ScriptedSource()]
+  const { backend, logs } = mirrors(sources)
+  // Measured: m0's hedge delay is its p95, at least 5 ms.
+  for (let i = 0; i < 20; i++) await backend.readExact(0, 10)
+  sources[0]!.stalled = true
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now()
+    t.ok((await backend.readExact(i * 10, 10)).equals(IMAGE.subarray(i * 10, i * 10 + 10)))
+    const elapsed = performance.now() - started
+    t.ok(elapsed < 200, `read ${i + 1} answered by the hedge in ${elapsed.toFixed(0)} ms`)
+  }
+  t.same(sources.map((s) => s.reads), [23, 3], 'm0 asked first each time until the third stall')
+  t.same(sources[0]!.aborted, 3, 'each of its requests aborted')
+  t.match(backend.inspect().mirrors, [{ state: 'failing', errors: 1, hedgesLost: 3 }, { state: 'healthy' }])
+  t.match(logs, [/warn snapshot disk: mirror http:\/\/m0\/disk.img is failing \(3 requests in a row unanswered past its hedge delay of [\d.]+ ms while other mirrors answered \(stalled\)\)/, /info snapshot disk: reads failed over from http:\/\/m0\/disk.img to http:\/\/m1\/disk.img, answered [\d.]+ ms after/])
+  await backend.readExact(0, 10)
+  t.same(sources.map((s) => s.reads), [23, 4], 'the next read goes straight to m1')
+})
+
 t.test('marks are bounded: the oldest are dropped past 4096', async (t) => {
   const sources = [new ScriptedSource(), new ScriptedSource(), new ScriptedSource()]
   const { backend } = mirrors(sources, { now: () => 0 }) // latencies all 0: the config's order

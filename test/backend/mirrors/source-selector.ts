@@ -149,20 +149,73 @@ t.test('hedging threshold: the p95 of the recent successes, with a floor; a defa
   t.equal(s.hedgeDelayMs(0), 95, 'the p95 of the last 100')
   for (let i = 0; i < 100; i++) s.succeeded(1, 0.5)
   t.equal(s.hedgeDelayMs(1), 5, 'never below 5 ms')
-  s.lost(0, 5000)
+  s.lost(0, 90)
   t.equal(s.hedgeDelayMs(0), 95, 'a lost (censored) time is not a p95 sample')
-  t.ok(s.report()[0]!.latencyMs! > 900, 'but it counts in the EWMA, so a source that keeps losing drops')
+  t.ok(s.report()[0]!.latencyMs! > 90, 'but it counts in the EWMA, so a source that keeps losing drops')
 })
 
-t.test('a source that keeps losing hedges drops behind', async (t) => {
-  const { s } = selector(2)
+t.test('a hedge that loses within its own hedge delay (it started late): a censored latency sample, never a stall', async (t) => {
+  const { s, changes } = selector(2)
+  for (let i = 0; i < 10; i++) {
+    s.succeeded(0, 5)
+    s.succeeded(1, 40)
+  }
+  for (let i = 0; i < 10; i++) s.lost(1, 39)
+  t.match(s.report()[1], { state: 'healthy', hedgesLost: 10, errors: 0 })
+  t.ok(s.report()[1]!.latencyMs! < 40, 'the EWMA follows the censored times')
+  t.same(changes, [], 'never a stall')
+  t.same(s.order(), [0, 1])
+})
+
+t.test('a source that stalls (loses hedges past its own hedge delay) three times in a row is marked failing', async (t) => {
+  const { s, changes, advance } = selector(2)
   for (let i = 0; i < 10; i++) {
     s.succeeded(0, 5)
     s.succeeded(1, 5)
   }
-  t.same(s.order(), [0, 1])
-  for (let i = 0; i < 5; i++) s.lost(0, 30)
-  t.same(s.order(), [1, 0], 'm0 is stalling: m1 first')
+  /** One request to m0, sent now, lost after 30 ms: a stall. */
+  const stall = () => {
+    advance(30)
+    s.lost(0, 30)
+  }
+  stall()
+  stall()
+  t.same(s.order(), [0, 1], 'two stalls: still first (a stall is not a latency sample), each read hedged')
+  t.match(s.report()[0], { state: 'healthy', latencyMs: 5, hedgesLost: 2, errors: 0 })
+  s.succeeded(0, 5)
+  stall()
+  stall()
+  t.same(changes, [], 'an answer between starts the count again')
+  stall()
+  t.same(changes, ['m0 failing: 3 requests in a row unanswered past its hedge delay of 5.0 ms while other mirrors answered (stalled)'])
+  t.same(s.order(), [1, 0], 'failing: last')
+  t.match(s.report()[0], { state: 'failing', errors: 1, hedgesLost: 5 })
+  advance(1000)
+  t.same(s.order()[0], 0, 'probed after the cool-down like any failing source')
+  s.lost(0, 30)
+  t.same(s.order(), [1, 0], 'a probe that loses: probed again after another cool-down')
+  advance(1000)
+  t.same(s.order()[0], 0)
+  s.succeeded(0, 6)
+  t.same(changes.at(-1), 'm0 healthy: answered a read in 6.0 ms')
+  t.same(s.order(), [0, 1], 'and first again, its latency that of before the stall')
+})
+
+t.test('requests that stalled together (in flight at once) count as one stall', async (t) => {
+  const { s, changes, advance } = selector(2)
+  for (let i = 0; i < 10; i++) s.succeeded(0, 5)
+  // A busy moment: five requests sent within 10 ms, all lost at 40 ms.
+  advance(40)
+  for (const elapsed of [40, 38, 35, 32, 30]) s.lost(0, elapsed)
+  t.same(changes, [], 'one stall, not five')
+  advance(1)
+  s.lost(0, 35)
+  t.same(changes, [], 'one sent before the first was counted (35 ms ago) is of the same moment')
+  advance(20)
+  s.lost(0, 20)
+  advance(20)
+  s.lost(0, 20)
+  t.match(changes, [/^m0 failing: 3 requests in a row/], 'two more, each sent after the last counted: three')
 })
 
 t.test('a damaged answer (corrupt): counted against the source, which stays healthy but goes after the others', async (t) => {
