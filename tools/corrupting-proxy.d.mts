@@ -24,7 +24,12 @@ export interface CorruptingProxy {
  * An HTTP proxy on 127.0.0.1 in front of `origin` that flips one bit in the body of each response
  * `corrupt` picks, keeping status, headers and ETag as they are.
  */
-export declare function startCorruptingProxy(options: { origin: string; corrupt: Corrupt }): Promise<CorruptingProxy>
+export declare function startCorruptingProxy(options: {
+  origin: string
+  corrupt: Corrupt
+  /** Milliseconds to hold each request before forwarding it (default none): a slow answer. */
+  delayMs?: (response: ProxiedResponse) => number
+}): Promise<CorruptingProxy>
 
 /** false: pass the body on as it is; true: flip a bit in its middle byte; a number: in the byte at that absolute offset. */
 export type Corrupt = (response: ProxiedResponse) => boolean | number

@@ -9,9 +9,11 @@ import { Agent, createServer, request } from 'node:http'
  * Starts the proxy. `corrupt({ method, path, start, end })` decides per response (`start`/`end`:
  * the first and last byte of its `Range: bytes=A-B`, undefined without one) whether its body gets a
  * flipped bit: false for none, true for one in the body's middle byte, a number for one in the byte
- * at that absolute offset. Every flip is recorded with its absolute offset.
+ * at that absolute offset. Every flip is recorded with its absolute offset. `delayMs` (same
+ * argument, optional) holds a request that many milliseconds before it is forwarded: a slow
+ * answer, so that readers catch up with the request in flight.
  */
-export async function startCorruptingProxy({ origin, corrupt }) {
+export async function startCorruptingProxy({ origin, corrupt, delayMs = () => 0 }) {
   const target = new URL(origin)
   const agent = new Agent({ keepAlive: true, maxSockets: 64 })
   const flips = []
@@ -22,6 +24,11 @@ export async function startCorruptingProxy({ origin, corrupt }) {
     const range = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '')
     const start = range ? Number(range[1]) : undefined
     const end = range ? Number(range[2]) : undefined
+    const delay = delayMs({ method: req.method, path: req.url, start, end })
+    if (delay > 0) setTimeout(() => forward(req, res, start, end), delay)
+    else forward(req, res, start, end)
+  })
+  function forward(req, res, start, end) {
     const upstream = request({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers, agent }, (answer) => {
       responses++
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, answer.rawHeaders)
@@ -44,7 +51,7 @@ export async function startCorruptingProxy({ origin, corrupt }) {
     })
     upstream.on('error', () => res.destroy())
     req.pipe(upstream)
-  })
+  }
   server.on('connection', (socket) => {
     sockets.add(socket)
     socket.on('close', () => sockets.delete(socket))

@@ -172,7 +172,7 @@ export function integritySection(results) {
   row('daemon start to "mounted" (ms)', both((m) => m.mountMs, fmt))
   row('daemon peak RSS MiB', both((m) => m.peakRssMiB, fmt))
   let text = `
-Integrity manifest (issue 20): snapmount without / with a SHA-256 manifest of 128 KiB blocks, same daemons and reads as the tables above
+Integrity manifest (issue 20): snapmount without / with a manifest of 128 KiB blocks (snapmount manifest create's defaults: BLAKE3), same daemons and reads as the tables above
 
 ${table(rows)}
 `

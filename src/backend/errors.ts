@@ -58,3 +58,18 @@ export function describe(cause: unknown): string {
   // Node's system errors already start with their code ("EIO: i/o error, read").
   return code && !message.startsWith(code) ? `${code}: ${message}` : message
 }
+
+/**
+ * A read's failure that concerns only the bytes `[offset, offset + length)` of the source (one
+ * block that never matched its manifest digest): the rest of the range asked for may be read again
+ * and succeed. The block cache uses it to fail only the reads that need those bytes, not every
+ * read that waited on the same request (src/cache/caching-backend.ts).
+ */
+export interface ConfinedFailure {
+  readonly failedRange: { readonly offset: number; readonly length: number }
+}
+
+/** The bytes `err` is confined to, when it is a ConfinedFailure. */
+export function failedRangeOf(err: unknown): ConfinedFailure['failedRange'] | undefined {
+  return (err as Partial<ConfinedFailure> | undefined)?.failedRange
+}

@@ -6,7 +6,7 @@
  * the verifying layer below it anyway.
  */
 export interface BlockIntegrity {
-  /** The block digest algorithm, as the manifest names it (`sha256`). */
+  /** The block digest algorithm, as the manifest names it (`blake3`, `sha256`). */
   readonly algorithm: string
   /** Bytes per block: blocks start at multiples of it; the image's last block may be shorter. */
   readonly blockBytes: number

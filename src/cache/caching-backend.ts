@@ -1,6 +1,6 @@
 import { LayerBackend } from '../backend/layer-backend.js'
 import type { ReadOptions, SnapshotInspection, SourceIdentity, StorageBackend } from '../backend/storage-backend.js'
-import { BackendClosedError } from '../backend/errors.js'
+import { BackendClosedError, failedRangeOf } from '../backend/errors.js'
 import { assertInRange } from '../backend/range.js'
 import type { BlockCache, Extent } from './block-cache.js'
 import { FetchScheduler, type Job } from './fetch-scheduler.js'
@@ -27,6 +27,13 @@ const DEMAND_RESERVE_SHARE = 1 / 4
  * readers' streams from 1, so a reader's first read of a prefetched block is a re-reference.
  */
 const PREFETCH_STREAM = 0
+
+/**
+ * Times a read asks again for its own blocks when fetches it waited on failed only for bytes
+ * outside them (a bad block of a longer run, see `readPieces`): the first ask and two more, as
+ * each retry's own fetches could again be joined with runs that reach a bad block.
+ */
+const CONFINED_RETRIES = 3
 
 /** Why a fetch is made: a reader needs it, a stream's readahead, or a prefetch (`prefetch`). */
 type FetchKind = 'demand' | 'readahead' | 'prefetch'
@@ -139,11 +146,35 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
       const pieces = await this.inner.readSmall(offset, length)
       if (pieces) return [...pieces]
     }
+    // A fetch this read waited on may fail for bytes outside its blocks (a block of a longer run,
+    // readahead's or another reader's, that never matched its manifest digest): the read then asks
+    // again for its own blocks, so only the reads that need the bad bytes fail.
+    const [blocksStart, blocksEnd] = [firstBlock * this.blockBytes, (lastBlock + 1) * this.blockBytes]
+    let failure: unknown
+    let attempt = 0
+    do {
+      attempt++
+      try {
+        return await this.readBlocks(offset, length, firstBlock, lastBlock, access, attempt === 1, options)
+      } catch (err) {
+        failure = err
+      }
+      const failed = failedRangeOf(failure)
+      if (!failed || failed.offset < blocksEnd && blocksStart < failed.offset + failed.length) break
+    } while (attempt < CONFINED_RETRIES)
+    throw failure
+  }
+
+  /**
+   * The demand path of `readPieces`: blocks `[firstBlock, lastBlock]` from the cache, from fetches
+   * on their way, or from new ones; and the stream's readahead, the first time.
+   */
+  private async readBlocks(offset: number, length: number, firstBlock: number, lastBlock: number, access: Access, readAhead: boolean, options: ReadOptions): Promise<Buffer[]> {
     // Extents this read holds views of while it waits: their buffers must not be recycled meanwhile.
     const pinned: Extent[] = []
     try {
       const sources = this.demand(firstBlock, lastBlock, access.stream, pinned)
-      this.readAhead(access)
+      if (readAhead) this.readAhead(access)
       const fetches = [...new Set(sources.filter(isFetch))]
       const fetched = fetches.length === 0 ? undefined : await this.waitFor(fetches, options.signal, pinned)
       return sources.map((source, index) => this.view(isFetch(source) ? fetched!.get(source)! : source, firstBlock + index, offset, offset + length))

@@ -9,7 +9,7 @@ import { validateConfig } from '../config/validate-config.js'
 import { parseSource } from '../config/parse-source.js'
 import { openBackend } from '../backend/open-backend.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
-import { HASH_ALGORITHMS, MANIFEST_BLOCK_BYTES, blockCountOf, encodeManifest, isManifestBlockSize, manifestSha256, type HashAlgorithm, type Manifest } from '../manifest/format.js'
+import { DEFAULT_HASH_ALGORITHM, HASH_ALGORITHMS, MANIFEST_BLOCK_BYTES, blockCountOf, encodeManifest, isManifestBlockSize, manifestSha256, type HashAlgorithm, type Manifest } from '../manifest/format.js'
 import { HashPool } from '../manifest/hash-pool.js'
 import { checkManifest, readManifestBytes } from '../manifest/load.js'
 import { badRanges, describeRange, digestImage } from '../manifest/scan.js'
@@ -69,13 +69,13 @@ function createCommand(context: ManifestCommandContext): CommandModule<object, C
       withSourceOptions(y)
         .positional('source', { type: 'string', describe: SOURCE_HELP })
         .option('block-size', { type: 'string', describe: `bytes per block, a power of two from 4K to 4M (default ${MANIFEST_BLOCK_BYTES.default / 1024}K: the cache block)` })
-        .option('algorithm', { type: 'string', choices: Object.keys(HASH_ALGORITHMS), describe: 'block digest (sha256, the only one for now)' })
+        .option('algorithm', { type: 'string', choices: Object.keys(HASH_ALGORITHMS), describe: `block digest (default ${DEFAULT_HASH_ALGORITHM}; sha256 for standard tools)` })
         .option('output', { alias: 'o', type: 'string', describe: 'write the manifest to this file (default: stdout)' })
         .example('$0 manifest create https://images.example.com/base.img -o base.img.manifest', 'prints "SHA256  base.img.manifest"') as never,
     handler: (args) =>
       context.run(async () => {
         const blockBytes = parseBlockSize(args['block-size'])
-        const algorithm = (args.algorithm ?? 'sha256') as HashAlgorithm
+        const algorithm = (args.algorithm ?? DEFAULT_HASH_ALGORITHM) as HashAlgorithm
         const manifest = await withSource(args.source!, args, context, async (backend, pool) => {
           const digests = await hashWithProgress(backend, { algorithm, blockBytes, pool }, context, `manifest ${args.source}`)
           return { algorithm, blockBytes, imageBytes: backend.length, blockCount: blockCountOf(backend.length, blockBytes), digests } satisfies Manifest

@@ -12,7 +12,7 @@ import { InputError } from '../errors.js'
  * offset size
  *  0     8    magic "SNAPMFST"
  *  8     2    format version (1)
- * 10     1    algorithm id (1 sha256; 2 is kept for BLAKE3, see docs/manifest.md)
+ * 10     1    algorithm id (1 SHA-256, 2 BLAKE3 with 256-bit output)
  * 11     1    digest length in bytes (32 for both)
  * 12     4    block size in bytes (a power of two, 4 KiB to 4 MiB)
  * 16     8    image size in bytes
@@ -25,14 +25,23 @@ export const MANIFEST_VERSION = 1
 export const HEADER_BYTES = 32
 
 /**
- * The block digest algorithms a manifest may name, by their id in the header. BLAKE3 (id 2) hashed
- * 3x faster through @napi-rs/blake-hash, but the registry these hosts install from lacks its
- * addons for other platforms, so `npm ci` cannot install it (docs/manifest.md).
+ * The block digest algorithms a manifest may name, by their id in the header: SHA-256 (node:crypto)
+ * and BLAKE3 (the official C, vendor/blake3), which costs a third of SHA-256's CPU here
+ * (docs/manifest.md). A manifest's own digest, what users pin, is SHA-256 either way.
  */
 export const HASH_ALGORITHMS = {
   sha256: { id: 1, digestBytes: 32 },
+  blake3: { id: 2, digestBytes: 32 },
 } as const
 export type HashAlgorithm = keyof typeof HASH_ALGORITHMS
+
+/**
+ * What `snapmount manifest create` uses unless told: BLAKE3, whose cost per GiB verified is a third
+ * of SHA-256's on these hosts and which kept the bench's sequential reads within issue 20's 0.9x
+ * where SHA-256 did not (docs/manifest.md). `--algorithm sha256` makes manifests any standard tool
+ * can check block by block (sha256sum).
+ */
+export const DEFAULT_HASH_ALGORITHM: HashAlgorithm = 'blake3'
 
 /**
  * Manifest block sizes: powers of two from a page to the largest ranged request snapmount makes,

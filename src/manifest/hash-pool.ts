@@ -25,12 +25,12 @@ const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
 
 /**
  * Jobs up to this size are hashed on the calling thread: sending one to a worker costs the event
- * loop ~15 µs plus the copy (measured on this 2-vCPU machine at a load of 8: 31 µs for 128 KiB),
- * while hashing it there costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB). Below this size a
- * worker would take more of the event loop than it saves; above it (a random read's 128 KiB
- * block, readahead's 0.5-4 MiB fetches) the pool takes the hashing off the loop.
+ * loop ~15 µs (measured on this 2-vCPU machine at a load of 8) and the read a thread's wake-up,
+ * while hashing it there costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB) and BLAKE3 ~22 µs for
+ * 128 KiB (0.18 CPU-s/GiB, load 10). So a random read's one 128 KiB block is hashed in-thread with
+ * BLAKE3 and on the pool with SHA-256; readahead's 0.5-4 MiB fetches go to the pool with either.
  */
-export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024 }
+export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024, blake3: 128 * 1024 }
 
 interface Queued extends Omit<HashJob, 'shared' | 'offset'> {
   data: Uint8Array

@@ -182,6 +182,32 @@ t.test('a failed readahead fetch is not reported to anyone and is fetched again 
   t.ok((await backend.readExact(4 * BLOCK, BLOCK, { stream: 1 })).equals(bytes.subarray(4 * BLOCK, 5 * BLOCK)))
 })
 
+t.test('a fetch failing for one block only (a bad manifest block) fails only the reads that need it; the others ask again for their own blocks', async (t) => {
+  const { bytes, source, backend } = setup(MIB)
+  const badBlock = (reason: string) => Object.assign(new Error(`block 6 ${reason}`), { failedRange: { offset: 6 * BLOCK, length: BLOCK } })
+  source.failWhen = (read) => (read.offset <= 6 * BLOCK && 6 * BLOCK < read.offset + read.length ? badBlock('never matched') : undefined)
+  source.hold = true
+  // One request for blocks 0-7; the reader of block 2 and the reader of block 6 wait on it too.
+  const wide = backend.readExact(0, 8 * BLOCK, { stream: 1 })
+  await settle()
+  const [early, bad] = [backend.readExact(2 * BLOCK + 10, 100, { stream: 2 }), backend.readExact(6 * BLOCK + 10, 100, { stream: 3 })]
+  await settle()
+  const covering = (offset: number) => source.reads.filter((read) => read.offset <= offset && offset < read.offset + read.length)
+  t.same([covering(2 * BLOCK).length, covering(6 * BLOCK).length], [1, 1], 'all three wait on one request')
+  source.hold = false
+  source.release()
+  const [wideResult, earlyResult, badResult] = await Promise.allSettled([wide, early, bad])
+  t.match(wideResult, { status: 'rejected', reason: { message: 'block 6 never matched' } }, 'the read covering the block fails')
+  t.match(badResult, { status: 'rejected', reason: { message: 'block 6 never matched' } })
+  t.equal(earlyResult.status, 'fulfilled', 'the read of block 2 does not')
+  t.ok((await early).equals(bytes.subarray(2 * BLOCK + 10, 2 * BLOCK + 110)))
+  t.same(source.reads.slice(1).filter((read) => read.offset === 2 * BLOCK).map(({ length }) => length), [BLOCK], 'it asked again for its own block alone')
+  // A failure confined elsewhere every time: the read asks again twice more, then fails.
+  source.failWhen = () => badBlock('again')
+  await t.rejects(backend.readExact(20 * BLOCK, 100, { stream: 4 }), { message: 'block 6 again' })
+  t.equal(covering(20 * BLOCK).length, 3, 'three asks in all')
+})
+
 t.test('an aborted read cancels the fetch only it waited for, and leaves nothing stuck', async (t) => {
   const { bytes, source, backend } = setup(MIB)
   source.hold = true

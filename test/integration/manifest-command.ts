@@ -9,7 +9,7 @@ import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { sha256 } from '../fixtures/test-data.js'
-import { decodeManifest } from '../../src/manifest/format.js'
+import { DEFAULT_HASH_ALGORITHM, decodeManifest, type HashAlgorithm } from '../../src/manifest/format.js'
 import { blockDigestsOf } from '../../src/manifest/hash.js'
 import { startCorruptingProxy } from '../../tools/corrupting-proxy.mjs'
 
@@ -24,38 +24,41 @@ async function image(t: Parameters<typeof tempDir>[0]) {
 }
 
 /** Whether the manifest at `path` is the one `bytes` should have. */
-async function describes(path: string, bytes: Buffer, blockBytes: number, algorithm: 'sha256' = 'sha256'): Promise<boolean> {
+async function describes(path: string, bytes: Buffer, blockBytes: number, algorithm: HashAlgorithm = DEFAULT_HASH_ALGORITHM): Promise<boolean> {
   const manifest = decodeManifest(await readFile(path))
   return manifest.algorithm === algorithm && manifest.blockBytes === blockBytes && manifest.imageBytes === bytes.length && manifest.digests.equals(blockDigestsOf(algorithm, bytes, blockBytes))
 }
 
-t.test('a local image: create writes the manifest and prints its SHA-256; verify checks it and names bad ranges', async (t) => {
-  const { dir, path, bytes } = await image(t)
-  const output = join(dir, 'disk.manifest')
-  const created = await runCli(['manifest', 'create', path, '--output', output])
-  t.equal(created.code, 0, created.stderr)
-  const pinned = sha256(await readFile(output))
-  t.equal(created.stdout, `${pinned}  ${output}\n`, 'sha256sum format: pin this')
-  t.match(created.stderr, new RegExp(`SHA-256 \\(pin this\\): ${pinned}`))
-  t.match(created.stderr, /manifest .*disk\.img: 100\.0%/, 'a progress line')
-  t.ok(await describes(output, bytes, 128 * KiB), 'SHA-256 digests of 128 KiB blocks by default')
+// The round trip for each algorithm: BLAKE3 by default, SHA-256 when asked.
+for (const [algorithm, options] of [['blake3', []], ['sha256', ['--algorithm', 'sha256']]] as const) {
+  t.test(`a local image, ${algorithm}: create writes the manifest and prints its SHA-256; verify checks it and names bad ranges`, async (t) => {
+    const { dir, path, bytes } = await image(t)
+    const output = join(dir, 'disk.manifest')
+    const created = await runCli(['manifest', 'create', path, ...options, '--output', output])
+    t.equal(created.code, 0, created.stderr)
+    const pinned = sha256(await readFile(output))
+    t.equal(created.stdout, `${pinned}  ${output}\n`, 'sha256sum format: pin this')
+    t.match(created.stderr, new RegExp(`SHA-256 \\(pin this\\): ${pinned}`))
+    t.match(created.stderr, /manifest .*disk\.img: 100\.0%/, 'a progress line')
+    t.ok(await describes(output, bytes, 128 * KiB, algorithm), `${algorithm} digests of 128 KiB blocks`)
 
-  const ok = await runCli(['manifest', 'verify', path, output, '--sha256', pinned])
-  t.equal(ok.code, 0, ok.stderr)
-  t.equal(ok.stdout, 'OK  73 blocks (9.0 MiB) match\n')
+    const ok = await runCli(['manifest', 'verify', path, output, '--sha256', pinned])
+    t.equal(ok.code, 0, ok.stderr)
+    t.equal(ok.stdout, 'OK  73 blocks (9.0 MiB) match\n')
 
-  // Damage block 3 and the short last block (72), and blocks 10 and 11 together.
-  const damaged = Buffer.from(bytes)
-  for (const offset of [3 * 128 * KiB + 17, SIZE - 1, 10 * 128 * KiB + 128 * KiB - 1, 11 * 128 * KiB]) damaged[offset]! ^= 1
-  await writeFile(path, damaged)
-  const bad = await runCli(['manifest', 'verify', path, output])
-  t.equal(bad.code, 1, 'a mismatch exits 1')
-  t.equal(
-    bad.stdout,
-    ['BAD  bytes 393216-524287 (block 3)', 'BAD  bytes 1310720-1572863 (blocks 10-11)', `BAD  bytes 9437184-${SIZE - 1} (block 72)`, ''].join('\n'),
-  )
-  t.match(bad.stderr, /4 of 73 blocks differ from the manifest, in 3 range\(s\)/)
-})
+    // Damage block 3 and the short last block (72), and blocks 10 and 11 together.
+    const damaged = Buffer.from(bytes)
+    for (const offset of [3 * 128 * KiB + 17, SIZE - 1, 10 * 128 * KiB + 128 * KiB - 1, 11 * 128 * KiB]) damaged[offset]! ^= 1
+    await writeFile(path, damaged)
+    const bad = await runCli(['manifest', 'verify', path, output])
+    t.equal(bad.code, 1, 'a mismatch exits 1')
+    t.equal(
+      bad.stdout,
+      ['BAD  bytes 393216-524287 (block 3)', 'BAD  bytes 1310720-1572863 (blocks 10-11)', `BAD  bytes 9437184-${SIZE - 1} (block 72)`, ''].join('\n'),
+    )
+    t.match(bad.stderr, /4 of 73 blocks differ from the manifest, in 3 range\(s\)/)
+  })
+}
 
 t.test('create writes to stdout without --output; --block-size and --algorithm choose the blocks', async (t) => {
   const { dir, path, bytes } = await image(t)

@@ -21,7 +21,7 @@ function manifestOf(data: Buffer, blockBytes: number, algorithm: Manifest['algor
 
 t.test('a manifest round-trips through its bytes, header first, then a digest per block', async (t) => {
   const data = ramp(0, 10 * 4096 + 100)
-  for (const algorithm of ['sha256'] as const) {
+  for (const algorithm of ['sha256', 'blake3'] as const) {
     const manifest = manifestOf(data, 4096, algorithm)
     const bytes = encodeManifest(manifest)
     t.equal(bytes.length, HEADER_BYTES + 11 * 32)
@@ -41,6 +41,9 @@ t.test('a manifest round-trips through its bytes, header first, then a digest pe
   t.ok(digestOf('sha256', data).equals(createHash('sha256').update(data).digest()), 'sha256 is the standard one')
   // SHA-256's digest of the empty input, as sha256sum prints it.
   t.equal(digestOf('sha256', Buffer.alloc(0)).toString('hex'), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+  // BLAKE3's published vector for the empty input, as b3sum prints it.
+  t.equal(digestOf('blake3', Buffer.alloc(0)).toString('hex'), 'af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262')
+  t.ok(blockDigestsOf('blake3', data, 4096).subarray(32, 64).equals(digestOf('blake3', data.subarray(4096, 8192))), 'BLAKE3 block digests are the plain digests of the blocks')
 })
 
 t.test('an empty image has no blocks', async (t) => {

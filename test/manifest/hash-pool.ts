@@ -6,7 +6,7 @@ import { seededBytes } from '../fixtures/test-data.js'
 t.test('the pool gives the digests hashing on the calling thread gives, for every job size', async (t) => {
   const pool = new HashPool(2)
   t.teardown(() => pool.close())
-  for (const algorithm of ['sha256'] as const) {
+  for (const algorithm of ['sha256', 'blake3'] as const) {
     // Inline (small), one worker job, and split over several jobs (over 4 MiB), short last block.
     for (const length of [4096, INLINE_MAX_BYTES[algorithm] + 1, 3 * 1024 * 1024, 9 * 1024 * 1024 + 77]) {
       const data = seededBytes(length, length)
@@ -18,7 +18,9 @@ t.test('the pool gives the digests hashing on the calling thread gives, for ever
   const shared = Buffer.from(new SharedArrayBuffer(5 * 1024 * 1024))
   seededBytes(9, shared.length).copy(shared)
   const view = shared.subarray(4096, 4096 + 3 * 1024 * 1024 + 5)
-  t.ok((await pool.blockDigests('sha256', view, 128 * 1024)).equals(blockDigestsOf('sha256', view, 128 * 1024)), 'a view of a SharedArrayBuffer')
+  for (const algorithm of ['sha256', 'blake3'] as const) {
+    t.ok((await pool.blockDigests(algorithm, view, 128 * 1024)).equals(blockDigestsOf(algorithm, view, 128 * 1024)), `${algorithm}: a view of a SharedArrayBuffer`)
+  }
   // Jobs waiting for a free worker are all answered.
   const data = seededBytes(1, 2 * 1024 * 1024)
   const results = await Promise.all(Array.from({ length: 6 }, () => pool.blockDigests('sha256', data, 64 * 1024)))
