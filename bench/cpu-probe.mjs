@@ -5,13 +5,16 @@
 // with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
 // cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
 //
-//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
+//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS | --proxy MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
 //
 // --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
 // (tools/delay-netns.mjs: kernel TCP, slow start after idle as on a stock host). Arguments after
 // `--` go to `snapmount mount` (e.g. `--cache-size-mib 64`). --s3 reads the image from Ceph's
 // radosgw instead of nginx (started here, the image uploaded first: ~15 s), the daemon mounting it
-// from a config as the bench's S3 part does; not with --rtt.
+// from a config as the bench's S3 part does; not with --rtt. --proxy MS puts the bench's own
+// delay proxy (tools/delay-proxy.mjs, MS each way, the remote parts' window and timer slack)
+// between the daemon and the server, as the bench's remote parts do, and prints what it counted
+// (GETs, connections, bytes) and its own CPU per GiB beside the daemon's.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -19,12 +22,13 @@ import { loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startDelayNetns } from '../tools/delay-netns.mjs'
+import { startDelayProxy } from '../tools/delay-proxy.mjs'
 import { startNginx } from '../tools/nginx.mjs'
 import { startRadosgw } from '../tools/radosgw.mjs'
 import { S3_BUCKET, s3Env } from './parts/s3.mjs'
 import { sampleCpu } from './lib/cpu.mjs'
 import { SourceImage } from './lib/images.mjs'
-import { DEFAULT_BENCH_DIR, IMAGE_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
+import { DEFAULT_BENCH_DIR, IMAGE_BYTES, PROXY_TIMER_SLACK_MS, PROXY_WINDOW_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -32,6 +36,7 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string', default: '1' },
     mib: { type: 'string', default: '1024' },
     rtt: { type: 'string' },
+    proxy: { type: 'string' },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
@@ -96,14 +101,18 @@ async function run(server, command, extra, netns) {
   const daemon = await startDaemon(command, mnt, server.source, extra, netns)
   try {
     const pid = daemon.child.pid
+    const proxyBefore = server.proxy?.counters()
     const before = await sampleCpu(pid)
+    const ownBefore = process.cpuUsage()
     const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
     const started = performance.now()
     await dd(join(mnt, 'img'), mib)
     const seconds = (performance.now() - started) / 1000
     // Readahead still arriving is the read's too.
     await new Promise((resolve) => setTimeout(resolve, 300))
+    const ownAfter = process.cpuUsage(ownBefore)
     const after = await sampleCpu(pid)
+    const proxyAfter = server.proxy?.counters()
     if (perf) {
       perf.kill('SIGINT')
       await new Promise((resolve) => perf.on('close', resolve))
@@ -115,7 +124,13 @@ async function run(server, command, extra, netns) {
     const cpuSeconds = (after.daemonTicks - before.daemonTicks) / ticksPerSecond
     const idle = (after.machine.idle - before.machine.idle) / (after.machine.total - before.machine.total)
     const rss = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))[1] / 1024
-    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib }
+    const proxy = proxyAfter && {
+      gets: proxyAfter.gets - proxyBefore.gets,
+      connections: proxyAfter.connections - proxyBefore.connections,
+      bytesPerByte: (proxyAfter.bytesFromTarget - proxyBefore.bytesFromTarget) / bytes,
+      cpuPerGiB: (ownAfter.user + ownAfter.system) / 1e6 / (bytes / 2 ** 30),
+    }
+    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy }
   } finally {
     daemon.child.kill('SIGTERM')
     const status = await daemon.exited
@@ -177,12 +192,15 @@ async function main() {
   const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
   const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
   const profDir = values['cpu-prof']
+  let server
   try {
     const command = await daemonCommand(profDir)
-    const server = { url: nginx.url(basename(image.path)) }
+    server = { url: nginx.url(basename(image.path)) }
+    server.proxy = await proxyTo(server.url)
+    if (server.proxy) server.url = throughProxy(server.url, server.proxy)
     server.source = server.url
     const [load1] = loadavg()
-    console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}${server.proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
       // One curl stream of the same bytes, from where the daemon runs.
       const args = ['--silent', '--fail', '--output', '/dev/null', '--range', `0-${mib * 2 ** 20 - 1}`, '--write-out', '%{speed_download}', server.url]
@@ -191,6 +209,7 @@ async function main() {
     }
     await runAll(server, command, netns)
   } finally {
+    await server?.proxy?.close()
     await nginx.stop()
     await netns?.stop()
   }
@@ -200,24 +219,43 @@ async function main() {
 async function runAll(server, command, netns) {
   for (let i = 0; i < Number(values.runs); i++) {
     const r = await run(server, command, positionals, netns)
-    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
+    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+}
+
+/** `--proxy MS`: the bench's delay proxy in front of the server at `url`, or undefined without the option. */
+async function proxyTo(url) {
+  if (values.proxy === undefined) return undefined
+  if (values.rtt !== undefined) throw new Error('--proxy and --rtt are two ways to delay: give one')
+  const { hostname, port } = new URL(url)
+  return startDelayProxy({ host: hostname, port: Number(port) }, Number(values.proxy), { timerSlackMs: PROXY_TIMER_SLACK_MS, windowBytes: PROXY_WINDOW_BYTES })
+}
+
+/** `url` with the proxy's port in place of the server's. */
+function throughProxy(url, proxy) {
+  const through = new URL(url)
+  through.port = String(proxy.port)
+  return through.href.replace(/\/$/, '')
 }
 
 /** `--s3`: radosgw started here, the image uploaded, then the runs against it. */
 async function probeS3(image) {
   const rgw = await startRadosgw({ prefix: 'snapmount-cpu-probe-rgw-', compression: 'none' })
   const dir = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-s3-'))
+  let proxy
   try {
     await rgw.createBucket(S3_BUCKET)
     const key = basename(image.path)
     await rgw.uploadFile(S3_BUCKET, key, image.path)
-    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${rgw.endpoint}", region: ${rgw.region} }`
+    proxy = await proxyTo(rgw.endpoint)
+    const endpoint = proxy ? throughProxy(rgw.endpoint, proxy) : rgw.endpoint
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region} }`
     const [load1] = loadavg()
-    console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
-    await runAll({ source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
+    console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback${proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    await runAll({ proxy, source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
   } finally {
+    await proxy?.close()
     await rgw.stop()
     await rm(dir, { recursive: true, force: true })
   }
