@@ -14,7 +14,8 @@
 // from a config as the bench's S3 part does; not with --rtt. --proxy MS puts the bench's own
 // delay proxy (tools/delay-proxy.mjs, MS each way, the remote parts' window and timer slack)
 // between the daemon and the server, as the bench's remote parts do, and prints what it counted
-// (GETs, connections, bytes) and its own CPU per GiB beside the daemon's.
+// (GETs, connections, bytes) and its own CPU per GiB beside the daemon's. --connections N sets the
+// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -37,6 +38,7 @@ const { values, positionals } = parseArgs({
     mib: { type: 'string', default: '1024' },
     rtt: { type: 'string' },
     proxy: { type: 'string' },
+    connections: { type: 'string' },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
@@ -198,7 +200,7 @@ async function main() {
     server = { url: nginx.url(basename(image.path)) }
     server.proxy = await proxyTo(server.url)
     if (server.proxy) server.url = throughProxy(server.url, server.proxy)
-    server.source = server.url
+    server.source = values.connections === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${connectionsField()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}${server.proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
@@ -210,6 +212,7 @@ async function main() {
     await runAll(server, command, netns)
   } finally {
     await server?.proxy?.close()
+    if (typeof server?.source === 'object') await rm(server.source.dir, { recursive: true, force: true })
     await nginx.stop()
     await netns?.stop()
   }
@@ -232,6 +235,11 @@ async function proxyTo(url) {
   return startDelayProxy({ host: hostname, port: Number(port) }, Number(values.proxy), { timerSlackMs: PROXY_TIMER_SLACK_MS, windowBytes: PROXY_WINDOW_BYTES })
 }
 
+/** `, connections: N` for a snapshot entry when --connections is given. */
+function connectionsField() {
+  return values.connections === undefined ? '' : `, connections: ${Number(values.connections)}`
+}
+
 /** `url` with the proxy's port in place of the server's. */
 function throughProxy(url, proxy) {
   const through = new URL(url)
@@ -250,7 +258,7 @@ async function probeS3(image) {
     await rgw.uploadFile(S3_BUCKET, key, image.path)
     proxy = await proxyTo(rgw.endpoint)
     const endpoint = proxy ? throughProxy(rgw.endpoint, proxy) : rgw.endpoint
-    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region} }`
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region}${connectionsField()} }`
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback${proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     await runAll({ proxy, source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
