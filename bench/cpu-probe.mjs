@@ -15,7 +15,9 @@
 // delay proxy (tools/delay-proxy.mjs, MS each way, the remote parts' window and timer slack)
 // between the daemon and the server, as the bench's remote parts do, and prints what it counted
 // (GETs, connections, bytes) and its own CPU per GiB beside the daemon's. --connections N sets the
-// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3.
+// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3. --syscalls
+// counts the daemon's read, epoll_pwait, epoll_wait and writev calls during the read (`perf stat` on their
+// tracepoints): socket reads per MiB say how finely the body arrived.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -39,6 +41,7 @@ const { values, positionals } = parseArgs({
     rtt: { type: 'string' },
     proxy: { type: 'string' },
     connections: { type: 'string' },
+    syscalls: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
@@ -64,6 +67,9 @@ async function daemonCommand(profDir) {
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   return { args: [...flags, ...prof, join(ROOT, entry)], env }
 }
+
+/** The daemon's system calls --syscalls counts. */
+const SYSCALLS = ['read', 'epoll_pwait', 'epoll_wait', 'writev']
 
 /** Starts the daemon and resolves once it logs "mounted", with the ms that took. */
 async function startDaemon(command, mnt, source, extra, netns) {
@@ -106,6 +112,7 @@ async function run(server, command, extra, netns) {
     const proxyBefore = server.proxy?.counters()
     const before = await sampleCpu(pid)
     const ownBefore = process.cpuUsage()
+    const counting = values.syscalls && spawn('perf', ['stat', '-x', ',', '-o', join(mnt + '.perf-stat'), '-e', SYSCALLS.map((name) => `syscalls:sys_enter_${name}`).join(','), '-p', String(pid)], { stdio: 'inherit' })
     const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
     const started = performance.now()
     await dd(join(mnt, 'img'), mib)
@@ -115,9 +122,16 @@ async function run(server, command, extra, netns) {
     const ownAfter = process.cpuUsage(ownBefore)
     const after = await sampleCpu(pid)
     const proxyAfter = server.proxy?.counters()
-    if (perf) {
-      perf.kill('SIGINT')
-      await new Promise((resolve) => perf.on('close', resolve))
+    for (const child of [perf, counting]) {
+      if (!child) continue
+      child.kill('SIGINT')
+      await new Promise((resolve) => child.on('close', resolve))
+    }
+    let syscalls
+    if (counting) {
+      const stat = await readFile(mnt + '.perf-stat', 'utf8')
+      await rm(mnt + '.perf-stat', { force: true })
+      syscalls = Object.fromEntries(SYSCALLS.map((name) => [name, Number(new RegExp(`^(\\d+),,syscalls:sys_enter_${name},`, 'm').exec(stat)?.[1]) / mib]))
     }
     // Fields 10 (minflt), 14 and 15 (utime, stime) of /proc/PID/stat, over the daemon's life.
     const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
@@ -132,7 +146,7 @@ async function run(server, command, extra, netns) {
       bytesPerByte: (proxyAfter.bytesFromTarget - proxyBefore.bytesFromTarget) / bytes,
       cpuPerGiB: (ownAfter.user + ownAfter.system) / 1e6 / (bytes / 2 ** 30),
     }
-    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy }
+    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy, syscalls }
   } finally {
     daemon.child.kill('SIGTERM')
     const status = await daemon.exited
@@ -222,7 +236,7 @@ async function main() {
 async function runAll(server, command, netns) {
   for (let i = 0; i < Number(values.runs); i++) {
     const r = await run(server, command, positionals, netns)
-    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}`)
+    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
 }
