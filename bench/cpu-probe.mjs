@@ -17,7 +17,9 @@
 // (GETs, connections, bytes) and its own CPU per GiB beside the daemon's. --connections N sets the
 // snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3. --syscalls
 // counts the daemon's read, epoll_pwait, epoll_wait and writev calls during the read (`perf stat` on their
-// tracepoints): socket reads per MiB say how finely the body arrived.
+// tracepoints): socket reads per MiB say how finely the body arrived. --alternate (with --s3 and
+// --proxy) makes every other run go straight to radosgw, so the two paths are compared under the
+// same load, back to back, on one gateway.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -42,6 +44,7 @@ const { values, positionals } = parseArgs({
     proxy: { type: 'string' },
     connections: { type: 'string' },
     syscalls: { type: 'boolean', default: false },
+    alternate: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
@@ -233,10 +236,11 @@ async function main() {
   await printProfiles(profDir)
 }
 
-async function runAll(server, command, netns) {
+async function runAll(server, command, netns, direct) {
   for (let i = 0; i < Number(values.runs); i++) {
-    const r = await run(server, command, positionals, netns)
-    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
+    const through = direct && i % 2 === 1 ? direct : server
+    const r = await run(through, command, positionals, netns)
+    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
 }
@@ -275,7 +279,9 @@ async function probeS3(image) {
     const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region}${connectionsField()} }`
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback${proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
-    await runAll({ proxy, source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
+    const env = s3Env(process.env, rgw)
+    const direct = values.alternate && proxy && { source: { snapshot: snapshot.replace(endpoint, rgw.endpoint), dir, env } }
+    await runAll({ proxy, source: { snapshot, dir, env } }, await daemonCommand(values['cpu-prof']), undefined, direct)
   } finally {
     await proxy?.close()
     await rgw.stop()
