@@ -71,6 +71,16 @@ async function daemonCommand(profDir) {
   return { args: [...flags, ...prof, join(ROOT, entry)], env }
 }
 
+/**
+ * The daemon's user and system ticks (fields 14 and 15 of /proc/PID/stat: all its threads), so a
+ * read's CPU splits into what its code did and what the kernel did for it: the kernel's share
+ * (socket and FUSE copies, page faults) is what moves with the machine's memory traffic.
+ */
+async function userSystemTicks(pid) {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return { user: Number(fields[11]), system: Number(fields[12]) }
+}
+
 /** The daemon's system calls --syscalls counts. */
 const SYSCALLS = ['read', 'epoll_pwait', 'epoll_wait', 'writev']
 
@@ -114,6 +124,7 @@ async function run(server, command, extra, netns) {
     const pid = daemon.child.pid
     const proxyBefore = server.proxy?.counters()
     const before = await sampleCpu(pid)
+    const threadsBefore = await userSystemTicks(pid)
     const ownBefore = process.cpuUsage()
     const counting = values.syscalls && spawn('perf', ['stat', '-x', ',', '-o', join(mnt + '.perf-stat'), '-e', SYSCALLS.map((name) => `syscalls:sys_enter_${name}`).join(','), '-p', String(pid)], { stdio: 'inherit' })
     const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
@@ -124,6 +135,7 @@ async function run(server, command, extra, netns) {
     await new Promise((resolve) => setTimeout(resolve, 300))
     const ownAfter = process.cpuUsage(ownBefore)
     const after = await sampleCpu(pid)
+    const threadsAfter = await userSystemTicks(pid)
     const proxyAfter = server.proxy?.counters()
     for (const child of [perf, counting]) {
       if (!child) continue
@@ -149,7 +161,9 @@ async function run(server, command, extra, netns) {
       bytesPerByte: (proxyAfter.bytesFromTarget - proxyBefore.bytesFromTarget) / bytes,
       cpuPerGiB: (ownAfter.user + ownAfter.system) / 1e6 / (bytes / 2 ** 30),
     }
-    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy, syscalls }
+    const perGiB = (ticks) => ticks / ticksPerSecond / (bytes / 2 ** 30)
+    const split = { user: perGiB(threadsAfter.user - threadsBefore.user), system: perGiB(threadsAfter.system - threadsBefore.system) }
+    return { split, mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy, syscalls }
   } finally {
     daemon.child.kill('SIGTERM')
     const status = await daemon.exited
@@ -240,7 +254,7 @@ async function runAll(server, command, netns, direct) {
   for (let i = 0; i < Number(values.runs); i++) {
     const through = direct && i % 2 === 1 ? direct : server
     const r = await run(through, command, positionals, netns)
-    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
+    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (user ${r.split.user.toFixed(2)} + system ${r.split.system.toFixed(2)} during the read; ${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
 }
