@@ -127,7 +127,7 @@ async function run(server, command, extra, netns) {
     const threadsBefore = await userSystemTicks(pid)
     const ownBefore = process.cpuUsage()
     const counting = values.syscalls && spawn('perf', ['stat', '-x', ',', '-o', join(mnt + '.perf-stat'), '-e', SYSCALLS.map((name) => `syscalls:sys_enter_${name}`).join(','), '-p', String(pid)], { stdio: 'inherit' })
-    const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
+    const perf = values.perf && spawn('perf', ['record', '-q', '-g', ...(process.env.PERF_EVENT ? ['-e', process.env.PERF_EVENT] : []), '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
     const started = performance.now()
     await dd(join(mnt, 'img'), mib)
     const seconds = (performance.now() - started) / 1000
