@@ -5,13 +5,21 @@
 // with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
 // cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
 //
-//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
+//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS | --proxy MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
 //
 // --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
 // (tools/delay-netns.mjs: kernel TCP, slow start after idle as on a stock host). Arguments after
 // `--` go to `snapmount mount` (e.g. `--cache-size-mib 64`). --s3 reads the image from Ceph's
 // radosgw instead of nginx (started here, the image uploaded first: ~15 s), the daemon mounting it
-// from a config as the bench's S3 part does; not with --rtt.
+// from a config as the bench's S3 part does; not with --rtt. --proxy MS puts the bench's own
+// delay proxy (tools/delay-proxy.mjs, MS each way, the remote parts' window and timer slack)
+// between the daemon and the server, as the bench's remote parts do, and prints what it counted
+// (GETs, connections, bytes) and its own CPU per GiB beside the daemon's. --connections N sets the
+// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3. --syscalls
+// counts the daemon's read, epoll_pwait, epoll_wait and writev calls during the read (`perf stat` on their
+// tracepoints): socket reads per MiB say how finely the body arrived. --alternate (with --s3 and
+// --proxy) makes every other run go straight to radosgw, so the two paths are compared under the
+// same load, back to back, on one gateway.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -19,12 +27,13 @@ import { loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startDelayNetns } from '../tools/delay-netns.mjs'
+import { startDelayProxy } from '../tools/delay-proxy.mjs'
 import { startNginx } from '../tools/nginx.mjs'
 import { startRadosgw } from '../tools/radosgw.mjs'
 import { S3_BUCKET, s3Env } from './parts/s3.mjs'
 import { sampleCpu } from './lib/cpu.mjs'
 import { SourceImage } from './lib/images.mjs'
-import { DEFAULT_BENCH_DIR, IMAGE_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
+import { DEFAULT_BENCH_DIR, IMAGE_BYTES, PROXY_TIMER_SLACK_MS, PROXY_WINDOW_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -32,6 +41,10 @@ const { values, positionals } = parseArgs({
     runs: { type: 'string', default: '1' },
     mib: { type: 'string', default: '1024' },
     rtt: { type: 'string' },
+    proxy: { type: 'string' },
+    connections: { type: 'string' },
+    syscalls: { type: 'boolean', default: false },
+    alternate: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
     perf: { type: 'string' },
     curl: { type: 'boolean', default: false },
@@ -57,6 +70,19 @@ async function daemonCommand(profDir) {
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []
   return { args: [...flags, ...prof, join(ROOT, entry)], env }
 }
+
+/**
+ * The daemon's user and system ticks (fields 14 and 15 of /proc/PID/stat: all its threads), so a
+ * read's CPU splits into what its code did and what the kernel did for it: the kernel's share
+ * (socket and FUSE copies, page faults) is what moves with the machine's memory traffic.
+ */
+async function userSystemTicks(pid) {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
+  return { user: Number(fields[11]), system: Number(fields[12]) }
+}
+
+/** The daemon's system calls --syscalls counts. */
+const SYSCALLS = ['read', 'epoll_pwait', 'epoll_wait', 'writev']
 
 /** Starts the daemon and resolves once it logs "mounted", with the ms that took. */
 async function startDaemon(command, mnt, source, extra, netns) {
@@ -96,17 +122,31 @@ async function run(server, command, extra, netns) {
   const daemon = await startDaemon(command, mnt, server.source, extra, netns)
   try {
     const pid = daemon.child.pid
+    const proxyBefore = server.proxy?.counters()
     const before = await sampleCpu(pid)
-    const perf = values.perf && spawn('perf', ['record', '-q', '-g', '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
+    const threadsBefore = await userSystemTicks(pid)
+    const ownBefore = process.cpuUsage()
+    const counting = values.syscalls && spawn('perf', ['stat', '-x', ',', '-o', join(mnt + '.perf-stat'), '-e', SYSCALLS.map((name) => `syscalls:sys_enter_${name}`).join(','), '-p', String(pid)], { stdio: 'inherit' })
+    const perf = values.perf && spawn('perf', ['record', '-q', '-g', ...(process.env.PERF_EVENT ? ['-e', process.env.PERF_EVENT] : []), '-o', values.perf, '-p', String(pid)], { stdio: 'inherit' })
     const started = performance.now()
     await dd(join(mnt, 'img'), mib)
     const seconds = (performance.now() - started) / 1000
     // Readahead still arriving is the read's too.
     await new Promise((resolve) => setTimeout(resolve, 300))
+    const ownAfter = process.cpuUsage(ownBefore)
     const after = await sampleCpu(pid)
-    if (perf) {
-      perf.kill('SIGINT')
-      await new Promise((resolve) => perf.on('close', resolve))
+    const threadsAfter = await userSystemTicks(pid)
+    const proxyAfter = server.proxy?.counters()
+    for (const child of [perf, counting]) {
+      if (!child) continue
+      child.kill('SIGINT')
+      await new Promise((resolve) => child.on('close', resolve))
+    }
+    let syscalls
+    if (counting) {
+      const stat = await readFile(mnt + '.perf-stat', 'utf8')
+      await rm(mnt + '.perf-stat', { force: true })
+      syscalls = Object.fromEntries(SYSCALLS.map((name) => [name, Number(new RegExp(`^(\\d+),,syscalls:sys_enter_${name},`, 'm').exec(stat)?.[1]) / mib]))
     }
     // Fields 10 (minflt), 14 and 15 (utime, stime) of /proc/PID/stat, over the daemon's life.
     const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
@@ -115,7 +155,15 @@ async function run(server, command, extra, netns) {
     const cpuSeconds = (after.daemonTicks - before.daemonTicks) / ticksPerSecond
     const idle = (after.machine.idle - before.machine.idle) / (after.machine.total - before.machine.total)
     const rss = /VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))[1] / 1024
-    return { mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib }
+    const proxy = proxyAfter && {
+      gets: proxyAfter.gets - proxyBefore.gets,
+      connections: proxyAfter.connections - proxyBefore.connections,
+      bytesPerByte: (proxyAfter.bytesFromTarget - proxyBefore.bytesFromTarget) / bytes,
+      cpuPerGiB: (ownAfter.user + ownAfter.system) / 1e6 / (bytes / 2 ** 30),
+    }
+    const perGiB = (ticks) => ticks / ticksPerSecond / (bytes / 2 ** 30)
+    const split = { user: perGiB(threadsAfter.user - threadsBefore.user), system: perGiB(threadsAfter.system - threadsBefore.system) }
+    return { split, mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy, syscalls }
   } finally {
     daemon.child.kill('SIGTERM')
     const status = await daemon.exited
@@ -177,12 +225,15 @@ async function main() {
   const netns = values.rtt === undefined ? undefined : await startDelayNetns({ rttMs: Number(values.rtt), prefix: 'snapmount-cpu-probe-', ...(values['no-idle-restart'] && { sysctls: { 'net.ipv4.tcp_slow_start_after_idle': 0 } }) })
   const nginx = await startNginx(DEFAULT_BENCH_DIR, { prefix: 'snapmount-cpu-probe-nginx-', ...(netns && { netns }) })
   const profDir = values['cpu-prof']
+  let server
   try {
     const command = await daemonCommand(profDir)
-    const server = { url: nginx.url(basename(image.path)) }
-    server.source = server.url
+    server = { url: nginx.url(basename(image.path)) }
+    server.proxy = await proxyTo(server.url)
+    if (server.proxy) server.url = throughProxy(server.url, server.proxy)
+    server.source = values.connections === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${connectionsField()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
     const [load1] = loadavg()
-    console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}${server.proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
       // One curl stream of the same bytes, from where the daemon runs.
       const args = ['--silent', '--fail', '--output', '/dev/null', '--range', `0-${mib * 2 ** 20 - 1}`, '--write-out', '%{speed_download}', server.url]
@@ -191,33 +242,62 @@ async function main() {
     }
     await runAll(server, command, netns)
   } finally {
+    await server?.proxy?.close()
+    if (typeof server?.source === 'object') await rm(server.source.dir, { recursive: true, force: true })
     await nginx.stop()
     await netns?.stop()
   }
   await printProfiles(profDir)
 }
 
-async function runAll(server, command, netns) {
+async function runAll(server, command, netns, direct) {
   for (let i = 0; i < Number(values.runs); i++) {
-    const r = await run(server, command, positionals, netns)
-    console.log(`run ${i + 1}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB`)
+    const through = direct && i % 2 === 1 ? direct : server
+    const r = await run(through, command, positionals, netns)
+    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (user ${r.split.user.toFixed(2)} + system ${r.split.system.toFixed(2)} during the read; ${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
+}
+
+/** `--proxy MS`: the bench's delay proxy in front of the server at `url`, or undefined without the option. */
+async function proxyTo(url) {
+  if (values.proxy === undefined) return undefined
+  if (values.rtt !== undefined) throw new Error('--proxy and --rtt are two ways to delay: give one')
+  const { hostname, port } = new URL(url)
+  return startDelayProxy({ host: hostname, port: Number(port) }, Number(values.proxy), { timerSlackMs: PROXY_TIMER_SLACK_MS, windowBytes: PROXY_WINDOW_BYTES })
+}
+
+/** `, connections: N` for a snapshot entry when --connections is given. */
+function connectionsField() {
+  return values.connections === undefined ? '' : `, connections: ${Number(values.connections)}`
+}
+
+/** `url` with the proxy's port in place of the server's. */
+function throughProxy(url, proxy) {
+  const through = new URL(url)
+  through.port = String(proxy.port)
+  return through.href.replace(/\/$/, '')
 }
 
 /** `--s3`: radosgw started here, the image uploaded, then the runs against it. */
 async function probeS3(image) {
   const rgw = await startRadosgw({ prefix: 'snapmount-cpu-probe-rgw-', compression: 'none' })
   const dir = await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-s3-'))
+  let proxy
   try {
     await rgw.createBucket(S3_BUCKET)
     const key = basename(image.path)
     await rgw.uploadFile(S3_BUCKET, key, image.path)
-    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${rgw.endpoint}", region: ${rgw.region} }`
+    proxy = await proxyTo(rgw.endpoint)
+    const endpoint = proxy ? throughProxy(rgw.endpoint, proxy) : rgw.endpoint
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region}${connectionsField()} }`
     const [load1] = loadavg()
-    console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
-    await runAll({ source: { snapshot, dir, env: s3Env(process.env, rgw) } }, await daemonCommand(values['cpu-prof']))
+    console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback${proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
+    const env = s3Env(process.env, rgw)
+    const direct = values.alternate && proxy && { source: { snapshot: snapshot.replace(endpoint, rgw.endpoint), dir, env } }
+    await runAll({ proxy, source: { snapshot, dir, env } }, await daemonCommand(values['cpu-prof']), undefined, direct)
   } finally {
+    await proxy?.close()
     await rgw.stop()
     await rm(dir, { recursive: true, force: true })
   }

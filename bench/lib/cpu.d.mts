@@ -4,6 +4,8 @@ export interface ProcessStat {
   ppid: number
   /** utime + stime + cutime + cstime, in clock ticks. */
   ticks: number
+  /** stime + cstime: the kernel's part. */
+  systemTicks: number
 }
 
 export interface MachineStat {
@@ -15,12 +17,13 @@ export interface MachineStat {
 
 export interface CpuSample {
   daemonTicks: number | undefined
+  daemonSystemTicks?: number | undefined
   machine: MachineStat
 }
 
 export declare function parseProcessStat(line: string): ProcessStat
 export declare function parseMachineStat(text: string): MachineStat
-export declare function treeTicks(pid: number, stats: Map<number, ProcessStat>): number | undefined
+export declare function treeTicks(pid: number, stats: Map<number, Pick<ProcessStat, 'ppid' | 'ticks'> & Partial<ProcessStat>>, which?: 'ticks' | 'systemTicks'): number | undefined
 /** This process's CPU time so far, user + system, in µs. */
 export declare function ownMicros(): number
 export declare function sampleCpu(pid: number): Promise<CpuSample>

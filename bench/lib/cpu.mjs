@@ -11,14 +11,14 @@ import { readdir, readFile } from 'node:fs/promises'
 
 /**
  * One line of /proc/PID/stat: the parent's pid and the CPU ticks of the process (all its threads)
- * plus the children it has reaped. The command name (field 2) may hold spaces and parentheses, so
- * the fields are counted from its last ')'.
+ * plus the children it has reaped, all of them and the system (kernel) part alone. The command
+ * name (field 2) may hold spaces and parentheses, so the fields are counted from its last ')'.
  */
 export function parseProcessStat(line) {
   const fields = line.slice(line.lastIndexOf(')') + 2).split(' ')
   // fields[0] is field 3 (state): field N is fields[N - 3].
   const field = (n) => Number(fields[n - 3])
-  return { ppid: field(4), ticks: field(14) + field(15) + field(16) + field(17) }
+  return { ppid: field(4), ticks: field(14) + field(15) + field(16) + field(17), systemTicks: field(15) + field(17) }
 }
 
 /**
@@ -30,15 +30,18 @@ export function parseMachineStat(text) {
   return { idle: idle + iowait, total: user + nice + system + idle + iowait + irq + softirq + steal }
 }
 
-/** CPU ticks of `pid` and every live descendant (`stats`: pid -> parsed /proc/PID/stat); undefined if `pid` is gone. */
-export function treeTicks(pid, stats) {
+/**
+ * CPU ticks of `pid` and every live descendant (`stats`: pid -> parsed /proc/PID/stat), `which`
+ * of them (all, or the system part); undefined if `pid` is gone.
+ */
+export function treeTicks(pid, stats, which = 'ticks') {
   if (!stats.has(pid)) return undefined
   const children = new Map()
   for (const [child, { ppid }] of stats) children.set(ppid, [...(children.get(ppid) ?? []), child])
   let ticks = 0
   for (const queue = [pid]; queue.length; ) {
     const next = queue.pop()
-    ticks += stats.get(next).ticks
+    ticks += stats.get(next)[which]
     queue.push(...(children.get(next) ?? []))
   }
   return ticks
@@ -62,7 +65,7 @@ async function machineStat() {
 /** A reading of the clocks cpuUse compares: the daemon's ticks (`pid` and its descendants; undefined once it is gone) and the machine's. */
 export async function sampleCpu(pid) {
   const [stats, machine] = await Promise.all([processStats(), machineStat()])
-  return { daemonTicks: treeTicks(pid, stats), machine }
+  return { daemonTicks: treeTicks(pid, stats), daemonSystemTicks: treeTicks(pid, stats, 'systemTicks'), machine }
 }
 
 /** This process's CPU time so far, user + system, in µs. */
@@ -73,19 +76,25 @@ export function ownMicros() {
 
 /**
  * What a read of `bytes` cost between readings `before` and `after` (sampleCpu; `after` taken
- * once the traffic it caused had settled): the daemon's CPU seconds and seconds per GiB, this
+ * once the traffic it caused had settled): the daemon's CPU seconds and seconds per GiB (and the
+ * system part of them: the kernel's copies and page faults for it, which grow with the machine's
+ * memory traffic while the daemon's own code, the rest, does not), this
  * process's (`ownMicros` meanwhile: the proxy's) likewise, and the machine's idle share (0..1)
  * between `before` and `readEnd` (/proc/stat when the reader finished: the settling after it
  * would count as idle).
  */
 export function cpuUse({ before, readEnd, after, ownMicros, bytes, ticksPerSecond }) {
   const perGiB = (seconds) => (seconds === undefined || !bytes ? undefined : seconds / (bytes / 2 ** 30))
-  const daemonSeconds = before.daemonTicks === undefined || after.daemonTicks === undefined ? undefined : (after.daemonTicks - before.daemonTicks) / ticksPerSecond
+  const seconds = (field) => (before[field] === undefined || after[field] === undefined ? undefined : (after[field] - before[field]) / ticksPerSecond)
+  const daemonSeconds = seconds('daemonTicks')
+  const daemonSystemSeconds = seconds('daemonSystemTicks')
   const proxySeconds = ownMicros / 1e6
   const machineTicks = readEnd.total - before.machine.total
   return {
     daemonSeconds,
     daemonSecondsPerGiB: perGiB(daemonSeconds),
+    daemonSystemSeconds,
+    daemonSystemSecondsPerGiB: perGiB(daemonSystemSeconds),
     proxySeconds,
     proxySecondsPerGiB: perGiB(proxySeconds),
     idleShare: machineTicks > 0 ? (readEnd.idle - before.machine.idle) / machineTicks : undefined,

@@ -10,6 +10,13 @@ export interface CpuUse {
   /** The daemon's (and its descendants') user + system seconds during the read and its settling. */
   daemonSeconds?: number | undefined
   daemonSecondsPerGiB?: number | undefined
+  /**
+   * The system (kernel) part of daemonSeconds: socket and FUSE copies, page faults. It grows with
+   * the machine's memory traffic (an S3 server copying the same bytes beside the daemon); the
+   * rest, the daemon's own code, does not. Not printed; in the JSON since 2026-12-02.
+   */
+  daemonSystemSeconds?: number | undefined
+  daemonSystemSecondsPerGiB?: number | undefined
   /** The bench process's own CPU (the proxy runs there), same interval. */
   proxySeconds?: number | undefined
   proxySecondsPerGiB?: number | undefined

@@ -57,9 +57,10 @@ const MAX_FREQUENCY = 3
 /**
  * The buffer arena's room beyond the bound: the bound covers cached extents and fetches in flight
  * (every fetch waits for room first), but an evicted extent a reader still holds has a buffer too.
- * One of the largest requests (4 MiB) covers the usual case; past it, buffers are allocated apart.
+ * One of the largest requests (8 MiB, a long stream's readahead: readahead.ts) covers the usual
+ * case; past it, buffers are allocated apart.
  */
-const ARENA_HEADROOM_BYTES = 4 * 1024 * 1024
+const ARENA_HEADROOM_BYTES = 8 * 1024 * 1024
 
 /**
  * The bounded, shared block cache of remote snapshots. Data goes in only after its request

@@ -24,8 +24,8 @@
  * - The window is the distance the stream's fetches run ahead of its reader. Whenever the reader
  *   has moved on enough that a whole request's worth is missing, that much more is asked for, in
  *   requests of a quarter of the window (so several run in parallel: one TCP stream's rate times
- *   four or more), at least one block and at most `MAX_REQUEST_BYTES`. Only whole requests are
-   asked for, so a long stream's fetches all have one size.
+ *   four or more), at least one block and at most `MAX_READAHEAD_REQUEST_BYTES`. Only whole
+ *   requests are asked for, so a long stream's fetches all have one size.
  */
 
 export interface ReadaheadOptions {
@@ -101,6 +101,14 @@ const INITIAL_WINDOW_READS = 4
 const REQUESTS_PER_WINDOW = 4
 /** Largest ranged request: big enough to amortise a round trip, small enough to retry cheaply. */
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+/**
+ * Largest readahead request, once a stream's window has grown past four times MAX_REQUEST_BYTES
+ * (a stream that stayed sequential for tens of MiB): half the requests per GiB, and so half the
+ * daemon's work per request (building, sending, parsing the head, scheduling, caching: a fifth of
+ * its CPU on a sequential read, measured with perf), and each connection carries a longer burst,
+ * which keeps a kernel TCP window open. A retry re-fetches at most this much.
+ */
+export const MAX_READAHEAD_REQUEST_BYTES = 8 * 1024 * 1024
 
 export class ReadaheadTracker {
   private readonly streams: Stream[] = []
@@ -175,7 +183,7 @@ export class ReadaheadTracker {
   /** Tops the stream's fetches up to `window` past its reader, in whole requests. */
   private ahead(stream: Stream): Access['ahead'] {
     const { blockBytes, length: size } = this.options
-    const requestBytes = Math.min(MAX_REQUEST_BYTES, Math.max(blockBytes, stream.window / REQUESTS_PER_WINDOW))
+    const requestBytes = Math.min(MAX_READAHEAD_REQUEST_BYTES, Math.max(blockBytes, stream.window / REQUESTS_PER_WINDOW))
     const from = Math.max(stream.fetchedUntil, stream.next)
     const target = Math.min(size, stream.next + stream.window)
     // Whole requests only (or the rest of the file): no dribble of tiny ranges, and fetches of a

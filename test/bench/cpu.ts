@@ -12,9 +12,9 @@ function statLine(pid: number, comm: string, ppid: number, [utime, stime, cutime
 }
 
 t.test('a process line: parent and utime + stime + cutime + cstime, whatever the command name holds', async (t) => {
-  t.same(parseProcessStat(statLine(42, 'node', 7, [150, 40, 3, 2])), { ppid: 7, ticks: 195 })
-  t.same(parseProcessStat(statLine(43, 'a) b (c', 42, [1, 2, 0, 0])), { ppid: 42, ticks: 3 }, 'spaces and parentheses in the name')
-  t.same(parseProcessStat(`${statLine(44, 'rclone', 1, [10, 5, 0, 0])}\n`), { ppid: 1, ticks: 15 }, 'the trailing newline /proc gives')
+  t.same(parseProcessStat(statLine(42, 'node', 7, [150, 40, 3, 2])), { ppid: 7, ticks: 195, systemTicks: 42 })
+  t.same(parseProcessStat(statLine(43, 'a) b (c', 42, [1, 2, 0, 0])), { ppid: 42, ticks: 3, systemTicks: 2 }, 'spaces and parentheses in the name')
+  t.same(parseProcessStat(`${statLine(44, 'rclone', 1, [10, 5, 0, 0])}\n`), { ppid: 1, ticks: 15, systemTicks: 5 }, 'the trailing newline /proc gives')
 })
 
 t.test("the machine's line: idle and iowait are idle, steal is not", async (t) => {
@@ -35,25 +35,32 @@ t.test('a tree counts the process and every live descendant, nothing else', asyn
   t.equal(treeTicks(10, stats), 127)
   t.equal(treeTicks(12, stats), 3, 'a leaf alone')
   t.equal(treeTicks(99, stats), undefined, 'a process that is gone')
+  const split = new Map([
+    [10, { ppid: 1, ticks: 100, systemTicks: 60 }],
+    [11, { ppid: 10, ticks: 20, systemTicks: 5 }],
+  ])
+  t.equal(treeTicks(10, split, 'systemTicks'), 65, 'the system part alone')
 })
 
-function sample(daemonTicks: number | undefined, idle: number, total: number): CpuSample {
-  return { daemonTicks, machine: { idle, total } }
+function sample(daemonTicks: number | undefined, idle: number, total: number, daemonSystemTicks?: number): CpuSample {
+  return { daemonTicks, daemonSystemTicks, machine: { idle, total } }
 }
 
 t.test('two readings become seconds, seconds per GiB and an idle share of the read alone', async (t) => {
   const use = cpuUse({
-    before: sample(1000, 5000, 10_000),
+    before: sample(1000, 5000, 10_000, 600),
     // The read took 400 ticks of machine time, 100 of them idle.
     readEnd: { idle: 5100, total: 10_400 },
     // Settling added daemon ticks (readahead still arriving) and idle machine time.
-    after: sample(1188, 5300, 10_700),
+    after: sample(1188, 5300, 10_700, 700),
     ownMicros: 500_000,
     bytes: 2 * GIB,
     ticksPerSecond: 100,
   })
   t.equal(use.daemonSeconds, 1.88)
   t.equal(use.daemonSecondsPerGiB, 0.94)
+  t.equal(use.daemonSystemSeconds, 1, 'the kernel part of them')
+  t.equal(use.daemonSystemSecondsPerGiB, 0.5)
   t.equal(use.proxySeconds, 0.5)
   t.equal(use.proxySecondsPerGiB, 0.25)
   t.equal(use.idleShare, 0.25, 'idle over the read, not over the settling after it')
@@ -63,6 +70,7 @@ t.test('a daemon gone before a reading, nothing read, or no tick elapsed: undefi
   const gone = cpuUse({ before: sample(1000, 0, 0), readEnd: { idle: 0, total: 0 }, after: sample(undefined, 0, 0), ownMicros: 1000, bytes: GIB, ticksPerSecond: 100 })
   t.equal(gone.daemonSeconds, undefined)
   t.equal(gone.daemonSecondsPerGiB, undefined)
+  t.equal(gone.daemonSystemSeconds, undefined)
   t.equal(gone.idleShare, undefined, 'no machine tick between the readings')
   t.equal(gone.proxySeconds, 0.001)
   const nothingRead = cpuUse({ before: sample(10, 0, 0), readEnd: { idle: 1, total: 2 }, after: sample(20, 1, 2), ownMicros: 0, bytes: 0, ticksPerSecond: 100 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { INITIAL_WINDOW_BYTES, MAX_REQUEST_BYTES, ReadaheadTracker, STREAM_IDLE_MS } from '../../src/cache/readahead.js'
+import { INITIAL_WINDOW_BYTES, MAX_READAHEAD_REQUEST_BYTES, ReadaheadTracker, STREAM_IDLE_MS } from '../../src/cache/readahead.js'
 import { seededRandom } from '../fixtures/test-data.js'
 
 const KIB = 1024
@@ -47,7 +47,7 @@ t.test('a sequential stream reads ahead from its third read on and its window do
     fetchedUntil = ahead.offset + ahead.length
     windows.push(fetchedUntil - (offset + READ))
     if (windows.at(-1) === 8 * MIB) readWhenCapped = Math.min(readWhenCapped, offset + READ)
-    t.ok(ahead.requestBytes >= READ && ahead.requestBytes <= MAX_REQUEST_BYTES)
+    t.ok(ahead.requestBytes >= READ && ahead.requestBytes <= MAX_READAHEAD_REQUEST_BYTES)
     t.equal(ahead.length % ahead.requestBytes, 0, 'whole requests only, so fetches come in few sizes')
   }
   t.equal(Math.max(...windows), 8 * MIB, 'the window reaches the cap and stays there')
