@@ -373,7 +373,8 @@ export class CachingBackend implements StorageBackend {
       run: async () => {
         try {
           controller.signal.throwIfAborted()
-          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into: into! })
+          const holdInto = this.cache.holdInto(into!)
+          const bytes = await this.source.readExact(offset, length, { signal: controller.signal, into: into!, ...(holdInto && { holdInto }) })
           // Arena buffers are pieces of a slab: only `into` itself is ours to give back.
           const pooled = bytes === into
           if (!pooled) this.cache.giveBack(into!)
