@@ -272,6 +272,13 @@ export interface ReadOptions {
    */
   into?: Buffer
   /**
+   * Offered with `into` when it is page-aligned memory (every multiple of 4096 bytes in it is
+   * aligned for O_DIRECT) that its owner can keep unchanged after the read: each call keeps `into`
+   * from being reused (written over) until the function it returns is called. A layer that writes
+   * the bytes somewhere behind the read (the disk cache) holds them instead of copying them.
+   */
+  holdInto?: () => () => void
+  /**
    * The daemon's own read (`snapmount warm`, `verify`), not one of the mount's readers: layers that
    * count the mount's reads (metering) pass it on uncounted; the others treat it as any read.
    */

@@ -14,6 +14,14 @@ export interface BufferArenaOptions {
  */
 export const MAX_SLAB_BYTES = 2 * 1024 * 1024 * 1024
 
+/**
+ * A page: slabs start on one (see addSlab), so a buffer at a multiple of it in a slab may be
+ * written to a file opened with O_DIRECT as it is (the disk cache's writes).
+ */
+export const PAGE_BYTES = 4096
+/** WebAssembly's page: a memory's size is a whole number of them. */
+const WASM_PAGE_BYTES = 64 * 1024
+
 interface Slab {
   data: Buffer
   /** The number of its first unit: units are numbered across slabs, with a gap between two. */
@@ -30,6 +38,12 @@ interface Slab {
  * ~477 MB/s on the 2-core test machine, the daemon's CPU per GiB from 2.7 to 2.1 s.
  *
  * Slabs are SharedArrayBuffers: a worker thread can read a buffer taken from one without a copy.
+ * Each is the memory of a shared WebAssembly.Memory, which V8 maps with mmap, so it starts on a
+ * page: with a unit that is a multiple of PAGE_BYTES every buffer does (`pageAligned`), and the
+ * disk cache writes it to its file with O_DIRECT as it is, where it copied each block into aligned
+ * memory first (a plain SharedArrayBuffer is malloc'd, 16 bytes into a page: measured here, an
+ * O_DIRECT write from one fails with EINVAL at every size from 1 MiB to 1 GiB). A buffer being
+ * written behind its read is held (`hold`): given back meanwhile, it is reused only once released.
  *
  * A slab is split into units (the cache's block size); a buffer is a run of whole units. `take`
  * uses the shortest free run that is long enough (best fit: a scan's 4 MiB runs are not cut up by
@@ -56,6 +70,8 @@ export class BufferArena {
   /** Buffers allocated apart and not given back yet (weakly: a lost one is the GC's). */
   private readonly apart = new WeakSet<Buffer>()
   private apartBytes = 0
+  /** Holds on slab buffers (`hold`), and whether each was given back while held. */
+  private readonly holds = new Map<Buffer, { count: number; given: boolean }>()
 
   constructor(options: BufferArenaOptions) {
     const { arenaBytes, unitBytes, maxSlabBytes = MAX_SLAB_BYTES } = options
@@ -88,8 +104,13 @@ export class BufferArena {
     return buffer
   }
 
-  /** Takes back a buffer from `take` that nobody reads any more. */
+  /** Takes back a buffer from `take` that nobody reads any more (reused once no hold is left on it). */
   give(buffer: Buffer): void {
+    const held = this.holds.get(buffer)
+    if (held) {
+      held.given = true
+      return
+    }
     const run = this.taken.get(buffer)
     if (!run) {
       if (this.apart.delete(buffer)) this.apartBytes -= buffer.length
@@ -109,6 +130,31 @@ export class BufferArena {
       units += after
     }
     this.link(first, units)
+  }
+
+  /** Whether `buffer`, from `take`, is in a slab and starts on a page (PAGE_BYTES): false for one allocated apart. */
+  pageAligned(buffer: Buffer): boolean {
+    return this.unitBytes % PAGE_BYTES === 0 && this.taken.has(buffer)
+  }
+
+  /**
+   * Keeps `buffer`, a slab buffer from `take` not yet given back, from being reused until the
+   * function returned is called (once; later calls do nothing): a `give` meanwhile takes effect
+   * then. Holds nest.
+   */
+  hold(buffer: Buffer): () => void {
+    if (!this.taken.has(buffer)) throw new RangeError('only a slab buffer taken and not given back can be held')
+    const held = this.holds.get(buffer) ?? { count: 0, given: false }
+    held.count++
+    this.holds.set(buffer, held)
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      if (--held.count > 0) return
+      this.holds.delete(buffer)
+      if (held.given) this.give(buffer)
+    }
   }
 
   /** Bytes of buffers allocated apart (no free run was long enough) and not given back. */
@@ -143,9 +189,11 @@ export class BufferArena {
     let data: Buffer
     try {
       // Shared memory, so the manifest's hash threads read fetched blocks where they are
-      // (src/manifest/hash-pool.ts) instead of a copy of each. Its pages are the kernel's zero
-      // pages until written, as an unshared slab's are.
-      data = Buffer.from(new SharedArrayBuffer(slabUnits * this.unitBytes))
+      // (src/manifest/hash-pool.ts) instead of a copy of each; page-aligned (see the class
+      // comment). Its pages are the kernel's zero pages until written, as a malloc'd slab's are.
+      const pages = Math.ceil((slabUnits * this.unitBytes) / WASM_PAGE_BYTES)
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+      data = Buffer.from(memory.buffer, 0, slabUnits * this.unitBytes)
     } catch {
       // A host that commits memory strictly (vm.overcommit_memory=2) may refuse the whole bound
       // at once: buffers are then allocated apart, one fetch at a time, as they were before slabs.

@@ -58,9 +58,12 @@ const MAX_FREQUENCY = 3
  * The buffer arena's room beyond the bound: the bound covers cached extents and fetches in flight
  * (every fetch waits for room first), but an evicted extent a reader still holds has a buffer too.
  * One of the largest requests (8 MiB, a long stream's readahead: readahead.ts) covers the usual
- * case; past it, buffers are allocated apart.
+ * case, and 20 MiB more the disk cache's write-behind, which holds the buffers it writes
+ * (`holdInto`) until they are on disk: at most 16 MiB waiting plus the read that passes it
+ * (disk-cache.ts, MAX_PENDING_BYTES). Past it, buffers are allocated apart. Pages of it cost
+ * memory only once used.
  */
-const ARENA_HEADROOM_BYTES = 8 * 1024 * 1024
+const ARENA_HEADROOM_BYTES = 28 * 1024 * 1024
 
 /**
  * The bounded, shared block cache of remote snapshots. Data goes in only after its request
@@ -171,6 +174,16 @@ export class BlockCache {
   /** A buffer for a fetch of `length` bytes, from the arena. */
   take(length: number): Buffer {
     return this.arena.take(length)
+  }
+
+  /**
+   * For a fetch into `buffer` (from `take`): ReadOptions.holdInto, when `buffer` is page-aligned
+   * memory of the arena (so a layer below may write it to disk as it is, behind the read), else
+   * undefined. A hold keeps the buffer from being reused after its extent is evicted or it is
+   * given back, until released.
+   */
+  holdInto(buffer: Buffer): (() => () => void) | undefined {
+    return this.arena.pageAligned(buffer) ? () => this.arena.hold(buffer) : undefined
   }
 
   /** Takes back a buffer from `take` that no fetch filled. */

@@ -91,6 +91,12 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
   /** Most blocks one demand fetch asks for. */
   private readonly maxDemandBlocks: number
   private readonly inFlight = new Map<number, Fetch>()
+  /**
+   * Blocks whose last random miss the source answered with pieces (`readSmall`), oldest first, as
+   * many as the cache holds blocks: a second miss on one reads it whole, into the cache.
+   */
+  private readonly answeredSmall = new Map<number, true>()
+  private readonly answeredSmallLimit: number
   private readonly tracker: ReadaheadTracker
   private readonly scheduler: FetchScheduler
 
@@ -104,6 +110,7 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
     this.blockBytes = cache.blockBytes
     // A demand fetch waits for room in the cache, so it must fit in it.
     this.maxDemandBlocks = Math.floor(Math.min(MAX_REQUEST_BYTES, cache.capacityBytes) / this.blockBytes)
+    this.answeredSmallLimit = Math.ceil(cache.capacityBytes / this.blockBytes)
     const maxWindowBytes = Math.max(this.blockBytes, Math.min(MAX_WINDOW_BYTES, cache.capacityBytes * WINDOW_SHARE_OF_CACHE))
     this.tracker = new ReadaheadTracker({ length: source.length, blockBytes: this.blockBytes, maxWindowBytes, ...(options.now && { now: options.now }) })
     const reserved = Math.max(1, Math.floor(options.connections * DEMAND_RESERVE_SHARE))
@@ -141,10 +148,17 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
     const firstBlock = Math.floor(offset / this.blockBytes)
     const lastBlock = Math.floor((offset + length - 1) / this.blockBytes)
     // A random miss (no readahead) in one block: the source may answer it without the whole block
-    // (the disk cache's pieces), which is then not kept here, as for readNow's.
-    if (this.inner.readSmall && access.ahead.length === 0 && firstBlock === lastBlock && !this.cache.has(this.owner, firstBlock) && !this.inFlight.has(firstBlock)) {
+    // (the disk cache's pieces), which is then not kept here, as for readNow's. The second such
+    // miss on a block reads it whole and keeps it: a block read at random again and again (an
+    // O_DIRECT reader's, which no page cache keeps) is then served from memory, not from the disk
+    // each time, while blocks read once cost only their pieces.
+    if (this.inner.readSmall && access.ahead.length === 0 && firstBlock === lastBlock && !this.cache.has(this.owner, firstBlock) && !this.inFlight.has(firstBlock) && !this.answeredSmall.delete(firstBlock)) {
       const pieces = await this.inner.readSmall(offset, length)
-      if (pieces) return [...pieces]
+      if (pieces) {
+        this.answeredSmall.set(firstBlock, true)
+        if (this.answeredSmall.size > this.answeredSmallLimit) this.answeredSmall.delete(this.answeredSmall.keys().next().value!)
+        return [...pieces]
+      }
     }
     // A fetch this read waited on may fail for bytes outside its blocks (a block of a longer run,
     // readahead's or another reader's, that never matched its manifest digest): the read then asks
@@ -390,7 +404,8 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
       run: async () => {
         try {
           controller.signal.throwIfAborted()
-          const bytes = await this.inner.readExact(offset, length, { signal: controller.signal, into: into! })
+          const holdInto = this.cache.holdInto(into!)
+          const bytes = await this.inner.readExact(offset, length, { signal: controller.signal, into: into!, ...(holdInto && { holdInto }) })
           // Arena buffers are pieces of a slab: only `into` itself is ours to give back.
           const pooled = bytes === into
           if (!pooled) this.cache.giveBack(into!)

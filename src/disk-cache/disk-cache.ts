@@ -64,26 +64,33 @@ interface Written {
   name: string
 }
 
-/** A block copied and waiting for its slot and its write. */
-interface Copied {
+/** A block kept and waiting for its slot and its write. */
+interface Kept {
   row: BlockRow
   name: string
-  /** Its chunk (aligned-chunks.ts), given back once written. */
-  chunk: Buffer
+  /**
+   * Its bytes, in page-aligned memory with room to round its length up to DIRECT_ALIGN: the
+   * caller's own, held (ReadOptions.holdInto), or a copy in a chunk (aligned-chunks.ts).
+   */
+  data: Buffer
+  /** Lets go of that memory once the block is written (or not). */
+  release: () => void
 }
 
 /**
- * Blocks copied and waiting for the disk: beyond this, reads wait before handing theirs over (a
- * slow disk must not grow the daemon's memory). It is also what a kill -9 can lose beyond the
- * rows not yet committed: blocks fetched and acknowledged to the reader but not yet on disk. 16
- * MiB is 4 of the largest requests the memory cache makes, ~50 ms of a 300 MB/s source: bursts
+ * Blocks kept and waiting for the disk: beyond this, reads wait before handing theirs over (a
+ * slow disk must not grow the daemon's memory: held buffers and copies alike). It is also what a
+ * kill -9 can lose beyond the rows not yet committed: blocks fetched and acknowledged to the
+ * reader but not yet on disk. 16 MiB is 4 of the largest requests the memory cache makes, ~50 ms of a 300 MB/s source: bursts
  * pass without waiting, while direct writes (slot-file.ts) keep up at ~700 MB/s here; only a disk
  * slower than the source for long slows readers.
  */
 const MAX_PENDING_BYTES = 16 * 1024 * 1024
 /**
- * The aligned memory the copies live in: twice the bound, as a read with nothing waiting before
- * it passes the bound by its own size. A read larger still waits for chunks between its blocks.
+ * The aligned memory copies live in (blocks whose memory cannot be held: no memory cache above,
+ * or its buffer was not page-aligned): twice the bound, as a read with nothing waiting before it
+ * passes the bound by its own size. A read larger still waits for chunks between its blocks.
+ * Mapped on the first copy only.
  */
 const COPY_MEMORY_BYTES = 2 * MAX_PENDING_BYTES
 /** Runs written at once: libuv has four threads, and reads of cached blocks need them too. */
@@ -105,8 +112,9 @@ const WRITE_PAUSE_MS = 5000
  *
  * A block is kept under its snapshot's identity key (a hash of source, size, strong validator and
  * block size): another version of the object has another key and never sees the old blocks.
- * Writes go behind the reads that fetched the blocks: a block is copied, its digest taken, and it
- * is written into a free slot of the data file (slot-file.ts). The writes that finished within
+ * Writes go behind the reads that fetched the blocks: a block is held where the memory cache
+ * fetched it (page-aligned, ReadOptions.holdInto) or else copied, its digest taken, and it is
+ * written from there into a free slot of the data file (slot-file.ts). The writes that finished within
  * 20 ms (or 64 of them) are then made durable by one fdatasync, and only then are their rows
  * committed to the index, in one transaction. At start the index is trusted as it is, with no scan
  * of the data: a block is checked when read, against the digest in its row, and one that fails
@@ -432,28 +440,30 @@ export class DiskCache {
   }
 
   /**
-   * Keeps copies of `data`, blocks `firstBlock`, `firstBlock + 1`... of `snapshot` as the source
-   * gave them (every block whole but perhaps the image's last), to be written behind the read,
-   * consecutive blocks as runs written together. Waits first when more than MAX_PENDING_BYTES
-   * already wait for the disk, and between blocks when every chunk of copy memory is taken, so
+   * Keeps `data`, blocks `firstBlock`, `firstBlock + 1`... of `snapshot` as the source gave them
+   * (every block whole but perhaps the image's last), to be written behind the read, consecutive
+   * blocks as runs written together. With `holdData` (ReadOptions.holdInto: `data` is page-aligned
+   * memory its owner keeps unchanged while held), the blocks are written from `data` itself, held
+   * until written; otherwise from copies. Waits first when more than MAX_PENDING_BYTES already
+   * wait for the disk, and, copying, between blocks when every chunk of copy memory is taken, so
    * writes keep up with reads; at once when writes are paused or the cache is closed (those blocks
    * are then not kept). Blocks already on disk or on their way are skipped. Resolves once the
-   * copies are taken; the writes go on behind.
+   * blocks are held or copied; the writes go on behind.
    */
-  async keep(snapshot: DiskSnapshot, firstBlock: number, data: Buffer): Promise<void> {
+  async keep(snapshot: DiskSnapshot, firstBlock: number, data: Buffer, holdData?: () => () => void): Promise<void> {
     // Each check is followed by its copies in the same turn, so readers woken together do not
     // all pass the bound at once.
     while (this.writesOpen() && this.pendingBytes > 0 && this.pendingBytes + data.length > MAX_PENDING_BYTES) await this.room()
-    let run: Copied[] = []
+    let run: Kept[] = []
     for (let at = 0, block = firstBlock; at < data.length; at += this.blockBytes, block++) {
       // A read larger than the copy memory: what is copied goes to the disk, the rest waits for it.
-      while (this.writesOpen() && this.chunks.available === 0) {
+      while (!holdData && this.writesOpen() && this.chunks.available === 0) {
         if (run.length > 0) this.queueRun(run)
         run = []
         await this.room()
       }
-      const copied = this.copy(snapshot, block, data.subarray(at, at + this.blockBytes))
-      if (copied) run.push(copied)
+      const kept = this.take(snapshot, block, data.subarray(at, at + this.blockBytes), holdData)
+      if (kept) run.push(kept)
       else if (run.length > 0) {
         this.queueRun(run)
         run = []
@@ -471,28 +481,38 @@ export class DiskCache {
     return new Promise<void>((wake) => this.roomWaiters.push(wake))
   }
 
-  /** A copy of block `block` in a chunk, with its row, or undefined when it is not to be written. */
-  private copy(snapshot: DiskSnapshot, block: number, data: Buffer): Copied | undefined {
+  /**
+   * Block `block`, held (`holdData`) or copied into a chunk, with its row; undefined when it is
+   * not to be written.
+   */
+  private take(snapshot: DiskSnapshot, block: number, data: Buffer, holdData: (() => () => void) | undefined): Kept | undefined {
     const name = `${snapshot.id}/${block}`
     if (this.closed || this.writing.has(name) || this.has(snapshot, block)) return undefined
     // Not bounded by MAX_PENDING_BYTES here: `keep` holds reads back before they copy, and a read
     // with nothing waiting before it may pass the bound by its own size.
-    const chunk = this.writesOpen() && this.makeRoom() ? this.chunks.take()! : undefined
-    if (!chunk) {
+    if (!this.writesOpen() || !this.makeRoom()) {
       this.counters.writesSkipped++
       return undefined
     }
-    data.copy(chunk)
-    // The digest of the copy, just written and still in the CPU's cache: ~0.1 CPU-s/GiB less than
-    // reading the source's bytes from memory a second time.
-    const row: BlockRow = { snapshot: snapshot.id, block, slot: -1, length: data.length, digest: this.digest.digest(chunk.subarray(0, data.length), block), algo: this.digest.name, seq: ++this.seq }
+    let kept: Buffer
+    let release: () => void
+    if (holdData) {
+      kept = data
+      release = holdData()
+    } else {
+      const chunk = this.chunks.take()!
+      data.copy(chunk)
+      kept = chunk.subarray(0, data.length)
+      release = () => this.chunks.give(chunk)
+    }
+    const row: BlockRow = { snapshot: snapshot.id, block, slot: -1, length: data.length, digest: this.digest.digest(kept, block), algo: this.digest.name, seq: ++this.seq }
     this.pendingBytes += data.length
     this.writing.add(name)
-    return { row, name, chunk }
+    return { row, name, data: kept, release }
   }
 
   /** Queues the write of consecutive blocks: consecutive free slots are written with one pwritev. */
-  private queueRun(run: readonly Copied[]): void {
+  private queueRun(run: readonly Kept[]): void {
     this.queue.push(async () => {
       const slots: number[] = []
       try {
@@ -500,7 +520,7 @@ export class DiskCache {
         for (let from = 0; from < run.length; ) {
           let end = from + 1
           while (end < run.length && slots[end] === slots[end - 1]! + 1) end++
-          await this.file.writeRun(slots[from]!, run.slice(from, end).map(({ row, chunk }) => chunk.subarray(0, row.length)))
+          await this.file.writeRun(slots[from]!, run.slice(from, end).map(({ data }) => data))
           from = end
         }
       } catch (err) {
@@ -510,9 +530,9 @@ export class DiskCache {
         this.writeFailed(err)
         return
       } finally {
-        for (const { row, chunk } of run) {
+        for (const { row, release } of run) {
           this.pendingBytes -= row.length
-          this.chunks.give(chunk)
+          release()
         }
         this.roomWaiters.splice(0).forEach((wake) => wake())
       }

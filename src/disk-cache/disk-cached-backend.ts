@@ -60,7 +60,7 @@ export class DiskCachedBackend extends LayerBackend implements StorageBackend {
       if (found[index]) continue
       let runEnd = index + 1
       while (runEnd < found.length && !found[runEnd]) runEnd++
-      fetches.push(this.fetch(first + index, first + runEnd, target, spanStart, options.signal))
+      fetches.push(this.fetch(first + index, first + runEnd, target, spanStart, options.signal, target === options.into ? options.holdInto : undefined))
       index = runEnd - 1
     }
     this.cache.missed(found.filter((hit) => !hit).length)
@@ -99,15 +99,19 @@ export class DiskCachedBackend extends LayerBackend implements StorageBackend {
     return { block, from: offset - block * blockBytes }
   }
 
-  /** Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and stores them. */
-  private async fetch(firstBlock: number, endBlock: number, target: Buffer, spanStart: number, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Fetches blocks `[firstBlock, endBlock)` from the source into their place in `target`, and
+   * stores them: written from `target` itself when the caller lets it be held (`holdTarget`,
+   * ReadOptions.holdInto), else from a copy.
+   */
+  private async fetch(firstBlock: number, endBlock: number, target: Buffer, spanStart: number, signal: AbortSignal | undefined, holdTarget: (() => () => void) | undefined): Promise<void> {
     const blockBytes = this.cache.blockBytes
     const start = firstBlock * blockBytes - spanStart
     const into = target.subarray(start, Math.min(endBlock * blockBytes - spanStart, target.length))
     const bytes = await this.inner.readExact(start + spanStart, into.length, { ...(signal && { signal }), into })
     if (bytes !== into) bytes.copy(into)
     if (this.closed) return
-    await this.cache.keep(this.snapshot, firstBlock, into)
+    await this.cache.keep(this.snapshot, firstBlock, into, holdTarget)
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { BufferArena } from '../../src/buffers/buffer-arena.js'
+import { closeSync, constants, openSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { BufferArena, PAGE_BYTES } from '../../src/buffers/buffer-arena.js'
+import { tempDir } from '../fixtures/temp-dir.js'
 
 const UNIT = 16
 
@@ -129,4 +132,63 @@ t.test('random takes and gives: live buffers never overlap, and all given back, 
   const slabs = [arena.take(24 * UNIT), arena.take(24 * UNIT), arena.take(16 * UNIT)]
   t.equal(new Set(slabs.map((buffer) => buffer.buffer)).size, 3, 'three whole slabs')
   t.equal(arena.bytesApart, 0, 'none of them apart')
+})
+
+t.test('with a unit of whole pages, slab buffers start on a page: an O_DIRECT write takes them as they are', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 8 * PAGE_BYTES, unitBytes: PAGE_BYTES, maxSlabBytes: 4 * PAGE_BYTES })
+  const buffers = [arena.take(PAGE_BYTES), arena.take(2 * PAGE_BYTES), arena.take(3 * PAGE_BYTES)]
+  t.ok(buffers.every((buffer) => arena.pageAligned(buffer)), 'in the first slab and the second')
+  t.not(buffers[2]!.buffer, buffers[0]!.buffer, 'two slabs')
+  t.notOk(arena.pageAligned(Buffer.alloc(PAGE_BYTES)), 'not one of the arena\'s')
+  const apart = arena.take(4 * PAGE_BYTES)
+  t.equal(arena.bytesApart, 4 * PAGE_BYTES)
+  t.notOk(arena.pageAligned(apart), 'allocated apart: no promise')
+  t.notOk(new BufferArena({ arenaBytes: 64, unitBytes: 16 }).pageAligned(Buffer.alloc(16)), 'units of 16 bytes: no promise')
+  const small = new BufferArena({ arenaBytes: 64, unitBytes: 16 })
+  t.notOk(small.pageAligned(small.take(16)), 'a slab buffer, but units smaller than a page')
+
+  // What the promise is for: the kernel refuses an O_DIRECT write from memory off a page (EINVAL).
+  const path = join(await tempDir(t), 'direct')
+  let fd: number
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_DIRECT, 0o600)
+  } catch {
+    t.comment('no O_DIRECT on the temp dir\'s file system: the write is not tried')
+    return
+  }
+  try {
+    for (const buffer of buffers) t.equal(writeSync(fd, buffer, 0, buffer.length, 0), buffer.length, 'written direct')
+  } finally {
+    closeSync(fd)
+  }
+})
+
+t.test('a held buffer given back is reused only once every hold is released', async (t) => {
+  const arena = new BufferArena({ arenaBytes: 2 * UNIT, unitBytes: UNIT })
+  const a = arena.take(UNIT)
+  const first = arena.hold(a)
+  const second = arena.hold(a)
+  arena.give(a)
+  const b = arena.take(UNIT)
+  t.not(b.byteOffset, a.byteOffset, 'the other unit')
+  first()
+  first()
+  t.equal(arena.take(UNIT).buffer === a.buffer ? 'slab' : 'apart', 'apart', 'one hold left (a release twice counts once): still not reused')
+  second()
+  arena.give(b)
+  const again = [arena.take(UNIT), arena.take(UNIT)]
+  t.ok(again.some((buffer) => buffer.byteOffset === a.byteOffset && buffer.buffer === a.buffer), 'reused once released')
+
+  const c = new BufferArena({ arenaBytes: UNIT, unitBytes: UNIT })
+  const held = c.take(UNIT)
+  c.hold(held)()
+  t.equal(c.take(UNIT).buffer === held.buffer ? 'slab' : 'apart', 'apart', 'released before it was given back: still taken')
+  c.give(held)
+  t.equal(c.take(UNIT).buffer, held.buffer, 'given back after the release: reused at once')
+
+  t.throws(() => arena.hold(Buffer.alloc(UNIT)), /only a slab buffer taken and not given back can be held/)
+  const given = new BufferArena({ arenaBytes: UNIT, unitBytes: UNIT })
+  const gone = given.take(UNIT)
+  given.give(gone)
+  t.throws(() => given.hold(gone), /only a slab buffer/, 'not once given back')
 })

@@ -1,10 +1,14 @@
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { stat, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DiskCache, identityKey } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
 import { DATA_FILE } from '../../src/disk-cache/slot-file.js'
-import type { SourceIdentity } from '../../src/backend/storage-backend.js'
+import type { SourceIdentity, StorageBackend } from '../../src/backend/storage-backend.js'
+import { BufferArena } from '../../src/buffers/buffer-arena.js'
+import { BlockCache } from '../../src/cache/block-cache.js'
+import { CachingBackend } from '../../src/cache/caching-backend.js'
 import { RecordingBackend } from '../fixtures/recording-backend.js'
 import { seededBytes } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
@@ -74,4 +78,79 @@ t.test('two runs failing at once on a full disk: both counted, logged once', asy
   t.equal(cache.stats().writes, 0)
   t.match(lines.filter((line) => /cannot write/.test(line)), [/cannot write to .*ENOSPC/], 'logged once')
   t.equal(cache.stats().bytesInUse, 0, 'nothing held against the bound')
+})
+
+t.test('blocks the memory cache lets it hold are written from its buffer, held until on disk; the others from copies', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(10, 6 * BLOCK + 1000)
+  const identity = { ...IDENTITY, size: bytes.length }
+  const cache = DiskCache.open({ dir, capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger })
+  t.teardown(() => cache.close())
+  const arena = new BufferArena({ arenaBytes: 16 * BLOCK, unitBytes: BLOCK })
+  const into = arena.take(bytes.length)
+  t.ok(arena.pageAligned(into))
+  const onDisk = () => readFileSync(join(dir, DATA_FILE))
+  let holds = 0
+  const releasedWith: Buffer[] = []
+  const holdInto = () => {
+    holds++
+    const release = arena.hold(into)
+    return () => {
+      releasedWith.push(onDisk())
+      release()
+    }
+  }
+  const backend = new DiskCachedBackend(new RecordingBackend(bytes), cache, identity)
+  t.equal(await backend.readExact(0, bytes.length, { into, holdInto }), into, 'filled in place')
+  arena.give(into)
+  t.not(arena.take(bytes.length).byteOffset, into.byteOffset, 'given back while held: not reused yet')
+  await cache.flush()
+  t.equal(holds, 7, 'a hold per block')
+  t.equal(releasedWith.length, 7, 'each released')
+  t.ok(releasedWith.every((file) => file.subarray(0, bytes.length).equals(bytes)), 'only once the whole run was on disk')
+  t.equal(cache.stats().writes, 7)
+
+  // A read into a buffer of its own (a caller without holdInto, or a span wider than `into`): copies.
+  const other = DiskCache.open({ dir: await tempDir(t), capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger })
+  t.teardown(() => other.close())
+  let asked = 0
+  const count = () => {
+    asked++
+    return () => {}
+  }
+  const second = new DiskCachedBackend(new RecordingBackend(bytes), other, identity)
+  // Not block-aligned: the read is rounded out into a buffer of the disk cache's own.
+  t.ok((await second.readExact(100, BLOCK, { into: Buffer.alloc(BLOCK), holdInto: count })).equals(bytes.subarray(100, 100 + BLOCK)))
+  await other.flush()
+  t.equal(asked, 0, 'nothing held: its own buffer is not the caller\'s')
+  t.equal(other.stats().writes, 2, 'both blocks written, from copies')
+  const check = new RecordingBackend(bytes)
+  t.ok((await new DiskCachedBackend(check, other, identity).readExact(0, 2 * BLOCK)).equals(bytes.subarray(0, 2 * BLOCK)))
+  t.equal(check.reads.length, 0, 'and read back from disk')
+})
+
+t.test('under the memory cache, fetches offer their page-aligned buffers to be held', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(11, 32 * BLOCK)
+  const cache = DiskCache.open({ dir, capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger })
+  t.teardown(() => cache.close())
+  const disk = new DiskCachedBackend(new RecordingBackend(bytes), cache, { ...IDENTITY, size: bytes.length })
+  const offered: boolean[] = []
+  const spy: StorageBackend = {
+    length: disk.length,
+    mtime: disk.mtime,
+    readExact: (offset, length, options) => {
+      offered.push(options?.holdInto !== undefined)
+      return disk.readExact(offset, length, options)
+    },
+    close: () => disk.close(),
+  }
+  const memory = new CachingBackend(spy, new BlockCache({ capacityBytes: 8 * BLOCK, blockBytes: BLOCK }), { connections: 2, now: () => 0 })
+  t.ok((await memory.readExact(0, bytes.length)).equals(bytes), 'through a memory cache a quarter of the image')
+  await cache.flush()
+  t.ok(offered.length > 0 && offered.every(Boolean), 'every fetch offered its buffer')
+  t.equal(cache.stats().writes, 32, 'every block on disk')
+  const check = new RecordingBackend(bytes)
+  t.ok((await new DiskCachedBackend(check, cache, { ...IDENTITY, size: bytes.length }).readExact(0, bytes.length)).equals(bytes), 'right on disk')
+  t.equal(check.reads.length, 0)
 })

@@ -106,3 +106,32 @@ t.test('the memory cache answers a random miss with the disk cache\'s pieces, ke
   t.ok(Buffer.concat(await beyond.readPieces(5 * BLOCK, 4 * KIB, { stream: 7 })).equals(bytes.subarray(5 * BLOCK, 5 * BLOCK + 4 * KIB)))
   t.equal(beyond.cachedBytes(), BLOCK, 'a block not on disk: fetched whole and kept')
 })
+
+t.test('a block missed at random a second time is read whole into the memory cache, and served from memory after', async (t) => {
+  const bytes = seededBytes(67, 64 * BLOCK)
+  const { cache, backend: disk } = await filled(t, bytes)
+  // Room for 4 blocks: the blocks remembered as answered with pieces are 4 too, oldest dropped first.
+  const cached = new CachingBackend(disk, new BlockCache({ capacityBytes: 4 * BLOCK, blockBytes: BLOCK }), { connections: 4, now: () => 0 })
+  t.teardown(() => cached.close())
+  const read = async (block: number, at = 4 * KIB) => {
+    const offset = block * BLOCK + at
+    const got = Buffer.concat(await cached.readPieces(offset, 4 * KIB, { stream: 100 }))
+    if (!got.equals(bytes.subarray(offset, offset + 4 * KIB))) t.fail(`wrong bytes at ${offset}`)
+  }
+  const hits = () => cache.stats().hits
+  // Offsets apart, going back: no read continues another's stream (which would read ahead).
+  await read(40, 100 * KIB)
+  t.equal(cached.cachedBytes(), 0, 'first miss: pieces, nothing kept')
+  await read(40, 50 * KIB)
+  t.equal(cached.cachedBytes(), BLOCK, 'second miss on the block: read whole and kept')
+  const before = hits()
+  await read(40, 8 * KIB)
+  t.equal(hits(), before, 'third read: from memory, no disk read')
+  // Five other blocks once each (backwards, apart: no stream), then block 50 of the first again.
+  await read(50, 100 * KIB)
+  for (const block of [30, 26, 22, 18, 14]) await read(block, 100 * KIB)
+  const [piecesBefore, keptBefore] = [hits(), cached.cachedBytes()]
+  await read(50, 8 * KIB)
+  t.equal(hits(), piecesBefore + 1, 'read from disk')
+  t.equal(cached.cachedBytes(), keptBefore, 'block 50 was forgotten (4 remembered): pieces again, nothing more kept')
+})
