@@ -57,12 +57,12 @@ export interface FailoverResults {
 
 export declare const FAILOVER_LIMIT_MS: number
 export declare const FAILOVER_P99_LIMIT: number
-export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string }): FailoverRow
+export declare function failoverRow(run: string, reads: CheckedRead[], options?: { stoppedAt?: number | undefined; log?: string; from?: string | undefined }): FailoverRow
 export declare function pooledLatency(reads: CheckedRead[]): PooledLatency
-export declare function bootRow(run: string, boot: { readyMs: number; startedAt: number; failedUnitCount: number; guestRead?: { bytes: number } | undefined }, options?: { stoppedAt?: number | undefined; log?: string }): BootRow
+export declare function bootRow(run: string, boot: { readyMs: number; startedAt: number; failedUnitCount: number; guestRead?: { bytes: number } | undefined }, options?: { stoppedAt?: number | undefined; log?: string; from?: string | undefined }): BootRow
 export declare function bootReport(boots: { rows: BootRow[] }): string
-export declare function failoverAfter(log: string, stoppedAt: number): { failoverMs: number | undefined; stopToAnswerMs: number | undefined; requestToAnswerMs: number | undefined }
-export declare function failoverLine(log: string, stoppedAt: number): { at: number; failoverMs: number | undefined } | undefined
+export declare function failoverAfter(log: string, stoppedAt: number, from?: string): { failoverMs: number | undefined; stopToAnswerMs: number | undefined; requestToAnswerMs: number | undefined }
+export declare function failoverLine(log: string, stoppedAt: number, from?: string): { at: number; failoverMs: number | undefined } | undefined
 export declare function failoverReport(failover: FailoverResults): string
 export declare function failoverSection(failover: FailoverResults): string
 export declare function failoverTargets(failover: FailoverResults | undefined): Target[]

@@ -14,7 +14,7 @@ export const FAILOVER_P99_LIMIT = 2
  * One run's row from checked-reads.mjs's reads ([kind, start epoch ms, ms, wrong bytes, error])
  * and, for a run with a stop, `stoppedAt` (epoch ms) and the daemon's JSON log.
  */
-export function failoverRow(run, reads, { stoppedAt, log = '' } = {}) {
+export function failoverRow(run, reads, { stoppedAt, log = '', from } = {}) {
   const ms = (kind) => reads.filter((read) => read[0] === kind).map((read) => read[2])
   const seq = reads.filter((read) => read[0] === 's')
   const row = {
@@ -34,7 +34,7 @@ export function failoverRow(run, reads, { stoppedAt, log = '' } = {}) {
   return {
     ...row,
     stoppedAfterSeconds: (stoppedAt - Math.min(...reads.map((read) => read[1]))) / 1000,
-    ...failoverAfter(log, stoppedAt),
+    ...failoverAfter(log, stoppedAt, from),
     // Reads the stop caught in flight, and any read after it: the longest is what a reader felt.
     longestAfterStopMs: Math.max(0, ...reads.filter((read) => read[1] + read[2] >= stoppedAt).map((read) => read[2])),
   }
@@ -53,7 +53,7 @@ export function pooledLatency(reads) {
  * One boot's row from bootGuest's result and, for a boot with a stop, `stoppedAt` (epoch ms);
  * `log` is the daemon's JSON log: its error lines are reads it failed (one line each).
  */
-export function bootRow(run, boot, { stoppedAt, log = '' } = {}) {
+export function bootRow(run, boot, { stoppedAt, log = '', from } = {}) {
   const lines = log.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line))
   const row = {
     run,
@@ -63,7 +63,7 @@ export function bootRow(run, boot, { stoppedAt, log = '' } = {}) {
     errors: lines.filter((line) => line.level === 'error').length,
   }
   if (stoppedAt === undefined) return row
-  return { ...row, stoppedAfterSeconds: (stoppedAt - boot.startedAt) / 1000, ...failoverAfter(log, stoppedAt) }
+  return { ...row, stoppedAfterSeconds: (stoppedAt - boot.startedAt) / 1000, ...failoverAfter(log, stoppedAt, from) }
 }
 
 /**
@@ -74,20 +74,24 @@ export function bootRow(run, boot, { stoppedAt, log = '' } = {}) {
  * was in flight at the stop; the second when nothing asked the mirrors for a while after it (a
  * boot reading from the cache), whose wait is not the failover's.
  */
-export function failoverAfter(log, stoppedAt) {
-  const line = failoverLine(log, stoppedAt)
+export function failoverAfter(log, stoppedAt, from) {
+  const line = failoverLine(log, stoppedAt, from)
   if (!line) return { failoverMs: undefined, stopToAnswerMs: undefined, requestToAnswerMs: undefined }
   const stopToAnswerMs = line.at - stoppedAt
   return { failoverMs: Math.min(stopToAnswerMs, line.failoverMs ?? Infinity), stopToAnswerMs, requestToAnswerMs: line.failoverMs }
 }
 
-/** The daemon's first "reads failed over" line logged at or after `stoppedAt`: when, and its failoverMs. */
-export function failoverLine(log, stoppedAt) {
+/**
+ * The daemon's first "reads failed over" line logged at or after `stoppedAt`, from the mirror
+ * `from` when given (another mirror's failover, a healthy one that stalled for a moment, is not
+ * the stop's): when, and its failoverMs.
+ */
+export function failoverLine(log, stoppedAt, from) {
   for (const line of log.split('\n')) {
     if (!line.startsWith('{')) continue
     const entry = JSON.parse(line)
     const at = Date.parse(entry.time)
-    if (/reads failed over from/.test(entry.msg) && at >= stoppedAt) return { at, failoverMs: entry.failoverMs }
+    if (entry.msg.includes(from === undefined ? 'reads failed over from ' : `reads failed over from ${from} `) && at >= stoppedAt) return { at, failoverMs: entry.failoverMs }
   }
   return undefined
 }

@@ -124,7 +124,8 @@ async function withMirrors(ctx, netns, { root, file }, work) {
     }
     const served = () => mirrors[0].requests().then((requests) => requests.length)
     const result = await work(join(daemon.mnt, NAME), stop, served)
-    return { ...result, log: daemon.log, mirrorRequests: await Promise.all(mirrors.map((mirror) => mirror.requests().then((r) => r.length))) }
+    // mirror0: its label in the daemon's log (no query string to redact), to tell its failover from another's.
+    return { ...result, log: daemon.log, mirror0: mirrors[0].url(file), mirrorRequests: await Promise.all(mirrors.map((mirror) => mirror.requests().then((r) => r.length))) }
   } finally {
     await daemon.stop()
     for (const mirror of mirrors) await procs.stopService(mirror)
@@ -162,10 +163,10 @@ async function stoppingAt(stopAtRequests, stop, served, work) {
 /** One read run: the full read, mirror 0 stopped once it is STOP_AT through if `stopping`; its row and its reads. */
 async function run(ctx, netns, stopping) {
   const { image } = ctx
-  const { reads, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root: dirname(image.path), file: basename(image.path) }, (disk, stop) =>
+  const { reads, stoppedAt, log, mirror0, mirrorRequests } = await withMirrors(ctx, netns, { root: dirname(image.path), file: basename(image.path) }, (disk, stop) =>
     checkedReads(ctx, disk, stopping ? stop : undefined),
   )
-  return { row: { ...failoverRow(stopping ? 'mirror 0 stopped' : 'undisturbed', reads, { stoppedAt, log }), mirrorRequests }, reads }
+  return { row: { ...failoverRow(stopping ? 'mirror 0 stopped' : 'undisturbed', reads, { stoppedAt, log, from: mirror0 }), mirrorRequests }, reads }
 }
 
 /** lib/checked-reads.mjs on `disk`; `stop()` called when it says it is STOP_AT through. Its reads, and when the stop was. */
@@ -195,8 +196,8 @@ function checkedReads({ procs, image }, disk, stop) {
  */
 async function boot(ctx, netns, guest, stopAtRequests) {
   const { root, file, accel } = guest
-  const { boot: booted, stoppedAt, log, mirrorRequests } = await withMirrors(ctx, netns, { root, file }, (disk, stop, served) =>
+  const { boot: booted, stoppedAt, log, mirror0, mirrorRequests } = await withMirrors(ctx, netns, { root, file }, (disk, stop, served) =>
     stoppingAt(stopAtRequests, stop, served, async () => ({ boot: await bootGuest(disk, { accel, cache: 'none' }) })),
   )
-  return { row: bootRow(stopAtRequests === undefined ? 'boot, undisturbed' : 'boot, mirror 0 stopped', booted, { stoppedAt, log }), mirror0Requests: mirrorRequests[0] }
+  return { row: bootRow(stopAtRequests === undefined ? 'boot, undisturbed' : 'boot, mirror 0 stopped', booted, { stoppedAt, log, from: mirror0 }), mirror0Requests: mirrorRequests[0] }
 }

@@ -31,6 +31,9 @@ t.test("a run with a stop: the failover from the daemon's first 'failed over' li
   ].join('\n')
   t.same(failoverLine(log, stoppedAt), { at: T0 + 580, failoverMs: 60 }, 'a failover before the stop is not this one')
   t.equal(failoverLine(log, T0 + 1000), undefined)
+  t.same(failoverLine(log, stoppedAt, 'http://c'), { at: T0 + 900, failoverMs: 1 }, "from: only that mirror's failover")
+  t.equal(failoverLine(log, stoppedAt, 'http://b'), undefined)
+  t.match(failoverRow('mirror 0 stopped', reads(10, 2, 20), { stoppedAt, log, from: 'http://c' }), { failoverMs: 1 })
   const slow: CheckedRead = ['r', T0 + 490, 150, 0, null]
   const row = failoverRow('mirror 0 stopped', [...reads(100, 2, 20), slow], { stoppedAt, log })
   t.match(row, { failoverMs: 60, stopToAnswerMs: 80, requestToAnswerMs: 60, stoppedAfterSeconds: 0.5, longestAfterStopMs: 150 })

@@ -76,7 +76,8 @@ export class MirrorBackend implements StorageBackend, SourceSet {
   private readonly random: () => number
   /**
    * Sources that went failing, with when the request that found them failing was sent, until
-   * another source answers a read: that answer ends the failover, and its one log line says how
+   * another source answers a read (over `readFrom`, once the caller has `verified` the answer):
+   * that answer ends the failover, and its one log line says how
    * long a read waited for it (from that request, not from the failure: a source that died while
    * idle is found by the next read, and that read's wait is the failover's cost).
    */

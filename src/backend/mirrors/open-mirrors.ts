@@ -41,9 +41,11 @@ export function sourceLabel(source: RemoteSourceSpec): string {
  * in SAMPLE_BYTES blocks: the first, the last and RANDOM_SAMPLES at random (a different draw on
  * each host). Sampling catches another image, not a damaged block: with a manifest, every block
  * is checked against its digest as it is read (the verifying layer above, through `sourceSet`).
- * With a manifest the ETags are not compared at all: the manifest (pinned by its SHA-256) names
- * the image, and copies made apart (another mtime, so another ETag from a static server) are the
- * same image to it; they are compared by their sampled bytes, so another image is still refused.
+ * With a manifest (pinned by its SHA-256, it names the image) another ETag is not a refusal by
+ * itself: copies made apart (another mtime, so another ETag from a static server) are the same
+ * image to it, so such a source is compared by its sampled bytes instead, and refused only if they
+ * differ. Sources with the same ETag are not sampled, with a manifest or without: a copy damaged
+ * under the right ETag is the verifying layer's to route around, block by block.
  */
 export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { sources: RemoteSourceSpec[] }, options: OpenMirrorsOptions): Promise<MirrorBackend> {
   const { sources } = spec
@@ -54,7 +56,7 @@ export async function openMirrors(spec: (HttpSnapshotSpec | S3SnapshotSpec) & { 
   try {
     const failure = opened.find((result) => result.status === 'rejected')
     if (failure) throw failure.reason
-    await checkSameImage(spec.name, sources, backends, labels, random, spec.manifest === undefined)
+    await checkSameImage(spec.name, sources, backends, labels, random, spec.manifest !== undefined)
   } catch (err) {
     await Promise.all(backends.map((backend) => backend.close()))
     throw err
@@ -93,7 +95,7 @@ async function openTimed(spec: SnapshotSpec, maxAttempts: number, open: OpenMirr
   /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
 }
 
-async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends: StorageBackend[], labels: string[], random: () => number, byEtag: boolean): Promise<void> {
+async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends: StorageBackend[], labels: string[], random: () => number, manifest: boolean): Promise<void> {
   const refuse = (other: number, problem: string, fix: string) =>
     new SourceOpenError(`snapshot ${name}: ${labels[0]} and ${labels[other]} are not the same image: ${problem}`, fix)
   const size = backends[0]!.length
@@ -102,13 +104,15 @@ async function checkSameImage(name: string, specs: RemoteSourceSpec[], backends:
       throw refuse(index, `${labels[0]} is ${size} bytes, ${labels[index]} is ${backend.length} bytes`, 'serve one image from every source of the snapshot')
     }
   })
-  const etags = byEtag ? backends.map((backend) => (backend as Partial<Pinned>).strongEtag?.()) : []
+  const etags = backends.map((backend) => (backend as Partial<Pinned>).strongEtag?.())
   // Compared with the first source of the same kind that has one; a differing ETag is another image.
   const checkedByEtag = new Set<number>()
   etags.forEach((etag, index) => {
     const first = etags.findIndex((other, at) => other !== undefined && specs[at]!.type === specs[index]!.type)
     if (etag === undefined || first === index) return
     if (etags[first] !== etag) {
+      // With a manifest: a copy made apart until its sampled bytes (below) say otherwise.
+      if (manifest) return
       throw new SourceOpenError(
         `snapshot ${name}: ${labels[first]} and ${labels[index]} are not the same image: ETag ${etags[first]} and ${etag}`,
         'serve one image from every source (copies that keep the mtime, e.g. rsync -t, keep the ETag of a static server the same)',
