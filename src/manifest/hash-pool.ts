@@ -24,13 +24,17 @@ export interface HashJob {
 const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
 
 /**
- * Jobs up to this size are hashed on the calling thread: sending one to a worker costs the event
- * loop ~15 µs (measured on this 2-vCPU machine at a load of 8) and the read a thread's wake-up,
- * while hashing it there costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB) and BLAKE3 ~22 µs for
- * 128 KiB (0.18 CPU-s/GiB, load 10). So a random read's one 128 KiB block is hashed in-thread with
- * BLAKE3 and on the pool with SHA-256; readahead's 0.5-4 MiB fetches go to the pool with either.
+ * Jobs up to this size are hashed on the calling thread. Sending one to a worker costs the event
+ * loop ~15 µs (measured on this 2-vCPU machine at a load of 8) and the read a thread's wake-up;
+ * hashing in-thread costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB, ~2.4 ms for 4 MiB) and
+ * BLAKE3 ~22 µs for 128 KiB (0.18 CPU-s/GiB, ~0.7 ms for 4 MiB). In the bench (docs/manifest.md,
+ * two pairs of runs at loads 5-8) BLAKE3 in-thread at every read size kept sequential reads at
+ * 0.95-1.77x of the same reads without a manifest and the 4K p50 within +0.13 ms, where the pool
+ * gave 0.79-0.89x at 0 ms, +0.2 ms and 0.1-0.2 s more CPU per GiB: on two shared vCPUs the
+ * handoffs cost more than the hashing. So BLAKE3 is hashed in-thread up to the largest read
+ * (4 MiB); SHA-256, four times the work per byte, goes to the pool above 16 KiB.
  */
-export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024, blake3: 128 * 1024 }
+export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024, blake3: MANIFEST_BLOCK_BYTES.max }
 
 interface Queued extends Omit<HashJob, 'shared' | 'offset'> {
   data: Uint8Array

@@ -81,7 +81,8 @@ function daemonPool(): HashPool {
  *
  * A read is rounded out to whole manifest blocks (under the block cache it already is, when the
  * cache block is a multiple of the manifest's), fetched in one request, and its blocks hashed
- * together (on the event loop up to 16 KiB, above it on worker threads: hash-pool.ts). A block
+ * together (BLAKE3 on the event loop; SHA-256 there up to 16 KiB, above it on worker threads:
+ * hash-pool.ts). A block
  * that does not match is logged with both digests and fetched again alone, up to `attempts`
  * fetches in all; the good copy is put in its place. If every fetch mismatches, the read fails
  * with BlockDigestError (EIO), naming the block and both digests.
