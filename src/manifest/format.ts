@@ -38,7 +38,8 @@ export type HashAlgorithm = keyof typeof HASH_ALGORITHMS
 /**
  * What `snapmount manifest create` uses unless told: BLAKE3, whose cost per GiB verified is a third
  * of SHA-256's on these hosts; with it the bench's sequential reads kept issue 20's 0.9x of the
- * reads without a manifest, where SHA-256's gave 0.72-0.75x (docs/manifest.md). `--algorithm
+ * reads without a manifest on the median of runs, where SHA-256's gave 0.72-0.75x
+ * (docs/manifest.md). `--algorithm
  * sha256` makes manifests any standard tool can check block by block (sha256sum).
  */
 export const DEFAULT_HASH_ALGORITHM: HashAlgorithm = 'blake3'

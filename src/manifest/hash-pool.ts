@@ -28,11 +28,11 @@ const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
  * loop ~15 µs (measured on this 2-vCPU machine at a load of 8) and the read a thread's wake-up;
  * hashing in-thread costs SHA-256 11 µs for 16 KiB (75 µs for 128 KiB, ~2.4 ms for 4 MiB) and
  * BLAKE3 ~22 µs for 128 KiB (0.18 CPU-s/GiB, ~0.7 ms for 4 MiB). In the bench (docs/manifest.md,
- * two pairs of runs at loads 5-8) BLAKE3 in-thread at every read size kept sequential reads at
- * 0.95-1.77x of the same reads without a manifest and the 4K p50 within +0.13 ms, where the pool
- * gave 0.79-0.89x at 0 ms, +0.2 ms and 0.1-0.2 s more CPU per GiB: on two shared vCPUs the
- * handoffs cost more than the hashing. So BLAKE3 is hashed in-thread up to the largest read
- * (4 MiB); SHA-256, four times the work per byte, goes to the pool above 16 KiB.
+ * seven runs at loads 4-25) BLAKE3 in-thread at every read size kept a sequential read at a median
+ * 1.56x (0 ms) and 1.05x (10 ms) of the same read without a manifest, the pool 0.79x and 0.90x,
+ * with more CPU per GiB and +0.2 ms of 4K p50 at 0 ms: on two shared vCPUs the handoffs cost more
+ * than the hashing. So BLAKE3 is hashed in-thread up to the largest read (4 MiB); SHA-256, four
+ * times the work per byte, goes to the pool above 16 KiB.
  */
 export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024, blake3: MANIFEST_BLOCK_BYTES.max }
 
