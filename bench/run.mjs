@@ -84,11 +84,24 @@ function parseArgs(argv) {
   // --boot-rows=KEY,KEY: only those rows of the boot part (their keys are in the results' JSON), for a quick look.
   const rowsAt = args.findIndex((a) => a.startsWith('--boot-rows='))
   const bootRows = rowsAt >= 0 ? args.splice(rowsAt, 1)[0].split('=')[1].split(',') : undefined
+  // The fleet part: --fleet-slices=128k,256k,1m (tier slice sizes to compare, in place of the
+  // shipped one), --fleet-sizes=1,8 (N), --fleet-tier-only (no origin-only rows).
+  const listFlag = (name) => {
+    const at = args.findIndex((a) => a.startsWith(`--${name}=`))
+    return at >= 0 ? args.splice(at, 1)[0].split('=')[1].split(',') : undefined
+  }
+  const fleetSlices = listFlag('fleet-slices')
+  for (const slice of fleetSlices ?? []) if (!/^\d+[km]$/.test(slice)) throw new Error(`--fleet-slices takes nginx sizes such as 128k or 1m, not ${slice}`)
+  const fleetSizes = listFlag('fleet-sizes')?.map(Number)
+  for (const n of fleetSizes ?? []) if (!Number.isInteger(n) || n < 1) throw new Error('--fleet-sizes takes whole numbers of daemons, at least 1')
+  const tierOnlyAt = args.indexOf('--fleet-tier-only')
+  const fleetTierOnly = tierOnlyAt >= 0
+  if (fleetTierOnly) args.splice(tierOnlyAt, 1)
   const flags = args.filter((a) => a.startsWith('--'))
-  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers, --runs N and --boot-rows=KEY,KEY`)
+  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers, --runs N, --boot-rows=KEY,KEY, --fleet-slices=S,S, --fleet-sizes=N,N and --fleet-tier-only`)
   const named = args.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
   for (const part of named) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${[...PARTS, ...Object.keys(ALIASES)].join(', ')}`)
-  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns, bootRows }
+  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns, bootRows, fleet: { slices: fleetSlices, sizes: fleetSizes, tierOnly: fleetTierOnly } }
 }
 
 /** The peers the parts run need: found, installed, or a note saying why not (lib/peers.mjs). */
@@ -199,7 +212,7 @@ async function main(procs, settings) {
       out(bootSection(results.boot))
     }
     if (runs('fleet')) {
-      results.fleet = await measureFleet(ctx)
+      results.fleet = await measureFleet(ctx, args.fleet)
       ok &&= results.fleet.rows.every((r) => r.bytesOk)
       out(fleetSection(results.fleet))
     }

@@ -8,4 +8,7 @@ export declare const FLEET_CACHE_CONF: string
  * `originHostPort` (`127.0.0.1:PORT`), its cache in nginx's temp dir. Throws if the shipped
  * config no longer has the site-specific lines this replaces. The caller stops it.
  */
-export declare function startFleetCache(originHostPort: string, options?: NginxSiteOptions): Promise<Nginx>
+export declare function startFleetCache(originHostPort: string, options?: NginxSiteOptions & { slice?: string }): Promise<Nginx>
+
+/** The shipped config's `slice` size, as written there (`1m`, `256k`). */
+export declare function shippedSlice(): Promise<string>

@@ -14,21 +14,39 @@ import { startNginxSite } from './nginx.mjs'
 /** The config users install. */
 export const FLEET_CACHE_CONF = fileURLToPath(new URL('../deploy/nginx/snapmount-cache.conf', import.meta.url))
 
+/** The `slice` directive of the shipped config: one line, `slice SIZE;`. */
+const SLICE_LINE = /^(\s*)slice (\S+);$/gm
+
+/** The shipped config's slice size as nginx reads it (`1m`, `256k`). */
+export async function shippedSlice() {
+  return sliceLine(await readFile(FLEET_CACHE_CONF, 'utf8'))[2]
+}
+
 /**
  * Starts the tier on a free 127.0.0.1 port in front of `originHostPort` (`127.0.0.1:PORT`);
  * resolves once it listens, to the handle of tools/nginx.mjs (its access log is the tier's).
+ * `options.slice` (nginx's size syntax, `256k`) replaces the shipped slice size: the fleet bench
+ * compares sizes with it; tests use the config as shipped.
  */
-export async function startFleetCache(originHostPort, options = {}) {
+export async function startFleetCache(originHostPort, { slice, ...options } = {}) {
   const text = await readFile(FLEET_CACHE_CONF, 'utf8')
+  const [line, indent] = sliceLine(text)
   return startNginxSite(
     (port, dir) =>
       [
         ['proxy_cache_path /var/cache/nginx/snapmount ', `proxy_cache_path ${join(dir, 'cache')} `],
         ['listen 8080;', `listen 127.0.0.1:${port};`],
         ['server origin.example:80;', `server ${originHostPort};`],
+        ...(slice ? [[line, `${indent}slice ${slice};`]] : []),
       ].reduce((config, [from, to]) => replaceOnce(config, from, to), text),
     { prefix: 'snapmount-fleet-cache-', ...options },
   )
+}
+
+function sliceLine(text) {
+  const lines = [...text.matchAll(SLICE_LINE)]
+  if (lines.length !== 1) throw new Error(`${FLEET_CACHE_CONF}: expected one "slice SIZE;" line, found ${lines.length}; update tools/fleet-cache.mjs with the config`)
+  return lines[0]
 }
 
 function replaceOnce(text, from, to) {

@@ -2,6 +2,8 @@ import type { Target } from './results.mjs'
 
 export interface FleetRow {
   tier: boolean
+  /** The tier's slice size when the run compared sizes (--fleet-slices); absent: the shipped config's. */
+  slice?: string
   daemons: number
   bytesOk: boolean
   originBytes: number

@@ -25,21 +25,26 @@ const NETNS_PREFIX = 'snapmount-bench-fleet-'
 /** Daemons started at once: 32 cold Node processes starting together would time out on 2 cores. */
 const START_BATCH = 8
 
-/** The storm, with the tier and without, for each of FLEET_SIZES (quick: 1 and 8 only). */
-export async function measureFleet(ctx) {
+/**
+ * The storm, with the tier and without, for each of FLEET_SIZES (quick: 1 and 8 only), or of
+ * `sizes`; through the shipped tier, or once per slice size of `slices` (nginx sizes, `256k`);
+ * `tierOnly` skips the rows straight to the origin.
+ */
+export async function measureFleet(ctx, { slices, sizes: only, tierOnly = false } = {}) {
   const { procs, image, settings } = ctx
   for (const name of await clearStaleDelayNetns(NETNS_PREFIX)) progress(`removed namespace ${name} left by an earlier run`)
   const reads = bootWorkingSet(WORKING_SET_SPAN_BYTES)
-  const sizes = settings.quick ? FLEET_SIZES.slice(0, 2) : FLEET_SIZES
+  const sizes = only ?? (settings.quick ? FLEET_SIZES.slice(0, 2) : FLEET_SIZES)
   const dir = await mkdtemp(join(tmpdir(), TEMP_PREFIX))
   const temp = procs.addService({ stop: () => rm(dir, { recursive: true, force: true }) })
   const netns = procs.addService(await startDelayNetns({ rttMs: RTT_MS, prefix: NETNS_PREFIX }))
   const results = { rttMs: RTT_MS, reads: reads.length, ...workingSetBytes(reads), rows: [] }
   try {
-    for (const tier of [false, true]) {
+    const paths = [...(tierOnly ? [] : [{ tier: false }]), ...(slices ?? [undefined]).map((slice) => ({ tier: true, slice }))]
+    for (const { tier, slice } of paths) {
       for (const daemons of sizes) {
-        progress(`fleet: ${daemons} daemon(s) ${tier ? 'through the caching tier' : 'straight to the origin'}`)
-        results.rows.push({ tier, daemons, ...(await storm(ctx, netns, dir, reads, { tier, daemons })) })
+        progress(`fleet: ${daemons} daemon(s) ${tier ? `through the caching tier${slice ? ` (slice ${slice})` : ''}` : 'straight to the origin'}`)
+        results.rows.push({ tier, ...(slice ? { slice } : {}), daemons, ...(await storm(ctx, netns, dir, reads, { tier, slice, daemons })) })
       }
     }
   } finally {
@@ -50,10 +55,10 @@ export async function measureFleet(ctx) {
 }
 
 /** One cold storm: fresh origin and tier, `daemons` mounts, every one replaying `reads` at once. */
-async function storm(ctx, netns, dir, reads, { tier, daemons }) {
+async function storm(ctx, netns, dir, reads, { tier, slice, daemons }) {
   const { procs, image } = ctx
   const origin = procs.addService(await startNginx(ctx.settings.benchDir, { netns, prefix: `${NETNS_PREFIX}nginx-` }))
-  const cache = tier ? procs.addService(await startFleetCache(`127.0.0.1:${origin.port}`, { netns, prefix: `${NETNS_PREFIX}cache-` })) : undefined
+  const cache = tier ? procs.addService(await startFleetCache(`127.0.0.1:${origin.port}`, { netns, prefix: `${NETNS_PREFIX}cache-`, slice })) : undefined
   const url = (cache ?? origin).url(basename(image.path))
   const mount = inNetns({ key: `fleet-${tier ? 'tier' : 'origin'}`, title: `snapmount (fleet, ${tier ? 'tier' : 'origin'})`, command: (mnt) => [SNAPMOUNT, 'mount', mnt, `${NAME}=${url}`] }, netns)
   const started = []

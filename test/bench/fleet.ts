@@ -68,3 +68,15 @@ t.test('the storm table: a row per path and N, the origin against the working se
   t.match(lines[3], /\| caching tier +\| 8 +\| 57\.7 +\| 80 +\| 1\.00 .*\| MISMATCH \|/)
   t.match(fleetSection(results), /1400 reads, 62\.9 MB read, 57\.7 MB of the image\), kernel TCP at 10 ms RTT/)
 })
+
+t.test('slice sizes compared (--fleet-slices): each tier row judged against one daemon through the same slice', async (t) => {
+  const sliced = (slice: string, daemons: number, originBytes: number, p99Seconds: number): FleetRow => ({ ...row(true, daemons, originBytes, p99Seconds), slice })
+  const results = fleet([sliced('256k', 1, 60 * MiB, 2), sliced('1m', 1, 100 * MiB, 2), sliced('256k', 8, 65 * MiB, 2), sliced('1m', 8, 100 * MiB, 2), sliced('128k', 8, 50 * MiB, 2)])
+  t.same(fleetTargets(results).map((target) => [target.target, target.pass]), [
+    ["N=8 (slice 256k) origin bytes <= 1.1x one daemon's", true],
+    ['N=8 (slice 256k) p99 per daemon <= 1.5x one alone', true],
+    ["N=8 (slice 1m) origin bytes <= 1.1x one daemon's", true],
+    ['N=8 (slice 1m) p99 per daemon <= 1.5x one alone', true],
+  ], "256k's N = 8 (68 MB) against 256k alone (63), not 1m alone; a slice with no N = 1 row is not judged")
+  t.match(fleetReport(results).split('\n')[2], /\| caching tier, slice 256k +\| 1 +\|/)
+})
