@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { isMounted, startDaemon, type Daemon } from '../fixtures/daemon.js'
-import { startFaultServer } from '../fixtures/fault-server.js'
+import { startFaultServer, type FaultServer } from '../fixtures/fault-server.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes } from '../fixtures/test-data.js'
 
@@ -33,10 +33,10 @@ t.test('SIGTERM with a read in flight: new opens get EBUSY, the read finishes, t
   const file = await open(path)
   // The source holds this read's response for 1.5 s; the signal comes while it waits.
   server.plan({ kind: 'slow-headers', ms: 1500 })
-  const gets = server.requests.filter(({ method }) => method === 'GET').length
+  const gets = getsOf(server)
   const target = Buffer.alloc(64 * 1024)
   const reading = file.read(target, 0, target.length, 0)
-  await until(() => server.requests.filter(({ method }) => method === 'GET').length > gets, 'the read to reach the source')
+  await nextGet(server, gets)
   const exited = daemon.stop('SIGTERM')
 
   await until(() => /SIGTERM: refusing new opens/.test(daemon.stderr()), 'the daemon to stop taking opens')
@@ -79,6 +79,15 @@ async function leftClean(t: Test, mountpoint: string, socket: string): Promise<v
   await t.rejects(lstat(socket), { code: 'ENOENT' }, 'the control socket is gone')
 }
 
+/**
+ * Resolves once the source has seen a GET beyond the `before` it had: the open's range probe is a
+ * GET too, so "any GET" is true before the read under test has reached the daemon.
+ */
+async function nextGet(server: FaultServer, before: number): Promise<void> {
+  await until(() => getsOf(server) > before, 'the read to reach the source')
+}
+const getsOf = (server: FaultServer) => server.requests.filter(({ method }) => method === 'GET').length
+
 for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] as const) {
   t.test(`${signals.join(', ')} with a read in flight: the second hurries the stop, which still unmounts cleanly`, async (t) => {
     const { mountpoint, socket, server } = await setUp(t, 13)
@@ -88,10 +97,11 @@ for (const signals of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGINT', 'SIGTERM']] a
     // The source holds this read for 8 s; unhurried, the stop would wait for it.
     const SOURCE_HOLDS_MS = 8000
     server.plan({ kind: 'slow-headers', ms: SOURCE_HOLDS_MS })
+    const gets = getsOf(server)
     const reading = file.read(Buffer.alloc(64 * 1024), 0, 64 * 1024, 0)
     // Handled from now on: it may fail while the signals are still being sent.
     const readFails = t.rejects(reading, { code: 'EIO' }, 'the read in flight fails at once')
-    await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
+    await nextGet(server, gets)
     const exited = new Promise<number | null>((resolve) => daemon.process.once('exit', resolve))
 
     const [first, second, third] = signals
@@ -194,9 +204,10 @@ t.test('a reload abandoned by the stop that opens its sources after all: what it
   // A read the source holds for 6 s keeps the stop going past the reload's wait (2 s) and
   // past the reload's own open, which the source answers after 3.5 s.
   server.plan({ kind: 'slow-headers', ms: 6000 })
+  const gets = getsOf(server)
   const target = Buffer.alloc(64 * 1024)
   const reading = file.read(target, 0, target.length, 0)
-  await until(() => server.requests.some(({ method }) => method === 'GET'), 'the read to reach the source')
+  await nextGet(server, gets)
   // And a lazy one whose source is missing: the reload holds it pending, retried in the background.
   const late = `  - { name: late, type: http, url: "${server.url('/late.img')}" }\n  - { name: later, type: file, path: missing.raw, lazy: true }\n`
   await writeFile(config, `mountpoint: mnt\noptions: { read_timeout_ms: 9000 }\nsnapshots:\n${disk}${late}`)
