@@ -37,9 +37,14 @@ export function rejectUnknownFields(record: Record<string, unknown>, known: read
 
 /**
  * C0 controls (newline, ESC among them), DEL and C1 controls: in a name or key they would forge
- * log lines, or move the cursor and recolour a terminal that shows `status`.
+ * log lines, or move the cursor and recolour a terminal that shows `status`. And the
+ * bidirectional controls (marks, embeddings, overrides, isolates): they reorder what a terminal
+ * shows, so `evil\u202Egmi.raw` reads as `evilwar.img` ("Trojan Source").
  */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/
+const RAW_IN_JSON = '\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069'
+const CONTROL_CHARACTER = new RegExp(`[\\u0000-\\u001f${RAW_IN_JSON}]`)
+/** What JSON.stringify leaves raw of the above. */
+const CONTROL_RAW_IN_JSON = new RegExp(`[${RAW_IN_JSON}]`, 'g')
 
 /** The first control character in `text`, as `U+001B`, or undefined when there is none. */
 export function controlCharacter(text: string): string | undefined {
@@ -47,7 +52,7 @@ export function controlCharacter(text: string): string | undefined {
   return found === undefined ? undefined : `U+${found.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`
 }
 
-/** `text` in double quotes with every control character escaped (JSON.stringify leaves DEL and C1 raw). */
+/** `text` in double quotes with every control character escaped (JSON.stringify leaves DEL, C1 and the bidirectional ones raw). */
 export function quote(text: string): string {
-  return JSON.stringify(text).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return JSON.stringify(text).replace(CONTROL_RAW_IN_JSON, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }

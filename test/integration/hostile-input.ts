@@ -58,6 +58,7 @@ t.test('control characters in names are refused wherever the name comes from', a
     ['"disk\\e[31mred.img"', 'U\\+001B'],
     ['"disk\\x7f.img"', 'U\\+007F'],
     ['"disk\\x9b31m.img"', 'U\\+009B'],
+    ['"disk\\u202Egmi.raw"', 'U\\+202E'],
   ]
   for (const [name, code] of fromConfig) {
     await writeFile(config, `mountpoint: mnt\nsnapshots:\n  - type: file\n    path: disk.raw\n    name: ${name}\n`)
