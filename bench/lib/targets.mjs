@@ -148,7 +148,7 @@ function manifestTargets(results, add) {
     const flips = c.corruption
     if (!flips) continue
     const w = flips.with
-    const pass = w.wrongBytes === 0 && w.failedReads === 0 && w.loggedBlocks === w.flippedBlocks && w.bytesRead > 0
+    const pass = w.wrongBytes === 0 && w.failedReads === 0 && w.flippedBlocks > 0 && w.loggedBlocks === w.flippedBlocks && w.bytesRead > 0
     add(scope, 'manifest: bit-flipping proxy, 0 wrong bytes, every bad block logged', w.wrongBytes, 0, pass, `${w.wrongBytes} wrong bytes, ${w.failedReads} failed reads, ${w.loggedBlocks} of ${w.flippedBlocks} flipped blocks logged (${w.flips} of ${w.responses} responses flipped); without a manifest ${flips.without.wrongBytes} wrong bytes`)
   }
 }

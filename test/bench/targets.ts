@@ -271,4 +271,6 @@ t.test('issue 20: with a manifest mount, its overhead and the bit-flipping row a
   t.equal(find(targets, 'HTTP 10 ms', 'manifest: seq 1 reader').pass, false, 'a hair under 0.9x fails')
   t.equal(find(targets, 'HTTP 0 ms', 'manifest: rand 1 reader p50').pass, false, 'a hair over +1 ms fails')
   t.equal(find(targets, 'HTTP 0 ms', 'manifest: bit-flipping proxy').pass, false, 'a flipped block not logged fails')
+  condition(results, 'http-0ms').corruption!.with = { ...row, flips: 0, flippedBlocks: 0, loggedBlocks: 0 }
+  t.equal(find(evaluateTargets(results), 'HTTP 0 ms', 'manifest: bit-flipping proxy').pass, false, 'a run that flipped nothing caught nothing: it fails')
 })
