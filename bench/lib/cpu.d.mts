@@ -28,7 +28,5 @@ export declare function treeTicks(pid: number, stats: Map<number, Pick<ProcessSt
 export declare function ownMicros(): number
 export declare function sampleCpu(pid: number): Promise<CpuSample>
 export declare function cpuUse(readings: { before: CpuSample; readEnd: MachineStat; after: CpuSample; ownMicros: number; bytes: number; ticksPerSecond: number }): CpuUse
-/** Writes `mib` MiB (default 3072) in a child process that then exits: freed pages the host backs (bench/lib/cpu.mjs). */
-export declare function backFreePages(mib?: number): Promise<void>
 export declare function withCpu<T extends { bytes: number }>(pid: number, ticksPerSecond: number, work: () => Promise<T>, settle?: () => Promise<unknown>): Promise<T & { cpu: CpuUse }>
 export declare function clockTicksPerSecond(procs: { run(command: string, args: string[]): Promise<{ stdout: string }> }): Promise<number>

@@ -7,28 +7,7 @@
 // (USER_HZ, `getconf CLK_TCK`: 100 on Linux x86): a 10 ms grain, fine against the seconds per GiB
 // measured here.
 
-import { execFile } from 'node:child_process'
 import { readdir, readFile } from 'node:fs/promises'
-import { promisify } from 'node:util'
-
-/**
- * MiB a helper process writes and frees just before each measured read (`backFreePages`). These
- * machines are VMs with free page reporting (dmesg: "Free page reporting enabled"): the host takes
- * back pages the guest reports free, and the next first write of one stalls while the host backs
- * it again, charged to whichever process writes it. For a FUSE daemon that is its reply's copy
- * into the reader's page cache: the same 1 GiB S3 read cost the daemon 2.5-3.4 CPU-s/GiB right
- * after radosgw's start and upload had freed GiBs, and 0.73-0.83 after a 3 GiB touch (perf: 69 %
- * against 18 % of the daemon's samples in that one memcpy). The host takes back only blocks left
- * free for a while, so pages freed just before the read are what its allocations get: every
- * client is then measured on host-backed memory, as on a machine without such reporting.
- */
-const BACKED_MIB = 3072
-const run = promisify(execFile)
-
-/** Writes `mib` MiB in a child process that then exits, freeing them (see BACKED_MIB). */
-export async function backFreePages(mib = BACKED_MIB) {
-  await run(process.execPath, ['-e', `Buffer.alloc(${mib} * 2 ** 20, 1)`])
-}
 
 /**
  * One line of /proc/PID/stat: the parent's pid and the CPU ticks of the process (all its threads)
@@ -127,10 +106,8 @@ export function cpuUse({ before, readEnd, after, ownMicros, bytes, ticksPerSecon
  * process and the machine (cpuUse). `settle()`, if given, runs after the work and before the last
  * reading, so bytes still arriving (readahead) are charged to the read that caused them. This
  * process's time is read inside the /proc readings, so their own cost (a walk of /proc) stays out.
- * The work starts on memory the host backs (backFreePages).
  */
 export async function withCpu(pid, ticksPerSecond, work, settle = async () => {}) {
-  await backFreePages()
   const before = await sampleCpu(pid)
   const ownBefore = ownMicros()
   const result = await work()

@@ -1,8 +1,7 @@
 // The bench's CPU accounting (bench/lib/cpu.mjs): parsing /proc, summing a process tree, turning
-// two readings into seconds per GiB and an idle share. Pure functions (no process is read), and
-// backFreePages, which spawns a child.
+// two readings into seconds per GiB and an idle share. Pure functions: no process is read.
 import t from 'tap'
-import { backFreePages, cpuUse, parseMachineStat, parseProcessStat, treeTicks, type CpuSample } from '../../bench/lib/cpu.mjs'
+import { cpuUse, parseMachineStat, parseProcessStat, treeTicks, type CpuSample } from '../../bench/lib/cpu.mjs'
 
 const GIB = 2 ** 30
 
@@ -78,9 +77,4 @@ t.test('a daemon gone before a reading, nothing read, or no tick elapsed: undefi
   t.equal(nothingRead.daemonSeconds, 0.1)
   t.equal(nothingRead.daemonSecondsPerGiB, undefined)
   t.equal(nothingRead.proxySecondsPerGiB, undefined)
-})
-
-t.test('backFreePages writes the pages in a child that exits, and says when it could not', async (t) => {
-  await t.resolves(backFreePages(4), 'a small one')
-  await t.rejects(backFreePages(-1), 'a size Buffer.alloc refuses fails the child, and so the call')
 })
