@@ -19,7 +19,8 @@
 // counts the daemon's read, epoll_pwait, epoll_wait and writev calls during the read (`perf stat` on their
 // tracepoints): socket reads per MiB say how finely the body arrived. --alternate (with --s3 and
 // --proxy) makes every other run go straight to radosgw, so the two paths are compared under the
-// same load, back to back, on one gateway.
+// same load, back to back, on one gateway. Free page reporting is paused for the probe as for the
+// bench (lib/page-reporting.mjs); --keep-page-reporting leaves it on.
 
 import { spawn, execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
@@ -33,6 +34,7 @@ import { startRadosgw } from '../tools/radosgw.mjs'
 import { S3_BUCKET, s3Env } from './parts/s3.mjs'
 import { sampleCpu } from './lib/cpu.mjs'
 import { SourceImage } from './lib/images.mjs'
+import { pauseFreePageReporting } from './lib/page-reporting.mjs'
 import { DEFAULT_BENCH_DIR, IMAGE_BYTES, PROXY_TIMER_SLACK_MS, PROXY_WINDOW_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
 
 const { values, positionals } = parseArgs({
@@ -50,6 +52,7 @@ const { values, positionals } = parseArgs({
     curl: { type: 'boolean', default: false },
     s3: { type: 'boolean', default: false },
     'no-idle-restart': { type: 'boolean', default: false },
+    'keep-page-reporting': { type: 'boolean', default: false },
     start: { type: 'string' },
     top: { type: 'string', default: '25' },
   },
@@ -314,4 +317,10 @@ async function printProfiles(profDir) {
   }
 }
 
-await main()
+const pageReporting = await pauseFreePageReporting({ keep: values['keep-page-reporting'] })
+console.log(pageReporting.note)
+try {
+  await main()
+} finally {
+  await pageReporting.restore()
+}

@@ -47,6 +47,7 @@ import { progress } from './lib/progress.mjs'
 import { bootSection, diskCacheSection, footer, integritySection, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
+import { pauseFreePageReporting } from './lib/page-reporting.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
 import { failoverSection, failoverTargets } from './lib/failover-report.mjs'
 import { measureFailover } from './parts/failover.mjs'
@@ -98,10 +99,10 @@ function parseArgs(argv) {
   const fleetTierOnly = tierOnlyAt >= 0
   if (fleetTierOnly) args.splice(tierOnlyAt, 1)
   const flags = args.filter((a) => a.startsWith('--'))
-  for (const flag of flags) if (flag !== '--no-peers') throw new Error(`unknown flag ${flag}: the flags are --no-peers, --runs N, --boot-rows=KEY,KEY, --fleet-slices=S,S, --fleet-sizes=N,N and --fleet-tier-only`)
+  for (const flag of flags) if (flag !== '--no-peers' && flag !== '--keep-page-reporting') throw new Error(`unknown flag ${flag}: the flags are --no-peers, --keep-page-reporting, --runs N, --boot-rows=KEY,KEY, --fleet-slices=S,S, --fleet-sizes=N,N and --fleet-tier-only`)
   const named = args.filter((a) => !a.startsWith('--')).flatMap((a) => ALIASES[a] ?? [a])
   for (const part of named) if (!PARTS.includes(part)) throw new Error(`unknown part ${part}: the parts are ${[...PARTS, ...Object.keys(ALIASES)].join(', ')}`)
-  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), bootRuns, bootRows, fleet: { slices: fleetSlices, sizes: fleetSizes, tierOnly: fleetTierOnly } }
+  return { parts: PARTS.filter((p) => (named.length ? named.includes(p) : !NAMED_ONLY.includes(p))), peers: !flags.includes('--no-peers'), keepPageReporting: flags.includes('--keep-page-reporting'), bootRuns, bootRows, fleet: { slices: fleetSlices, sizes: fleetSizes, tierOnly: fleetTierOnly } }
 }
 
 /** The peers the parts run need: found, installed, or a note saying why not (lib/peers.mjs). */
@@ -139,13 +140,15 @@ async function main(procs, settings) {
   const runs = (prefix) => args.parts.some((p) => p.startsWith(prefix))
   // Anything else running on the machine (builds, tests) shows up in these numbers: say so.
   const loadBefore = loadavg()[0]
+  const pageReporting = await pauseFreePageReporting({ keep: args.keepPageReporting })
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
       progress(`${signal}: stopping daemons, unmounting, stopping servers`)
       procs.interrupt()
-      procs.cleanup().finally(() => process.exit(130))
+      procs.cleanup().finally(pageReporting.restore).finally(() => process.exit(130))
     })
   }
+  progress(pageReporting.note)
   if (runs('s3')) await checkCeph()
   await clearStaleProcesses([join(settings.benchDir, 'mnt-'), join(tmpdir(), TEMP_PREFIX)])
   await clearStaleMounts(procs, settings.benchDir)
@@ -169,6 +172,7 @@ async function main(procs, settings) {
     quick: settings.quick,
     parts: args.parts,
     host,
+    hostMemory: pageReporting.note,
     settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons, startRuns: settings.startRuns, ...(runs('boot') && { bootRuns: args.bootRuns }) },
     peers: Object.fromEntries(Object.entries(peers).filter(([, p]) => p?.note).map(([k, p]) => [k, p.note])),
   }
@@ -230,6 +234,7 @@ async function main(procs, settings) {
     out(footer(results, await writeResults(results)))
   } finally {
     await procs.cleanup()
+    await pageReporting.restore()
   }
   return ok ? 0 : 1
 }

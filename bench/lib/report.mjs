@@ -311,7 +311,7 @@ Boot: a Debian guest (${boot.image.split('/').at(-1)}) from QEMU's start to its 
 /** The last lines: host, load, where the JSON went, whether every check passed. */
 export function footer(results, file) {
   return (
-    `\n${results.host}; 1-min load average ${results.load.before.toFixed(2)} before, ${results.load.after.toFixed(2)} after. MB/s = 10^6 bytes/s.\n` +
+    `\n${results.host}${results.hostMemory ? `; ${results.hostMemory}` : ''}; 1-min load average ${results.load.before.toFixed(2)} before, ${results.load.after.toFixed(2)} after. MB/s = 10^6 bytes/s.\n` +
     `results: ${file}; total ${results.seconds.toFixed(0)} s; ${results.ok ? 'all checks passed' : 'FAILED: see MISMATCH or exit status above'}\n`
   )
 }

@@ -256,6 +256,8 @@ export interface BenchResults {
   quick: boolean
   parts: string[]
   host: string
+  /** Whether free page reporting was paused for the run (bench/lib/page-reporting.mjs); absent in runs before it. */
+  hostMemory?: string
   settings: { fioSeconds: number; seqSeconds: number; rawRateSeconds: number; rttMs: number; rssCacheMiB: number; seqDaemons: number; startRuns: number; bootRuns?: number }
   peers: Record<string, string>
   /** Absent when only the boot part ran (it does not read the 1 GiB image). */

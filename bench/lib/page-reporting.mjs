@@ -1,0 +1,63 @@
+// Free page reporting, paused while the bench measures. These machines are VMs whose balloon
+// driver reports free memory to the host, which then drops it: the next first touch of such a page
+// stalls the vCPU while the host backs it again, and that shows in the guest as a slow memcpy in
+// whichever process touched it. Measured here: writing 2 GiB to tmpfs took 3.4-5.7 s of system time
+// with reporting on, 0.9-1.1 s with it paused. For the daemon that process is itself, copying a
+// FUSE reply into the reader's fresh page-cache pages, so its CPU per GiB swung with the machine's
+// memory churn (radosgw's most), not with its own work. A hypervisor host, where snapmount runs,
+// keeps its memory backed; so does this VM with reporting paused. The order above every buddy
+// order (the kernel command line's own value here) reports nothing; the old value comes back at
+// the end, and the report says which way the run was made.
+//
+// Pausing keeps backed only what is freed from then on: pages reported before stay unbacked, and
+// the first read after radosgw's start still took 4.06 CPU-s/GiB against 0.95 and 1.13 for the
+// next two (cpu-probe --s3). So a child then touches WARM_BYTES and exits, once: the free memory
+// the run allocates from is backed (the same probe: 0.88, 0.94, 1.04). That touch took 20 s here
+// the first time (2.5 s/GiB of re-backing), 5 s when repeated.
+
+import { spawn } from 'node:child_process'
+import { readFile, writeFile } from 'node:fs/promises'
+import { freemem } from 'node:os'
+
+const ORDER_PATH = '/sys/module/page_reporting/parameters/page_reporting_order'
+/** MAX_PAGE_ORDER is 10 on x86-64: no free block is of order 11, so none is reported. */
+const PAUSED_ORDER = '11'
+/**
+ * Memory touched once after pausing: more than a part holds at once (the 1 GiB image and the
+ * reader's copy in the page cache, a daemon's 1 GiB cache, radosgw's), never more than half of
+ * what is free.
+ */
+const WARM_BYTES = 8 * 2 ** 30
+
+/**
+ * Pauses free page reporting when the machine has it and lets it be set (root): returns what the
+ * report says about it and a function that puts the old order back. `keep` leaves it as it is.
+ */
+export async function pauseFreePageReporting({ keep = false } = {}) {
+  const was = await readFile(ORDER_PATH, 'utf8').then((text) => text.trim(), () => undefined)
+  const nothing = async () => {}
+  if (was === undefined) return { note: 'no free page reporting (host memory stays backed)', restore: nothing }
+  if (keep || was === PAUSED_ORDER) return { note: `free page reporting left at order ${was}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`, restore: nothing }
+  try {
+    await writeFile(ORDER_PATH, `${PAUSED_ORDER}\n`)
+  } catch (err) {
+    return { note: `free page reporting on (order ${was}): cannot pause it (${err.code ?? err.message}); CPU rows include the host's re-backing of reported pages`, restore: nothing }
+  }
+  const warmed = Math.min(WARM_BYTES, Math.floor(freemem() / 2))
+  await touchOnce(warmed)
+  return {
+    note: `free page reporting paused for the run (order ${was} -> ${PAUSED_ORDER}, put back after; ${(warmed / 2 ** 30).toFixed(1)} GiB touched once)`,
+    restore: () => writeFile(ORDER_PATH, `${was}\n`).catch(() => {}),
+  }
+}
+
+/** A child writes `bytes` of memory and exits: its pages go back to the free lists backed. */
+function touchOnce(bytes) {
+  const chunk = 256 * 2 ** 20
+  const script = `const held = []; for (let left = ${bytes}; left > 0; left -= ${chunk}) held.push(Buffer.alloc(Math.min(left, ${chunk}), 1))`
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'inherit' })
+    child.on('error', reject)
+    child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`touching ${bytes} bytes of memory failed (${signal ?? `exit ${code}`})`))))
+  })
+}
