@@ -46,7 +46,9 @@ export const XXH64_DIGEST: BlockDigest = {
   digest(data) {
     const pieces = Math.ceil(data.length / DIGEST_PIECE_BYTES)
     const out = Buffer.allocUnsafe(8 * pieces)
-    for (let piece = 0; piece < pieces; piece++) out.writeBigUInt64BE(xxh64(data.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES)), 8 * piece)
+    const digests = bigEndianView(out)
+    const bytes = plainView(data)
+    for (let piece = 0; piece < pieces; piece++) digests.setBigUint64(8 * piece, xxh64(bytes.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES)))
     return out
   },
   matches(data, block, stored) {
@@ -55,11 +57,30 @@ export const XXH64_DIGEST: BlockDigest = {
   matchesPieces(data, _block, stored, first) {
     const pieces = Math.ceil(data.length / DIGEST_PIECE_BYTES)
     if (stored.length < 8 * (first + pieces)) return false
+    const digests = bigEndianView(stored)
+    const bytes = plainView(data)
     for (let piece = 0; piece < pieces; piece++) {
-      if (stored.readBigUInt64BE(8 * (first + piece)) !== xxh64(data.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES))) return false
+      if (digests.getBigUint64(8 * (first + piece)) !== xxh64(bytes.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES))) return false
     }
     return true
   },
+}
+
+/**
+ * `data` as a plain Uint8Array, whose pieces are cut with the typed array's own subarray: a
+ * Buffer's subarray builds a FastBuffer (~80 ns), and @node-rs/xxhash takes a plain view in about
+ * half the time of a Buffer (~180 against ~340 ns a call, measured here), per 16 KiB piece.
+ */
+function plainView(data: Buffer): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.length)
+}
+
+/**
+ * `digests` for DataView's get/setBigUint64 (big-endian by default, as stored): unlike Buffer's
+ * read/writeBigUInt64BE, they make no intermediate BigInts (16 against 67 ns a write here).
+ */
+function bigEndianView(digests: Buffer): DataView {
+  return new DataView(digests.buffer, digests.byteOffset, digests.length)
 }
 
 /**

@@ -70,11 +70,11 @@ interface Kept {
   name: string
   /**
    * Its bytes, in page-aligned memory with room to round its length up to DIRECT_ALIGN: the
-   * caller's own, held (ReadOptions.holdInto), or a copy in a chunk (aligned-chunks.ts).
+   * caller's own, held with its run (ReadOptions.holdInto), or a copy in `chunk`.
    */
   data: Buffer
-  /** Lets go of that memory once the block is written (or not). */
-  release: () => void
+  /** The chunk of aligned-chunks.ts holding the copy, given back once the block is written (or not). */
+  chunk?: Buffer
 }
 
 /**
@@ -455,21 +455,22 @@ export class DiskCache {
     // all pass the bound at once.
     while (this.writesOpen() && this.pendingBytes > 0 && this.pendingBytes + data.length > MAX_PENDING_BYTES) await this.room()
     let run: Kept[] = []
+    // One hold per run, not per block: each would hold the same `data` until the same moment.
+    const queue = () => {
+      if (run.length > 0) this.queueRun(run, holdData?.())
+      run = []
+    }
     for (let at = 0, block = firstBlock; at < data.length; at += this.blockBytes, block++) {
       // A read larger than the copy memory: what is copied goes to the disk, the rest waits for it.
       while (!holdData && this.writesOpen() && this.chunks.available === 0) {
-        if (run.length > 0) this.queueRun(run)
-        run = []
+        queue()
         await this.room()
       }
-      const kept = this.take(snapshot, block, data.subarray(at, at + this.blockBytes), holdData)
+      const kept = this.take(snapshot, block, data.subarray(at, at + this.blockBytes), holdData !== undefined)
       if (kept) run.push(kept)
-      else if (run.length > 0) {
-        this.queueRun(run)
-        run = []
-      }
+      else queue()
     }
-    if (run.length > 0) this.queueRun(run)
+    queue()
   }
 
   private writesOpen(): boolean {
@@ -482,10 +483,10 @@ export class DiskCache {
   }
 
   /**
-   * Block `block`, held (`holdData`) or copied into a chunk, with its row; undefined when it is
-   * not to be written.
+   * Block `block`, written from `data` itself when `held` (its run holds it) or else copied into a
+   * chunk, with its row; undefined when it is not to be written.
    */
-  private take(snapshot: DiskSnapshot, block: number, data: Buffer, holdData: (() => () => void) | undefined): Kept | undefined {
+  private take(snapshot: DiskSnapshot, block: number, data: Buffer, held: boolean): Kept | undefined {
     const name = `${snapshot.id}/${block}`
     if (this.closed || this.writing.has(name) || this.has(snapshot, block)) return undefined
     // Not bounded by MAX_PENDING_BYTES here: `keep` holds reads back before they copy, and a read
@@ -494,25 +495,20 @@ export class DiskCache {
       this.counters.writesSkipped++
       return undefined
     }
-    let kept: Buffer
-    let release: () => void
-    if (holdData) {
-      kept = data
-      release = holdData()
-    } else {
-      const chunk = this.chunks.take()!
-      data.copy(chunk)
-      kept = chunk.subarray(0, data.length)
-      release = () => this.chunks.give(chunk)
-    }
+    const chunk = held ? undefined : this.chunks.take()!
+    if (chunk) data.copy(chunk)
+    const kept = chunk ? chunk.subarray(0, data.length) : data
     const row: BlockRow = { snapshot: snapshot.id, block, slot: -1, length: data.length, digest: this.digest.digest(kept, block), algo: this.digest.name, seq: ++this.seq }
     this.pendingBytes += data.length
     this.writing.add(name)
-    return { row, name, data: kept, release }
+    return chunk ? { row, name, data: kept, chunk } : { row, name, data: kept }
   }
 
-  /** Queues the write of consecutive blocks: consecutive free slots are written with one pwritev. */
-  private queueRun(run: readonly Kept[]): void {
+  /**
+   * Queues the write of consecutive blocks: consecutive free slots are written with one pwritev.
+   * `release` lets go of the run's held memory once it is written (or not).
+   */
+  private queueRun(run: readonly Kept[], release: (() => void) | undefined): void {
     this.queue.push(async () => {
       const slots: number[] = []
       try {
@@ -530,10 +526,11 @@ export class DiskCache {
         this.writeFailed(err)
         return
       } finally {
-        for (const { row, release } of run) {
+        for (const { row, chunk } of run) {
           this.pendingBytes -= row.length
-          release()
+          if (chunk) this.chunks.give(chunk)
         }
+        release?.()
         this.roomWaiters.splice(0).forEach((wake) => wake())
       }
       run.forEach(({ row, name }, index) => {
