@@ -147,10 +147,13 @@ export class HttpBackend extends RemoteBackend {
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
     const target = options?.into ?? Buffer.allocUnsafe(length)
+    // Without a validator nothing ties a retry's bytes to the version the cut body came from: such
+    // a read asks for its whole range again, so one range is never two versions.
+    const pinned = this.validator.kind !== 'none'
     const readPart = async (from: number, part: Buffer, progress: BodyProgress, signal: AbortSignal) => {
       const sent = this.options.headers.current()
       try {
-        return await this.fetchRange(from, part, progress, signal)
+        return await this.fetchRange(from, part, pinned ? progress : undefined, signal)
       } catch (err) {
         throw await this.renewedSince(sent, err)
       }
@@ -244,8 +247,8 @@ export class HttpBackend extends RemoteBackend {
     return { status: response.statusCode, headers: flatten(response.headers) }
   }
 
-  /** Bytes `[offset, offset + target.length)` into `target`; `progress` as in resumed-range.ts. */
-  private async fetchRange(offset: number, target: Buffer, progress: BodyProgress, signal: AbortSignal): Promise<Buffer> {
+  /** Bytes `[offset, offset + target.length)` into `target`; `progress` as in ../remote/resumed-range.ts. */
+  private async fetchRange(offset: number, target: Buffer, progress: BodyProgress | undefined, signal: AbortSignal): Promise<Buffer> {
     const { length } = target
     const last = offset + length - 1
     const headers = { range: `bytes=${offset}-${last}`, 'accept-encoding': 'identity', ...this.conditionHeaders() }
