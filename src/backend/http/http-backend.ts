@@ -6,6 +6,7 @@ import { SourceOpenError, describe } from '../errors.js'
 import { collectBody, discardBody } from '../remote/body.js'
 import type { RemoteRetryOptions } from '../remote/retrying.js'
 import { RemoteBackend } from '../remote/remote-backend.js'
+import { readResuming, type BodyProgress } from '../remote/resumed-range.js'
 import { assertContentRange, parseContentRange, parseUnsatisfiedRange } from '../remote/content-range.js'
 import {
   BadResponseError,
@@ -145,18 +146,19 @@ export class HttpBackend extends RemoteBackend {
 
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
     const what = `GET ${this.redactedUrl} bytes ${offset}-${offset + length - 1}`
-    return this.retrying(
-      what,
-      async (signal) => {
-        const sent = this.options.headers.current()
-        try {
-          return await this.fetchRange(offset, length, signal, options?.into)
-        } catch (err) {
-          throw await this.renewedSince(sent, err)
-        }
-      },
-      options?.signal,
-    )
+    const target = options?.into ?? Buffer.allocUnsafe(length)
+    // Without a validator nothing ties a retry's bytes to the version the cut body came from: such
+    // a read asks for its whole range again, so one range is never two versions.
+    const pinned = this.validator.kind !== 'none'
+    const readPart = async (from: number, part: Buffer, progress: BodyProgress, signal: AbortSignal) => {
+      const sent = this.options.headers.current()
+      try {
+        return await this.fetchRange(from, part, pinned ? progress : undefined, signal)
+      } catch (err) {
+        throw await this.renewedSince(sent, err)
+      }
+    }
+    return readResuming(this.retrying, what, offset, target, readPart, options?.signal)
   }
 
   /**
@@ -245,19 +247,20 @@ export class HttpBackend extends RemoteBackend {
     return { status: response.statusCode, headers: flatten(response.headers) }
   }
 
-  private async fetchRange(offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer> {
+  /** Bytes `[offset, offset + target.length)` into `target`; `progress` as in ../remote/resumed-range.ts. */
+  private async fetchRange(offset: number, target: Buffer, progress: BodyProgress | undefined, signal: AbortSignal): Promise<Buffer> {
+    const { length } = target
     const last = offset + length - 1
     const headers = { range: `bytes=${offset}-${last}`, 'accept-encoding': 'identity', ...this.conditionHeaders() }
     let redirect: Hop | undefined
     if (this.useDirect) {
-      const target = into ?? Buffer.allocUnsafe(length)
       const inspect = (head: ResponseHead) => {
         if (REDIRECT_STATUSES.has(head.status) || (head.status === 206 && head.contentLength === undefined)) return false
         this.checkRangeAnswer(head.status, head.headers, offset, last)
         if (head.contentLength !== length) throw new BadResponseError(this.redactedUrl, `Content-Length ${head.contentLength} for ${length} bytes`)
         return true
       }
-      const head = await this.direct!.request('GET', this.path, headers, target, inspect, signal)
+      const head = await this.direct!.request('GET', this.path, headers, target, inspect, signal, progress)
       if (head.status === 206 && head.contentLength !== undefined) return target
       if (head.status !== 206) redirect = { status: head.status, location: head.headers.location }
       this.leaveDirect(head.status === 206 ? 'a 206 without Content-Length' : `a redirect (${head.status})`)
@@ -265,7 +268,7 @@ export class HttpBackend extends RemoteBackend {
     const { response } = await this.exchange('GET', headers, signal, redirect)
     try {
       this.checkRangeAnswer(response.statusCode, flatten(response.headers), offset, last)
-      return await collectBody(response.body, length, this.redactedUrl, into)
+      return await collectBody(response.body, length, this.redactedUrl, target, progress)
     } finally {
       discardBody(response.body)
     }

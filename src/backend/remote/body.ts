@@ -1,13 +1,16 @@
 import { finished, type Readable } from 'node:stream'
 import { BadResponseError, TruncatedBodyError } from './remote-errors.js'
+import type { BodyProgress } from './resumed-range.js'
 
 /**
  * Collects exactly `length` bytes from a response body into one buffer (`target` when given, a
- * recycled one): fewer is a truncation (worth a retry), more is not the range we asked for. Each chunk is copied once, straight into
- * the buffer that is handed to the reader. 'data' events rather than `for await`: the async
- * iterator costs a promise per 64 KiB chunk, ~15 % of the CPU a remote read takes.
+ * recycled one): fewer is a truncation (worth a retry), more is not the range we asked for. Each
+ * chunk is copied once, straight into the buffer that is handed to the reader. 'data' events
+ * rather than `for await`: the async iterator costs a promise per 64 KiB chunk, ~15 % of the CPU a
+ * remote read takes. The caller checked the head before, so on a failure `progress` is told the
+ * bytes stored; none for a body too long, which is not the range asked for.
  */
-export function collectBody(body: Readable, length: number, url: string, target: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
+export function collectBody(body: Readable, length: number, url: string, target: Buffer = Buffer.allocUnsafe(length), progress?: BodyProgress): Promise<Buffer> {
   let filled = 0
   let tooLong: BadResponseError | undefined
   let settled = false
@@ -25,9 +28,9 @@ export function collectBody(body: Readable, length: number, url: string, target:
     })
     finished(body, (err) => {
       settled = true
-      if (err) reject(tooLong ?? err)
-      else if (filled !== length) reject(new TruncatedBodyError(url, length, filled))
-      else resolve(target)
+      if (!err && filled === length) return resolve(target)
+      if (progress && !tooLong) progress.stored = filled
+      reject(err ? (tooLong ?? err) : new TruncatedBodyError(url, length, filled))
     })
   })
 }

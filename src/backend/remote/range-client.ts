@@ -3,6 +3,7 @@ import type { ConnectionOptions } from 'node:tls'
 import { BackendClosedError } from '../errors.js'
 import { RangeConnection, StaleConnectionError, type ConnectionTarget, type HeadInspector } from './range-connection.js'
 import type { ResponseHead } from './response-head.js'
+import type { BodyProgress } from './resumed-range.js'
 
 export interface RangeClientOptions {
   /** The origin every request goes to (scheme, host, port). */
@@ -66,14 +67,15 @@ export class RangeClient {
 
   /**
    * Sends `method` for `path` (with its query) with `headers` besides the fixed ones; see
-   * HeadInspector for `inspect` (not asked for a HEAD, whose answer has no body).
+   * HeadInspector for `inspect` (not asked for a HEAD, whose answer has no body). A failure after
+   * the head was accepted tells `progress` how many body bytes are in `target`.
    */
-  async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, target: Buffer, inspect: HeadInspector, signal: AbortSignal): Promise<ResponseHead> {
+  async request(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, target: Buffer, inspect: HeadInspector, signal: AbortSignal, progress?: BodyProgress): Promise<ResponseHead> {
     const requestHead = `${method} ${path} HTTP/1.1\r\nhost: ${this.host}\r\n${this.fixedFields()}${fields(headers)}\r\n`
     for (;;) {
       const connection = await this.acquire(signal)
       try {
-        return await connection.send(requestHead, target, inspect, signal, method === 'HEAD')
+        return await connection.send(requestHead, target, inspect, signal, method === 'HEAD', progress)
       } catch (err) {
         if (!(err instanceof StaleConnectionError)) throw err
         this.options.onResend?.(err.cause)

@@ -3,6 +3,7 @@ import { connect as connectTcp, type Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { BadResponseError, ConnectionClosedError, ResponseTimeoutError, TruncatedBodyError } from './remote-errors.js'
 import { parseResponseHead, type ResponseHead } from './response-head.js'
+import type { BodyProgress } from './resumed-range.js'
 
 /** Where to connect and how long to wait; TLS options make it HTTPS. */
 export interface ConnectionTarget {
@@ -55,6 +56,7 @@ interface Exchange {
   /** Whether any byte of an answer arrived: a kept-alive connection that fails before is stale. */
   answered: boolean
   bodyless: boolean
+  progress: BodyProgress | undefined
 }
 
 /**
@@ -94,9 +96,10 @@ export class RangeConnection {
   /**
    * Sends a request head and reads the answer. Resolves with the response head once the body is
    * in `target` (or at once if `inspect` declined it); the connection is usable again after.
-   * `bodyless` is for a HEAD: its answer has no body, whatever its Content-Length says.
+   * `bodyless` is for a HEAD: its answer has no body, whatever its Content-Length says. If the
+   * exchange fails after `inspect` accepted the head, `progress` is told the body bytes stored.
    */
-  send(requestHead: string, target: Buffer, inspect: HeadInspector, signal: AbortSignal, bodyless = false): Promise<ResponseHead> {
+  send(requestHead: string, target: Buffer, inspect: HeadInspector, signal: AbortSignal, bodyless = false, progress?: BodyProgress): Promise<ResponseHead> {
     if (!this.usable || this.exchange) throw new Error('RangeConnection.send on a busy or closed connection')
     return new Promise<ResponseHead>((resolve, reject) => {
       const onAbort = () => this.fail(signal.reason)
@@ -111,6 +114,7 @@ export class RangeConnection {
         filled: 0,
         answered: false,
         bodyless,
+        progress,
       }
       if (signal.aborted) return this.fail(signal.reason)
       if (this.connected) this.armHeadersTimeout()
@@ -221,6 +225,8 @@ export class RangeConnection {
     const exchange = this.exchange
     this.exchange = undefined
     this.destroy()
+    // `filled` grows only from the body's first byte on, in order, once the head was accepted.
+    if (exchange?.head && exchange.progress) exchange.progress.stored = exchange.filled
     exchange?.reject(err)
   }
 

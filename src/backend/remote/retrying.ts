@@ -18,6 +18,9 @@ export interface RetryHooks {
   clock: Clock
 }
 
+/** The byte the next attempt starts from when it resumes a cut body (see resumed-range.ts), else undefined. */
+export type ResumePoint = () => number | undefined
+
 /**
  * Runs `attempt` until it succeeds, fails for good, runs out of attempts or reaches the policy's
  * deadline. Each attempt gets a signal that fires at the deadline, so none outlives it; a backoff
@@ -30,6 +33,7 @@ export async function withRetries<T>(
   hooks: RetryHooks,
   attempt: (signal: AbortSignal) => Promise<T>,
   cancel?: AbortSignal,
+  resumesFrom?: ResumePoint,
 ): Promise<T> {
   const { clock } = hooks
   const started = clock.now()
@@ -68,7 +72,9 @@ export async function withRetries<T>(
         throw new RetriesExhaustedError(what, attempts, elapsed, cause)
       }
       hooks.observer?.retry()
-      hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms`)
+      const from = resumesFrom?.()
+      const resumes = from === undefined ? '' : `, from byte ${from}`
+      hooks.logger.warn(`${what}: ${describe(err)}; retry ${attempts}/${policy.maxAttempts - 1} in ${wait} ms${resumes}`)
       // This attempt is over: its deadline timer and cancel listener go before the wait.
       stopTimer()
       cancel?.removeEventListener('abort', onCancel)
@@ -109,7 +115,7 @@ export interface RemoteRetryOptions {
 }
 
 /** Runs one request with retries: `withRetries` less the policy and hooks a remote backend fixes once. */
-export type Retrying = <T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal) => Promise<T>
+export type Retrying = <T>(what: string, attempt: (signal: AbortSignal) => Promise<T>, cancel?: AbortSignal, resumesFrom?: ResumePoint) => Promise<T>
 
 /**
  * The retry loop as HTTP and S3 snapshots run it: remote errors decide whether another attempt
@@ -124,5 +130,5 @@ export function remoteRetrying({ retry, logger, observer, random = Math.random, 
     observer,
     clock,
   }
-  return (what, attempt, cancel) => withRetries(what, retry, hooks, attempt, cancel)
+  return (what, attempt, cancel, resumesFrom) => withRetries(what, retry, hooks, attempt, cancel, resumesFrom)
 }

@@ -8,6 +8,7 @@ import { SourceOpenError, describe } from '../errors.js'
 import { collectBody, discardBody } from '../remote/body.js'
 import type { RemoteRetryOptions } from '../remote/retrying.js'
 import { RemoteBackend } from '../remote/remote-backend.js'
+import { readResuming, type BodyProgress } from '../remote/resumed-range.js'
 import { assertContentRange } from '../remote/content-range.js'
 import { BadResponseError, HttpStatusError, RemoteChangedError, RetriesExhaustedError, isRetryable, setupProblem } from '../remote/remote-errors.js'
 import { retryAfterMs } from '../remote/retry-policy.js'
@@ -83,34 +84,40 @@ export class S3Backend extends RemoteBackend {
   }
 
   protected readRange(offset: number, length: number, options: ReadOptions | undefined): Promise<Buffer> {
+    const what = `GetObject ${this.where} bytes ${offset}-${offset + length - 1}`
+    const target = options?.into ?? Buffer.allocUnsafe(length)
+    return readResuming(this.retrying, what, offset, target, (from, part, progress, signal) => this.getRange(from, part, progress, signal), options?.signal)
+  }
+
+  /** Bytes `[offset, offset + target.length)` into `target`; `progress` as in ../remote/resumed-range.ts. */
+  private async getRange(offset: number, target: Buffer, progress: BodyProgress, abortSignal: AbortSignal): Promise<Buffer> {
+    const { length } = target
     const last = offset + length - 1
-    return this.retrying(`GetObject ${this.where} bytes ${offset}-${last}`, async (abortSignal) => {
-      const input = {
-        Bucket: this.options.bucket,
-        Key: this.options.key,
-        Range: `bytes=${offset}-${last}`,
-        IfMatch: this.etag,
-        ...(this.version !== undefined && { VersionId: this.version }),
-      }
-      const direct = await this.readDirect(input, offset, length, abortSignal, options?.into)
-      if (direct) return direct
-      const response = await this.call(() => this.client.send(new GetObjectCommand(input), { abortSignal }))
-      const body = response.Body as unknown as Readable | undefined
-      try {
-        assertContentRange(response.ContentRange, offset, last, this.size, this.where)
-        this.checkEtag(response.ETag)
-        return await collectBody(body!, length, this.where, options?.into)
-      } finally {
-        discardBody(body)
-      }
-    }, options?.signal)
+    const input = {
+      Bucket: this.options.bucket,
+      Key: this.options.key,
+      Range: `bytes=${offset}-${last}`,
+      IfMatch: this.etag,
+      ...(this.version !== undefined && { VersionId: this.version }),
+    }
+    if (await this.readDirect(input, offset, target, progress, abortSignal)) return target
+    const response = await this.call(() => this.client.send(new GetObjectCommand(input), { abortSignal }))
+    const body = response.Body as unknown as Readable | undefined
+    try {
+      assertContentRange(response.ContentRange, offset, last, this.size, this.where)
+      this.checkEtag(response.ETag)
+      return await collectBody(body!, length, this.where, target, progress)
+    } finally {
+      discardBody(body)
+    }
   }
 
   /**
-   * One GetObject sent by the direct client; undefined when the answer is not one it handles
-   * (a status whose S3 error code matters: the SDK asks again and types it).
+   * One GetObject sent by the direct client: true once its body is in `target`, false when the
+   * answer is not one it handles (a status whose S3 error code matters: the SDK asks again and types it).
    */
-  private async readDirect(input: GetObjectCommandInput & { Range: string; IfMatch: string }, offset: number, length: number, signal: AbortSignal, into: Buffer | undefined): Promise<Buffer | undefined> {
+  private async readDirect(input: GetObjectCommandInput & { Range: string; IfMatch: string }, offset: number, target: Buffer, progress: BodyProgress, signal: AbortSignal): Promise<boolean> {
+    const { length } = target
     const request = await this.signer.sign(input, signal)
     // The SDK resolves one endpoint per bucket; were it ever another, the store would refuse the
     // signature for the host we sent to, and the SDK would ask again below.
@@ -137,9 +144,8 @@ export class S3Backend extends RemoteBackend {
       if (contentLength !== length) throw new BadResponseError(this.where, `Content-Length ${contentLength} for ${length} bytes`)
       return true
     }
-    const target = into ?? Buffer.allocUnsafe(length)
-    const head = await this.direct.request('GET', request.target, request.headers, target, inspect, signal)
-    return head.status === 206 ? target : undefined
+    const head = await this.direct.request('GET', request.target, request.headers, target, inspect, signal, progress)
+    return head.status === 206
   }
 
   /** A store that ignores IfMatch still shows the ETag: a new one is a new version. */

@@ -255,6 +255,13 @@ t.test('what open learns from the headers', async (t) => {
     const [read] = server.requests.slice(mark)
     t.notOk(read && ('if-match' in read.headers || 'if-unmodified-since' in read.headers), 'the read is not conditional')
 
+    // Nothing would tie a resumed request's bytes to the cut body's version: the whole range again.
+    const cutMark = server.requests.length
+    server.plan({ kind: 'short-body', bytes: 300 })
+    t.ok((await backend.readExact(100, 1000)).equals(OBJECT.subarray(100, 1100)))
+    t.same(server.requests.slice(cutMark).map(({ headers }) => headers.range), ['bytes=100-1099', 'bytes=100-1099'], 'a cut body is not resumed')
+    t.match(lines.at(-1), /E_TRUNCATED_BODY: .*; retry 1\/2 in 0 ms$/, 'logged as a plain retry')
+
     server.setObject(OBJECT.subarray(0, 1000))
     await t.rejects(backend.readExact(SIZE - 10, 10), { code: 'E_REMOTE_CHANGED', message: /the range is past the end now \(416\)/ })
   })
@@ -485,6 +492,101 @@ t.test('reads from the fault server', async (t) => {
       [{ path: '/mirror.img', range: 'bytes=100-199', key: undefined }],
       'the other origin got the range, not the header',
     )
+  })
+})
+
+t.test('a retry asks only for the bytes a cut body did not deliver', async (t) => {
+  const server = await startFaultServer(t, OBJECT)
+  const OFFSET = 1000
+  const LENGTH = 40_000
+  const K = 12_345
+  /** The GETs since `mark`: range, If-Match, and body bytes the server wrote. */
+  const gets = (from: FaultServer, mark: number) =>
+    from.requests.slice(mark).map(({ headers, bodyBytes }) => ({ range: headers.range, ifMatch: headers['if-match'], bodyBytes }))
+
+  for (const [name, fault] of [
+    ['a clean close', { kind: 'short-body', bytes: K }],
+    ['a reset', { kind: 'reset-mid-body', bytes: K }],
+  ] as const) {
+    t.test(`${name} after ${K} bytes: the retry asks from offset + ${K}, the server sends each byte once`, async (t) => {
+      const { backend, lines } = await open(t, server.url())
+      const mark = server.requests.length
+      server.plan(fault)
+      t.ok((await backend.readExact(OFFSET, LENGTH)).equals(OBJECT.subarray(OFFSET, OFFSET + LENGTH)), 'the exact bytes')
+      const [first, retry] = gets(server, mark)
+      t.match(first, { range: `bytes=${OFFSET}-${OFFSET + LENGTH - 1}`, bodyBytes: K })
+      t.match(retry, { range: `bytes=${OFFSET + K}-${OFFSET + LENGTH - 1}`, bodyBytes: LENGTH - K }, 'K + (length - K) bytes in all, not K + length')
+      t.equal(retry?.ifMatch, first?.ifMatch, 'the retry carries the same pin')
+      t.match(first?.ifMatch, /^"[0-9a-f]+"$/)
+      t.match(lines, [new RegExp(`^warn: GET \\S+ bytes ${OFFSET}-${OFFSET + LENGTH - 1}: .*; retry 1/2 in 0 ms, from byte ${OFFSET + K}$`)])
+    })
+  }
+
+  t.test('a body timeout: the retry resumes after the bytes that came', async (t) => {
+    const { backend, lines } = await open(t, server.url(), { bodyTimeoutMs: 200 })
+    const mark = server.requests.length
+    server.plan({ kind: 'stall-body', ms: 1000 })
+    t.ok((await backend.readExact(0, LENGTH)).equals(OBJECT.subarray(0, LENGTH)))
+    t.same(gets(server, mark).map(({ range }) => range), [`bytes=0-${LENGTH - 1}`, `bytes=${LENGTH / 2}-${LENGTH - 1}`])
+    t.match(lines, [new RegExp(`E_BODY_TIMEOUT: .*; retry 1/2 in 0 ms, from byte ${LENGTH / 2}$`)])
+  })
+
+  t.test('cut twice: each retry resumes where the last one stopped, into the caller\'s buffer', async (t) => {
+    const { backend, lines } = await open(t, server.url())
+    const mark = server.requests.length
+    server.plan({ kind: 'short-body', bytes: 100 }, { kind: 'short-body', bytes: 200 })
+    const into = Buffer.alloc(LENGTH)
+    const bytes = await backend.readExact(OFFSET, LENGTH, { into })
+    t.equal(bytes, into, 'the caller\'s buffer, whole')
+    t.ok(into.equals(OBJECT.subarray(OFFSET, OFFSET + LENGTH)))
+    t.same(gets(server, mark).map(({ range }) => range), [`bytes=${OFFSET}-${OFFSET + LENGTH - 1}`, `bytes=${OFFSET + 100}-${OFFSET + LENGTH - 1}`, `bytes=${OFFSET + 300}-${OFFSET + LENGTH - 1}`])
+    t.match(lines, [/from byte 1100$/, /from byte 1300$/])
+  })
+
+  t.test('the object changed between attempts: the resumed request fails on its pin, E_REMOTE_CHANGED, not retried', async (t) => {
+    const changing = await startFaultServer(t, OBJECT)
+    const { backend } = await open(t, changing.url())
+    const mark = changing.requests.length
+    changing.plan({ kind: 'short-body', bytes: K })
+    // Replaced once the first GET is answered, before the retry's backoff ends.
+    void changing.received(mark + 1).then(() => changing.setObject(seededBytes(33, SIZE)))
+    await t.rejects(backend.readExact(OFFSET, LENGTH), { code: 'E_REMOTE_CHANGED', message: /412/ })
+    const [first, retry, ...more] = gets(changing, mark)
+    t.match(retry, { range: `bytes=${OFFSET + K}-${OFFSET + LENGTH - 1}`, ifMatch: first?.ifMatch }, 'the resumed request carried the pin (the server answered 412)')
+    t.same(more, [], 'no other attempt')
+  })
+
+  t.test('a changed object a server shows only by its ETag: the resumed head is checked like the first', async (t) => {
+    const careless = await startFaultServer(t, OBJECT)
+    const { backend } = await open(t, careless.url())
+    careless.setMode({ ignoreConditions: true })
+    const mark = careless.requests.length
+    careless.plan({ kind: 'short-body', bytes: K })
+    void careless.received(mark + 1).then(() => careless.setObject(seededBytes(34, SIZE)))
+    await t.rejects(backend.readExact(OFFSET, LENGTH), { code: 'E_REMOTE_CHANGED', message: /etag was "[0-9a-f]+", now "[0-9a-f]+"/ })
+    t.equal(careless.requests.length - mark, 2)
+  })
+
+  t.test('a resumed answer for another range: refused on its Content-Range like any answer, then resumed again', async (t) => {
+    const { backend, lines } = await open(t, server.url())
+    const mark = server.requests.length
+    server.plan({ kind: 'short-body', bytes: K }, { kind: 'wrong-range' })
+    t.ok((await backend.readExact(OFFSET, LENGTH)).equals(OBJECT.subarray(OFFSET, OFFSET + LENGTH)))
+    t.same(gets(server, mark).map(({ range }) => range), [`bytes=${OFFSET}-${OFFSET + LENGTH - 1}`, ...Array(2).fill(`bytes=${OFFSET + K}-${OFFSET + LENGTH - 1}`)])
+    t.match(lines, [/from byte 13345$/, new RegExp(`E_BAD_RESPONSE: .*Content-Range "bytes ${OFFSET + K + 1}-${OFFSET + LENGTH}/${SIZE}" for bytes ${OFFSET + K}-${OFFSET + LENGTH - 1}/${SIZE}; retry 2/2 in 0 ms, from byte ${OFFSET + K}$`)])
+  })
+
+  t.test('through undici (after a redirect): a cut body is resumed the same way', async (t) => {
+    const mirror = await startFaultServer(t, OBJECT)
+    const { backend, lines } = await open(t, server.url())
+    const mark = server.requests.length
+    server.plan({ kind: 'redirect', location: mirror.url('/mirror.img') })
+    mirror.plan({ kind: 'short-body', bytes: K })
+    t.ok((await backend.readExact(OFFSET, LENGTH)).equals(OBJECT.subarray(OFFSET, OFFSET + LENGTH)))
+    t.same(gets(mirror, 0).map(({ range, bodyBytes }) => [range, bodyBytes]), [[`bytes=${OFFSET}-${OFFSET + LENGTH - 1}`, K]])
+    // Once redirected, requests go through undici; the origin redirects no more, so it serves the rest.
+    t.same(gets(server, mark).map(({ range, bodyBytes }) => [range, bodyBytes]), [[`bytes=${OFFSET}-${OFFSET + LENGTH - 1}`, 0], [`bytes=${OFFSET + K}-${OFFSET + LENGTH - 1}`, LENGTH - K]])
+    t.match(lines.filter((line) => line.startsWith('warn:')), [new RegExp(`; retry 1/2 in 0 ms, from byte ${OFFSET + K}$`)])
   })
 })
 

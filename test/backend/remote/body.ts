@@ -50,3 +50,21 @@ t.test('collectBody: nothing is written to the target once the body has failed',
   const filled = await collectBody(Readable.from([Buffer.from('abcd')]), 4, URL, Buffer.alloc(4))
   t.equal(filled.toString(), 'abcd', 'a given target is filled and returned')
 })
+
+t.test('collectBody: a failure tells progress the bytes stored; a body too long counts none', async (t) => {
+  const bytes = ramp(0, 10)
+  const truncated = { stored: -1 }
+  await t.rejects(collectBody(Readable.from([bytes.subarray(0, 4)]), 10, URL, Buffer.alloc(10), truncated), { code: 'E_TRUNCATED_BODY' })
+  t.equal(truncated.stored, 4, 'a truncation: the 4 bytes that came')
+  const reset = { stored: -1 }
+  const body = new Readable({ read() {} })
+  const collected = collectBody(body, 10, URL, Buffer.alloc(10), reset)
+  body.push(bytes.subarray(0, 3))
+  await new Promise((resolve) => setImmediate(resolve))
+  body.destroy(new Error('reset'))
+  await t.rejects(collected, /reset/)
+  t.equal(reset.stored, 3, 'an error mid-body: the 3 bytes before it')
+  const tooLong = { stored: -1 }
+  await t.rejects(collectBody(Readable.from([bytes.subarray(0, 6), bytes.subarray(6)]), 8, URL, Buffer.alloc(8), tooLong), { code: 'E_BAD_RESPONSE' })
+  t.equal(tooLong.stored, -1, 'a body longer than asked is not the range: nothing of it counts')
+})

@@ -114,6 +114,26 @@ t.test('faults become typed errors, and the connection is not used again', async
   t.ok((await range(c, 5, 5)).equals(OBJECT.subarray(5, 10)), 'then a read is right')
 })
 
+t.test('a body cut after its head was accepted tells progress how far it came; a failure before, nothing', async (t) => {
+  const server = await startFaultServer(t, OBJECT)
+  const c = client(t, server.origin, { headersTimeoutMs: 200, bodyTimeoutMs: 200 })
+  const cut = async (offset: number, length: number) => {
+    const progress = { stored: -1 }
+    const error = await c.request('GET', '/disk.img', { range: `bytes=${offset}-${offset + length - 1}` }, Buffer.alloc(length), take206, new AbortController().signal, progress).catch((err: unknown) => err)
+    return { code: (error as NodeJS.ErrnoException).code, stored: progress.stored }
+  }
+  server.plan({ kind: 'short-body', bytes: 12_345 })
+  t.same(await cut(1000, 100_000), { code: 'E_TRUNCATED_BODY', stored: 12_345 }, 'a clean close')
+  server.plan({ kind: 'reset-mid-body', bytes: 23_456 })
+  t.same(await cut(1000, 100_000), { code: 'ECONNRESET', stored: 23_456 }, 'a reset')
+  server.plan({ kind: 'stall-body', ms: 1000 })
+  t.same(await cut(0, 100_000), { code: 'E_BODY_TIMEOUT', stored: 50_000 }, 'a body timeout')
+  server.plan({ kind: 'slow-headers', ms: 1000 })
+  t.same(await cut(0, 1000), { code: 'E_HEADERS_TIMEOUT', stored: -1 }, 'no head: progress is not told')
+  server.plan({ kind: 'reset' })
+  t.same(await cut(0, 1000), { code: 'ECONNRESET', stored: -1 }, 'a reset before the head: not told either')
+})
+
 t.test('a connection the server closed while idle is replaced without an error', async (t) => {
   const server = await scripted(t, (socket) => {
     socket.write(head206(4))
