@@ -34,7 +34,7 @@ import { startRadosgw } from '../tools/radosgw.mjs'
 import { S3_BUCKET, s3Env } from './parts/s3.mjs'
 import { sampleCpu } from './lib/cpu.mjs'
 import { SourceImage } from './lib/images.mjs'
-import { pauseFreePageReporting } from './lib/page-reporting.mjs'
+import { pauseFreePageReporting, restoreFreePageReporting } from './lib/page-reporting.mjs'
 import { DEFAULT_BENCH_DIR, IMAGE_BYTES, PROXY_TIMER_SLACK_MS, PROXY_WINDOW_BYTES, ROOT, SNAPMOUNT } from './lib/settings.mjs'
 
 const { values, positionals } = parseArgs({
@@ -317,10 +317,9 @@ async function printProfiles(profDir) {
   }
 }
 
-const pageReporting = await pauseFreePageReporting({ keep: values['keep-page-reporting'] })
-console.log(pageReporting.note)
 try {
+  console.log(await pauseFreePageReporting({ keep: values['keep-page-reporting'] }))
   await main()
 } finally {
-  await pageReporting.restore()
+  await restoreFreePageReporting()
 }

@@ -47,7 +47,7 @@ import { progress } from './lib/progress.mjs'
 import { bootSection, diskCacheSection, footer, integritySection, kernelSection, localSection, peersSection, remoteSection, rssSection, startSection, targetsSection } from './lib/report.mjs'
 import { IMAGE_BYTES, NETNS_PREFIX, NGINX_PREFIX, RESULTS_DIR, RSS_CACHE_MIB, RTT_MS, TEMP_PREFIX, benchSettings, withoutProxyVariables } from './lib/settings.mjs'
 import { evaluateTargets } from './lib/targets.mjs'
-import { pauseFreePageReporting } from './lib/page-reporting.mjs'
+import { pauseFreePageReporting, restoreFreePageReporting } from './lib/page-reporting.mjs'
 import { fleetSection, fleetTargets } from './lib/fleet-report.mjs'
 import { failoverSection, failoverTargets } from './lib/failover-report.mjs'
 import { measureFailover } from './parts/failover.mjs'
@@ -140,15 +140,16 @@ async function main(procs, settings) {
   const runs = (prefix) => args.parts.some((p) => p.startsWith(prefix))
   // Anything else running on the machine (builds, tests) shows up in these numbers: say so.
   const loadBefore = loadavg()[0]
-  const pageReporting = await pauseFreePageReporting({ keep: args.keepPageReporting })
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.once(signal, () => {
       progress(`${signal}: stopping daemons, unmounting, stopping servers`)
       procs.interrupt()
-      procs.cleanup().finally(pageReporting.restore).finally(() => process.exit(130))
+      procs.cleanup().finally(restoreFreePageReporting).finally(() => process.exit(130))
     })
   }
-  progress(pageReporting.note)
+  // After the handlers: a signal during the pause's 8 GiB touch puts the order back too.
+  const hostMemory = await pauseFreePageReporting({ keep: args.keepPageReporting })
+  progress(hostMemory)
   if (runs('s3')) await checkCeph()
   await clearStaleProcesses([join(settings.benchDir, 'mnt-'), join(tmpdir(), TEMP_PREFIX)])
   await clearStaleMounts(procs, settings.benchDir)
@@ -172,7 +173,7 @@ async function main(procs, settings) {
     quick: settings.quick,
     parts: args.parts,
     host,
-    hostMemory: pageReporting.note,
+    hostMemory,
     settings: { fioSeconds: settings.fioSeconds, seqSeconds: settings.seqSeconds, rawRateSeconds: settings.rawRateSeconds, rttMs: RTT_MS, rssCacheMiB: RSS_CACHE_MIB, seqDaemons: settings.seqDaemons, startRuns: settings.startRuns, ...(runs('boot') && { bootRuns: args.bootRuns }) },
     peers: Object.fromEntries(Object.entries(peers).filter(([, p]) => p?.note).map(([k, p]) => [k, p.note])),
   }
@@ -234,7 +235,7 @@ async function main(procs, settings) {
     out(footer(results, await writeResults(results)))
   } finally {
     await procs.cleanup()
-    await pageReporting.restore()
+    await restoreFreePageReporting()
   }
   return ok ? 0 : 1
 }
@@ -242,6 +243,8 @@ async function main(procs, settings) {
 const procs = new BenchProcesses(withoutProxyVariables(process.env))
 process.exitCode = await main(procs, benchSettings(process.env)).catch(async (err) => {
   await procs.cleanup()
+  // Also when main failed before its own cleanup (e.g. no Ceph for an S3 part).
+  await restoreFreePageReporting()
   process.stderr.write(`bench failed: ${err.stack ?? err}\n`)
   return 1
 })

@@ -29,26 +29,36 @@ const PAUSED_ORDER = '11'
  */
 const WARM_BYTES = 8 * 2 ** 30
 
+/** The order to put back while reporting is paused here, else undefined. */
+let pausedFrom
+
 /**
- * Pauses free page reporting when the machine has it and lets it be set (root): returns what the
- * report says about it and a function that puts the old order back. `keep` leaves it as it is.
+ * Pauses free page reporting when the machine has it and lets it be set (root), then touches
+ * WARM_BYTES once: returns what the report says about it. `keep` leaves it as it is. The old order
+ * comes back with `restoreFreePageReporting`, which a signal handler installed before this call
+ * may run at any moment, the touch included.
  */
 export async function pauseFreePageReporting({ keep = false } = {}) {
   const was = await readFile(ORDER_PATH, 'utf8').then((text) => text.trim(), () => undefined)
-  const nothing = async () => {}
-  if (was === undefined) return { note: 'no free page reporting (host memory stays backed)', restore: nothing }
-  if (keep || was === PAUSED_ORDER) return { note: `free page reporting left at order ${was}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`, restore: nothing }
+  if (was === undefined) return 'no free page reporting (host memory stays backed)'
+  if (keep || was === PAUSED_ORDER) return `free page reporting left at order ${was}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`
   try {
     await writeFile(ORDER_PATH, `${PAUSED_ORDER}\n`)
   } catch (err) {
-    return { note: `free page reporting on (order ${was}): cannot pause it (${err.code ?? err.message}); CPU rows include the host's re-backing of reported pages`, restore: nothing }
+    return `free page reporting on (order ${was}): cannot pause it (${err.code ?? err.message}); CPU rows include the host's re-backing of reported pages`
   }
+  pausedFrom = was
   const warmed = Math.min(WARM_BYTES, Math.floor(freemem() / 2))
   await touchOnce(warmed)
-  return {
-    note: `free page reporting paused for the run (order ${was} -> ${PAUSED_ORDER}, put back after; ${(warmed / 2 ** 30).toFixed(1)} GiB touched once)`,
-    restore: () => writeFile(ORDER_PATH, `${was}\n`).catch(() => {}),
-  }
+  return `free page reporting paused for the run (order ${was} -> ${PAUSED_ORDER}, put back after; ${(warmed / 2 ** 30).toFixed(1)} GiB touched once)`
+}
+
+/** Puts back the order `pauseFreePageReporting` changed, if it did; at most once. */
+export async function restoreFreePageReporting() {
+  if (pausedFrom === undefined) return
+  const was = pausedFrom
+  pausedFrom = undefined
+  await writeFile(ORDER_PATH, `${was}\n`).catch(() => {})
 }
 
 /** A child writes `bytes` of memory and exits: its pages go back to the free lists backed. */
