@@ -317,6 +317,8 @@ async function printProfiles(profDir) {
   }
 }
 
+// Ctrl-C skips `finally`: the machine-wide order is put back first (mounts are left as before).
+process.once('SIGINT', () => void restoreFreePageReporting().finally(() => process.exit(130)))
 try {
   console.log(await pauseFreePageReporting({ keep: values['keep-page-reporting'] }))
   await main()
