@@ -5,7 +5,7 @@
 // with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
 // cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
 //
-//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS | --proxy MS] [--s3] [--cpu-prof DIR] [--top N] [-- daemon args]
+//   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS | --proxy MS] [--s3] [--manifest FILE] [--cpu-prof DIR] [--top N] [-- daemon args]
 //
 // --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
 // (tools/delay-netns.mjs: kernel TCP, slow start after idle as on a stock host). Arguments after
@@ -15,7 +15,9 @@
 // delay proxy (tools/delay-proxy.mjs, MS each way, the remote parts' window and timer slack)
 // between the daemon and the server, as the bench's remote parts do, and prints what it counted
 // (GETs, connections, bytes) and its own CPU per GiB beside the daemon's. --connections N sets the
-// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3. --syscalls
+// snapshot's `connections:` (HTTP's default is 8, S3's 64), from a config as for S3. --manifest
+// FILE pins that manifest (`snapmount manifest create` of the bench's image) on the snapshot, from
+// a config too, as the bench's manifest rows do. --syscalls
 // counts the daemon's read, epoll_pwait, epoll_wait and writev calls during the read (`perf stat` on their
 // tracepoints): socket reads per MiB say how finely the body arrived. --alternate (with --s3 and
 // --proxy) makes every other run go straight to radosgw, so the two paths are compared under the
@@ -23,6 +25,8 @@
 // bench (lib/page-reporting.mjs); --keep-page-reporting leaves it on.
 
 import { spawn, execFileSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
@@ -45,6 +49,7 @@ const { values, positionals } = parseArgs({
     rtt: { type: 'string' },
     proxy: { type: 'string' },
     connections: { type: 'string' },
+    manifest: { type: 'string' },
     syscalls: { type: 'boolean', default: false },
     alternate: { type: 'boolean', default: false },
     'cpu-prof': { type: 'string' },
@@ -234,7 +239,7 @@ async function main() {
     server = { url: nginx.url(basename(image.path)) }
     server.proxy = await proxyTo(server.url)
     if (server.proxy) server.url = throughProxy(server.url, server.proxy)
-    server.source = values.connections === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${connectionsField()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
+    server.source = values.connections === undefined && values.manifest === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${connectionsField()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}${server.proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
@@ -272,7 +277,8 @@ async function proxyTo(url) {
 
 /** `, connections: N` for a snapshot entry when --connections is given. */
 function connectionsField() {
-  return values.connections === undefined ? '' : `, connections: ${Number(values.connections)}`
+  const manifest = values.manifest === undefined ? '' : `, manifest: { path: "${values.manifest}", sha256: ${createHash('sha256').update(readFileSync(values.manifest)).digest('hex')} }`
+  return (values.connections === undefined ? '' : `, connections: ${Number(values.connections)}`) + manifest
 }
 
 /** `url` with the proxy's port in place of the server's. */

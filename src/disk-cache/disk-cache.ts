@@ -7,7 +7,7 @@ import { XXH64_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
 import { SlotFile, SYNC_READ_MAX_BYTES } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
-import { AlignedChunks } from './aligned-chunks.js'
+import { AlignedChunks, DIRECT_ALIGN } from './aligned-chunks.js'
 
 export interface DiskCacheOptions {
   /** The cache directory (`cache_dir`): made if absent; one daemon at a time (locked). */
@@ -278,8 +278,11 @@ export class DiskCache {
    * `read` for consecutive blocks from `firstBlock`, `intos[i]` the place of block firstBlock + i
    * (consecutive places of one buffer, each the block's length). Blocks in consecutive slots are
    * read with one pread (a sequential fill leaves them so), then each is checked on its own.
+   * `pageAligned`: the places are views of memory whose ArrayBuffer starts on a page (the memory
+   * cache's arena, ReadOptions.holdInto), so a run starting at a multiple of DIRECT_ALIGN in it is
+   * read from disk in place (SlotFile.read).
    */
-  async readRun(snapshot: DiskSnapshot, firstBlock: number, intos: readonly Buffer[]): Promise<boolean[]> {
+  async readRun(snapshot: DiskSnapshot, firstBlock: number, intos: readonly Buffer[], pageAligned = false): Promise<boolean[]> {
     const found = intos.map((_, index) => this.stored.get(snapshot.id)?.get(firstBlock + index))
     const results: boolean[] = intos.map(() => false)
     const reads: Array<Promise<void>> = []
@@ -287,7 +290,7 @@ export class DiskCache {
       if (!found[index]) continue
       let end = index + 1
       while (end < intos.length && found[end] && found[end]!.slot === found[end - 1]!.slot + 1) end++
-      reads.push(this.readSlots(snapshot, firstBlock, index, end, found, intos, results))
+      reads.push(this.readSlots(snapshot, firstBlock, index, end, found, intos, results, pageAligned))
       index = end - 1
     }
     await Promise.all(reads)
@@ -295,7 +298,7 @@ export class DiskCache {
   }
 
   /** Reads blocks `[from, end)` of a run, in consecutive slots, with one pread, and checks each. */
-  private async readSlots(snapshot: DiskSnapshot, firstBlock: number, from: number, end: number, found: ReadonlyArray<Stored | undefined>, intos: readonly Buffer[], results: boolean[]): Promise<void> {
+  private async readSlots(snapshot: DiskSnapshot, firstBlock: number, from: number, end: number, found: ReadonlyArray<Stored | undefined>, intos: readonly Buffer[], results: boolean[], pageAligned: boolean): Promise<void> {
     const first = intos[from]!
     const bytes = intos.slice(from, end).reduce((sum, into) => sum + into.length, 0)
     const view = Buffer.from(first.buffer, first.byteOffset, bytes)
@@ -304,7 +307,7 @@ export class DiskCache {
     let got = 0
     let failure: unknown
     try {
-      got = await this.file.read(slots[0]!, view)
+      got = await this.file.read(slots[0]!, view, 0, pageAligned && view.byteOffset % DIRECT_ALIGN === 0)
       // An I/O error reading the data file (EIO from a failing disk): no test can make one.
       /* c8 ignore next 3 */
     } catch (err) {

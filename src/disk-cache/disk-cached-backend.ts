@@ -52,7 +52,9 @@ export class DiskCachedBackend extends LayerBackend implements StorageBackend {
     const found: boolean[] = []
     for (let block = first; block < end; block++) found.push(this.cache.has(this.snapshot, block))
     if (found.some(Boolean)) {
-      const checked = await this.cache.readRun(this.snapshot, first, found.map((_, index) => slice(first + index)))
+      // The memory cache's own buffer is page-aligned memory when it offers to hold it (holdInto).
+      const pageAligned = target === options.into && options.holdInto !== undefined
+      const checked = await this.cache.readRun(this.snapshot, first, found.map((_, index) => slice(first + index)), pageAligned)
       checked.forEach((ok, index) => (found[index] = ok))
     }
     const fetches: Array<Promise<void>> = []

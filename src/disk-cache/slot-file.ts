@@ -138,16 +138,19 @@ export class SlotFile {
 
   /**
    * Reads slot `slot` from `offset` in it (0: its start) into `into`: the bytes read, fewer when
-   * the file ends first (truncated). Direct when `offset` is a multiple of DIRECT_ALIGN.
+   * the file ends first (truncated). Direct when `offset` is a multiple of DIRECT_ALIGN: straight
+   * into `into` when `intoAligned` says its memory starts on a page (a unit of the memory cache's
+   * arena, ReadOptions.holdInto) and its length is a multiple of DIRECT_ALIGN, else through an
+   * aligned chunk and a copy.
    */
-  async read(slot: number, into: Buffer, offset = 0): Promise<number> {
+  async read(slot: number, into: Buffer, offset = 0, intoAligned = false): Promise<number> {
     const at = slot * this.slotBytes + offset
     // In the page cache: no I/O to wait for, so no thread pool (SYNC_READ_MAX_BYTES). Otherwise
     // direct, where it can be. A short read (the file truncated) goes on below, which finds the end.
     let done = (into.length <= SYNC_READ_MAX_BYTES && this.readNow(slot, offset, into)) || 0
     if (done === 0 && this.directReads && offset % DIRECT_ALIGN === 0) {
       try {
-        done = await this.readDirect(at, into)
+        done = intoAligned && into.length % DIRECT_ALIGN === 0 ? await this.readDirectInPlace(at, into) : await this.readDirect(at, into)
         // A disk whose logical block is larger than DIRECT_ALIGN (or failing): none here to test with.
         /* c8 ignore start */
       } catch (err) {
@@ -184,6 +187,23 @@ export class SlotFile {
       }
       done += Math.min(bytesRead, want)
       if (bytesRead < want) break
+    }
+    return done
+  }
+
+  /**
+   * Reads `into` (page-aligned memory, a multiple of DIRECT_ALIGN long) from `at` (aligned) through
+   * the O_DIRECT descriptor, in place: the copy out of a chunk cost the JS thread as much as
+   * checking the block (measured here, a 1 GiB re-read after a restart: ~0.18 s per GiB each).
+   * The bytes read, fewer at the file's end.
+   */
+  private async readDirectInPlace(at: number, into: Buffer): Promise<number> {
+    let done = 0
+    while (done < into.length) {
+      const { bytesRead } = await pread(this.readFd, into, done, into.length - done, at + done)
+      done += bytesRead
+      // The file's end (a read past it returns 0, one into it fewer bytes, unaligned from there).
+      if (bytesRead === 0 || bytesRead % DIRECT_ALIGN !== 0) break
     }
     return done
   }

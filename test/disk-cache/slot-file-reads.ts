@@ -64,6 +64,34 @@ t.test('slots not in the page cache are read past it, in chunks, many reads at o
   t.equal(await file.read(40, cut), 0, 'a slot past the end')
 })
 
+t.test('into page-aligned memory, slots are read past the page cache in place; a length off the alignment goes through a chunk', async (t) => {
+  const dir = await tempDir(t)
+  const file = new SlotFile(dir, SLOT)
+  t.teardown(() => file.close())
+  const bytes = await fill(file, 12, 5)
+  // Page-aligned memory, as the memory cache's arena hands out: a chunk of its own.
+  const memory = new AlignedChunks(12 * SLOT, 1).take()!
+  const run = memory.subarray(0, 10 * SLOT)
+  t.equal(await file.read(1, run, 0, true), 10 * SLOT)
+  t.ok(run.equals(bytes.subarray(SLOT, 11 * SLOT)), 'a run of slots, in place')
+  t.equal(file.readNow(1, 0, Buffer.alloc(SLOT)), undefined, 'past the page cache')
+  const inside = memory.subarray(8192, 8192 + 16 * 1024)
+  t.equal(await file.read(4, inside, 32 * 1024, true), inside.length)
+  t.ok(inside.equals(bytes.subarray(4 * SLOT + 32 * 1024, 4 * SLOT + 48 * 1024)), 'pieces from inside a slot, in place')
+  const odd = memory.subarray(0, SLOT - 100)
+  t.equal(await file.read(6, odd, 0, true), odd.length)
+  t.ok(odd.equals(bytes.subarray(6 * SLOT, 7 * SLOT - 100)), 'a length off the alignment: through a chunk')
+
+  // The file cut inside a slot: what is there, then nothing.
+  await truncate(file.path, 10 * SLOT + 1000)
+  const end = memory.subarray(0, 3 * SLOT)
+  t.equal(await file.read(9, end, 0, true), SLOT + 1000, 'a run the file ends in')
+  t.ok(end.subarray(0, SLOT + 1000).equals(bytes.subarray(9 * SLOT, 10 * SLOT + 1000)))
+  await truncate(file.path, 10 * SLOT)
+  t.equal(await file.read(9, end, 0, true), SLOT, 'a run the file ends in at a slot\'s end')
+  t.equal(await file.read(10, end, 0, true), 0, 'a run past the end')
+})
+
 t.test('a slot written through the page cache reads back right past it', async (t) => {
   const dir = await tempDir(t)
   const file = new SlotFile(dir, SLOT)
