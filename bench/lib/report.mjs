@@ -213,9 +213,17 @@ export function diskCacheSection(d) {
     `first pass: ${fmt(on.mbps)} MB/s, ${fmtCpu(on.cpuSecondsPerGiB)} CPU s/GiB with an empty disk cache; ${fmt(off.mbps)} MB/s, ${fmtCpu(off.cpuSecondsPerGiB)} CPU s/GiB without\n` +
     `after a restart (page cache dropped): seq ${fmt(d.restart.seq.mbps)} MB/s, ${fmtCpu(d.restart.seq.cpuSecondsPerGiB)} CPU s/GiB (${d.restart.seq.serverBytes} server bytes); 4K O_DIRECT ${fmt(d.restart.rand.iops)} reads/s, p50 / p99 ${latency(d.restart.rand)}; ` +
     `local file backend (page cache dropped): seq ${fmt(d.localFile.seqMbps)} MB/s, ${fmtCpu(d.localFile.seqCpuSecondsPerGiB)} CPU s/GiB, 4K ${fmt(d.localFile.randIops)} reads/s\n` +
+    restartRounds(d.restartRounds) +
     `corruption: ${d.corruption.damaged} blocks (${Object.entries(d.corruption.kinds).map(([k, n]) => `${n} ${k}`).join(', ')}); hash ${okOr(d.corruption.shaOk)}; ${d.corruption.askedBytes} bytes asked again; ${d.corruption.logged} logged\n` +
     `crash: ${d.crash.crashes} x kill -9 during the fill; hash ${okOr(d.crash.shaOk)}; ${d.crash.committedRefetched} of ${d.crash.committedChecked} committed blocks fetched again; ${fmt(d.crash.fetchedBeforeKills / 2 ** 20)} MiB fetched before the kills, ${fmt(d.crash.wastedBytes / 2 ** 20)} MiB fetched again, ${fmt(d.crash.lostAtKillsBytes / 2 ** 20)} MiB uncommitted at the kills\n`
   )
+}
+
+/** The restart's rounds one by one (results before they had rounds: none), each restart read then the local backend's. */
+function restartRounds(rounds) {
+  if (!rounds || rounds.length < 2) return ''
+  const each = rounds.map((r, index) => `${index + 1}: seq ${fmt(r.seqMbps)} / ${fmt(r.localSeqMbps)} MB/s, 4K ${fmt(r.randIops)} / ${fmt(r.localRandIops)} reads/s`)
+  return `  the restart's reads and the local backend's in ${rounds.length} rounds, one after the other (the numbers above are over all), disk cache / local: ${each.join('; ')}\n`
 }
 
 /** The start table with its title and the notes of mounts whose start was not measured; '' if no part measured starts. */
