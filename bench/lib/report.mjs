@@ -238,7 +238,7 @@ export function startSection(results) {
 }
 
 export function targetsSection(targets) {
-  return `\nTargets (issues 5 and 17; RTT = ${RTT_MS} ms, configured; n/a = not measured in this run)\n\n${targetsReport(targets)}\n`
+  return `\nTargets (issues 5, 16-20: bench/README.md, "The targets table"; RTT = ${RTT_MS} ms, configured; n/a = not measured in this run)\n\n${targetsReport(targets)}\n`
 }
 
 /**
