@@ -31,8 +31,11 @@ const JOB_BYTES = MANIFEST_BLOCK_BYTES.max
  * seven runs at loads 4-25) BLAKE3 in-thread at every read size kept a sequential read at a median
  * 1.56x (0 ms) and 1.05x (10 ms) of the same read without a manifest, the pool 0.79x and 0.90x,
  * with more CPU per GiB and +0.2 ms of 4K p50 at 0 ms: on two shared vCPUs the handoffs cost more
- * than the hashing. So BLAKE3 is hashed in-thread up to the largest read (4 MiB); SHA-256, four
- * times the work per byte, goes to the pool above 16 KiB.
+ * than the hashing. So BLAKE3 is hashed in-thread up to 4 MiB, then the largest read; SHA-256,
+ * four times the work per byte, goes to the pool above 16 KiB. Readahead has since grown to 8 MiB
+ * requests (readahead.ts), which go to the pool: measured again (session 10, cpu-probe --manifest,
+ * HTTP 0 ms, 1 GiB), the pool gave 984-1,055 MB/s at 1.17-1.21 CPU-s/GiB, in-thread up to 8 MiB
+ * 912-969 MB/s at 1.10-1.16: the JS thread is then the limit. So the line stays at 4 MiB.
  */
 export const INLINE_MAX_BYTES: Readonly<Record<HashAlgorithm, number>> = { sha256: 16 * 1024, blake3: MANIFEST_BLOCK_BYTES.max }
 
