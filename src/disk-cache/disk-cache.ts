@@ -7,7 +7,7 @@ import { XXH64_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
 import { SlotFile, SYNC_READ_MAX_BYTES } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
-import { AlignedChunks, DIRECT_ALIGN } from './aligned-chunks.js'
+import { AlignedChunks } from './aligned-chunks.js'
 
 export interface DiskCacheOptions {
   /** The cache directory (`cache_dir`): made if absent; one daemon at a time (locked). */
@@ -279,8 +279,7 @@ export class DiskCache {
    * (consecutive places of one buffer, each the block's length). Blocks in consecutive slots are
    * read with one pread (a sequential fill leaves them so), then each is checked on its own.
    * `pageAligned`: the places are views of memory whose ArrayBuffer starts on a page (the memory
-   * cache's arena, ReadOptions.holdInto), so a run starting at a multiple of DIRECT_ALIGN in it is
-   * read from disk in place (SlotFile.read).
+   * cache's arena, ReadOptions.holdInto), which SlotFile.read may then read into in place.
    */
   async readRun(snapshot: DiskSnapshot, firstBlock: number, intos: readonly Buffer[], pageAligned = false): Promise<boolean[]> {
     const found = intos.map((_, index) => this.stored.get(snapshot.id)?.get(firstBlock + index))
@@ -307,7 +306,7 @@ export class DiskCache {
     let got = 0
     let failure: unknown
     try {
-      got = await this.file.read(slots[0]!, view, 0, pageAligned && view.byteOffset % DIRECT_ALIGN === 0)
+      got = await this.file.read(slots[0]!, view, 0, pageAligned)
       // An I/O error reading the data file (EIO from a failing disk): no test can make one.
       /* c8 ignore next 3 */
     } catch (err) {

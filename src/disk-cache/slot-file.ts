@@ -140,18 +140,19 @@ export class SlotFile {
   /**
    * Reads slot `slot` from `offset` in it (0: its start) into `into`: the bytes read, fewer when
    * the file ends first (truncated). Direct when `offset` is a multiple of DIRECT_ALIGN: straight
-   * into `into` when `intoAligned` says its memory starts on a page (a unit of the memory cache's
-   * arena, ReadOptions.holdInto) and its length is a multiple of DIRECT_ALIGN, else through an
-   * aligned chunk and a copy.
+   * into `into` when `pageAligned` says its ArrayBuffer starts on a page (the memory cache's arena,
+   * ReadOptions.holdInto) and `into` starts and ends at multiples of DIRECT_ALIGN in it, else
+   * through an aligned chunk and a copy.
    */
-  async read(slot: number, into: Buffer, offset = 0, intoAligned = false): Promise<number> {
+  async read(slot: number, into: Buffer, offset = 0, pageAligned = false): Promise<number> {
     const at = slot * this.slotBytes + offset
     // In the page cache: no I/O to wait for, so no thread pool (SYNC_READ_MAX_BYTES). Otherwise
     // direct, where it can be. A short read (the file truncated) goes on below, which finds the end.
     let done = (into.length <= SYNC_READ_MAX_BYTES && this.readNow(slot, offset, into)) || 0
     if (done === 0 && this.directReads && offset % DIRECT_ALIGN === 0) {
       try {
-        done = intoAligned && into.length % DIRECT_ALIGN === 0 ? await this.readDirectInPlace(at, into) : await this.readDirect(at, into)
+        const inPlace = pageAligned && into.byteOffset % DIRECT_ALIGN === 0 && into.length % DIRECT_ALIGN === 0
+        done = inPlace ? await this.readDirectInPlace(at, into) : await this.readDirect(at, into)
         // A disk whose logical block is larger than DIRECT_ALIGN (or failing): none here to test with.
         /* c8 ignore start */
       } catch (err) {
