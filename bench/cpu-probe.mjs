@@ -239,7 +239,7 @@ async function main() {
     server = { url: nginx.url(basename(image.path)) }
     server.proxy = await proxyTo(server.url)
     if (server.proxy) server.url = throughProxy(server.url, server.proxy)
-    server.source = values.connections === undefined && values.manifest === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${connectionsField()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
+    server.source = values.connections === undefined && values.manifest === undefined ? server.url : { snapshot: `  - { name: img, type: http, url: "${server.url}"${snapshotFields()} }`, dir: await mkdtemp(join(tmpdir(), 'snapmount-cpu-probe-http-')) }
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, ${netns ? `kernel TCP at ${netns.rttMs} ms RTT` : 'loopback'}${server.proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     if (values.curl) {
@@ -275,8 +275,8 @@ async function proxyTo(url) {
   return startDelayProxy({ host: hostname, port: Number(port) }, Number(values.proxy), { timerSlackMs: PROXY_TIMER_SLACK_MS, windowBytes: PROXY_WINDOW_BYTES })
 }
 
-/** `, connections: N` for a snapshot entry when --connections is given. */
-function connectionsField() {
+/** The snapshot entry's fields besides name, type and url: `connections: N` (--connections) and the pinned manifest (--manifest). */
+function snapshotFields() {
   const manifest = values.manifest === undefined ? '' : `, manifest: { path: "${values.manifest}", sha256: ${createHash('sha256').update(readFileSync(values.manifest)).digest('hex')} }`
   return (values.connections === undefined ? '' : `, connections: ${Number(values.connections)}`) + manifest
 }
@@ -299,7 +299,7 @@ async function probeS3(image) {
     await rgw.uploadFile(S3_BUCKET, key, image.path)
     proxy = await proxyTo(rgw.endpoint)
     const endpoint = proxy ? throughProxy(rgw.endpoint, proxy) : rgw.endpoint
-    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region}${connectionsField()} }`
+    const snapshot = `  - { name: img, type: s3, url: s3://${S3_BUCKET}/${key}, endpoint: "${endpoint}", region: ${rgw.region}${snapshotFields()} }`
     const [load1] = loadavg()
     console.log(`${mib} MiB, dd bs=1M buffered, S3 (radosgw) on loopback${proxy ? `, through the delay proxy (${values.proxy} ms each way)` : ''}; load ${load1.toFixed(2)} (${loadavg().map((l) => l.toFixed(2)).join(', ')})`)
     const env = s3Env(process.env, rgw)
