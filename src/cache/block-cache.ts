@@ -141,6 +141,17 @@ export class BlockCache {
       return undefined
     }
     this.counters.hits++
+    this.noteRead(extent, block, stream)
+    return extent
+  }
+
+  /**
+   * Records that `stream` read block `block` of `extent`, as `lookup` does for a hit: for a read
+   * that waited on the fetch bringing the extent instead (no hit or miss counted). A sequential
+   * reader on a slow link waits for its own readahead every time, and its read-through extents
+   * must be recycled as a faster reader's are (see recycleScans).
+   */
+  noteRead(extent: Extent, block: number, stream: number): void {
     extent.highestRead = Math.max(extent.highestRead, block)
     if (extent.lastStream !== stream) {
       extent.lastStream = stream
@@ -152,7 +163,6 @@ export class BlockCache {
       extent.unreadBlocks--
       if (extent.unreadBlocks === 0 && extent.frequency === 0 && extent.queue === 'small') this.scanned.set(extent, true)
     }
-    return extent
   }
 
   /** The bytes of block `block` of `extent`, a view the caller must not write to. */

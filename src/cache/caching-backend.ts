@@ -191,7 +191,13 @@ export class CachingBackend extends LayerBackend implements StorageBackend {
       if (readAhead) this.readAhead(access)
       const fetches = [...new Set(sources.filter(isFetch))]
       const fetched = fetches.length === 0 ? undefined : await this.waitFor(fetches, options.signal, pinned)
-      return sources.map((source, index) => this.view(isFetch(source) ? fetched!.get(source)! : source, firstBlock + index, offset, offset + length))
+      return sources.map((source, index) => {
+        if (!isFetch(source)) return this.view(source, firstBlock + index, offset, offset + length)
+        const extent = fetched!.get(source)!
+        // Read as a hit is, though counted as a miss: the stream's read-through data is then recycled.
+        this.cache.noteRead(extent, firstBlock + index, access.stream)
+        return this.view(extent, firstBlock + index, offset, offset + length)
+      })
     } finally {
       // After the caller's copy, which happens before it yields to the event loop. No pin is
       // added after this point: waitFor stops pinning arrivals once it has returned.

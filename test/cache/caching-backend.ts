@@ -548,19 +548,24 @@ t.test('a kernel-like sequential reader: few large fetches, under 1.1 bytes fetc
   await backend.close()
 })
 
-t.test('a second sequential pass over an image the cache holds fetches nothing', async (t) => {
+t.test('an image read twice stays cached: the second pass fetches what the first recycled, a third nothing', async (t) => {
   const size = 48 * MIB + 4321
   const source = new RecordingBackend(size)
   source.later = true
-  const backend = new CachingBackend(source, new BlockCache({ capacityBytes: 64 * MIB, blockBytes: 128 * KIB }), { connections: 8, now: () => 0 })
+  const cache = new BlockCache({ capacityBytes: 64 * MIB, blockBytes: 128 * KIB })
+  const backend = new CachingBackend(source, cache, { connections: 8, now: () => 0 })
   const pass = async (stream: number) => {
+    const before = source.reads.length
     for (let offset = 0; offset < size; offset += MIB) await backend.readExact(offset, Math.min(MIB, size - offset), { stream })
+    for (let i = 0; i < 100 && source.inFlight > 0; i++) await settle()
+    return source.reads.slice(before).reduce((sum, read) => sum + read.length, 0)
   }
-  await pass(1)
-  for (let i = 0; i < 100 && source.inFlight > 0; i++) await settle()
-  const first = source.reads.length
-  await pass(2)
-  t.equal(source.reads.length, first, 'a new reader finds every block cached')
+  t.equal(await pass(1), 48 * MIB + 4321, 'the first pass fetches the image')
+  // Read once by its stream, the scan went round the small queue's share (6.4 MiB) of warm buffers.
+  t.ok(cache.stats().bytesInUse < 8 * MIB, 'the first pass keeps little')
+  const second = await pass(2)
+  t.ok(second > 32 * MIB && second < size, `the second pass fetches what the first recycled (${(second / MIB).toFixed(1)} MiB), and keeps it`)
+  t.equal(await pass(3), 0, 'a third reader finds every block cached')
   await backend.close()
 })
 
@@ -571,4 +576,37 @@ t.test('a source that answers in a buffer of its own: its bytes are cached, the 
   t.ok((await backend.readExact(BLOCK + 5, 100)).equals(bytes.subarray(BLOCK + 5, BLOCK + 105)))
   t.ok((await backend.readExact(BLOCK + 5, 100)).equals(bytes.subarray(BLOCK + 5, BLOCK + 105)), 'and from the cache')
   t.equal(cache.stats().fetches, 1)
+})
+
+t.test('a sequential reader that always waits for its readahead recycles what it read through, as one that finds it cached does', async (t) => {
+  const size = 64 * MIB
+  const capacity = 32 * MIB
+  const source = new RecordingBackend(size)
+  source.hold = true
+  const cache = new BlockCache({ capacityBytes: capacity, blockBytes: 128 * KIB })
+  const backend = new CachingBackend(source, cache, { connections: 4, now: () => 0 })
+  let wrong = 0
+  let waits = 0
+  let peak = 0
+  for (let offset = 0; offset < size; offset += MIB) {
+    let done = false
+    const reading = backend.readExact(offset, MIB, { stream: 1 }).finally(() => (done = true))
+    await settle()
+    // A link slower than the reader: fetches land one at a time, oldest first, while it waits.
+    while (!done) {
+      const oldest = source.reads.find((read) => read.outcome === undefined)
+      if (oldest) source.release(oldest.offset)
+      waits++
+      await settle()
+    }
+    if (!(await reading).equals(ramp(offset, MIB))) wrong++
+    peak = Math.max(peak, cache.stats().bytesInUse)
+  }
+  t.equal(wrong, 0, 'every read right')
+  t.ok(waits >= size / MIB, `the reader waited on fetches (${waits} turns)`)
+  // The small queue's share (3.2 MiB) and the readahead not read yet, not the whole cache.
+  t.ok(peak < capacity / 4, `at most ${(peak / MIB).toFixed(1)} MiB cached at once`)
+  source.hold = false
+  source.release()
+  await backend.close()
 })

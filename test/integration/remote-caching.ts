@@ -46,7 +46,7 @@ async function settledRangedGets(nginx: Nginx, quietMs = 100) {
  * read across opens, the daemon's readahead turns a sequential read into few large ranges, and a
  * direct read reaches the daemon. The limits here are loose on purpose (a busy machine, the
  * kernel's reclaim): the exact costs are asserted deterministically in test/cache/caching-backend.ts
- * ("a kernel-like sequential reader", "a second sequential pass") and test/cache/readahead.ts.
+ * ("a kernel-like sequential reader", "an image read twice stays cached") and test/cache/readahead.ts.
  */
 t.test('remote snapshots through the caches', async (t) => {
   const dir = await tempDir(t)
