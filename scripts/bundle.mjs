@@ -22,7 +22,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
  * relative to themselves) and the AWS SDK (only an S3 snapshot loads it, and it is most of
  * node_modules).
  */
-const EXTERNAL = /^(fuse-native|mmap-io|better-sqlite3|@node-rs\/|@aws-sdk\/|@smithy\/)/
+const EXTERNAL = /^(fuse-native|mmap-io|better-sqlite3|xxh3-c|@node-rs\/|@aws-sdk\/|@smithy\/)/
 
 /**
  * The external packages are all CommonJS, and loaded with `require`, not `import`. Node 20's ES

@@ -1,10 +1,10 @@
 import { crc32c } from '@node-rs/crc32'
-import { xxh64 } from '@node-rs/xxhash'
+import { pieceDigests, piecesMatch } from 'xxh3-c'
 
 /**
  * How a block read back from the disk cache is proved to be the one written: the seam a verifying
  * layer plugs into. `digest` is stored with the block when it is written; `matches` decides, when
- * it is read back, whether the bytes are right. The default checks XXH64s of the block's pieces
+ * it is read back, whether the bytes are right. The default checks XXH3s of the block's pieces
  * against the stored ones; a manifest of per-block digests (issue 20) implements it by comparing
  * with the manifest's digest for `block` instead, so a block is then proved against the publisher's digest,
  * not only against what this cache wrote. `name` is stored with each block, and a block stored
@@ -26,61 +26,34 @@ export interface BlockDigest {
 
 /**
  * The default digest's piece: a 4 KiB read from the disk cache reads and checks 16 KiB, ~1 µs more
- * than 4 KiB from the page cache, where a whole 128 KiB block costs ~15 µs to read and ~7 µs to
- * check; and a 128 KiB block's row carries 64 bytes of digests, not 256 (the index is read whole
- * at start: ~5 MB for 10 GiB of blocks).
+ * than 4 KiB from the page cache, where a whole 128 KiB block costs ~15 µs to read and ~3 µs to
+ * check (XXH3, below); and a 128 KiB block's row carries 64 bytes of digests, not 256 (the index is
+ * read whole at start: ~5 MB for 10 GiB of blocks).
  */
 export const DIGEST_PIECE_BYTES = 16 * 1024
 
 /**
- * XXH64 (@node-rs/xxhash) of each 16 KiB piece, the default: measured here at 0.055 CPU-seconds
- * per GiB of 128 KiB blocks against 0.16 for CRC32C (load 14), and every block served from disk
- * is checked, so this is a third of the CPU a re-read from the disk cache spends on its check
- * (and the same on the write of each block). 64 bits: a torn, zeroed, truncated or flipped block passes with a chance
- * of 2^-64, against 2^-32 for a 32-bit CRC. (XXH3 from the same package measured 0.45 s/GiB here:
- * its build has no SIMD path.) Like CRC32C, no defence against a block forged on purpose.
+ * XXH3-64 of each 16 KiB piece (vendor/xxh3), the default: all pieces of a block in one native call,
+ * with the widest SIMD the CPU has, where the block lies (shared memory included). Every block is
+ * digested when written and checked when served from disk, on the JS thread: per GiB of 128 KiB
+ * blocks, 0.026 CPU-seconds to digest and 0.025 to check blocks in the CPU's cache, 0.078 and 0.064
+ * from RAM, against 0.13/0.10 and 0.19/0.20 for the XXH64 of @node-rs/xxhash it replaced (one call
+ * per piece from a JS loop; measured here, load 3: vendor/xxh3/SNAPMOUNT.md). 64 bits: a torn,
+ * zeroed, truncated or flipped block passes with a chance of 2^-64, against 2^-32 for a 32-bit CRC.
+ * Like CRC32C, no defence against a block forged on purpose.
  */
-export const XXH64_DIGEST: BlockDigest = {
-  name: 'xxh64/16k',
+export const XXH3_DIGEST: BlockDigest = {
+  name: 'xxh3/16k',
   pieceBytes: DIGEST_PIECE_BYTES,
   digest(data) {
-    const pieces = Math.ceil(data.length / DIGEST_PIECE_BYTES)
-    const out = Buffer.allocUnsafe(8 * pieces)
-    const digests = bigEndianView(out)
-    const bytes = plainView(data)
-    for (let piece = 0; piece < pieces; piece++) digests.setBigUint64(8 * piece, xxh64(bytes.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES)))
-    return out
+    return pieceDigests(data, DIGEST_PIECE_BYTES)
   },
-  matches(data, block, stored) {
-    return stored.length === 8 * Math.ceil(data.length / DIGEST_PIECE_BYTES) && this.matchesPieces!(data, block, stored, 0)
+  matches(data, _block, stored) {
+    return stored.length === 8 * Math.ceil(data.length / DIGEST_PIECE_BYTES) && piecesMatch(data, DIGEST_PIECE_BYTES, stored, 0)
   },
   matchesPieces(data, _block, stored, first) {
-    const pieces = Math.ceil(data.length / DIGEST_PIECE_BYTES)
-    if (stored.length < 8 * (first + pieces)) return false
-    const digests = bigEndianView(stored)
-    const bytes = plainView(data)
-    for (let piece = 0; piece < pieces; piece++) {
-      if (digests.getBigUint64(8 * (first + piece)) !== xxh64(bytes.subarray(piece * DIGEST_PIECE_BYTES, (piece + 1) * DIGEST_PIECE_BYTES))) return false
-    }
-    return true
+    return piecesMatch(data, DIGEST_PIECE_BYTES, stored, first)
   },
-}
-
-/**
- * `data` as a plain Uint8Array, whose pieces are cut with the typed array's own subarray: a
- * Buffer's subarray builds a FastBuffer (~80 ns), and @node-rs/xxhash takes a plain view in about
- * half the time of a Buffer (~180 against ~340 ns a call, measured here), per 16 KiB piece.
- */
-function plainView(data: Buffer): Uint8Array {
-  return new Uint8Array(data.buffer, data.byteOffset, data.length)
-}
-
-/**
- * `digests` for DataView's get/setBigUint64 (big-endian by default, as stored): unlike Buffer's
- * read/writeBigUInt64BE, they make no intermediate BigInts (16 against 67 ns a write here).
- */
-function bigEndianView(digests: Buffer): DataView {
-  return new DataView(digests.buffer, digests.byteOffset, digests.length)
 }
 
 /**

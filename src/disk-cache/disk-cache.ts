@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs'
 import type { Logger } from '../log.js'
 import type { SourceIdentity } from '../backend/storage-backend.js'
 import { describe } from '../backend/errors.js'
-import { XXH64_DIGEST, type BlockDigest } from './block-digest.js'
+import { XXH3_DIGEST, type BlockDigest } from './block-digest.js'
 import { CacheIndex, type BlockKey, type BlockRow } from './cache-index.js'
 import { SlotFile, SYNC_READ_MAX_BYTES } from './slot-file.js'
 import { S3Fifo } from './s3-fifo.js'
@@ -17,7 +17,7 @@ export interface DiskCacheOptions {
   /** The block size (the memory cache's): the data file's slot size. */
   blockBytes: number
   logger: Logger
-  /** How blocks are checked when read back; XXH64 by default (block-digest.ts). */
+  /** How blocks are checked when read back; XXH3 by default (block-digest.ts). */
   digest?: BlockDigest
 }
 
@@ -178,7 +178,7 @@ export class DiskCache {
     this.capacityBytes = options.capacityBytes
     this.dir = options.dir
     this.maxSlots = Math.floor(options.capacityBytes / options.blockBytes)
-    this.digest = options.digest ?? XXH64_DIGEST
+    this.digest = options.digest ?? XXH3_DIGEST
     this.logger = options.logger
     this.fifo = new S3Fifo(this.maxSlots * options.blockBytes, this.maxSlots)
     this.chunks = new AlignedChunks(options.blockBytes, Math.max(4, Math.ceil(COPY_MEMORY_BYTES / options.blockBytes)))

@@ -8,7 +8,7 @@ import { DiskCacheLockedError } from '../../src/disk-cache/errors.js'
 import { INDEX_FILE } from '../../src/disk-cache/cache-index.js'
 import { DATA_FILE } from '../../src/disk-cache/slot-file.js'
 import Database from 'better-sqlite3'
-import { CRC32C_DIGEST, XXH64_DIGEST } from '../../src/disk-cache/block-digest.js'
+import { CRC32C_DIGEST, XXH3_DIGEST } from '../../src/disk-cache/block-digest.js'
 import type { SourceIdentity } from '../../src/backend/storage-backend.js'
 import { runConformance } from '../fixtures/backend-conformance.js'
 import { bufferSource, SMALL_SIZE } from '../fixtures/conformance-sources.js'
@@ -158,7 +158,7 @@ t.test('corruption: flipped, zeroed and torn blocks are caught, logged, counted,
   t.same(refetched.sort((a, b) => a - b), [...damaged].sort((a, b) => a - b), 'each damaged block fetched again exactly once')
   t.equal(cache.stats().verifyFailures, 100, 'counted')
   t.equal(lines.filter((line) => /failed its check/.test(line)).length, 100, 'one log line each')
-  t.ok(lines.some((line) => /xxh64\/16k mismatch/.test(line)), 'saying why')
+  t.ok(lines.some((line) => /xxh3\/16k mismatch/.test(line)), 'saying why')
 })
 
 t.test('a truncated data file: the blocks past its end are short, caught and fetched again, never zeros', async (t) => {
@@ -373,20 +373,34 @@ t.test('blocks checked with another digest than they were stored with are droppe
   const { source, backend } = layer(second.cache, bytes)
   t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
   t.equal(source.reads.length, 1, 'fetched again')
-  t.match(second.lines, [/stored with xxh64\/16k, checked with manifest-sha256/, /stored with xxh64\/16k/])
+  t.match(second.lines, [/stored with xxh3\/16k, checked with manifest-sha256/, /stored with xxh3\/16k/])
 })
 
-t.test('the default digest (XXH64) matches its own block and no other, nor a digest of another length; so does CRC32C', async (t) => {
+t.test('blocks an earlier version stored under XXH64 (xxh64/16k) are dropped when read with the default, and fetched again', async (t) => {
+  const dir = await tempDir(t)
+  const bytes = seededBytes(32, 2 * BLOCK)
+  // Only the name matters here: what the stored digests are is never looked at.
+  const first = openCache(t, dir, { digest: { ...CRC32C_DIGEST, name: 'xxh64/16k' } })
+  await layer(first.cache, bytes).backend.readExact(0, bytes.length)
+  await first.cache.close()
+  const second = openCache(t, dir)
+  const { source, backend } = layer(second.cache, bytes)
+  t.ok((await backend.readExact(0, bytes.length)).equals(bytes))
+  t.equal(source.reads.length, 1, 'fetched again')
+  t.match(second.lines, [/stored with xxh64\/16k, checked with xxh3\/16k/, /stored with xxh64\/16k, checked with xxh3\/16k/])
+})
+
+t.test('the default digest (XXH3) matches its own block and no other, nor a digest of another length; so does CRC32C', async (t) => {
   const data = seededBytes(30, BLOCK)
-  const stored = XXH64_DIGEST.digest(data, 0)
+  const stored = XXH3_DIGEST.digest(data, 0)
   t.equal(stored.length, 8)
-  t.ok(XXH64_DIGEST.matches(data, 0, stored))
+  t.ok(XXH3_DIGEST.matches(data, 0, stored))
   const flipped = Buffer.from(data)
   flipped[BLOCK - 1]! ^= 1
-  t.notOk(XXH64_DIGEST.matches(flipped, 0, stored), 'one bit flipped')
-  t.notOk(XXH64_DIGEST.matches(Buffer.alloc(BLOCK), 0, stored), 'zeroed')
-  t.notOk(XXH64_DIGEST.matches(data, 0, stored.subarray(0, 4)), 'a 4-byte digest')
-  t.notOk(XXH64_DIGEST.matchesPieces!(data, 0, stored, 1), 'pieces past the stored digests')
+  t.notOk(XXH3_DIGEST.matches(flipped, 0, stored), 'one bit flipped')
+  t.notOk(XXH3_DIGEST.matches(Buffer.alloc(BLOCK), 0, stored), 'zeroed')
+  t.notOk(XXH3_DIGEST.matches(data, 0, stored.subarray(0, 4)), 'a 4-byte digest')
+  t.notOk(XXH3_DIGEST.matchesPieces!(data, 0, stored, 1), 'pieces past the stored digests')
   t.ok(CRC32C_DIGEST.matches(data, 0, CRC32C_DIGEST.digest(data, 0)), 'CRC32C (an older index\'s, or a test\'s) likewise')
   t.notOk(CRC32C_DIGEST.matches(flipped, 0, CRC32C_DIGEST.digest(data, 0)))
 })

@@ -3,7 +3,7 @@ import { open, truncate } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DiskCache, type DiskCacheOptions } from '../../src/disk-cache/disk-cache.js'
 import { DiskCachedBackend } from '../../src/disk-cache/disk-cached-backend.js'
-import { CRC32C_DIGEST, DIGEST_PIECE_BYTES, XXH64_DIGEST } from '../../src/disk-cache/block-digest.js'
+import { CRC32C_DIGEST, DIGEST_PIECE_BYTES, XXH3_DIGEST } from '../../src/disk-cache/block-digest.js'
 import { BlockCache } from '../../src/cache/block-cache.js'
 import { CachingBackend } from '../../src/cache/caching-backend.js'
 import { RecordingBackend } from '../fixtures/recording-backend.js'
@@ -71,7 +71,7 @@ t.test('what readNow leaves to the usual read: a block not on disk, not in the p
 
   const renamed = await filled(t, seededBytes(45, 2 * BLOCK))
   await renamed.cache.close()
-  const reopened = DiskCache.open({ dir: dirname(renamed.place(0).path), capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger: { info() {}, warn() {}, error() {} }, digest: { ...XXH64_DIGEST, name: 'xxh64/16k-other' } })
+  const reopened = DiskCache.open({ dir: dirname(renamed.place(0).path), capacityBytes: 64 * BLOCK, blockBytes: BLOCK, logger: { info() {}, warn() {}, error() {} }, digest: { ...XXH3_DIGEST, name: 'xxh3/16k-other' } })
   t.teardown(() => reopened.close())
   const under = new DiskCachedBackend(new RecordingBackend(seededBytes(45, 2 * BLOCK)), reopened, { ...IDENTITY, size: 2 * BLOCK })
   t.equal(under.readNow(0, 10), undefined, 'stored under another digest\'s name: read as usual (and dropped there)')
@@ -96,7 +96,7 @@ t.test('damaged pieces are never served: caught by the piece read, logged, count
   t.equal(backend.readNow(lastBlock * BLOCK + BLOCK - 200, 150), undefined, 'the cut block\'s last piece')
   t.equal(cache.stats().verifyFailures, 3, 'each counted once')
   t.equal(lines.filter((line) => /failed its check/.test(line)).length, 3, 'one log line each')
-  t.match(lines, [/block 1 .*xxh64\/16k mismatch/, /block 3 .*xxh64\/16k mismatch/, new RegExp(`block ${lastBlock} .*${DIGEST_PIECE_BYTES - 100} of ${DIGEST_PIECE_BYTES} bytes on disk`)])
+  t.match(lines, [/block 1 .*xxh3\/16k mismatch/, /block 3 .*xxh3\/16k mismatch/, new RegExp(`block ${lastBlock} .*${DIGEST_PIECE_BYTES - 100} of ${DIGEST_PIECE_BYTES} bytes on disk`)])
   t.equal(backend.readNow(BLOCK, 4 * KIB), undefined, 'a dropped block is no longer on disk')
   const before = source.reads.length
   t.ok((await backend.readExact(0, bytes.length)).equals(bytes), '0 wrong bytes read as usual')
@@ -106,9 +106,9 @@ t.test('damaged pieces are never served: caught by the piece read, logged, count
 
 t.test('a piece check that throws drops the block, as a mismatch does', async (t) => {
   let broken = false
-  const digest = { ...XXH64_DIGEST, matchesPieces(data: Buffer, block: number, stored: Buffer, first: number) {
+  const digest = { ...XXH3_DIGEST, matchesPieces(data: Buffer, block: number, stored: Buffer, first: number) {
     if (broken) throw new Error('manifest unavailable')
-    return XXH64_DIGEST.matchesPieces!(data, block, stored, first)
+    return XXH3_DIGEST.matchesPieces!(data, block, stored, first)
   } }
   const { cache, backend, lines } = await filled(t, seededBytes(47, 2 * BLOCK), { digest })
   t.ok(backend.readNow(10, 10))

@@ -62,7 +62,7 @@ t.test('damaged pieces are never served: logged, counted, dropped, fetched again
   t.equal(await backend.readSmall(2 * BLOCK + 3 * DIGEST_PIECE_BYTES, 4 * KIB), undefined, 'its fourth is not')
   t.equal(await backend.readSmall(last.block * BLOCK + BLOCK - 200, 150), undefined, 'the cut block\'s last piece')
   t.equal(cache.stats().verifyFailures, 2)
-  t.match(lines, [/block 2 .*xxh64\/16k mismatch/, new RegExp(`block ${last.block} .*${DIGEST_PIECE_BYTES - 100} of ${DIGEST_PIECE_BYTES} bytes on disk`)])
+  t.match(lines, [/block 2 .*xxh3\/16k mismatch/, new RegExp(`block ${last.block} .*${DIGEST_PIECE_BYTES - 100} of ${DIGEST_PIECE_BYTES} bytes on disk`)])
   const before = source.reads.length
   t.ok((await backend.readExact(0, bytes.length)).equals(bytes), '0 wrong bytes read as usual')
   t.same(source.reads.slice(before).map((read) => read.offset / BLOCK).sort(), [2, last.block].sort(), 'each damaged block fetched again')
