@@ -26,11 +26,11 @@ export interface BlockKey {
 export const INDEX_FILE = 'index.sqlite'
 /**
  * Bumped when the tables or what their rows mean change; an index of another version is emptied
- * (its data is then free space: a cache may be discarded). 3: blocks stored with XXH64 digests
- * of their 16 KiB pieces (block-digest.ts) where 2 had a CRC32C of the block, which would each
- * fail their check, one log line per block.
+ * (its data is then free space: a cache may be discarded), where its blocks would each fail
+ * their check, one log line per block. 4: the XXH3 digests of their 16 KiB pieces (block-digest.ts);
+ * 3 had XXH64 ones, 2 a CRC32C of the block.
  */
-const SCHEMA_VERSION = 3
+const SCHEMA_VERSION = 4
 /**
  * Rows written by one INSERT: a batch of the disk cache's (64 blocks, disk-cache.ts) is bound and
  * run in one call into SQLite, not one per row (measured here: 26 -> 17 ms of the JS thread per
