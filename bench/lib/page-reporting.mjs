@@ -16,10 +16,17 @@
 // the first time (2.5 s/GiB of re-backing), 5 s when repeated.
 
 import { spawn } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { freemem } from 'node:os'
 
 const ORDER_PATH = '/sys/module/page_reporting/parameters/page_reporting_order'
+/**
+ * The order a run paused from, and the run's pid, while it is paused: a run killed with SIGKILL
+ * (no handler runs) leaves the order paused, and the next run puts back this one instead of
+ * taking the paused order for the machine's own. Under /run, which a reboot empties as it resets
+ * the order.
+ */
+const STATE_PATH = '/run/snapmount-bench-page-reporting'
 /** MAX_PAGE_ORDER is 10 on x86-64: no free block is of order 11, so none is reported. */
 const PAUSED_ORDER = '11'
 /**
@@ -39,18 +46,43 @@ let pausedFrom
  * may run at any moment, the touch included.
  */
 export async function pauseFreePageReporting({ keep = false } = {}) {
-  const was = await readFile(ORDER_PATH, 'utf8').then((text) => text.trim(), () => undefined)
-  if (was === undefined) return 'no free page reporting (host memory stays backed)'
-  if (keep || was === PAUSED_ORDER) return `free page reporting left at order ${was}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`
+  const current = await readFile(ORDER_PATH, 'utf8').then((text) => text.trim(), () => undefined)
+  if (current === undefined) return 'no free page reporting (host memory stays backed)'
+  const left = await pausedByDeadRun(current)
+  const was = left ?? current
+  if (keep || was === PAUSED_ORDER) return `free page reporting left at order ${current}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`
   try {
     await writeFile(ORDER_PATH, `${PAUSED_ORDER}\n`)
+    await writeFile(STATE_PATH, `${was} ${process.pid}\n`)
   } catch (err) {
     return `free page reporting on (order ${was}): cannot pause it (${err.code ?? err.message}); CPU rows include the host's re-backing of reported pages`
   }
   pausedFrom = was
   const warmed = Math.min(WARM_BYTES, Math.floor(freemem() / 2))
   await touchOnce(warmed)
-  return `free page reporting paused for the run (order ${was} -> ${PAUSED_ORDER}, put back after; ${(warmed / 2 ** 30).toFixed(1)} GiB touched once)`
+  const killed = left === undefined ? '' : `, as a killed run left it`
+  return `free page reporting paused for the run (order ${was} -> ${PAUSED_ORDER}${killed}, put back after; ${(warmed / 2 ** 30).toFixed(1)} GiB touched once)`
+}
+
+/**
+ * The order a run paused from, when `current` is the paused order and that run is gone (killed),
+ * else undefined: a live run (another bench or probe) puts it back itself.
+ */
+async function pausedByDeadRun(current) {
+  if (current !== PAUSED_ORDER) return undefined
+  const state = await readFile(STATE_PATH, 'utf8').catch(() => undefined)
+  const [order, pid] = state?.trim().split(' ') ?? []
+  if (!order || !pid || isAlive(Number(pid))) return undefined
+  return order
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return err.code === 'EPERM'
+  }
 }
 
 /** Puts back the order `pauseFreePageReporting` changed, if it did; at most once. */
@@ -59,6 +91,7 @@ export async function restoreFreePageReporting() {
   const was = pausedFrom
   pausedFrom = undefined
   await writeFile(ORDER_PATH, `${was}\n`).catch(() => {})
+  await rm(STATE_PATH, { force: true })
 }
 
 /** A child writes `bytes` of memory and exits: its pages go back to the free lists backed. */
