@@ -81,10 +81,11 @@ const diskCache: Layer = (backend, spec, { diskCache, logger }) => {
 
 /**
  * Remote snapshots read through the shared block cache (coalescing, readahead); local ones rely
- * on the kernel's page cache of their source file, which a second copy would only halve.
+ * on the kernel's page cache of their source file, which a second copy would only halve. Over the
+ * disk cache, whatever it drops is still on disk: its readahead may run further.
  */
 const blockCache: Layer = (backend, spec, { cache }) =>
-  cache && isRemote(spec) ? new CachingBackend(backend, cache, { connections: spec.connections }) : backend
+  cache && isRemote(spec) ? new CachingBackend(backend, cache, { connections: spec.connections, keptBelow: backend instanceof DiskCachedBackend }) : backend
 
 /** Prefetch may fill this share of the memory cache ahead of the readers: the rest is theirs. */
 const PREFETCH_SHARE_OF_CACHE = 1 / 2

@@ -610,3 +610,19 @@ t.test('a sequential reader that always waits for its readahead recycles what it
   source.release()
   await backend.close()
 })
+
+t.test('over a disk cache (keptBelow), a sequential stream reads ahead a quarter of the cache, not a sixteenth', async (t) => {
+  const largest = async (keptBelow: boolean) => {
+    const size = 96 * MIB
+    const source = new RecordingBackend(size)
+    source.later = true
+    const backend = new CachingBackend(source, new BlockCache({ capacityBytes: 64 * MIB, blockBytes: 128 * KIB }), { connections: 8, keptBelow, now: () => 0 })
+    for (let offset = 0; offset < size; offset += MIB) await backend.readExact(offset, MIB, { stream: 1 })
+    for (let i = 0; i < 100 && source.inFlight > 0; i++) await settle()
+    await backend.close()
+    return Math.max(...source.reads.map((read) => read.length))
+  }
+  // Requests are a quarter of the window: 4 MiB windows (64 MiB / 16) and 16 MiB ones (64 MiB / 4).
+  t.equal(await largest(false), MIB, 'a sixteenth of the cache: 1 MiB requests')
+  t.equal(await largest(true), 4 * MIB, 'a quarter: 4 MiB requests')
+})
