@@ -21,16 +21,18 @@ export interface CachingBackendOptions {
 
 /**
  * Readahead windows are capped at this, and at a sixteenth of the cache, less than the cache's
- * small queue (a tenth), where fetched-ahead data waits for its reader. 64 MiB in flight at a
- * 10 ms round trip allows 6 GB/s: the window is never what limits a stream.
+ * small queue (a tenth), where fetched-ahead data waits for its reader (a quarter over a disk
+ * cache: WINDOW_SHARE_KEPT_BELOW). 64 MiB in flight at a 10 ms round trip allows 6 GB/s.
  */
 const MAX_WINDOW_BYTES = 64 * 1024 * 1024
 const WINDOW_SHARE_OF_CACHE = 1 / 16
 /**
- * The cap's share with a disk cache below (`keptBelow`). At a sixteenth, the memory cache a disk
- * cache comes with (256 MiB) capped windows at 16 MiB, so 4 MiB requests: a first pass at 10 ms
- * through the bench's proxy read 406-480 MB/s for 1.49-1.67 CPU-s/GiB, against 506-574 MB/s for
- * 1.42-1.58 at a quarter (8 MiB requests; peak RSS 124 -> 184 MiB), two runs each, alternating.
+ * The cap's share with a disk cache below (`keptBelow`): more than the small queue holds, since
+ * readahead dropped from it unread is read back from the disk, not fetched again. At a sixteenth,
+ * the memory cache a disk cache comes with (256 MiB) capped windows at 16 MiB, so 4 MiB requests:
+ * a first pass at 10 ms through the bench's proxy read 406-480 MB/s for 1.49-1.67 CPU-s/GiB,
+ * against 506-574 MB/s for 1.42-1.58 at a quarter (8 MiB requests; peak RSS 124 -> 184 MiB), two
+ * runs each, alternating.
  */
 const WINDOW_SHARE_KEPT_BELOW = 1 / 4
 /** Share of the request slots readahead may never take, so demand reads find one free. */
