@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3'
 import type { NetnsCommands } from './delay-netns.mjs'
+import type { UploadOptions } from './s3-upload.mjs'
 
 export declare const CEPH_MON: string
 export declare const CEPH_OSD: string
@@ -65,8 +66,11 @@ export interface Radosgw {
   /** The temp dir with everything the cluster writes; removed by stop(). */
   dir: string
   createBucket(name: string): Promise<void>
-  /** Uploads a file streamed from disk (multipart past 64 MiB) and resolves with its ETag. */
-  uploadFile(bucket: string, key: string, path: string): Promise<string>
+  /**
+   * Uploads a file streamed from disk (multipart past 64 MiB) and resolves with its ETag; parts
+   * outside `dataExtents`, if given, are copied from zeros on the server (see s3-upload.d.mts).
+   */
+  uploadFile(bucket: string, key: string, path: string, options?: UploadOptions): Promise<string>
   /** The gateway's request counters, read from its admin socket. */
   perfCounters(): Promise<RadosgwPerfCounters>
   /** The gateway's log so far (a line per request at Ceph's default debug level). */

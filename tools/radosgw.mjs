@@ -143,7 +143,7 @@ export async function startRadosgw(options = {}) {
     async createBucket(name) {
       await client.send(new CreateBucketCommand({ Bucket: name }))
     },
-    uploadFile: (bucket, key, path) => uploadFile(client, bucket, key, path),
+    uploadFile: (bucket, key, path, options) => uploadFile(client, bucket, key, path, options),
     perfCounters: () => adminCommand(join(cluster.dir, 'run', 'client.rgw.asok'), { prefix: 'perf dump', logger: 'rgw' }).then((dump) => dump.rgw),
     gatewayLog: () => readFile(join(cluster.dir, 'log', 'client.rgw.log'), 'utf8').catch(() => ''),
     stop: () =>

@@ -11,4 +11,13 @@ export declare const PARTS_IN_FLIGHT: number
  * it (aborted if a part fails). `client` must be built with `requestChecksumCalculation:
  * 'WHEN_REQUIRED'` (see s3Client in radosgw.d.mts): Ceph 16 refuses aws-chunked bodies with 411.
  */
-export declare function uploadFile(client: S3Client, bucket: string, key: string, path: string): Promise<string>
+export declare function uploadFile(client: S3Client, bucket: string, key: string, path: string, options?: UploadOptions): Promise<string>
+
+export interface UploadOptions {
+  /**
+   * Where the file may hold other than zeros (a sparse image's data). A part outside all of them
+   * is not read nor sent: it is copied on the server from an object of zeros uploaded once and
+   * deleted at the end, which gives the same object and ETag. Wrong extents upload wrong bytes.
+   */
+  dataExtents?: ReadonlyArray<{ offset: number; length: number }>
+}

@@ -43,7 +43,8 @@ t.test('radosgw: a real S3 server on loopback', async (t) => {
   await handle.write(ramp(SIGNED_LINE_EXTENT.offset, SIGNED_LINE_EXTENT.length), 0, SIGNED_LINE_EXTENT.length, SIGNED_LINE_EXTENT.offset)
   await handle.close()
   started = Date.now()
-  const largeEtag = await rgw.uploadFile(BUCKET, 'large.img', large)
+  // Only the parts holding data are sent; the rest are copied from zeros on the gateway.
+  const largeEtag = await rgw.uploadFile(BUCKET, 'large.img', large, { dataExtents: [...LARGE_IMAGE_EXTENTS, SIGNED_LINE_EXTENT] })
   t.comment(`${LARGE_IMAGE_SIZE} bytes uploaded in ${Date.now() - started} ms`)
 
   t.test('a small object comes back whole and in ranges', async (t) => {
