@@ -48,9 +48,11 @@ let pausedFrom
 export async function pauseFreePageReporting({ keep = false } = {}) {
   const current = await readFile(ORDER_PATH, 'utf8').then((text) => text.trim(), () => undefined)
   if (current === undefined) return 'no free page reporting (host memory stays backed)'
-  const left = await pausedByDeadRun(current)
+  const pauser = current === PAUSED_ORDER ? await pausingRun() : undefined
+  const left = pauser && !pauser.alive ? pauser.order : undefined
   const was = left ?? current
-  if (keep || was === PAUSED_ORDER) return `free page reporting left at order ${current}${keep ? ' (--keep-page-reporting)' : ' (reports nothing)'}`
+  if (keep) return `free page reporting left at order ${current} (--keep-page-reporting)`
+  if (was === PAUSED_ORDER) return `free page reporting left at order ${current} (reports nothing${pauser?.alive ? `: paused by the run with pid ${pauser.pid}, which puts it back at its end` : ''})`
   try {
     await writeFile(ORDER_PATH, `${PAUSED_ORDER}\n`)
     await writeFile(STATE_PATH, `${was} ${process.pid}\n`)
@@ -65,15 +67,15 @@ export async function pauseFreePageReporting({ keep = false } = {}) {
 }
 
 /**
- * The order a run paused from, when `current` is the paused order and that run is gone (killed),
- * else undefined: a live run (another bench or probe) puts it back itself.
+ * The run that paused reporting, from STATE_PATH: the order it paused from, its pid, and whether
+ * it is still running (a live run puts the order back itself; a killed one left it paused).
+ * undefined when no run says it paused it.
  */
-async function pausedByDeadRun(current) {
-  if (current !== PAUSED_ORDER) return undefined
+async function pausingRun() {
   const state = await readFile(STATE_PATH, 'utf8').catch(() => undefined)
   const [order, pid] = state?.trim().split(' ') ?? []
-  if (!order || !pid || isAlive(Number(pid))) return undefined
-  return order
+  if (!order || !pid) return undefined
+  return { order, pid: Number(pid), alive: isAlive(Number(pid)) }
 }
 
 function isAlive(pid) {
