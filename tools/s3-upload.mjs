@@ -41,8 +41,9 @@ export const PARTS_IN_FLIGHT = 4
  * a part outside all of them is not read nor sent but copied on the server (UploadPartCopy) from
  * one object of zeros uploaded first and deleted at the end. The object and its ETag are the same
  * (a part's ETag is the MD5 of its bytes either way). Reading a hole costs as much as reading data
- * (the page cache fills with zeros): the 5 GiB sparse image of the radosgw tests went up in 20 s,
- * 15 CPU-s of them this process's, and goes up in ~6 s with under 1 CPU-s so.
+ * (the page cache fills with zeros): the 5 GiB sparse image of the radosgw tests went up in
+ * 26-28 s, 15 CPU-s of them this process's, and goes up in 11 s with 0.6 CPU-s so (both measured
+ * at load 5-11).
  */
 export async function uploadFile(client, bucket, key, path, { dataExtents } = {}) {
   const { size } = await stat(path)
