@@ -49,6 +49,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   // From the first moment: a SIGHUP while the sources open and the mount comes up must not meet
   // Node's default handler, which ends the process (after the mount, leaving a dead one).
   const earlyReloads = holdEarlyReloads(processContext.logger)
+  // And a SIGINT or SIGTERM then must not end it without a word.
+  const earlyStops = holdEarlyStops(processContext.logger)
   // Metering for `snapmount status`, metrics, the control socket: src/cli/observability.ts.
   const observed = await observability(config, processContext)
   // One block cache for every remote snapshot, under one bound (src/cache/).
@@ -74,6 +76,8 @@ export async function runMount(config: Config, processContext: OpenContext, relo
   })
   const fs = new SnapshotFs(snapshots, { ...ids, readTimeoutMs: config.options.readTimeoutMs, mountedAt: new Date() })
   const signals = listenForStop(logger)
+  // After listenForStop, not before: a signal in an instant with no listener would meet Node's default.
+  earlyStops.handOver()
   let mount
   try {
     // Last, so a problem with the config or a source is reported first.
@@ -185,6 +189,32 @@ function watchMount(mountpoint: string): Wait<string> {
     }, MOUNT_WATCH_MS)
   })
   return { promise, cancel: () => clearInterval(timer) }
+}
+
+/** SIGINT and SIGTERM before `listenForStop` takes over. */
+interface EarlyStops {
+  /** Stops listening; `listenForStop` must be listening already. */
+  handOver(): void
+}
+
+/**
+ * Listens for SIGINT and SIGTERM until `listenForStop` takes over: one that comes while the
+ * sources open is logged, then ends the process by that signal, as Node's default would have
+ * done without a word. Nothing is mounted yet, so there is nothing to unmount; and not
+ * process.exit(): it can hang behind an open stuck on libuv's pool (open-source.ts).
+ * Dying by the signal also keeps the exit status a stop always had, for systemd and shells.
+ */
+function holdEarlyStops(logger: Logger): EarlyStops {
+  const stopListening = () => {
+    for (const name of STOP_SIGNALS) process.off(name, listener)
+  }
+  const listener = (signal: NodeJS.Signals) => {
+    logger.info(`${signal} while starting: nothing is mounted yet; stopping`)
+    stopListening()
+    process.kill(process.pid, signal)
+  }
+  for (const name of STOP_SIGNALS) process.on(name, listener)
+  return { handOver: stopListening }
 }
 
 /** SIGHUPs received before the reloads are watched. */

@@ -1,15 +1,17 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isMounted, startDaemon, until } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
+import { mountHangingFs } from '../fixtures/hanging-fs.js'
 import { readRange } from '../fixtures/readers.js'
 import { tempDir } from '../fixtures/temp-dir.js'
 import { seededBytes } from '../fixtures/test-data.js'
 
 // Issue 14 item 3, every signal ends cleanly: a SIGHUP that comes while the daemon starts (its
 // sources opening, the mount coming up) met Node's default handler, which ends the process, and
-// after the mount leaves a dead one. Now it is logged and applied once serving.
+// after the mount leaves a dead one. Now it is logged and applied once serving. A SIGINT or
+// SIGTERM then ended the process without a word; now it says so, and still ends it by that signal.
 
 const IMAGE = seededBytes(31, 256 * 1024)
 /** How long the source holds its first answer: the start is under way for that long. */
@@ -38,3 +40,45 @@ t.test('SIGHUPs while the daemon starts: logged once, the config read again once
   t.equal(await daemon.stop(), 0, 'and SIGTERM stops it cleanly')
   t.notOk(await isMounted(mountpoint), 'unmounted')
 })
+
+/** The longest open deadline (read_timeout_ms): the start stays in the source's open until the signal. */
+const OPEN_DEADLINE_MS = 14_000
+
+/** Sources whose open never answers, and how to tell the daemon's start is waiting on one. */
+const NEVER_ANSWERING = {
+  async 'a local source on a hung file system'(t: Test) {
+    const hung = await mountHangingFs(t)
+    return { source: `hung.img=${hung.path}`, waiting: () => hung.opens() > 0 }
+  },
+  async 'a web server that never answers'(t: Test) {
+    const server = await startFaultServer(t, IMAGE)
+    server.plan({ kind: 'slow-headers', ms: 60_000, method: 'HEAD' })
+    return { source: `hung.img=${server.url()}`, waiting: () => server.requests.some(({ method }) => method === 'HEAD') }
+  },
+}
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  for (const [what, neverAnswering] of Object.entries(NEVER_ANSWERING)) {
+    t.test(`${signal} while the daemon waits on ${what}: one line says so, and the process ends by ${signal}`, async (t) => {
+      const dir = await tempDir(t)
+      const mountpoint = join(dir, 'mnt')
+      await mkdir(mountpoint)
+      const { source, waiting } = await neverAnswering(t)
+      let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined
+      let signalled: Promise<void> | undefined
+      let stderr = () => ''
+      const started = startDaemon(t, mountpoint, [mountpoint, source, '--read-timeout-ms', String(OPEN_DEADLINE_MS)], {}, (child, log) => {
+        stderr = log
+        exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+        signalled = until(waiting, 'the start to wait on the source').then(() => void child.kill(signal))
+      })
+      await t.rejects(started, /before mounting/, 'it never mounts')
+      await signalled
+      t.same(await exited, { code: null, signal }, `ended by ${signal}, not with an exit code`)
+      const log = stderr()
+      t.equal(log.match(new RegExp(`info: ${signal} while starting: nothing is mounted yet; stopping\n`, 'g'))?.length, 1, 'one line names the signal')
+      t.notMatch(log, /^\s+at /m, 'no stack trace')
+      t.notOk(await isMounted(mountpoint), 'nothing mounted')
+    })
+  }
+}
