@@ -26,11 +26,15 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 const tokensSent = (server: FaultServer, token: string) => server.requests.filter(({ method, headers }) => method === 'GET' && headers.authorization === token).length
 
-async function rotate(daemon: Daemon, server: FaultServer, secrets: string, token: string): Promise<void> {
+async function rotate(daemon: Daemon, server: FaultServer, secrets: string, previous: string, token: string): Promise<void> {
   const from = daemon.stderr().length
   await writeFile(join(secrets, 'token.new'), `${token}\n`)
-  server.setMode({ authorization: token })
+  // The old token stops working the moment the file is replaced, not before: a 401 to a token
+  // still in the file is a wrong token, which fails the read (an expiring token is renewed
+  // before it expires). Both are good while the rename is made.
+  server.setMode({ authorization: [previous, token] })
   await rename(join(secrets, 'token.new'), join(secrets, 'token'))
+  server.setMode({ authorization: token })
   await until(() => /header Authorization read again from .*token: a new value is sent from now on/.test(daemon.stderr().slice(from)), 'the daemon to read the new token')
   const before = tokensSent(server, token)
   await until(() => tokensSent(server, token) > before + 5, 'reads with the new token')
@@ -55,8 +59,8 @@ t.test('a token file replaced by a rename while a reader reads: the new token is
 
   // The server switches at the moment the file is replaced: requests already sent with the old
   // token are refused, read the file again and are sent again.
-  await rotate(daemon, server, secrets, 'Bearer second')
-  await rotate(daemon, server, secrets, 'Bearer third')
+  await rotate(daemon, server, secrets, 'Bearer first', 'Bearer second')
+  await rotate(daemon, server, secrets, 'Bearer second', 'Bearer third')
   // Reading goes on after the last rotation: waited for by count, not by time, as a slow machine
   // may read little in any fixed span.
   const readsAfterRotations = reader.reads()
