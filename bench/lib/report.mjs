@@ -220,12 +220,12 @@ export function diskCacheSection(d) {
 }
 
 /**
- * What the disk cache's writes cost at the least (lib/disk-cache-floor.mjs), beside the first
- * pass without it: the ratio no implementation could go under. Results from before it: nothing.
+ * What the disk cache's writes cost at the least (lib/disk-cache-floor.mjs), and the ratio no
+ * first pass could go under. Results from before it: nothing.
  */
-function floorNote({ off, floorCpuSecondsPerGiB: floor }) {
+function floorNote({ floorCpuSecondsPerGiB: floor, leastRatio }) {
   if (floor === undefined) return ''
-  return `; digests, direct writes and syncs alone cost ${fmtCpu(floor)} CPU s/GiB, so no first pass into the disk cache can cost less than ${((off.cpuSecondsPerGiB + floor) / off.cpuSecondsPerGiB).toFixed(2)}x the one without`
+  return `; digests, direct writes and syncs alone cost ${fmtCpu(floor)} CPU s/GiB, so no first pass into the disk cache can cost less than ${leastRatio.toFixed(2)}x the one without`
 }
 
 /** The restart's rounds one by one (results before they had rounds: none), each restart read then the local backend's. */
