@@ -64,10 +64,9 @@ t.test('a token file replaced by a rename while a reader reads: the new token is
   // Reading goes on after the last rotation: waited for by count, not by time, as a slow machine
   // may read little in any fixed span.
   const readsAfterRotations = reader.reads()
-  await until(() => reader.reads() >= readsAfterRotations + 5, 'reads after the last rotation')
+  await t.resolves(until(() => reader.reads() >= readsAfterRotations + 5, 'reads after the last rotation'), 'the reader kept reading after the rotations')
 
-  const { reads, errors } = await reader.stop()
-  t.ok(reads >= readsAfterRotations + 5, `the reader kept reading after the rotations (${reads} reads)`)
+  const { errors } = await reader.stop()
   t.same(errors, [], 'and no read failed')
   t.equal(tokensSent(server, 'Bearer first') + tokensSent(server, 'Bearer second') + tokensSent(server, 'Bearer third'), server.requests.filter(({ method }) => method === 'GET').length, 'every GET carried one of the tokens')
   t.notMatch(daemon.stderr(), /error:/, 'no error logged')
