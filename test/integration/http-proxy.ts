@@ -1,34 +1,12 @@
-import t, { type Test } from 'tap'
-import { createServer } from 'node:http'
-import { connect, type AddressInfo } from 'node:net'
+import t from 'tap'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { startConnectProxy } from '../fixtures/connect-proxy.js'
 import { startDaemon } from '../fixtures/daemon.js'
 import { startFaultServer } from '../fixtures/fault-server.js'
 import { ddRange } from '../fixtures/readers.js'
 import { seededBytes } from '../fixtures/test-data.js'
 import { tempDir } from '../fixtures/temp-dir.js'
-
-/** A forward proxy that tunnels CONNECT requests to loopback only, and remembers where to. */
-async function startConnectProxy(t: Test) {
-  const tunnels: string[] = []
-  const server = createServer((_, response) => response.writeHead(405).end())
-  server.on('connect', (request, client, head) => {
-    tunnels.push(request.url ?? '')
-    const [host, port] = (request.url ?? '').split(':')
-    if (host !== '127.0.0.1') return client.end('HTTP/1.1 403 Forbidden\r\n\r\n')
-    const upstream = connect(Number(port), host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n')
-      upstream.write(head)
-      upstream.pipe(client).pipe(upstream)
-    })
-    upstream.on('error', () => client.destroy())
-    client.on('error', () => upstream.destroy())
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())).then(() => server.closeAllConnections()))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, tunnels }
-}
 
 t.test('HTTP_PROXY carries the requests, and NO_PROXY exempts a host', async (t) => {
   const bytes = seededBytes(31, 512 * 1024)

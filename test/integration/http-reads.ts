@@ -1,5 +1,5 @@
 import t from 'tap'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { runCli, startDaemon } from '../fixtures/daemon.js'
 import { makeCertificates } from '../fixtures/certificates.js'
@@ -71,6 +71,27 @@ t.test('https: extra CA, mutual TLS, and refusals that say why', async (t) => {
     const daemon = await startDaemon(t, mountpoint, ['--config', file])
     t.ok((await readRange(join(mountpoint, 'disk'), 0, 3 * 1024 * 1024 + 5)).equals(await readRange(image, 0, 3 * 1024 * 1024 + 5)))
     t.equal(await daemon.stop(), 0)
+  })
+
+  t.test('NODE_EXTRA_CA_CERTS is trusted; Node is left to read it only where a config or S3 may need it', async (t) => {
+    const env = { NODE_EXTRA_CA_CERTS: certificates.caFile }
+    const environment = async (pid: number | undefined) => (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0')
+    const commandLine = join(dir, 'extra-ca')
+    await mkdir(commandLine)
+    const deferred = await startDaemon(t, commandLine, [commandLine, `disk=${tls.url('/disk.raw')}`], env)
+    t.ok((await readRange(join(commandLine, 'disk'), 0, 65536)).equals(await readRange(image, 0, 65536)), 'a source on the command line: exact bytes')
+    const deferredEnvironment = await environment(deferred.process.pid)
+    t.ok(deferredEnvironment.includes(`SNAPMOUNT_DEFERRED_EXTRA_CA_CERTS=${certificates.caFile}`), 'handed to the daemon under its own name')
+    t.notOk(deferredEnvironment.some((line) => line.startsWith('NODE_EXTRA_CA_CERTS=')), 'so Node did not parse it at start')
+    t.equal(await deferred.stop(), 0)
+
+    const { file, mountpoint } = await config('extra-ca-config', `    url: ${tls.url('/disk.raw')}\n`)
+    const kept = await startDaemon(t, mountpoint, ['--config', file], env)
+    t.ok((await readRange(join(mountpoint, 'disk'), 0, 65536)).equals(await readRange(image, 0, 65536)), 'from a config: exact bytes')
+    const keptEnvironment = await environment(kept.process.pid)
+    t.ok(keptEnvironment.includes(`NODE_EXTRA_CA_CERTS=${certificates.caFile}`), "a config may name an S3 source, whose SDK needs Node's own trust: left to Node")
+    t.notOk(keptEnvironment.some((line) => line.startsWith('SNAPMOUNT_DEFERRED_EXTRA_CA_CERTS=')))
+    t.equal(await kept.stop(), 0)
   })
 
   t.test('insecure_skip_verify mounts, and says so loudly', async (t) => {

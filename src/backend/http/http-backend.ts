@@ -40,8 +40,13 @@ export interface HttpBackendOptions
    */
   headers: HeaderValues
   tls: {
-    /** PEM of extra CAs, trusted beside Node's bundled roots. */
+    /** PEM of the snapshot's own CAs (ca_file), trusted beside Node's bundled roots for its server. */
     ca?: string
+    /**
+     * PEM of NODE_EXTRA_CA_CERTS's CAs, when Node's default trust lacks them for this snapshot
+     * (./extra-ca-certs.ts): trusted for its server and for an https proxy, as Node would.
+     */
+    extraCa?: string
     /** PEM client certificate and key, for servers that want mutual TLS. */
     cert?: string
     key?: string
@@ -360,12 +365,17 @@ export class HttpBackend extends RemoteBackend {
 }
 
 function buildDispatcher(undici: typeof import('./undici.js'), options: HttpBackendOptions): Dispatcher {
+  const tls = tlsOptions(options.tls)
   return new undici.EnvHttpProxyAgent({
     ...options.proxy,
     connections: options.connections,
     headersTimeout: options.headersTimeoutMs,
     bodyTimeout: options.bodyTimeoutMs,
-    connect: { timeout: options.connectTimeoutMs, ...tlsOptions(options.tls) },
+    connect: { timeout: options.connectTimeoutMs, ...tls },
+    // Through a proxy undici ignores `connect`: the proxy's connection takes proxyTls, and the
+    // server's TLS inside the tunnel requestTls.
+    requestTls: { timeout: options.connectTimeoutMs, ...tls },
+    proxyTls: { timeout: options.connectTimeoutMs, ...proxyTlsOptions(options.tls) },
   })
 }
 
@@ -375,7 +385,7 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
   if (usesProxy(origin, options.proxy)) return undefined
   return new RangeClient({
     origin,
-    tls: tlsOptions(options.tls),
+    tls: origin.protocol === 'https:' ? tlsOptions(options.tls) : {},
     headers: () => options.headers.current(),
     connections: options.connections,
     connectTimeoutMs: options.connectTimeoutMs,
@@ -386,15 +396,28 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
   })
 }
 
-/** What both clients are given for TLS. */
-function tlsOptions({ ca, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'rejectUnauthorized'> {
-  return {
-    // Node's `ca` replaces the bundled roots; keep them and add the user's.
-    ...(ca !== undefined && { ca: [...loadTls().rootCertificates, ca] }),
-    ...(cert !== undefined && { cert }),
-    ...(key !== undefined && { key }),
-    rejectUnauthorized: !insecureSkipVerify,
-  }
+/**
+ * What both clients are given for the server's TLS. One secure context serves all of a client's
+ * connections: naming CAs makes Node build a context's trust afresh from every root (~0.25 ms a
+ * certificate here), which for each connection would cost more than the connection.
+ */
+function tlsOptions({ ca, extraCa, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'secureContext' | 'rejectUnauthorized'> {
+  const named = [extraCa, ca].filter((pem) => pem !== undefined)
+  const secureContext =
+    named.length === 0 && cert === undefined && key === undefined
+      ? undefined
+      : loadTls().createSecureContext({
+          // Naming CAs replaces Node's bundled roots; keep them.
+          ...(named.length > 0 && { ca: [...loadTls().rootCertificates, ...named] }),
+          ...(cert !== undefined && { cert }),
+          ...(key !== undefined && { key }),
+        })
+  return { ...(secureContext && { secureContext }), rejectUnauthorized: !insecureSkipVerify }
+}
+
+/** An https proxy's TLS: Node's default trust, not the snapshot's ca_file, which vouches for its server. */
+function proxyTlsOptions({ extraCa }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'secureContext'> {
+  return extraCa === undefined ? {} : { secureContext: loadTls().createSecureContext({ ca: [...loadTls().rootCertificates, extraCa] }) }
 }
 
 function validatorFrom(headers: Headers): Validator {

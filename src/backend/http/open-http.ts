@@ -3,6 +3,7 @@ import type { HttpSnapshotSpec } from '../../config/config.js'
 import type { OpenContext } from '../open-context.js'
 import { SourceOpenError, describe } from '../errors.js'
 import { HttpBackend } from './http-backend.js'
+import { extraCaCerts } from './extra-ca-certs.js'
 import { openHeaderValues } from './header-values.js'
 import { remoteRetryPolicy } from '../remote/retry-policy.js'
 
@@ -13,13 +14,18 @@ import { remoteRetryPolicy } from '../remote/retry-policy.js'
 export async function openHttpBackend(spec: HttpSnapshotSpec, context: OpenContext): Promise<HttpBackend> {
   const { env, logger, observe } = context
   const pem = (path: string | undefined, what: string) => (path === undefined ? undefined : readPem(spec.name, path, what))
-  const [ca, cert, key] = await Promise.all([pem(spec.caFile, 'ca_file'), pem(spec.clientCertFile, 'client_cert_file'), pem(spec.clientKeyFile, 'client_key_file')])
+  const [ca, cert, key, extraCa] = await Promise.all([
+    pem(spec.caFile, 'ca_file'),
+    pem(spec.clientCertFile, 'client_cert_file'),
+    pem(spec.clientKeyFile, 'client_key_file'),
+    extraCaCerts(env, spec.caFile !== undefined, logger),
+  ])
   // Last, as it is the one with something to close (its watches): HttpBackend.open closes it on failure.
   const headers = await openHeaderValues(spec.name, spec.headers, context)
   return HttpBackend.open({
     url: spec.url,
     headers,
-    tls: { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }), insecureSkipVerify: spec.insecureSkipVerify },
+    tls: { ...(ca && { ca }), ...(extraCa && { extraCa }), ...(cert && { cert }), ...(key && { key }), insecureSkipVerify: spec.insecureSkipVerify },
     connections: spec.connections,
     connectTimeoutMs: spec.connectTimeoutMs,
     headersTimeoutMs: spec.headersTimeoutMs,

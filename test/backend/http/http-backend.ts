@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { HttpBackend, type HttpBackendOptions } from '../../../src/backend/http/http-backend.js'
 import type { HeaderValues } from '../../../src/backend/http/header-values.js'
 import { makeCertificates } from '../../fixtures/certificates.js'
+import { startConnectProxy } from '../../fixtures/connect-proxy.js'
 import { startFaultServer, type FaultServer } from '../../fixtures/fault-server.js'
 import { startNginx } from '../../fixtures/nginx.js'
 import { tempDir } from '../../fixtures/temp-dir.js'
@@ -695,6 +696,40 @@ t.test('https', async (t) => {
     t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)))
     const { error } = await openFails(`${mutual}/disk.img`, { tls: { ca, insecureSkipVerify: false }, retry: { ...RETRY, maxAttempts: 1 } })
     t.match(error, { code: 'E_SOURCE_OPEN', message: /^cannot open / }, 'without one: refused')
+  })
+
+  t.test("NODE_EXTRA_CA_CERTS's CAs (extraCa) are trusted alone, and beside a ca_file from another CA", async (t) => {
+    const other = await readFile((await makeCertificates(await tempDir(t))).caFile, 'utf8')
+    const { error } = await openFails(`${origin}/disk.img`, { tls: { ca: other, insecureSkipVerify: false }, retry: { ...RETRY, maxAttempts: 1 } })
+    t.match(error, { code: 'E_SOURCE_OPEN', message: /: TLS certificate not trusted / }, 'the other CA alone does not vouch for the server')
+    for (const trust of [{ extraCa: ca }, { extraCa: ca, ca: other }]) {
+      const { backend } = await open(t, `${origin}/disk.img`, { tls: { ...trust, insecureSkipVerify: false } })
+      t.ok((await backend.readExact(SIZE - 100, 100)).equals(OBJECT.subarray(SIZE - 100)), Object.keys(trust).join(' and '))
+    }
+  })
+
+  t.test('through a proxy the server gets the same TLS: its CAs and our client certificate', async (t) => {
+    const proxy = await startConnectProxy(t)
+    const mutual = await listen(t, createHttpsServer({ ...tls, ca, requestCert: true, rejectUnauthorized: true }, (req, res) => serve(req, res, OBJECT, { etag: '"tls"' })))
+    const [cert, key] = await Promise.all([readFile(certificates.clientCertFile, 'utf8'), readFile(certificates.clientKeyFile, 'utf8')])
+    const proxied = { httpProxy: '', httpsProxy: proxy.url, noProxy: '' }
+    for (const trust of [{ ca }, { extraCa: ca }]) {
+      const { backend } = await open(t, `${mutual}/disk.img`, { tls: { ...trust, cert, key, insecureSkipVerify: false }, proxy: proxied })
+      t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)), Object.keys(trust).join(' and '))
+    }
+    t.same(new Set(proxy.tunnels), new Set([new URL(mutual).host]), 'every connection went through the proxy')
+    const { error } = await openFails(`${mutual}/disk.img`, { proxy: proxied, retry: { ...RETRY, maxAttempts: 1 } })
+    t.match(error, { code: 'E_SOURCE_OPEN', message: /: TLS certificate not trusted / }, 'without the CA: refused')
+  })
+
+  t.test("an https proxy is trusted by NODE_EXTRA_CA_CERTS's CAs, not by the snapshot's ca_file", async (t) => {
+    const proxy = await startConnectProxy(t, tls)
+    const proxied = { httpProxy: '', httpsProxy: proxy.url, noProxy: '' }
+    const { backend } = await open(t, `${origin}/disk.img`, { tls: { extraCa: ca, insecureSkipVerify: false }, proxy: proxied })
+    t.ok((await backend.readExact(0, 100)).equals(OBJECT.subarray(0, 100)))
+    t.ok(proxy.tunnels.length > 0, 'through the proxy')
+    const { error } = await openFails(`${origin}/disk.img`, { tls: { ca, insecureSkipVerify: false }, proxy: proxied, retry: { ...RETRY, maxAttempts: 1 } })
+    t.match(error, { code: 'E_SOURCE_OPEN' }, 'the ca_file vouches for the server only: the proxy is refused')
   })
 
   t.test('insecure_skip_verify: opens, and warns', async (t) => {
