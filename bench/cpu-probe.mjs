@@ -5,6 +5,12 @@
 // with the most self time. Not part of `npm test` or of `npm run bench`; for finding and checking
 // cuts one at a time. Run it under `flock /tmp/snapmount-bench.lock` on a shared machine.
 //
+// Page faults are the daemon's first touch of its memory, not a rate: Node's start (~5k), then
+// the block cache's buffers up to a sequential stream's working set (~160 MiB of the arena with
+// the default cache: the small queue's tenth plus the fetches in flight), written once each and
+// recycled warm after; minflt is flat once the read has run ~1 s. Per MiB they shrink as --mib
+// grows (1 GiB: 42-48 over the daemon's life, ~43 of them during the read; 256 MiB: ~165, ~150).
+//
 //   node bench/cpu-probe.mjs [--runs N] [--mib N] [--rtt MS | --proxy MS] [--s3] [--manifest FILE] [--cpu-prof DIR] [--top N] [-- daemon args]
 //
 // --rtt MS puts nginx and the daemon in a network namespace whose loopback delays every packet
@@ -82,11 +88,12 @@ async function daemonCommand(profDir) {
 /**
  * The daemon's user and system ticks (fields 14 and 15 of /proc/PID/stat: all its threads), so a
  * read's CPU splits into what its code did and what the kernel did for it: the kernel's share
- * (socket and FUSE copies, page faults) is what moves with the machine's memory traffic.
+ * (socket and FUSE copies, page faults) is what moves with the machine's memory traffic. And its
+ * minor page faults (field 10), to count the read's own apart from the start's.
  */
 async function userSystemTicks(pid) {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ')
-  return { user: Number(fields[11]), system: Number(fields[12]) }
+  return { user: Number(fields[11]), system: Number(fields[12]), minflt: Number(fields[7]) }
 }
 
 /** The daemon's system calls --syscalls counts. */
@@ -171,7 +178,7 @@ async function run(server, command, extra, netns) {
     }
     const perGiB = (ticks) => ticks / ticksPerSecond / (bytes / 2 ** 30)
     const split = { user: perGiB(threadsAfter.user - threadsBefore.user), system: perGiB(threadsAfter.system - threadsBefore.system) }
-    return { split, mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, proxy, syscalls }
+    return { split, mountMs: daemon.mountMs, mbps: bytes / seconds / 1e6, cpuPerGiB: cpuSeconds / (bytes / 2 ** 30), idle, rssMiB: rss, systemShare: stime / (utime + stime), faultsPerMiB: minflt / mib, readFaultsPerMiB: (threadsAfter.minflt - threadsBefore.minflt) / mib, proxy, syscalls }
   } finally {
     daemon.child.kill('SIGTERM')
     const status = await daemon.exited
@@ -262,7 +269,7 @@ async function runAll(server, command, netns, direct) {
   for (let i = 0; i < Number(values.runs); i++) {
     const through = direct && i % 2 === 1 ? direct : server
     const r = await run(through, command, positionals, netns)
-    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (user ${r.split.user.toFixed(2)} + system ${r.split.system.toFixed(2)} during the read; ${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
+    console.log(`run ${i + 1}${direct ? (through === direct ? ' (direct)' : ' (proxy)') : ''}: ${r.mbps.toFixed(0)} MB/s, daemon ${r.cpuPerGiB.toFixed(2)} CPU-s/GiB (user ${r.split.user.toFixed(2)} + system ${r.split.system.toFixed(2)} during the read; ${(r.systemShare * 100).toFixed(0)} % of the daemon's life in the kernel, ${r.faultsPerMiB.toFixed(0)} page faults per MiB read, ${r.readFaultsPerMiB.toFixed(0)} of them during the read), machine idle ${(r.idle * 100).toFixed(0)} %, start to mounted ${r.mountMs.toFixed(0)} ms, peak RSS ${r.rssMiB.toFixed(0)} MiB${r.proxy ? `; proxy: ${r.proxy.gets} GETs on ${r.proxy.connections} connections, ${r.proxy.bytesPerByte.toFixed(3)} bytes per byte, proxy CPU ${r.proxy.cpuPerGiB.toFixed(2)} s/GiB` : ''}${r.syscalls ? `; per MiB read: ${Object.entries(r.syscalls).map(([name, n]) => `${n.toFixed(1)} ${name}`).join(', ')}` : ''}`)
   }
   console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`)
 }
