@@ -144,6 +144,20 @@ t.test('local: file and mmap each against the QEMU export; n/a without it, or wi
   )
 })
 
+t.test("issue 17's loopback target: at HTTP 0 ms too, 1.5x the best peer", async (t) => {
+  const results = sample()
+  const loopback = () => find(evaluateTargets(results), 'HTTP 0 ms', 'seq 1 reader >= 1.5x best peer')
+  const peers = Object.entries(condition(results, 'http-0ms').mounts).filter(([key]) => key !== 'snapmount' && key !== 'snapmount-manifest')
+  const best = peers.reduce((b, p) => (p[1].seq1.mbps > b[1].seq1.mbps ? p : b))
+  snapmount(results, 'http-0ms').seq1.mbps = 1.5 * best[1].seq1.mbps
+  t.equal(loopback().pass, true, 'at 1.5x')
+  t.match(loopback().detail, `(${best[0]})`)
+  snapmount(results, 'http-0ms').seq1.mbps = 1.49 * best[1].seq1.mbps
+  t.equal(loopback().pass, false)
+  delete results.remote!['http-0ms']
+  t.same([loopback().pass, loopback().detail], [undefined, 'part http-0ms not run'])
+})
+
 t.test("issue 17's CPU target: snapmount's 1-reader read in every remote condition run, per protocol", async (t) => {
   const results = sample()
   const cpuTargets = () => evaluateTargets(results).filter((target) => target.target.startsWith('daemon CPU'))
@@ -163,7 +177,11 @@ t.test("issue 17's CPU target: snapmount's 1-reader read in every remote conditi
   let target = cpuTargets()[0]!
   t.equal(target.pass, true, 'at the limit')
   t.equal(target.value, 0.8)
-  t.equal(target.detail, '0.80 vs 0.8 s/GiB at 555 MB/s, machine idle 13 %; 1.23 with 4 readers (not judged)')
+  t.equal(target.detail, '0.80 vs 0.8 s/GiB at 555 MB/s, machine idle 13 %; 1.23 with 4 readers (not judged); null backend 0.76')
+  results.local!.mounts.null!.seqColdCpu = { daemonSecondsPerGiB: 0.5, idleShare: 0.5 }
+  t.match(cpuTargets()[3]!.detail, /; null backend 0\.50$/, "each row names this run's floor: the FUSE path alone")
+  delete results.local
+  t.notMatch(cpuTargets()[0]!.detail, /null backend/, 'not without the local part')
   s.seq1.cpu.daemonSecondsPerGiB = 0.81
   t.equal(cpuTargets()[0]!.pass, false)
   snapmount(results, 's3-0ms').seq1.cpu = { daemonSecondsPerGiB: 0.95 }
