@@ -9,7 +9,9 @@
 //
 // V8 checks the cache against its own version and flags (bin/snapmount's) and rejects it if they
 // differ; the daemon then compiles as if there were none. It checks the source only by its length,
-// so a cache older than daemon.js is not offered. `NODE_DEBUG=snapmount` tells which happened.
+// so a cache older than daemon.js is not offered; and the cache by no checksum (a file damaged in
+// place stops the start with a V8 fatal error, as a damaged daemon.js would fail it).
+// `NODE_DEBUG=snapmount` tells which happened.
 'use strict'
 const { readFileSync, statSync, writeFileSync } = require('node:fs')
 const { join } = require('node:path')
