@@ -10,10 +10,20 @@
 // its own, beside the chunks, where src/manifest/hash-pool.ts looks for it. The source map chains
 // to dist's maps and so to src/*.ts: stack traces and the tests' coverage of the daemon name the
 // TypeScript sources.
+//
+// esbuild splits code into chunks only as ES modules; every file is then made CommonJS, for two
+// reasons. Node 20 has a code cache only for scripts: the entry, bin.js (scripts/bundle-entry.cjs),
+// runs the daemon, daemon.js, as a vm.Script from the cache this build records, and a script's
+// require() reaches the chunks where its import() would need a loader Node 20 lacks. And Node's
+// ES module loader costs more than its CommonJS one: resolving each chunk, reading it through
+// the thread pool, and building each built-in module's namespace, which runs every lazy getter
+// (node:crypto's loads webcrypto). A local mount's start: 171 -> 135 CPU-ms (see the commit).
 import { build } from 'esbuild'
-import { readFile, rm } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { copyFile, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -75,13 +85,23 @@ const asciiStringWidth = {
 }
 
 const outdir = `${root}dist/bundle`
+/** The chunks as esbuild makes them, ES modules, before they are made CommonJS; then removed. */
+const esmdir = `${root}dist/bundle-esm`
+/**
+ * Node 20's V8 has the RegExp v flag and Unicode property escapes, which esbuild does not assume
+ * for node20: it would turn string-width's /^\p{RGI_Emoji}$/v into a `new RegExp` compiled as the
+ * bundle loads (~5 CPU-ms each start), where a literal is compiled on first use (never, on a
+ * mount's start). import() is made a require() in a promise: as lazy, and no ES module loader.
+ */
+const supported = { 'regexp-set-notation': true, 'regexp-unicode-property-escapes': true, 'dynamic-import': false }
 
 await rm(outdir, { recursive: true, force: true })
+await rm(esmdir, { recursive: true, force: true })
 await build({
   absWorkingDir: root,
-  entryPoints: ['dist/cli/bin.js', 'dist/manifest/hash-worker.js'],
-  outdir,
-  // bin.js and hash-worker.js, and the chunks beside them: hash-pool.ts finds the worker as
+  entryPoints: [{ in: 'dist/cli/bin.js', out: 'daemon' }, 'dist/manifest/hash-worker.js'],
+  outdir: esmdir,
+  // daemon.js and hash-worker.js, and the chunks beside them: hash-pool.ts finds the worker as
   // ./hash-worker.js next to whichever file its own code ended up in.
   entryNames: '[name]',
   chunkNames: '[name]-[hash]',
@@ -90,16 +110,42 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // Node 20's V8 has the RegExp v flag and Unicode property escapes, which esbuild does not assume
-  // for node20: it would turn string-width's /^\p{RGI_Emoji}$/v into a `new RegExp` compiled as
-  // the bundle loads (~5 CPU-ms each start), where a literal is compiled on first use (never, on a
-  // mount's start).
-  supported: { 'regexp-set-notation': true, 'regexp-unicode-property-escapes': true },
+  supported: { ...supported, 'dynamic-import': true },
   sourcemap: 'linked',
   sourcesContent: false,
   plugins: [requireExternals, asciiStringWidth],
-  // CommonJS packages bundled in (undici, yaml) require Node's built-ins, and the externals are
-  // required: an ES module has no `require` of its own, and esbuild's stand-in throws without one.
-  banner: { js: "import { createRequire as snapmountCreateRequire } from 'node:module'\nconst require = snapmountCreateRequire(import.meta.url)" },
   logLevel: 'warning',
+})
+
+// Each ES module as CommonJS, under the same name; what it imports stays outside (the other
+// chunks, Node's built-ins, the external packages). Strict, as the module was: the banner says so
+// before esbuild's own "use strict", which would otherwise be no directive. import.meta is the
+// file's own. The source maps chain to the first build's, and so to src/*.ts.
+await build({
+  absWorkingDir: root,
+  entryPoints: (await readdir(esmdir)).filter((file) => file.endsWith('.js')).map((file) => `${esmdir}/${file}`),
+  outdir,
+  entryNames: '[name]',
+  bundle: true,
+  packages: 'external',
+  external: ['./*'],
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  supported,
+  sourcemap: 'linked',
+  sourcesContent: false,
+  banner: { js: "'use strict'\nconst snapmountImportMeta = { url: require('node:url').pathToFileURL(__filename).href }" },
+  define: { 'import.meta': 'snapmountImportMeta' },
+  logLevel: 'warning',
+})
+await rm(esmdir, { recursive: true })
+await writeFile(`${outdir}/package.json`, '{ "type": "commonjs" }\n')
+await copyFile(`${root}scripts/bundle-entry.cjs`, `${outdir}/bin.js`)
+
+// The code cache (scripts/bundle-entry.cjs): what a `--version` run compiles, run as users run it,
+// through bin/snapmount, as V8 rejects a cache made under other flags. Without the caller's
+// NODE_OPTIONS (V8 flags among them), and the bundle run, not the modules.
+await promisify(execFile)(`${root}bin/snapmount`, ['--version'], {
+  env: { ...process.env, NODE_OPTIONS: '', NODE_V8_COVERAGE: '', SNAPMOUNT_UNBUNDLED: '', SNAPMOUNT_MAKE_CODE_CACHE: '1' },
 })

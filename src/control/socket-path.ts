@@ -1,8 +1,8 @@
-import { createRequire } from 'node:module'
 import type { Stats } from 'node:fs'
 import { lstat, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InputError } from '../errors.js'
+import { nodeCrypto } from '../node-crypto.js'
 
 /** The control folder is not one only its user can have made: another user could swap the socket in it. */
 export class UnsafeControlDirError extends InputError {
@@ -32,9 +32,7 @@ export function runtimeDir(uid: number, env: Record<string, string | undefined>)
 export function socketPathFor(mountpoint: string, dir: string): string {
   const path = join(dir, `${escapePath(mountpoint)}.sock`)
   if (Buffer.byteLength(path) <= SOCKET_PATH_MAX) return path
-  // node:crypto only for the rare long path: loading it is ~20 ms of a daemon's start.
-  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto')
-  return join(dir, `mount-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}.sock`)
+  return join(dir, `mount-${nodeCrypto().createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}.sock`)
 }
 
 /** systemd-escape --path: slashes trimmed and turned into '-', bytes other than [A-Za-z0-9:_.] as \xNN. */

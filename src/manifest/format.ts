@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { InputError } from '../errors.js'
+import { nodeCrypto } from '../node-crypto.js'
 
 /**
  * The integrity manifest's binary format (docs/manifest.md): a 32-byte header, then one digest per
@@ -139,7 +139,7 @@ export function decodeManifest(bytes: Buffer): Manifest {
 
 /** The SHA-256 of a manifest's bytes in hex: what a snapshot's `manifest.sha256` pins. */
 export function manifestSha256(bytes: Buffer): string {
-  return createHash('sha256').update(bytes).digest('hex')
+  return nodeCrypto().createHash('sha256').update(bytes).digest('hex')
 }
 
 function safeNumber(value: bigint, what: string): number {

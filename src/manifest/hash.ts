@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { createRequire } from 'node:module'
+import { nodeCrypto } from '../node-crypto.js'
 import { HASH_ALGORITHMS, type HashAlgorithm } from './format.js'
 
 type Blake3 = typeof import('blake3-c')
@@ -20,7 +20,7 @@ function blake3(): Blake3 {
  */
 export function digestOf(algorithm: HashAlgorithm, data: Uint8Array): Buffer {
   if (algorithm === 'blake3') return blake3().digest(data)
-  return createHash(algorithm).update(data).digest()
+  return nodeCrypto().createHash(algorithm).update(data).digest()
 }
 
 /**

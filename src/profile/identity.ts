@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { nodeCrypto } from '../node-crypto.js'
 import type { SnapshotSpec } from '../config/config.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { ProfileIdentity } from './format.js'
@@ -19,5 +19,5 @@ export function profileIdentity(spec: SnapshotSpec, backend: StorageBackend): Pr
  * disk cache's folder): a digest of the identity, so it names no secret and no path.
  */
 export function profileFileName(identity: ProfileIdentity): string {
-  return `${createHash('sha256').update(`${identity.bytes}\n${identity.validator}`).digest('hex').slice(0, 32)}.profile.json`
+  return `${nodeCrypto().createHash('sha256').update(`${identity.bytes}\n${identity.validator}`).digest('hex').slice(0, 32)}.profile.json`
 }

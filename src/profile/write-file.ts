@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto'
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { nodeCrypto } from '../node-crypto.js'
 
 /**
  * Writes `text` to `path` so that a reader (the next cold start, a crash in between) sees either
@@ -13,7 +13,7 @@ import { basename, dirname, join } from 'node:path'
 export async function writeFileAtomically(path: string, text: string): Promise<void> {
   const folder = dirname(path)
   await mkdir(folder, { recursive: true, mode: 0o700 })
-  const temp = join(folder, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const temp = join(folder, `.${basename(path)}.${process.pid}.${nodeCrypto().randomBytes(4).toString('hex')}.tmp`)
   const file = await open(temp, 'wx', 0o600)
   try {
     try {

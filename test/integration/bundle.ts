@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { runCli, startDaemon } from '../fixtures/daemon.js'
+import { runCli, SNAPMOUNT, startDaemon, type CliResult } from '../fixtures/daemon.js'
 import { FAUX_S3_ENV, startFauxS3 } from '../fixtures/fauxqs.js'
 import { makeRandomImage } from '../fixtures/images.js'
 import { startNginx } from '../fixtures/nginx.js'
@@ -28,6 +28,20 @@ const WITHOUT_COVERAGE = { _TAPJS_PROCESSINFO_COVERAGE_: '0' }
  */
 const BUNDLE_ENV = { NODE_V8_COVERAGE: '', SNAPMOUNT_UNBUNDLED: '', ...FAUX_S3_ENV, ...WITHOUT_COVERAGE }
 const SIZE = 3 * 1024 * 1024 + 4321
+
+/**
+ * Runs the bundle as users run it, which under tap takes more: @tapjs/processinfo also turns
+ * source maps on, and with them on the bundle's entry requires its daemon instead of running it
+ * from its code cache (scripts/bundle-entry.cjs). tap puts its hook back into any NODE_OPTIONS a
+ * child is given; `env -u` takes it out after the spawn.
+ */
+function runAsUsersDo(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile('env', ['-u', 'NODE_OPTIONS', SNAPMOUNT, ...args], { timeout: 20_000, env: { ...process.env, ...BUNDLE_ENV, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr })
+    })
+  })
+}
 
 t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S3 snapshots, reads them exactly through the disk cache and serves metrics', async (t) => {
   const dir = await tempDir(t)
@@ -70,6 +84,11 @@ t.test('the bundle mounts local (file, mmap), HTTP (direct and redirected) and S
   t.ok(metricsUrl, 'serves metrics')
   t.match(await (await fetch(metricsUrl!)).text(), /^snapmount_/m, 'the metrics chunk and prom-client load')
   t.equal(await daemon.stop(), 0)
+  // The daemon ran with tap's source maps; `check` opens the same sources from the code cache.
+  const checked = await runAsUsersDo(['check', '--config', config], { NODE_DEBUG: 'snapmount' })
+  t.equal(checked.code, 0, checked.stderr)
+  t.match(checked.stderr, /code cache accepted/)
+  t.equal(checked.stdout.trim().split('\n').length, 5, `every source opens: ${checked.stdout}`)
 })
 
 t.test('the bundle hashes a manifest in its worker threads', async (t) => {
@@ -105,4 +124,27 @@ t.test('a bundle older than the modules tsc emitted is not run: bin/snapmount ru
   // As `tsc -p .` run alone, after the bundle was made, leaves them.
   await utimes(modules, saved.atime, new Date((await stat(bundle)).mtime.getTime() + 10_000))
   t.equal(await entry(), modules, 'tsc ran after the bundle: the modules run')
+})
+
+t.test("the bundle runs its daemon from the code cache the build recorded, unless that is older than the daemon", async (t) => {
+  const said = async () => (await runAsUsersDo(['--version'], { NODE_DEBUG: 'snapmount' })).stderr
+  t.match(await said(), /code cache accepted/, 'V8 takes the cache made through bin/snapmount')
+  const daemon = fileURLToPath(new URL('../../dist/bundle/daemon.js', import.meta.url))
+  const cache = `${daemon}.cache`
+  const saved = await stat(cache)
+  t.teardown(() => utimes(cache, saved.atime, saved.mtime))
+  // As a daemon.js rebuilt without its cache would leave it: V8 would check only its length.
+  await utimes(cache, saved.atime, new Date((await stat(daemon)).mtime.getTime() - 10_000))
+  t.match(await said(), /code cache not offered/)
+})
+
+t.test("with source maps on, the bundle's stack traces name the TypeScript sources", async (t) => {
+  const dir = await tempDir(t)
+  // A failure inside main(), whose stack Node prints: the daemon's first call of process.getuid.
+  const failing = join(dir, 'failing-getuid.cjs')
+  await writeFile(failing, "process.getuid = () => { throw new Error('no uid here') }\n")
+  const { code, stderr } = await runCli(['--version'], { env: { ...BUNDLE_ENV, NODE_OPTIONS: `--enable-source-maps --require=${failing}` } })
+  t.not(code, 0)
+  t.match(stderr, /no uid here/)
+  t.match(stderr, /at main \(\S*\/src\/cli\/main\.ts:\d+:\d+\)/, 'the frame in main() is mapped to main.ts')
 })
