@@ -2,7 +2,7 @@ import type { Stats } from 'node:fs'
 import { lstat, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { InputError } from '../errors.js'
-import { nodeCrypto } from '../node-crypto.js'
+import { nodeCrypto } from '../lazy-builtins.js'
 
 /** The control folder is not one only its user can have made: another user could swap the socket in it. */
 export class UnsafeControlDirError extends InputError {

@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js'
-import { nodeCrypto } from '../node-crypto.js'
+import { nodeCrypto } from '../lazy-builtins.js'
 
 /**
  * The integrity manifest's binary format (docs/manifest.md): a 32-byte header, then one digest per

@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Worker } from 'node:worker_threads'
+import { nodeWorkerThreads } from '../lazy-builtins.js'
 import { HASH_ALGORITHMS, MANIFEST_BLOCK_BYTES, type HashAlgorithm } from './format.js'
 import { blockDigestsOf } from './hash.js'
 
@@ -129,10 +129,7 @@ export class HashPool {
   }
 
   private start(index: number): Slot {
-    // node:worker_threads only once a pool hashes, as a start does only for a manifest: loaded
-    // by every start, it cost ~11 ms from spawn to "mounted" (measured; ~2 ms to require alone).
-    const { Worker } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads')
-    const worker = new Worker(WORKER_URL)
+    const worker = new (nodeWorkerThreads().Worker)(WORKER_URL)
     const slot: Slot = { worker, bytes: new Uint8Array(new SharedArrayBuffer(JOB_BYTES)), job: undefined }
     worker.unref()
     worker.on('message', (digests: Uint8Array) => {

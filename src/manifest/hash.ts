@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import { nodeCrypto } from '../node-crypto.js'
+import { nodeCrypto } from '../lazy-builtins.js'
 import { HASH_ALGORITHMS, type HashAlgorithm } from './format.js'
 
 type Blake3 = typeof import('blake3-c')

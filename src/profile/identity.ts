@@ -1,4 +1,4 @@
-import { nodeCrypto } from '../node-crypto.js'
+import { nodeCrypto } from '../lazy-builtins.js'
 import type { SnapshotSpec } from '../config/config.js'
 import type { StorageBackend } from '../backend/storage-backend.js'
 import type { ProfileIdentity } from './format.js'

@@ -1,6 +1,6 @@
 import { mkdir, open, rename, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { nodeCrypto } from '../node-crypto.js'
+import { nodeCrypto } from '../lazy-builtins.js'
 
 /**
  * Writes `text` to `path` so that a reader (the next cold start, a crash in between) sees either

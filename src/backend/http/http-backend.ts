@@ -21,7 +21,7 @@ import {
 } from '../remote/remote-errors.js'
 import { redactUrl } from '../../redact.js'
 import { RangeClient } from '../remote/range-client.js'
-import { loadTls } from '../remote/range-connection.js'
+import { nodeTls } from '../../lazy-builtins.js'
 import type { ResponseHead } from '../remote/response-head.js'
 import { retryAfterMs } from '../remote/retry-policy.js'
 import { usesProxy, type ProxySettings } from './proxy-rules.js'
@@ -407,9 +407,9 @@ function tlsOptions({ ca, extraCa, cert, key, insecureSkipVerify }: HttpBackendO
   const secureContext =
     named.length === 0 && cert === undefined && key === undefined
       ? undefined
-      : loadTls().createSecureContext({
+      : nodeTls().createSecureContext({
           // Naming CAs replaces Node's bundled roots; keep them.
-          ...(named.length > 0 && { ca: [...loadTls().rootCertificates, ...named] }),
+          ...(named.length > 0 && { ca: [...nodeTls().rootCertificates, ...named] }),
           ...(cert !== undefined && { cert }),
           ...(key !== undefined && { key }),
         })
@@ -418,7 +418,7 @@ function tlsOptions({ ca, extraCa, cert, key, insecureSkipVerify }: HttpBackendO
 
 /** An https proxy's TLS: Node's default trust, not the snapshot's ca_file, which vouches for its server. */
 function proxyTlsOptions({ extraCa }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'secureContext'> {
-  return extraCa === undefined ? {} : { secureContext: loadTls().createSecureContext({ ca: [...loadTls().rootCertificates, extraCa] }) }
+  return extraCa === undefined ? {} : { secureContext: nodeTls().createSecureContext({ ca: [...nodeTls().rootCertificates, extraCa] }) }
 }
 
 function validatorFrom(headers: Headers): Validator {

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module'
+import { nodeTls } from '../../lazy-builtins.js'
 import { connect as connectTcp, type Socket } from 'node:net'
 import type { ConnectionOptions } from 'node:tls'
 import { BadResponseError, ConnectionClosedError, ResponseTimeoutError, TruncatedBodyError } from './remote-errors.js'
@@ -31,14 +31,6 @@ export class StaleConnectionError extends Error {
   }
 }
 
-let tls: typeof import('node:tls') | undefined
-/**
- * node:tls, loaded by the first HTTPS connection or option: loading it (and node:crypto with it)
- * is ~20-30 ms of a daemon's start, which a plain HTTP snapshot need not pay.
- */
-export function loadTls(): typeof import('node:tls') {
-  return (tls ??= createRequire(import.meta.url)('node:tls') as typeof import('node:tls'))
-}
 
 /** The largest response head we take: nginx and S3 send well under 2 KiB. */
 const HEAD_LIMIT = 16 * 1024
@@ -84,7 +76,7 @@ export class RangeConnection {
     const onread = { buffer: () => this.nextBuffer(), callback: (bytes: number) => (this.onRead(bytes), true) }
     // Node's types leave `onread` out of tls.connect's options; it takes it (since v14.5) all the same.
     this.socket = to.tls
-      ? loadTls().connect({ ...to.tls, host: to.host, port: to.port, onread } as ConnectionOptions)
+      ? nodeTls().connect({ ...to.tls, host: to.host, port: to.port, onread } as ConnectionOptions)
       : connectTcp({ host: to.host, port: to.port, onread })
     this.socket.setNoDelay(true)
     this.socket.once(to.tls ? 'secureConnect' : 'connect', () => this.onConnect())
