@@ -78,6 +78,9 @@ type Validator = { kind: 'etag'; value: string } | { kind: 'last-modified'; valu
 
 type Headers = Record<string, string>
 
+/** What both clients are given for the server's TLS (tlsOptions). */
+type ServerTls = Pick<ConnectionOptions, 'secureContext' | 'rejectUnauthorized'>
+
 /**
  * Serves a snapshot over HTTP(S) with one ranged GET per read.
  *
@@ -103,6 +106,8 @@ export class HttpBackend extends RemoteBackend {
   private direct: RangeClient | undefined
   private useDirect = false
   private general: Promise<GeneralClient> | undefined
+  /** tlsOptions, made once for both clients (see there). */
+  private serverTls: ServerTls | undefined
 
   private constructor(private readonly options: HttpBackendOptions) {
     // Without Last-Modified, mtime is the time of open.
@@ -119,7 +124,7 @@ export class HttpBackend extends RemoteBackend {
       options.logger.warn(`TLS certificate checks are OFF for ${backend.redactedUrl} (insecure_skip_verify): anyone on the path can serve other bytes`)
     }
     try {
-      backend.direct = buildRangeClient(options, backend.redactedUrl)
+      backend.direct = buildRangeClient(options, backend.redactedUrl, () => backend.tls())
       backend.useDirect = backend.direct !== undefined
       await backend.learnObject()
     } catch (err) {
@@ -321,8 +326,12 @@ export class HttpBackend extends RemoteBackend {
     /* c8 ignore next -- the loop is left only by return or throw, but V8 counts its exit as code */
   }
 
+  private tls(): ServerTls {
+    return (this.serverTls ??= tlsOptions(this.options.tls))
+  }
+
   private generalClient(): Promise<GeneralClient> {
-    this.general ??= import('./undici.js').then((undici) => ({ dispatcher: buildDispatcher(undici, this.options), request: undici.request }))
+    this.general ??= import('./undici.js').then((undici) => ({ dispatcher: buildDispatcher(undici, this.options, this.tls()), request: undici.request }))
     return this.general
   }
 
@@ -364,8 +373,7 @@ export class HttpBackend extends RemoteBackend {
   }
 }
 
-function buildDispatcher(undici: typeof import('./undici.js'), options: HttpBackendOptions): Dispatcher {
-  const tls = tlsOptions(options.tls)
+function buildDispatcher(undici: typeof import('./undici.js'), options: HttpBackendOptions, tls: ServerTls): Dispatcher {
   return new undici.EnvHttpProxyAgent({
     ...options.proxy,
     connections: options.connections,
@@ -380,12 +388,12 @@ function buildDispatcher(undici: typeof import('./undici.js'), options: HttpBack
 }
 
 /** The direct client, unless requests to the URL go through a proxy (undici's proxy agent handles those). */
-function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient | undefined {
+function buildRangeClient(options: HttpBackendOptions, url: string, tls: () => ServerTls): RangeClient | undefined {
   const origin = new URL(options.url)
   if (usesProxy(origin, options.proxy)) return undefined
   return new RangeClient({
     origin,
-    tls: origin.protocol === 'https:' ? tlsOptions(options.tls) : {},
+    tls: origin.protocol === 'https:' ? tls() : {},
     headers: () => options.headers.current(),
     connections: options.connections,
     connectTimeoutMs: options.connectTimeoutMs,
@@ -397,12 +405,12 @@ function buildRangeClient(options: HttpBackendOptions, url: string): RangeClient
 }
 
 /**
- * What both clients are given for the server's TLS. One secure context serves all of a client's
- * connections: naming CAs makes Node parse every root again for each context it makes (Node's
- * ~140 and NODE_EXTRA_CA_CERTS's 144 took it ~70 ms at start here), which for each connection
- * would cost more than the connection.
+ * The server's TLS. One secure context serves all the connections of both clients: naming CAs
+ * makes Node parse every root again for each context it makes (Node's ~140 and
+ * NODE_EXTRA_CA_CERTS's 144 took it ~70 ms at start here), which for each connection would cost
+ * more than the connection.
  */
-function tlsOptions({ ca, extraCa, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): Pick<ConnectionOptions, 'secureContext' | 'rejectUnauthorized'> {
+function tlsOptions({ ca, extraCa, cert, key, insecureSkipVerify }: HttpBackendOptions['tls']): ServerTls {
   const named = [extraCa, ca].filter((pem) => pem !== undefined)
   const secureContext =
     named.length === 0 && cert === undefined && key === undefined
